@@ -1,0 +1,33 @@
+# Every target sets itself up: it creates .venv when missing and installs the pinned deps.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
+export JAX_PLATFORMS ?= cpu
+
+.PHONY: setup test demo lint format bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile
+
+demo: $(STAMP)
+	$(PY) experiments/demo.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests experiments benchmarks
+	$(VENV)/bin/ruff format --check src tests experiments benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix src tests experiments benchmarks
+	$(VENV)/bin/ruff format src tests experiments benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,207 @@
+"""Shared helpers of the benchmark scripts: side-by-side timing, XLA memory, results.json.
+
+Every figure a benchmark reports is a ratio of two contenders measured in the same process,
+interleaved: repetition r runs the contenders in order A, B, ... and repetition r+1 in the
+reverse order, each call timed to ``jax.block_until_ready``. Load from other processes drifts
+slowly compared with one repetition, so it hits both contenders of a repetition alike; the
+ratio reported is the median over repetitions of the per-repetition ratio.
+
+Memory is XLA's own account of a compiled executable (``Compiled.memory_analysis()``): the
+temporary buffers it allocates besides its arguments and outputs. It needs no run, so a shape
+too big for this machine can still be measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import fcntl
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_PATH = ROOT / "benchmarks" / "results.json"
+
+AttentionFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """The flags every benchmark takes: ``--quick``, ``--repeats``, ``--results``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and sizes")
+    parser.add_argument("--repeats", type=int, default=0, help="timed repetitions (0: default)")
+    parser.add_argument("--results", type=Path, default=RESULTS_PATH, help="results JSON file")
+    return parser
+
+
+def int_list(text: str) -> list[int]:
+    """``"128,512"`` -> ``[128, 512]`` (an argparse type)."""
+    try:
+        values = [int(part) for part in text.split(",") if part]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers; got {text!r}")
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers; got {text!r}")
+    return values
+
+
+def random_arrays(seed: int, shape: tuple[int, ...], count: int) -> list[jax.Array]:
+    """``count`` float32 standard-normal arrays of ``shape``, from one numpy seed."""
+    rng = np.random.default_rng(seed)
+    return [jnp.asarray(rng.standard_normal(shape, dtype=np.float32)) for _ in range(count)]
+
+
+def fwd_bwd(attention: AttentionFn) -> Callable[..., tuple[jax.Array, jax.Array, jax.Array]]:
+    """Jitted ``(q, k, v, ct) -> d/d(q, k, v) sum(attention(q, k, v) * ct)``.
+
+    ``ct`` is a random output cotangent passed as an argument, so XLA cannot simplify the
+    backward pass the way it could for a constant one (``sum(out)`` makes ``dP`` a row sum).
+    """
+
+    def loss(query, key, value, cotangent):
+        return jnp.sum(attention(query, key, value).astype(jnp.float32) * cotangent)
+
+    return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+
+
+def forward(attention: AttentionFn) -> Callable[..., jax.Array]:
+    """Jitted ``(q, k, v) -> attention(q, k, v)``."""
+    return jax.jit(attention)
+
+
+def interleaved_times(
+    contenders: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Seconds per call of each contender, ``repeats`` calls each, interleaved.
+
+    Each contender is first called ``warmup`` times (compilation, first-touch of buffers).
+    Repetition r calls them in the given order when r is even and reversed when r is odd, so
+    neither always runs first after the other.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1; got {repeats}")
+    for call in contenders.values():
+        for _ in range(warmup):
+            jax.block_until_ready(call())
+    names = list(contenders)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(repeats):
+        for name in names if rep % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            jax.block_until_ready(contenders[name]())
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> dict[str, float]:
+    """Median and quartiles of ``numerator[r] / denominator[r]`` over repetitions r."""
+    ratios = np.asarray(numerator, float) / np.asarray(denominator, float)
+    q25, median, q75 = np.percentile(ratios, [25, 50, 75])
+    return {"median": float(median), "q25": float(q25), "q75": float(q75)}
+
+
+def compiled_memory(jitted: Any, *args: Any) -> dict[str, int]:
+    """XLA's memory analysis of ``jitted`` compiled for ``args`` (arrays or ShapeDtypeStructs).
+
+    ``temp_bytes`` is the scratch memory of the computation (for attention: scores, weights,
+    their gradients and saved residuals); ``peak_bytes`` adds arguments and outputs.
+    """
+    analysis = jitted.lower(*args).compile().memory_analysis()
+    if analysis is None:
+        raise RuntimeError("this backend gives no memory analysis for compiled executables")
+    temp = int(analysis.temp_size_in_bytes)
+    arguments = int(analysis.argument_size_in_bytes)
+    outputs = int(analysis.output_size_in_bytes)
+    alias = int(analysis.alias_size_in_bytes)
+    return {
+        "temp_bytes": temp,
+        "argument_bytes": arguments,
+        "output_bytes": outputs,
+        "alias_bytes": alias,
+        "peak_bytes": temp + arguments + outputs - alias,
+    }
+
+
+def available_memory_bytes() -> int:
+    """``MemAvailable`` of /proc/meminfo (physical memory free for a new allocation)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def machine_info() -> dict[str, Any]:
+    """Where and when the figures were measured."""
+    return {
+        "device": str(jax.devices()[0]),
+        "platform": jax.default_backend(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1m": os.getloadavg()[0],
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def command_line() -> str:
+    """The command that produced the figures, relative to the repository root."""
+    script = Path(sys.argv[0])
+    if script.is_absolute() and ROOT in script.parents:
+        script = script.relative_to(ROOT)
+    return shlex.join(["python", str(script), *sys.argv[1:]])
+
+
+def write_section(section: str, payload: dict[str, Any], path: Path = RESULTS_PATH) -> None:
+    """Set ``results[section] = payload`` in the JSON file ``path``, keeping other sections.
+
+    Read-modify-write under an exclusive ``flock`` on a side lock file, then an atomic rename,
+    so benchmarks writing their own sections at the same time lose nothing.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(results, dict):
+            raise ValueError(f"{path} must hold a JSON object of sections; got {type(results)}")
+        results[section] = payload
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+
+
+def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    """A plain-text table: ``columns`` is ``[(key, header), ...]``; floats get 3 digits."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, bool) or value is None:
+            return {True: "yes", False: "NO", None: "-"}[value]
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+        return str(value)
+
+    table = [[header for _, header in columns]]
+    table += [[cell(row.get(key)) for key, _ in columns] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    lines = ["  ".join(text.rjust(width) for text, width in zip(line, widths)) for line in table]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def mib(num_bytes: float) -> float:
+    return num_bytes / 2**20

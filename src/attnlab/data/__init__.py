@@ -1,0 +1,29 @@
+"""attnlab.data: TFDS builders (array_record), vocabularies, and the grain input pipeline.
+
+- ``dataset_info(data_cfg)``: task, vocabularies, classes, lengths, split sizes.
+- ``make_train_iterator(data_cfg, batch_size=, seed=)``: endless, resumable training batches.
+- ``make_eval_batches(data_cfg, split, batch_size=)``: one pass, in file order.
+- ``data_config(**overrides)``: every ``data.*`` key with its default.
+"""
+
+from attnlab.data import specials
+from attnlab.data.config import data_config
+from attnlab.data.datasets import KNOWN_NAMES, TASKS, DatasetInfo, dataset_info
+from attnlab.data.encode import Counts
+from attnlab.data.pipeline import EvalBatches, TrainIterator, make_eval_batches, make_train_iterator
+from attnlab.data.vocab import Vocab
+
+__all__ = [
+    "KNOWN_NAMES",
+    "TASKS",
+    "Counts",
+    "DatasetInfo",
+    "EvalBatches",
+    "TrainIterator",
+    "Vocab",
+    "data_config",
+    "dataset_info",
+    "make_eval_batches",
+    "make_train_iterator",
+    "specials",
+]

@@ -1,0 +1,88 @@
+"""The ``data.*`` config keys, their defaults, and validation.
+
+``data_config(**overrides)`` gives every key. The data functions accept a partial
+``ConfigDict`` (or dict): missing keys take these defaults, unknown keys are an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import ml_collections
+
+LONG_POLICIES = ("filter", "truncate")
+SEQ_TOKENIZERS = ("char", "sentencepiece")  # for tfds:NAME text features
+DEFAULT_DATA_DIR = "~/.cache/attnlab/tfds"
+
+_DEFAULTS: dict[str, Any] = {
+    # cmudict_g2p | cmudict_syllables | synthetic_seq2seq | cn_address | tfds:NAME[/CONFIG]
+    "name": "cmudict_g2p",
+    # "" = $ATTNLAB_DATA_DIR, else ~/.cache/attnlab/tfds
+    "data_dir": "",
+    # Longest input (tokens) and target (tokens + EOS); 0 = the dataset's default.
+    "max_len": 0,
+    "max_target_len": 0,
+    # Training examples longer than that are dropped ("filter") or cut ("truncate").
+    # Evaluation always truncates (a test set never loses examples) and counts it.
+    "long_policy": "filter",
+    # Optional length buckets for training batches: ascending lengths; each bucket pads to
+    # (min(b, max_len), min(b, max_target_len)) and a last bucket pads to the maxima.
+    "bucket_boundaries": (),
+    # Build a small version from the first N source entries of a stable sample (0 = all).
+    # For synthetic_seq2seq and cn_address: the number of examples drawn.
+    "max_source_examples": 0,
+    # cmudict_g2p: keep the stress digits of the phonemes.
+    "keep_stress": False,
+    # synthetic_seq2seq: copy | reverse | sort, symbols, source length range.
+    "synthetic_task": "reverse",
+    "synthetic_vocab_size": 16,
+    "synthetic_min_length": 1,
+    "synthetic_max_length": 16,
+    # tfds:NAME: feature keys, tokenizer (char | sentencepiece), SentencePiece size, and how
+    # many training examples (file order) build the vocabulary (0 = all).
+    "input_key": "",
+    "target_key": "",
+    "tokenizer": "char",
+    "spm_vocab_size": 8000,
+    "vocab_examples": 200000,
+}
+
+
+def data_config(**overrides: Any) -> ml_collections.ConfigDict:
+    """Every ``data.*`` key with its default, updated by ``overrides``."""
+    return resolve(overrides)
+
+
+def resolve(
+    data_cfg: Mapping[str, Any] | ml_collections.ConfigDict | None,
+) -> ml_collections.ConfigDict:
+    """A full, validated copy of ``data_cfg`` (defaults filled in, values checked)."""
+    given = {} if data_cfg is None else dict(data_cfg.items())
+    unknown = sorted(set(given) - set(_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown data key {unknown[0]!r}; valid: {', '.join(_DEFAULTS)}")
+    merged = {**_DEFAULTS, **given}
+    merged["bucket_boundaries"] = tuple(int(b) for b in merged["bucket_boundaries"] or ())
+    if merged["long_policy"] not in LONG_POLICIES:
+        raise ValueError(
+            f"unknown data.long_policy {merged['long_policy']!r}; valid: {', '.join(LONG_POLICIES)}"
+        )
+    if merged["tokenizer"] not in SEQ_TOKENIZERS:
+        raise ValueError(
+            f"unknown data.tokenizer {merged['tokenizer']!r}; valid: {', '.join(SEQ_TOKENIZERS)}"
+        )
+    for key in ("max_len", "max_target_len", "max_source_examples", "vocab_examples"):
+        if int(merged[key]) < 0:
+            raise ValueError(f"data.{key} must be >= 0, got {merged[key]}")
+    bounds = merged["bucket_boundaries"]
+    if any(b < 1 for b in bounds) or list(bounds) != sorted(set(bounds)):
+        raise ValueError(f"data.bucket_boundaries must be ascending positive ints, got {bounds}")
+    return ml_collections.ConfigDict(merged)
+
+
+def data_dir(cfg: Mapping[str, Any]) -> str:
+    """``data.data_dir``, else ``$ATTNLAB_DATA_DIR``, else ``~/.cache/attnlab/tfds``."""
+    chosen = cfg["data_dir"] or os.environ.get("ATTNLAB_DATA_DIR") or DEFAULT_DATA_DIR
+    return os.path.abspath(os.path.expanduser(chosen))

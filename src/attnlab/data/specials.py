@@ -1,0 +1,20 @@
+"""Special token ids shared by every vocabulary, model and decoder.
+
+Ids 0..4 are reserved in every vocabulary, in this order; real tokens start at ``NUM_SPECIALS``.
+Padding is always on the right.
+"""
+
+PAD = 0
+BOS = 1
+EOS = 2
+UNK = 3
+MASK = 4
+
+PAD_TOKEN = "<pad>"
+BOS_TOKEN = "<s>"
+EOS_TOKEN = "</s>"
+UNK_TOKEN = "<unk>"
+MASK_TOKEN = "<mask>"
+
+SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN, MASK_TOKEN)
+NUM_SPECIALS = len(SPECIAL_TOKENS)

@@ -1,0 +1,227 @@
+"""NAT decoding strategies for ``NATSeq2Seq``, chosen by name.
+
+A NAT target is the tokens followed by EOS, and its length ``L`` counts the EOS. Decoding a
+row at length ``L`` feeds the decoder ``L`` MASK tokens, then PAD, and reads every position at
+once. Positions ``0..L-2`` take the most probable token that can be a content token (never PAD,
+BOS, EOS or MASK); position ``L-1`` is EOS. So the output tokens are ``L-1`` content tokens,
+EOS at ``L-1``, then PAD, and a row's score is the mean log-prob (under the model) of its
+``L`` tokens.
+
+Strategies (``parse_strategy``):
+
+- ``length_pred``: ``L`` = the most probable length under the length head.
+- ``length_beam:k``: the ``k`` most probable lengths, decoded in parallel as ``k * B`` rows; the
+  candidate with the best mean log-prob is kept, or, given ``rescorer``, the best by the
+  rescorer (for an AT model: its teacher-forced log-prob, as Gu et al. 2018's noisy parallel
+  decoding). ``length_beam:1`` is ``length_pred``.
+- ``oracle_length``: ``L`` = the reference length (``ref_lengths``, counting the EOS): an upper
+  bound that removes length prediction errors.
+- ``eos_cut``: decode the whole ``max_len`` canvas (all MASK), take the most probable token at
+  every position (anything but BOS and MASK) and cut after the first EOS (PAD after it). For a
+  model trained to emit EOS and then PAD over the full canvas. Without an EOS the whole
+  canvas is kept.
+- ``mask_predict:T`` (CMLM, Ghazvininejad et al. 2019): start from all MASK at length ``L``;
+  iteration 0 predicts every position; iteration ``t = 1..T-1`` re-masks the
+  ``n = floor(N * (T - t) / T)`` content positions with the lowest probability (``N = L - 1``
+  content positions; the EOS is fixed) and re-predicts them given the others, updating the
+  tokens and probabilities of the re-masked positions only. ``mask_predict:1`` is one
+  parallel pass. Combine with a length strategy with ``+``: ``length_beam:5+mask_predict:10``,
+  ``oracle_length+mask_predict:4`` (alone it uses ``length_pred``).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from attnlab.decode.at import at_log_prob
+from attnlab.nn.config import BOS_ID, EOS_ID, MASK_ID, PAD_ID
+
+VALID_FORMS = (
+    "length_pred",
+    "length_beam:K",
+    "oracle_length",
+    "eos_cut",
+    "mask_predict:T",
+    "<length_pred|length_beam:K|oracle_length>+mask_predict:T",
+)
+_CONTENT_FORBIDDEN = (PAD_ID, BOS_ID, EOS_ID, MASK_ID)
+_CANVAS_FORBIDDEN = (BOS_ID, MASK_ID)
+
+
+class NATStrategy(NamedTuple):
+    """Parsed strategy: how lengths are chosen, how many lengths, refinement iterations."""
+
+    length: str  # "length_pred" | "length_beam" | "oracle_length" | "eos_cut"
+    beam: int = 1
+    iterations: int = 1
+
+
+class NATOutput(NamedTuple):
+    tokens: jax.Array  # [B, T] content tokens, EOS, PAD
+    lengths: jax.Array  # [B] counting the EOS
+    scores: jax.Array  # [B] mean token log-prob (or the rescorer's score)
+
+
+_PART = re.compile(r"(length_pred|oracle_length|eos_cut)|(length_beam|mask_predict):([1-9][0-9]*)")
+
+
+def parse_strategy(strategy: str) -> NATStrategy:
+    """Parse a strategy name (see the module docstring); bad names raise ``ValueError``."""
+    parts = str(strategy).split("+")
+    length, beam, iterations = None, 1, None
+    ok = len(parts) <= 2
+    for part in parts:
+        m = _PART.fullmatch(part)
+        if m is None:
+            ok = False
+            break
+        name, number = m.group(1) or m.group(2), m.group(3)
+        if name == "mask_predict":
+            ok, iterations = ok and iterations is None, int(number)
+        else:
+            ok, length, beam = ok and length is None, name, int(number or 1)
+    if not ok or (length == "eos_cut" and iterations is not None):
+        raise ValueError(
+            f"unknown NAT strategy {strategy!r}; valid: {', '.join(VALID_FORMS)} (K, T >= 1)"
+        )
+    return NATStrategy(length or "length_pred", beam, iterations or 1)
+
+
+def _allowed(logp: jax.Array, forbidden: tuple[int, ...]) -> jax.Array:
+    return logp.at[..., jnp.array(forbidden)].set(-jnp.inf)
+
+
+def _predict(model, enc, src, dec_tokens, lengths):
+    """One parallel pass: (tokens [N, T], token log-probs [N, T]) with EOS at ``lengths - 1``."""
+    logp = jax.nn.log_softmax(model.decode(dec_tokens, enc, src).astype(jnp.float32), axis=-1)
+    pos = jnp.arange(dec_tokens.shape[1])[None, :]
+    is_eos = pos == (lengths - 1)[:, None]
+    tokens = jnp.where(is_eos, EOS_ID, jnp.argmax(_allowed(logp, _CONTENT_FORBIDDEN), axis=-1))
+    tokens = jnp.where(pos < lengths[:, None], tokens, PAD_ID).astype(jnp.int32)
+    token_logp = jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
+    return tokens, jnp.where(tokens != PAD_ID, token_logp, 0.0)
+
+
+def _mask_predict(model, enc, src, lengths, canvas: int, iterations: int):
+    """CMLM mask-predict at the given lengths -> (tokens, token log-probs), see module doc."""
+    pos = jnp.arange(canvas)[None, :]
+    inside = pos < lengths[:, None]
+    content = pos < (lengths - 1)[:, None]
+    dec = jnp.where(inside, MASK_ID, PAD_ID).astype(jnp.int32)
+    tokens, token_logp = _predict(model, enc, src, dec, lengths)
+    num_content = jnp.maximum(lengths - 1, 0)
+    for t in range(1, iterations):
+        n = (num_content * (iterations - t)) // iterations  # [N]
+        confidence = jnp.where(content, token_logp, jnp.inf)
+        rank = jnp.argsort(jnp.argsort(confidence, axis=1, stable=True), axis=1)
+        remask = content & (rank < n[:, None])
+        new_tokens, new_logp = _predict(
+            model, enc, src, jnp.where(remask, MASK_ID, tokens), lengths
+        )
+        tokens = jnp.where(remask, new_tokens, tokens)
+        token_logp = jnp.where(remask, new_logp, token_logp)
+    return tokens, token_logp
+
+
+def _mean(token_logp: jax.Array, lengths: jax.Array) -> jax.Array:
+    return jnp.sum(token_logp, axis=1) / jnp.maximum(lengths, 1)
+
+
+def _eos_cut(model, enc, src, canvas: int):
+    dec = jnp.full((src.shape[0], canvas), MASK_ID, jnp.int32)
+    logp = jax.nn.log_softmax(model.decode(dec, enc, src).astype(jnp.float32), axis=-1)
+    tokens = jnp.argmax(_allowed(logp, _CANVAS_FORBIDDEN), axis=-1).astype(jnp.int32)
+    is_eos = tokens == EOS_ID
+    lengths = jnp.where(jnp.any(is_eos, axis=1), jnp.argmax(is_eos, axis=1) + 1, canvas)
+    keep = jnp.arange(canvas)[None, :] < lengths[:, None]
+    token_logp = jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
+    tokens = jnp.where(keep, tokens, PAD_ID)
+    token_logp = jnp.where(keep, token_logp, 0.0)
+    return tokens[:, None], lengths[:, None], _mean(token_logp, lengths)[:, None]
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "strategy", "canvas"))
+def _candidates(graphdef, state, src, ref_lengths, *, strategy: NATStrategy, canvas: int):
+    """-> tokens [B, k, T], lengths [B, k], mean log-probs [B, k] for k candidate lengths, and
+    which candidates are possible at all [B, k] (length log-prob > -inf; offset mode rules
+    some lengths out)."""
+    model = nnx.merge(graphdef, state)
+    enc = model.encode(src)
+    if strategy.length == "eos_cut":
+        tokens, lengths, scores = _eos_cut(model, enc, src, canvas)
+        return tokens, lengths, scores, jnp.ones_like(lengths, bool)
+    batch, k = src.shape[0], strategy.beam
+    if strategy.length == "oracle_length":
+        lengths = ref_lengths[:, None]
+        possible = jnp.ones_like(lengths, bool)
+    else:  # the k most probable lengths in 1..canvas (a length counts the EOS, so >= 1)
+        length_logp, idx = jax.lax.top_k(model.length_log_probs(enc, src)[:, 1 : canvas + 1], k)
+        lengths, possible = idx + 1, length_logp > -jnp.inf
+    rows = lengths.reshape(-1)
+    rep = lambda x: jnp.repeat(x, k, axis=0)
+    tokens, token_logp = _mask_predict(model, rep(enc), rep(src), rows, canvas, strategy.iterations)
+    scores = _mean(token_logp, rows)
+    return tokens.reshape(batch, k, canvas), lengths, scores.reshape(batch, k), possible
+
+
+Rescorer = Callable[[jax.Array, jax.Array], jax.Array] | nnx.Module
+
+
+def nat_decode(
+    model: nnx.Module,
+    src: jax.Array,
+    strategy: str,
+    *,
+    ref_lengths: jax.Array | None = None,
+    max_len: int | None = None,
+    rescorer: Rescorer | None = None,
+) -> NATOutput:
+    """Decode ``src`` [B, S] with a ``NATSeq2Seq`` by ``strategy`` (see the module docstring).
+
+    ``max_len`` is the canvas width ``T`` (default: the model's ``max_len``). ``ref_lengths`` [B]
+    (counting the EOS) is required by ``oracle_length`` and ignored otherwise; rows of
+    length 0 (batch padding) decode to a lone EOS. ``rescorer`` picks among
+    ``length_beam`` candidates: an AT ``Seq2Seq`` (its teacher-forced log-prob) or a callable
+    ``(src [N, S], tokens [N, T]) -> scores [N]``, higher is better.
+    """
+    parsed = parse_strategy(strategy)
+    canvas = int(max_len if max_len is not None else model.max_len)
+    if not 1 <= canvas <= model.max_len:
+        raise ValueError(f"max_len must be in 1..{model.max_len} (the model's), got {canvas}")
+    if parsed.length == "oracle_length" and ref_lengths is None:
+        raise ValueError("strategy 'oracle_length' needs ref_lengths (target lengths with EOS)")
+    if rescorer is not None and parsed.length != "length_beam":
+        raise ValueError(f"rescorer is only used by length_beam:K, not {strategy!r}")
+    if parsed.length == "length_beam" and parsed.beam > canvas:
+        raise ValueError(f"length_beam:{parsed.beam} asks for more lengths than max_len={canvas}")
+    src = jnp.asarray(src, jnp.int32)
+    ref = np.ones(src.shape[:1], np.int32)
+    if parsed.length == "oracle_length":  # otherwise ref_lengths is ignored
+        ref = np.asarray(ref_lengths)
+        if ref.shape != src.shape[:1] or ref.max() > canvas:
+            raise ValueError(f"ref_lengths must be [B] and <= {canvas} (with the EOS), got {ref}")
+        ref = np.maximum(ref, 1)  # empty (padding) rows decode to a lone EOS
+    graphdef, state = nnx.split(model)
+    tokens, lengths, scores, possible = _candidates(
+        graphdef, state, src, ref.astype(jnp.int32), strategy=parsed, canvas=canvas
+    )
+    if rescorer is not None:
+        batch, k, _ = tokens.shape
+        flat_src, flat_tokens = jnp.repeat(src, k, axis=0), tokens.reshape(batch * k, -1)
+        if isinstance(rescorer, nnx.Module):
+            scores = at_log_prob(rescorer, flat_src, flat_tokens)
+        else:
+            scores = jnp.asarray(rescorer(flat_src, flat_tokens))
+        scores = scores.reshape(batch, k)
+    scores = jnp.where(possible, scores, -jnp.inf)
+    best = jnp.argmax(scores, axis=1)
+    pick = lambda x: jnp.take_along_axis(x, best.reshape((-1,) + (1,) * (x.ndim - 1)), axis=1)[:, 0]
+    return NATOutput(pick(tokens), pick(lengths), pick(scores))

@@ -1,0 +1,45 @@
+"""attnlab.nn: Flax NNX modules that own the parameters and call ops/.
+
+``build_model(cfg, rngs=...)`` builds the model named by ``cfg.name`` from a model config
+(``attnlab.nn.config.model_config``).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+from flax import nnx
+
+from attnlab.nn.attention import MultiHeadAttention
+from attnlab.nn.config import MODEL_NAMES, check_choice, model_config
+from attnlab.nn.conv import ConvMixer
+from attnlab.nn.encoders import Classifier, Tagger
+from attnlab.nn.layers import DecoderLayer, EncoderLayer, FeedForward
+from attnlab.nn.nat import LengthPredictor, NATSeq2Seq
+from attnlab.nn.norms import BatchNorm, LayerNorm, RMSNorm
+from attnlab.nn.seq2seq import Seq2Seq
+
+_MODELS = {"seq2seq": Seq2Seq, "nat": NATSeq2Seq, "tagger": Tagger, "classifier": Classifier}
+
+
+def build_model(cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> nnx.Module:
+    """The model named by ``cfg.name`` (``seq2seq | nat | tagger | classifier``)."""
+    return _MODELS[check_choice("name", cfg.name, MODEL_NAMES)](cfg, rngs=rngs)
+
+
+__all__ = [
+    "BatchNorm",
+    "Classifier",
+    "ConvMixer",
+    "DecoderLayer",
+    "EncoderLayer",
+    "FeedForward",
+    "LayerNorm",
+    "LengthPredictor",
+    "MultiHeadAttention",
+    "NATSeq2Seq",
+    "RMSNorm",
+    "Seq2Seq",
+    "Tagger",
+    "build_model",
+    "model_config",
+]

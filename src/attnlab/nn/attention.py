@@ -1,0 +1,192 @@
+"""Multi-head attention (Vaswani et al. 2017, section 3.2.2) as a thin NNX module over ops/.
+
+    MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O,  head_i = Attn(Q W_i^Q, K W_i^K, V W_i^V)
+
+``Attn`` is chosen by ``model.attention``:
+
+- ``softmax | relu | relu_over_length | sigmoid``: ``ops.dot_product_attention(scores=...)``.
+- ``linear``: ``ops.linear_attention`` (elu+1 feature map; causal in the decoder).
+- ``chunked``: ``ops.chunked_attention`` with ``chunk_size`` query and key chunks.
+- ``local``: dense softmax under ``ops.local_mask(local_window)`` (each query sees keys within
+  the window; causal in the decoder).
+- ``conv`` replaces self-attention altogether; see ``conv.py``.
+
+Positions: ``rotary`` rotates q and k (``ops.apply_rotary``) and ``alibi`` adds
+``ops.alibi_bias`` to the scores. Both act on self-attention only; cross-attention carries no
+position signal. Cross-attention uses the model's attention choice, except that ``local`` and
+``conv`` models use softmax cross-attention (a window over another sequence's positions, or a
+convolution across two sequences, has no meaning).
+
+Incremental decoding (``init_cache`` / ``step``) keeps K/V buffers ``[B, max_len, H, Dh]``.
+A step writes the new key and value at ``index`` and attends its one query over the buffer
+under the row ``index`` of the same masks (causal, local) and ALiBi bias that the full pass
+uses, so it reproduces the full pass position by position. ``chunked`` is computed densely at
+one query (the same function), and ``linear`` runs ``ops.linear_attention`` over the buffer
+with the keys up to ``index`` unmasked, which equals row ``index`` of causal linear attention.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from attnlab.nn.config import ATTENTIONS, POSITIONS, SCORE_FUNCTIONS, check_choice
+from attnlab.ops import attention as ops_attn
+from attnlab.ops import positional
+
+Cache = dict[str, jax.Array]
+
+
+class MultiHeadAttention(nnx.Module):
+    """Self- or cross-attention with Q/K/V projections and the output projection W^O.
+
+    Self-attention: ``attn(x, valid=valid)``; cross-attention: ``attn(x, valid=valid,
+    context=enc, context_valid=src_valid)``. ``valid`` [B, T] is True at real tokens; padded
+    keys are never attended.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        *,
+        attention: str,
+        position: str = "none",
+        causal: bool = False,
+        local_window: int = 8,
+        chunk_size: int = 32,
+        rngs: nnx.Rngs,
+    ) -> None:
+        check_choice("attention", attention, ATTENTIONS)
+        check_choice("position", position, POSITIONS)
+        if attention == "conv":
+            raise ValueError("attention 'conv' is ConvMixer, not MultiHeadAttention")
+        if attention == "linear" and position == "alibi":
+            raise ValueError("position 'alibi' needs a score matrix; linear attention has none")
+        self.attention = attention
+        self.position = position
+        self.causal = causal
+        self.num_heads = num_heads
+        self.local_window = local_window
+        self.chunk_size = chunk_size
+        self.query = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.key = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.value = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.out = nnx.Linear(d_model, d_model, rngs=rngs)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _heads(self, proj: nnx.Linear, x: jax.Array) -> jax.Array:
+        return ops_attn.split_heads(proj(x), self.num_heads)
+
+    def _attend(self, q, k, v, *, mask, key_mask, bias, causal, one_query=False):
+        """Dispatch on the attention choice. ``mask`` includes ``key_mask`` and causality."""
+        kind = self.attention
+        if kind == "linear":
+            return ops_attn.linear_attention(q, k, v, mask=key_mask, causal=causal)
+        if kind == "chunked" and not one_query:
+            return ops_attn.chunked_attention(
+                q,
+                k,
+                v,
+                mask=key_mask,
+                bias=bias,
+                causal=causal,
+                query_chunk=self.chunk_size,
+                key_chunk=self.chunk_size,
+            )
+        scores = kind if kind in SCORE_FUNCTIONS else "softmax"
+        return ops_attn.dot_product_attention(q, k, v, mask=mask, bias=bias, scores=scores)
+
+    # -- full pass -----------------------------------------------------------------------
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        valid: jax.Array,
+        context: jax.Array | None = None,
+        context_valid: jax.Array | None = None,
+    ) -> jax.Array:
+        """``x`` [B, T, d] -> [B, T, d]. Self-attention unless ``context`` [B, S, d] is given."""
+        if context is not None:
+            return self.cross(x, self.context_kv(context), context_valid)
+        length = x.shape[1]
+        q, k, v = (self._heads(p, x) for p in (self.query, self.key, self.value))
+        if self.position == "rotary":
+            positions = jnp.arange(length)
+            q = positional.apply_rotary(q, positions)
+            k = positional.apply_rotary(k, positions)
+        key_mask = valid[:, None, None, :]
+        mask = key_mask
+        if self.causal:
+            mask = mask & ops_attn.causal_mask(length)
+        if self.attention == "local":
+            mask = mask & ops_attn.local_mask(length, self.local_window, causal=self.causal)
+        bias = None
+        if self.position == "alibi":
+            bias = positional.alibi_bias(self.num_heads, length, length)
+        out = self._attend(q, k, v, mask=mask, key_mask=key_mask, bias=bias, causal=self.causal)
+        return self.out(ops_attn.merge_heads(out))
+
+    # -- cross-attention -----------------------------------------------------------------
+    def context_kv(self, context: jax.Array) -> Cache:
+        """Keys and values of the context [B, S, d], each [B, S, H, Dh] (cacheable)."""
+        return {"k": self._heads(self.key, context), "v": self._heads(self.value, context)}
+
+    def cross(self, x: jax.Array, kv: Cache, context_valid: jax.Array) -> jax.Array:
+        """Attend queries from ``x`` [B, T, d] over precomputed context ``kv``."""
+        q = self._heads(self.query, x)
+        key_mask = context_valid[:, None, None, :]
+        out = self._attend(
+            q,
+            kv["k"],
+            kv["v"],
+            mask=key_mask,
+            key_mask=key_mask,
+            bias=None,
+            causal=False,
+            one_query=x.shape[1] == 1,
+        )
+        return self.out(ops_attn.merge_heads(out))
+
+    # -- incremental decoding ------------------------------------------------------------
+    def init_cache(self, batch: int, max_len: int, dtype=jnp.float32) -> Cache:
+        """Empty self-attention K/V buffers, each [B, max_len, H, Dh]."""
+        head_dim = self.query.out_features // self.num_heads
+        shape = (batch, max_len, self.num_heads, head_dim)
+        return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+
+    def step(self, x: jax.Array, cache: Cache, index: jax.Array) -> tuple[jax.Array, Cache]:
+        """One causal self-attention step: ``x`` [B, 1, d] at positions ``index`` [B]."""
+        batch, max_len = cache["k"].shape[:2]
+        q, k, v = (self._heads(p, x) for p in (self.query, self.key, self.value))
+        if self.position == "rotary":
+            q = positional.apply_rotary(q, index[:, None])
+            k = positional.apply_rotary(k, index[:, None])
+        rows = jnp.arange(batch)
+        cache = {
+            "k": cache["k"].at[rows, index].set(k[:, 0]),
+            "v": cache["v"].at[rows, index].set(v[:, 0]),
+        }
+        # Row `index` of the full pass's masks and bias (the same ops, so the same values).
+        allowed = ops_attn.causal_mask(max_len)[0, 0][index]  # [B, max_len]
+        if self.attention == "local":
+            allowed = (
+                allowed & ops_attn.local_mask(max_len, self.local_window, causal=True)[0, 0][index]
+            )
+        mask = allowed[:, None, None, :]
+        bias = None
+        if self.position == "alibi":
+            table = positional.alibi_bias(self.num_heads, max_len, max_len)[0]  # [H, L, L]
+            bias = jnp.transpose(table[:, index, :], (1, 0, 2))[:, :, None, :]
+        out = self._attend(
+            q,
+            cache["k"],
+            cache["v"],
+            mask=mask,
+            key_mask=mask,
+            bias=bias,
+            causal=False,
+            one_query=True,
+        )
+        return self.out(ops_attn.merge_heads(out)), cache

@@ -1,0 +1,129 @@
+"""Model configuration: every model key with its default, and the valid string choices.
+
+A model is described by a flat ``ml_collections.ConfigDict`` (see ``model_config``). String
+options are checked with ``check_choice``, which raises a one-line ``ValueError`` naming the
+key, the bad value and the valid values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import ml_collections
+
+# Special token ids, the same as ``attnlab.data.specials`` (nn/ may not import data/).
+PAD_ID = 0
+BOS_ID = 1
+EOS_ID = 2
+MASK_ID = 4
+
+MODEL_NAMES = ("seq2seq", "nat", "tagger", "classifier")
+ATTENTIONS = (
+    "softmax",
+    "relu",
+    "relu_over_length",
+    "sigmoid",
+    "linear",
+    "chunked",
+    "local",
+    "conv",
+)
+# Choices that ``ops.dot_product_attention`` computes directly via its ``scores`` argument.
+SCORE_FUNCTIONS = ("softmax", "relu", "relu_over_length", "sigmoid")
+NORMS = ("layer", "batch", "rms", "none")
+NORM_POSITIONS = ("pre", "post")
+POSITIONS = ("none", "sinusoidal", "learned", "rotary", "alibi")
+INPUTS = ("embedding", "one_hot")
+LENGTH_MODES = ("absolute", "offset")
+DECODER_INPUTS = ("mask", "copy_source")
+POOLINGS = ("mean",)
+
+_CHOICES = {
+    "name": MODEL_NAMES,
+    "attention": ATTENTIONS,
+    "norm": NORMS,
+    "norm_position": NORM_POSITIONS,
+    "position": POSITIONS,
+    "input": INPUTS,
+    "length_mode": LENGTH_MODES,
+    "decoder_input": DECODER_INPUTS,
+    "pooling": POOLINGS,
+}
+
+
+def model_config(**overrides: Any) -> ml_collections.ConfigDict:
+    """Every model key with its default (docs/INTERFACES.md), updated with ``overrides``."""
+    cfg = ml_collections.ConfigDict(
+        {
+            "name": "seq2seq",
+            "vocab_size": 32,
+            "target_vocab_size": 32,
+            "num_classes": 2,
+            "d_model": 64,
+            "num_heads": 4,
+            "d_ff": 256,
+            "num_encoder_layers": 2,
+            "num_decoder_layers": 2,
+            "dropout": 0.1,
+            "attention_dropout": 0.0,
+            "attention": "softmax",
+            "norm": "layer",
+            "norm_position": "pre",
+            "position": "sinusoidal",
+            "input": "embedding",
+            "max_len": 64,
+            "conv_kernel": 3,
+            "local_window": 8,
+            "chunk_size": 32,
+            "norm_eps": 1e-6,
+            "bn_momentum": 0.99,
+            "tie_embeddings": True,
+            "length_mode": "absolute",
+            "decoder_input": "mask",
+            "pooling": "mean",
+        }
+    )
+    unknown = sorted(set(overrides) - set(cfg.keys()))
+    if unknown:
+        raise ValueError(f"unknown model config keys {unknown}; valid: {', '.join(cfg.keys())}")
+    cfg.update(overrides)
+    return cfg
+
+
+def check_choice(key: str, value: str, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise a ValueError naming all three."""
+    if value not in choices:
+        raise ValueError(f"unknown model.{key} {value!r}; valid: {', '.join(choices)}")
+    return value
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+    """Check every string choice of ``cfg`` and the combinations that cannot work.
+
+    - ``linear`` attention has no score matrix, so it cannot take the ALiBi bias.
+    - ``conv`` replaces query/key attention, so ``rotary`` and ``alibi`` (which act on
+      queries and keys) have nothing to act on; use ``none``, ``sinusoidal`` or ``learned``.
+    - ``attention_dropout`` would need the attention weights, which ops/ does not expose.
+    """
+    for key, choices in _CHOICES.items():
+        check_choice(key, cfg[key], choices)
+    if cfg.d_model % cfg.num_heads:
+        raise ValueError(f"d_model {cfg.d_model} is not divisible by num_heads {cfg.num_heads}")
+    if cfg.attention == "linear" and cfg.position == "alibi":
+        raise ValueError(
+            "model.position 'alibi' needs a score matrix; linear attention has none "
+            "(valid with linear: none, sinusoidal, learned, rotary)"
+        )
+    if cfg.attention == "conv" and cfg.position in ("rotary", "alibi"):
+        raise ValueError(
+            f"model.position {cfg.position!r} acts on queries and keys; conv has none "
+            "(valid with conv: none, sinusoidal, learned)"
+        )
+    if cfg.attention_dropout:
+        raise ValueError(
+            f"model.attention_dropout {cfg.attention_dropout} is not supported "
+            "(ops/ attention does not expose its weights); valid: 0.0"
+        )
+    if cfg.conv_kernel < 1 or cfg.local_window < 1 or cfg.chunk_size < 1:
+        raise ValueError("conv_kernel, local_window and chunk_size must be >= 1")

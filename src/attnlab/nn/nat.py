@@ -1,0 +1,125 @@
+"""``NATSeq2Seq``: a non-autoregressive Transformer (Gu et al. 2018) with a length predictor.
+
+The decoder is not causal: every target position is predicted at once from decoder inputs
+that hold MASK where a token is to be predicted (and, for mask-predict refinement, observed
+tokens elsewhere), then PAD. What a MASK position feeds the decoder is ``decoder_input``:
+
+- ``mask``: the learned embedding of the MASK token (Ghazvininejad et al. 2019).
+- ``copy_source``: the source token embedding (encoder input, without position) copied
+  uniformly (Gu et al. 2018): target position ``j`` of a target of length ``Ly`` reads source
+  position ``round(j * (Lx - 1) / max(Ly - 1, 1))`` of a source of length ``Lx`` (non-PAD
+  counts, right padding; ``round`` is round-half-to-even, as ``jnp.round``).
+
+Target length (``length_mode``), over ``max_len + 1`` classes:
+
+- ``absolute``: class = length.
+- ``offset``: class = length - src_len + max_len // 2, so the middle class means "as long as
+  the source". Targets out of range are clipped to the end classes.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from attnlab.nn.config import MASK_ID, PAD_ID, validate
+from attnlab.nn.stacks import Decoder, Encoder, masked_mean
+
+
+class LengthPredictor(nnx.Module):
+    """Mean-pools encoder states over non-pad positions and classifies over max_len+1 classes."""
+
+    def __init__(self, d_model: int, max_len: int, *, rngs: nnx.Rngs) -> None:
+        self.classify = nnx.Linear(d_model, max_len + 1, rngs=rngs)
+
+    def __call__(self, enc: jax.Array, valid: jax.Array) -> jax.Array:
+        """``enc`` [B, S, d], ``valid`` [B, S] -> raw logits [B, max_len + 1]."""
+        return self.classify(masked_mean(enc, valid))
+
+
+def copy_indices(src_lengths: jax.Array, tgt_lengths: jax.Array, length: int) -> jax.Array:
+    """Uniform copy: source index ``round(j * (Lx-1) / max(Ly-1, 1))`` for j < ``length``."""
+    j = jnp.arange(length)[None, :]
+    lx = src_lengths[:, None].astype(jnp.float32)
+    ly = tgt_lengths[:, None].astype(jnp.float32)
+    idx = jnp.round(j * (lx - 1.0) / jnp.maximum(ly - 1.0, 1.0)).astype(jnp.int32)
+    return jnp.clip(idx, 0, jnp.maximum(src_lengths[:, None] - 1, 0))
+
+
+class NATSeq2Seq(nnx.Module):
+    """Encoder, non-causal decoder, and a ``LengthPredictor`` head."""
+
+    def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> None:
+        validate(cfg)
+        self.max_len = cfg.max_len
+        self.offset = cfg.length_mode == "offset"
+        self.copy_source = cfg.decoder_input == "copy_source"
+        self.encoder = Encoder(cfg, rngs=rngs)
+        self.decoder = Decoder(cfg, causal=False, rngs=rngs)
+        self.length_predictor = LengthPredictor(cfg.d_model, cfg.max_len, rngs=rngs)
+
+    def encode(self, src: jax.Array, *, train: bool = False) -> jax.Array:
+        """``src`` [B, S] int32 -> encoder states [B, S, d]."""
+        return self.encoder(src, train=train)
+
+    # -- length ------------------------------------------------------------------------
+    def length_logits(self, enc: jax.Array, src: jax.Array) -> jax.Array:
+        """Raw logits over the length classes, [B, max_len + 1]."""
+        return self.length_predictor(enc, src != PAD_ID)
+
+    def length_classes(self, tgt_lengths: jax.Array, src_lengths: jax.Array) -> jax.Array:
+        """The class id [B] that encodes each target length (the length-loss target)."""
+        classes = tgt_lengths
+        if self.offset:
+            classes = tgt_lengths - src_lengths + self.max_len // 2
+        return jnp.clip(classes, 0, self.max_len).astype(jnp.int32)
+
+    def length_log_probs(self, enc: jax.Array, src: jax.Array) -> jax.Array:
+        """Log-probabilities [B, max_len + 1] over absolute lengths 0..max_len.
+
+        In offset mode, absolute length L reads class ``L - src_len + max_len // 2``; lengths
+        whose class falls outside 0..max_len get -inf and the rest are renormalized.
+        """
+        logits = self.length_logits(enc, src)
+        if not self.offset:
+            return jax.nn.log_softmax(logits, axis=-1)
+        src_lengths = (src != PAD_ID).sum(axis=1)
+        lengths = jnp.arange(self.max_len + 1)[None, :]
+        classes = lengths - src_lengths[:, None] + self.max_len // 2
+        inside = (classes >= 0) & (classes <= self.max_len)
+        gathered = jnp.take_along_axis(logits, jnp.clip(classes, 0, self.max_len), axis=1)
+        return jax.nn.log_softmax(jnp.where(inside, gathered, -jnp.inf), axis=-1)
+
+    # -- decoder -----------------------------------------------------------------------
+    def decoder_inputs(self, dec_tokens: jax.Array, src: jax.Array) -> jax.Array:
+        """Token vectors [B, T, d] fed to the decoder (before positions): see module doc."""
+        vectors = self.decoder.embedder.tokens(dec_tokens)
+        if not self.copy_source:
+            return vectors
+        src_vectors = self.encoder.embedder.tokens(src)
+        idx = copy_indices(
+            (src != PAD_ID).sum(axis=1), (dec_tokens != PAD_ID).sum(axis=1), dec_tokens.shape[1]
+        )
+        copied = jnp.take_along_axis(src_vectors, idx[..., None], axis=1)
+        return jnp.where((dec_tokens == MASK_ID)[..., None], copied, vectors)
+
+    def decode(
+        self, dec_tokens: jax.Array, enc: jax.Array, src: jax.Array, *, train: bool = False
+    ) -> jax.Array:
+        """Non-causal decoder: ``dec_tokens`` [B, T] -> logits [B, T, V]."""
+        return self.decoder(
+            dec_tokens,
+            context=enc,
+            context_valid=src != PAD_ID,
+            token_vectors=self.decoder_inputs(dec_tokens, src),
+            train=train,
+        )
+
+    def __call__(
+        self, src: jax.Array, dec_tokens: jax.Array, *, train: bool = False
+    ) -> tuple[jax.Array, jax.Array]:
+        """-> (token logits [B, T, V], length logits [B, max_len + 1])."""
+        enc = self.encode(src, train=train)
+        return self.decode(dec_tokens, enc, src, train=train), self.length_logits(enc, src)

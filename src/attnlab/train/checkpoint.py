@@ -1,0 +1,200 @@
+"""Checkpoints: an orbax ``CheckpointManager`` under ``DIR/checkpoints``.
+
+Each step directory holds two items:
+- ``state``: the train state flattened to ``{"params/encoder/.../kernel": array, ...}`` (RNG key
+  arrays stored as their raw ``key_data``), so names in errors read like parameter paths;
+- ``meta``: JSON with the step, the data iterator position, the metric window and the model
+  config that produced the state.
+
+Orbax writes a step into ``<step>.orbax-checkpoint-tmp-*`` and renames it when complete, so a
+run killed during a save leaves only a temporary directory, which is removed on start. A
+latest step that cannot be read is moved to ``DIR/corrupt_checkpoints/`` with a warning and the
+previous step is used. A step whose shapes differ from the model is a config error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+_TMP_MARK = ".orbax-checkpoint-tmp"
+
+
+def _name(path: tuple) -> str:
+    parts = []
+    for entry in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(entry, attr):
+                parts.append(str(getattr(entry, attr)))
+                break
+    if parts and parts[-1] == "value":  # nnx.Variable's payload
+        parts.pop()
+    return "/".join(parts)
+
+
+def _is_key(leaf: Any) -> bool:
+    return jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def flatten_state(state: Any) -> dict[str, Any]:
+    """``{path name: array}`` with RNG keys replaced by their ``key_data``."""
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    flat = {_name(path): (jax.random.key_data(x) if _is_key(x) else x) for path, x in leaves}
+    if len(flat) != len(leaves):
+        raise ValueError("two state leaves share a checkpoint name")
+    return flat
+
+
+def unflatten_state(template: Any, flat: Mapping[str, Any]) -> Any:
+    """Put ``flat`` arrays back into ``template``'s structure, re-wrapping RNG keys."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    out = []
+    for path, like in leaves:
+        value = flat[_name(path)]
+        if _is_key(like):
+            value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(like))
+        out.append(value)
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _abstract(template: Any) -> dict[str, jax.ShapeDtypeStruct]:
+    def spec(x):
+        sharding = getattr(x, "sharding", None)
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
+    return {name: spec(x) for name, x in flatten_state(template).items()}
+
+
+def _config_diff(saved: Mapping[str, Any] | None, current: Mapping[str, Any]) -> str:
+    if not saved:
+        return ""
+    keys = [k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+    diffs = [
+        f"model.{k} is {saved.get(k)!r} in the checkpoint, {current.get(k)!r} now" for k in keys
+    ]
+    return f" ({'; '.join(diffs)})" if diffs else ""
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint was written by a model of a different shape."""
+
+
+class Checkpointer:
+    """Save and restore ``(train state, meta)`` pairs by step."""
+
+    def __init__(
+        self, directory: str | os.PathLike, *, max_to_keep: int, read_only: bool = False
+    ) -> None:
+        self.directory = Path(directory).absolute()
+        self.read_only = read_only
+        if not read_only and jax.process_index() == 0 and self.directory.exists():
+            for tmp in self.directory.glob(f"*{_TMP_MARK}*"):
+                logging.warning("removing unfinished checkpoint %s", tmp)
+                shutil.rmtree(tmp, ignore_errors=True)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=None if read_only else max_to_keep,
+            create=not read_only,
+            cleanup_tmp_directories=not read_only,
+            read_only=read_only,
+        )
+        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=options, item_handlers=handlers
+        )
+
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(self, step: int, state: Any, meta: Mapping[str, Any]) -> None:
+        """Start an (asynchronous) save of ``state`` and ``meta`` at ``step``."""
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(flatten_state(state)), meta=ocp.args.JsonSave(dict(meta))
+        )
+        self._manager.save(step, args=args, force=True)
+
+    def wait(self) -> None:
+        """Block until every started save is on disk."""
+        if self._manager is not None:
+            self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+
+    def restore(
+        self, template: Any, *, model_config: Mapping[str, Any]
+    ) -> tuple[Any, dict[str, Any]] | None:
+        """Restore the latest readable step into ``template``'s structure and shardings.
+
+        Returns ``(state, meta)``, or None when there is no checkpoint. Unreadable steps are set
+        aside with a warning; a shape mismatch raises ``CheckpointMismatchError``.
+        """
+        abstract = _abstract(template)
+        for step in reversed(self.all_steps()):
+            try:
+                meta = self._manager.restore(
+                    step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+                )
+                saved = self._manager.item_metadata(step)["state"]
+                saved = {name: tuple(md.shape) for name, md in saved.tree.items()}
+            except Exception as err:  # noqa: BLE001 - any read failure means a bad step
+                self._set_aside(step, err)
+                continue
+            meta = dict(meta["meta"])
+            self._check_shapes(step, saved, abstract, meta.get("model"), model_config)
+            try:
+                args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+                flat = self._manager.restore(step, args=args)["state"]
+            except Exception as err:  # noqa: BLE001
+                self._set_aside(step, err)
+                continue
+            return unflatten_state(template, flat), meta
+        return None
+
+    def _check_shapes(self, step, saved, abstract, saved_model, model_config) -> None:
+        where = f"checkpoint {self.directory / str(step)} does not match the config"
+        hint = _config_diff(saved_model, dict(model_config))
+        order = {"params": 0, "rest": 1}  # name a parameter first, optimizer slots last
+        for name in sorted(abstract, key=lambda n: order.get(n.split("/")[0], 2)):
+            spec = abstract[name]
+            if name not in saved:
+                raise CheckpointMismatchError(f"{where}: parameter {name} is not in it{hint}")
+            if tuple(saved[name]) != tuple(spec.shape):
+                raise CheckpointMismatchError(
+                    f"{where}: parameter {name} has shape {tuple(saved[name])} in the checkpoint, "
+                    f"{tuple(spec.shape)} in the model{hint}"
+                )
+        extra = sorted(set(saved) - set(abstract))
+        if extra:
+            raise CheckpointMismatchError(
+                f"{where}: parameter {extra[0]} is in the checkpoint, not in the model{hint}"
+            )
+
+    def _set_aside(self, step: int, err: Exception) -> None:
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        target = self.directory.parent / "corrupt_checkpoints" / str(step)
+        logging.warning(
+            "checkpoint step %d is unreadable (%s); moving it to %s and trying the previous one",
+            step,
+            reason,
+            target,
+        )
+        if self.read_only:
+            return
+        if jax.process_index() == 0:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.move(str(self.directory / str(step)), str(target))
+        self._manager.reload()

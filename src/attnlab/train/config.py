@@ -1,0 +1,150 @@
+"""Training configuration: every training key with its default, variant parsing, validation.
+
+A run is described by one ``ml_collections.ConfigDict``: the training keys below, ``model.*``
+(``attnlab.nn.config.model_config``) and ``data.*`` (the data layer's keys). Task files in
+``experiments/configs/`` start from ``base_config()`` and pick a variant with
+``parse_variant``, the way big_vision configs read ``file.py:variant=B/16,runlocal``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ml_collections
+
+SCHEDULES = ("rsqrt", "cosine", "constant")
+DECODE_METHODS = ("greedy", "beam")
+NAT_MASKINGS = ("all", "uniform")
+
+_CHOICES = {
+    "schedule": SCHEDULES,
+    "decode_method": DECODE_METHODS,
+    "nat_masking": NAT_MASKINGS,
+}
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every training key with its default. ``model`` and ``data`` are filled by task files."""
+    return ml_collections.ConfigDict(
+        {
+            "seed": 0,
+            "batch_size": 64,  # global: split over every device of every host
+            "num_train_steps": 1000,
+            "log_every_steps": 50,
+            "eval_every_steps": 500,
+            "checkpoint_every_steps": 500,
+            "max_to_keep": 3,
+            # AdamW with linear warmup, then rsqrt or cosine decay; global-norm clipping.
+            "learning_rate": 1e-3,
+            "warmup_steps": 100,
+            "schedule": "rsqrt",
+            "adam_b1": 0.9,
+            "adam_b2": 0.98,
+            "adam_eps": 1e-9,
+            "weight_decay": 0.0,
+            "grad_clip": 1.0,  # <= 0 turns clipping off
+            "label_smoothing": 0.1,
+            # NAT: weight of the length-prediction loss (fairseq's length_loss_factor 0.1),
+            # and which target tokens the decoder sees masked during training:
+            # "all" (vanilla NAT) or "uniform" (CMLM: a uniform number of random tokens).
+            "length_loss_weight": 0.1,
+            "nat_masking": "all",
+            # Evaluation: teacher-forced loss/accuracy on the whole split, and decoding
+            # metrics on the first `eval_decode_examples` examples (0 turns decoding off).
+            "eval_split": "validation",
+            "eval_batch_size": 128,
+            "eval_decode_examples": 512,
+            "decode_method": "greedy",  # AT: greedy | beam
+            "beam_size": 4,
+            "length_penalty": 0.6,  # GNMT length penalty for beam search
+            "nat_strategy": "length_beam:3",  # NAT decoding strategy (attnlab.decode.nat)
+            "model": ml_collections.ConfigDict(),
+            "data": ml_collections.ConfigDict(),
+        }
+    )
+
+
+def parse_variant(
+    arg: str | None,
+    *,
+    config_name: str,
+    groups: Mapping[str, Sequence[str]],
+    defaults: Mapping[str, str],
+    flags: Sequence[str] = ("quick",),
+) -> dict[str, Any]:
+    """Parse ``"at,quick"`` into ``{"model": "at", "quick": True}``.
+
+    ``groups`` maps a group name to its exclusive choices (at most one per group; missing
+    groups take ``defaults``); ``flags`` are words that switch something on. An unknown word
+    raises a one-line ValueError naming it and every valid word.
+    """
+    chosen: dict[str, Any] = {name: defaults.get(name) for name in groups}
+    chosen.update({flag: False for flag in flags})
+    valid = [c for choices in groups.values() for c in choices] + list(flags)
+    seen: set[str] = set()
+    for word in (w.strip() for w in (arg or "").split(",")):
+        if not word:
+            continue
+        if word in flags:
+            chosen[word] = True
+            continue
+        group = next((g for g, choices in groups.items() if word in choices), None)
+        if group is None:
+            raise ValueError(
+                f"unknown variant {word!r} for {config_name}; valid: {', '.join(valid)}"
+            )
+        if group in seen:
+            raise ValueError(
+                f"variant {word!r} conflicts with {chosen[group]!r} for {config_name}; "
+                f"pick one of: {', '.join(groups[group])}"
+            )
+        seen.add(group)
+        chosen[group] = word
+    missing = [g for g, v in chosen.items() if v is None]
+    if missing:
+        choices = ", ".join(groups[missing[0]])
+        raise ValueError(f"{config_name} needs a variant for {missing[0]}; valid: {choices}")
+    return chosen
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Check training keys; raise a one-line ValueError naming the key and the valid values."""
+    for key, choices in _CHOICES.items():
+        if config[key] not in choices:
+            raise ValueError(f"unknown {key} {config[key]!r}; valid: {', '.join(choices)}")
+    positive = ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps")
+    positive += ("checkpoint_every_steps", "max_to_keep", "eval_batch_size", "beam_size")
+    for key in positive:
+        if int(config[key]) < 1:
+            raise ValueError(f"{key} must be >= 1, got {config[key]}")
+    if config.warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {config.warmup_steps}")
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+    if config.schedule == "rsqrt" and config.warmup_steps < 1:
+        raise ValueError("schedule 'rsqrt' needs warmup_steps >= 1 (lr * sqrt(warmup / step))")
+
+
+def make_quick(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Shrink a task config so the whole pipeline runs end to end in seconds (``quick``).
+
+    A tiny model, a small limited build of the dataset, a few dozen steps, and evaluation,
+    checkpointing and logging often enough that every part of the loop runs.
+    """
+    config.model.update(
+        d_model=32, num_heads=2, d_ff=64, num_encoder_layers=1, num_decoder_layers=1
+    )
+    config.data.max_source_examples = 2000
+    config.update(
+        batch_size=32,
+        num_train_steps=40,
+        log_every_steps=10,
+        eval_every_steps=20,
+        checkpoint_every_steps=20,
+        warmup_steps=10,
+        learning_rate=3e-3,
+        eval_batch_size=64,
+        eval_decode_examples=64,
+    )
+    return config

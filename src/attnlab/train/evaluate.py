@@ -1,0 +1,94 @@
+"""Evaluation during training: teacher-forced statistics, then decoding metrics.
+
+- Teacher-forced: cross-entropy (no smoothing) and accuracy over every valid example of the
+  split; NAT adds the length loss and length accuracy.
+- Decoding (seq2seq and NAT only): the first ``eval_decode_examples`` examples are decoded
+  (AT: ``decode_method``, ``beam_size``, ``length_penalty``; NAT: ``nat_strategy``) and scored
+  with G2P word and phoneme error rates against every reference (``attnlab.metrics``).
+
+Both return None when ``should_stop()`` turns true mid-way (SIGTERM), so that the caller can
+save and redo the evaluation after resuming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh
+
+from attnlab.train.sharding import shard_global_batch
+from attnlab.train.steps import add_stats, stat_means
+
+Batch = Mapping[str, Any]
+
+
+def teacher_forced_metrics(
+    eval_step: Callable, state: Any, batches: Iterable[Batch], mesh: Mesh, *, should_stop
+) -> dict[str, float] | None:
+    """``{"eval_loss", "eval_accuracy", ...}`` summed over the whole split."""
+    total = None
+    for batch in batches:
+        if should_stop():
+            return None
+        total = add_stats(total, eval_step(state, shard_global_batch(batch, mesh)))
+    if total is None:
+        raise ValueError("the evaluation split is empty")
+    means = stat_means(total)
+    means.pop("nll", None)  # without smoothing the loss is the NLL
+    return {f"eval_{name}": value for name, value in means.items()}
+
+
+def _decode(model: Any, src: np.ndarray, targets: np.ndarray, config: ml_collections.ConfigDict):
+    max_len = int(targets.shape[1])  # the data's longest target (with EOS), <= model.max_len
+    if config.model.name == "seq2seq":
+        from attnlab.decode.at import at_decode
+
+        return at_decode(
+            model,
+            src,
+            method=config.decode_method,
+            beam_size=config.beam_size,
+            max_len=max_len,
+            length_penalty=config.length_penalty,
+        )
+    from attnlab.decode.nat import nat_decode
+
+    ref_lengths = np.sum(targets != 0, axis=-1).astype(np.int32)
+    return nat_decode(
+        model, src, config.nat_strategy, ref_lengths=ref_lengths, max_len=max_len
+    ).tokens
+
+
+def decoding_metrics(
+    model: Any,
+    batches: Iterable[Batch],
+    config: ml_collections.ConfigDict,
+    tgt_vocab: Any,
+    *,
+    should_stop,
+) -> dict[str, float] | None:
+    """``{"eval_wer", "eval_per"}`` of decoded outputs; empty for taggers and classifiers."""
+    limit = int(config.eval_decode_examples)
+    if config.model.name not in ("seq2seq", "nat") or limit <= 0:
+        return {}
+    from attnlab.metrics import per, wer
+
+    hyps: list[list[str]] = []
+    refs: list[list[list[str]]] = []
+    for batch in batches:
+        if len(hyps) >= limit:
+            break
+        if should_stop():
+            return None
+        tokens = np.asarray(_decode(model, batch["inputs"], batch["targets"], config))
+        for i in np.flatnonzero(np.asarray(batch["valid"])):
+            hyps.append(tgt_vocab.decode([int(t) for t in tokens[i]]))
+            if "references" in batch:
+                refs.append([list(r) for r in batch["references"][i]])
+            else:
+                refs.append([tgt_vocab.decode([int(t) for t in batch["targets"][i]])])
+    hyps, refs = hyps[:limit], refs[:limit]
+    return {"eval_wer": wer(hyps, refs), "eval_per": per(hyps, refs)}

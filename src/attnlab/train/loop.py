@@ -1,0 +1,244 @@
+"""``train_and_evaluate(config, workdir)``: the resumable training loop.
+
+One run, step by step:
+1. Resolve the config (vocabulary sizes from the dataset), write ``DIR/config.json``.
+2. Build the model, split it into ``(graphdef, state)``, replicate the state over the mesh.
+3. Restore the latest readable checkpoint, if any: state, data position, metric window.
+4. Loop: fetch a batch, take a jitted step, check the previous step's loss on the host
+   (one step behind, so the device never waits), log, evaluate, save.
+5. Save at every ``checkpoint_every_steps``, at the last step, and on SIGTERM. A non-finite
+   loss, gradient or parameter norm raises ``NonFiniteLossError`` before anything is saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from attnlab.train.checkpoint import Checkpointer
+from attnlab.train.evaluate import decoding_metrics, teacher_forced_metrics
+from attnlab.train.optim import learning_rate_schedule
+from attnlab.train.preemption import PreemptionGuard
+from attnlab.train.resolve import build, resolve_config
+from attnlab.train.sharding import local_batch_size, make_mesh, replicated, shard_batch
+from attnlab.train.steps import make_eval_step, make_train_step, merge_model
+from attnlab.train.writers import MetricWriter, log_progress
+
+_CHECKED = ("loss", "grad_norm", "param_norm")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss (or the update) became NaN or Inf; nothing from that step was saved."""
+
+
+def _count_tokens(batch: dict[str, np.ndarray]) -> int:
+    return sum(int(np.count_nonzero(batch[k])) for k in ("inputs", "targets") if k in batch)
+
+
+class _Run:
+    """The state of one training process; ``run()`` is the loop."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: Path) -> None:
+        from attnlab.data import make_eval_batches, make_train_iterator
+
+        self.config, self.info = resolve_config(config)
+        config = self.config
+        self.workdir = workdir
+        self.primary = jax.process_index() == 0
+        workdir.mkdir(parents=True, exist_ok=True)
+        if self.primary:
+            (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+        self.mesh = make_mesh()
+        local_bs = local_batch_size(config.batch_size, self.mesh)
+        local_batch_size(config.eval_batch_size, self.mesh)
+        self.graphdef, self.state, optimizer = build(config, replicated(self.mesh))
+        self.train_step = make_train_step(
+            self.graphdef, optimizer, config, state_sharding=replicated(self.mesh)
+        )
+        self.eval_step = make_eval_step(self.graphdef, config)
+        self.schedule = learning_rate_schedule(config)
+        self.ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep)
+
+        started = time.perf_counter()
+        restored = self.ckpt.restore(self.state, model_config=config.model.to_dict())
+        self.step, self.window, self.pending_eval, data_state = 0, _empty_window(), False, None
+        if restored is not None:
+            self.state, meta = restored
+            self.step, self.window = int(meta["step"]), meta["window"]
+            self.pending_eval, data_state = bool(meta.get("pending_eval")), meta["data"]
+        seed = config.seed + jax.process_index()
+        self.train_iter = make_train_iterator(config.data, batch_size=local_bs, seed=seed)
+        if data_state is not None:
+            self.train_iter.set_state(data_state)
+            logging.info("resumed from step %d in %.2f s", self.step, time.perf_counter() - started)
+        self.eval_batches = list(
+            make_eval_batches(config.data, config.eval_split, batch_size=config.eval_batch_size)
+        )
+        self.writer = MetricWriter(workdir, start_step=self.step, primary=self.primary)
+        self.last_train: dict[str, float] = {}
+        self.last_eval: dict[str, float] = {}
+        self.saved_step = self.step if restored is not None else None
+
+    # --- host-side bookkeeping -------------------------------------------------------------
+    def _absorb(self, step: int, metrics: dict) -> None:
+        """Check one step's metrics on the host and add them to the logging window."""
+        values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        if not all(np.isfinite(values[k]) for k in _CHECKED):
+            detail = ", ".join(f"{k}={values[k]:.4g}" for k in _CHECKED)
+            raise NonFiniteLossError(
+                f"NaN/Inf at step {step} ({detail}); stopped without saving it; "
+                f"last good checkpoint: step {self.ckpt.latest_step()}"
+            )
+        sums = self.window["sums"]
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        self.window["steps"] += 1
+
+    def _log_train(self, step: int) -> None:
+        n = max(self.window["steps"], 1)
+        metrics = {k: v / n for k, v in self.window["sums"].items()}
+        metrics["learning_rate"] = float(self.schedule(jnp.asarray(step - 1)))
+        elapsed = max(time.perf_counter() - self.timer[0], 1e-9)
+        metrics["steps_per_sec"] = self.timer[1] / elapsed
+        metrics["tokens_per_sec"] = self.timer[2] * jax.process_count() / elapsed
+        self.writer.write(step, metrics)
+        log_progress(step, self.config.num_train_steps, metrics)
+        self.last_train = metrics
+        self.window = _empty_window()
+        self.timer = [time.perf_counter(), 0, 0]
+
+    def _evaluate(self, step: int, guard: PreemptionGuard) -> bool:
+        """Evaluate and write the metrics; False if SIGTERM cut it short."""
+        started = time.perf_counter()
+        stop = lambda: guard.requested  # noqa: E731
+        metrics = teacher_forced_metrics(
+            self.eval_step, self.state, self.eval_batches, self.mesh, should_stop=stop
+        )
+        if metrics is None:
+            return False
+        model = merge_model(self.graphdef, self.state)
+        decoded = decoding_metrics(
+            model, self.eval_batches, self.config, self.info.tgt_vocab, should_stop=stop
+        )
+        if decoded is None:
+            return False
+        metrics.update(decoded)
+        metrics["eval_seconds"] = time.perf_counter() - started
+        self.writer.write(step, metrics)
+        logging.info("eval at step %d: %s", step, json.dumps(metrics))
+        self.last_eval = metrics
+        return True
+
+    def _save(self, step: int, *, pending_eval: bool = False) -> None:
+        meta = {
+            "step": step,
+            "data": self.train_iter.get_state(),
+            "window": self.window,
+            "pending_eval": pending_eval,
+            "model": self.config.model.to_dict(),
+        }
+        self.ckpt.save(step, self.state, meta)
+        self.saved_step = step
+        self.writer.flush()
+
+    # --- the loop --------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        config = self.config
+        total = int(config.num_train_steps)
+        preempted = False
+        self.timer = [time.perf_counter(), 0, 0]
+        with PreemptionGuard() as guard:
+            if self.pending_eval and not self._evaluate(self.step, guard):
+                return self._finish(preempted=True)
+            pending = None
+            for step in range(self.step + 1, total + 1):
+                batch = next(self.train_iter)
+                self.timer[2] += _count_tokens(batch)
+                self.state, metrics = self.train_step(
+                    self.state, shard_batch(batch, self.mesh), jnp.asarray(step, jnp.int32)
+                )
+                self.timer[1] += 1
+                if pending is not None:
+                    self._absorb(*pending)
+                pending = (step, metrics)
+                self.step = step
+                last = step == total
+                log_now = step % config.log_every_steps == 0 or last
+                eval_now = step % config.eval_every_steps == 0 or last
+                save_now = step % config.checkpoint_every_steps == 0 or last or guard.requested
+                if not (log_now or eval_now or save_now):
+                    continue
+                self._absorb(*pending)
+                pending = None
+                if log_now:
+                    self._log_train(step)
+                paused = time.perf_counter()
+                evaluated = eval_now and self._evaluate(step, guard)
+                self.timer[0] += time.perf_counter() - paused  # steps/s counts training only
+                if save_now or guard.requested:
+                    self._save(step, pending_eval=eval_now and not evaluated)
+                if guard.requested:
+                    preempted = True
+                    break
+            if self.saved_step != self.step and guard.requested:
+                self._save(self.step)
+            preempted = preempted or guard.requested
+        return self._finish(preempted=preempted)
+
+    def _finish(self, *, preempted: bool) -> dict[str, Any]:
+        self.close()
+        if preempted:
+            logging.info("stopped at step %d on SIGTERM; checkpoint saved", self.step)
+        return {"step": self.step, "preempted": preempted, **self.last_train, **self.last_eval}
+
+    def close(self) -> None:
+        self.ckpt.wait()
+        self.ckpt.close()
+        self.writer.close()
+
+
+def _empty_window() -> dict[str, Any]:
+    return {"sums": {}, "steps": 0}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+    """Train ``config`` in ``workdir`` (resuming from its latest checkpoint); final metrics.
+
+    Returns ``{"step", "preempted", <last train metrics>, <last eval metrics>}``. Raises
+    ValueError for a bad config or a checkpoint of another shape, and ``NonFiniteLossError``
+    when the loss diverges.
+    """
+    run = _Run(config, Path(workdir))
+    try:
+        return run.run()
+    except BaseException:
+        run.close()
+        raise
+
+
+def restore_model(workdir: str | os.PathLike) -> tuple[nnx.Module, ml_collections.ConfigDict]:
+    """The model of the latest checkpoint in ``workdir`` and the config that trained it."""
+    workdir = Path(workdir)
+    path = workdir / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {workdir} a training workdir?")
+    config = ml_collections.ConfigDict(json.loads(path.read_text()))
+    graphdef, state, _ = build(config)
+    ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep, read_only=True)
+    try:
+        restored = ckpt.restore(state, model_config=config.model.to_dict())
+    finally:
+        ckpt.close()
+    if restored is None:
+        raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
+    return merge_model(graphdef, restored[0]), config

@@ -1,0 +1,95 @@
+"""From a task config to a runnable one: defaults, dataset sizes, checks; then the model.
+
+``resolve_config`` fills every model key missing from ``config.model`` with its default, sets
+the vocabulary and label sizes from the dataset, and checks that the model fits the task
+(``seq2seq``/``nat`` on sequence pairs, ``tagger`` on tagging, ``classifier`` on
+classification). The result is what ``DIR/config.json`` records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import ml_collections
+import optax
+from flax import nnx
+
+from attnlab.train.config import base_config, validate_config
+from attnlab.train.optim import make_optimizer
+from attnlab.train.steps import init_state
+
+TASK_OF_MODEL = {
+    "seq2seq": "seq2seq",
+    "nat": "seq2seq",
+    "tagger": "tagging",
+    "classifier": "classification",
+}
+
+
+def _check_keys(config: ml_collections.ConfigDict, reference: ml_collections.ConfigDict) -> None:
+    unknown = sorted(set(config.keys()) - set(reference.keys()))
+    if unknown:
+        raise ValueError(
+            f"unknown config key {unknown[0]!r}; valid: {', '.join(sorted(reference.keys()))}"
+        )
+
+
+def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDict, Any]:
+    """Return (the resolved config, the dataset's ``DatasetInfo``)."""
+    from attnlab.data import data_config, dataset_info
+    from attnlab.nn.config import model_config, validate
+
+    config = ml_collections.ConfigDict(config.to_dict())
+    _check_keys(config, base_config())
+    merged = base_config()
+    merged.update(config)
+    config = merged
+    validate_config(config)
+    model = model_config(**config.model.to_dict())
+    validate(model)  # every check that needs no data runs before the data is built
+    if model.name == "nat":
+        from attnlab.decode.nat import parse_strategy
+
+        parse_strategy(config.nat_strategy)
+    config.data = data_config(**config.data.to_dict())
+    info = dataset_info(config.data)
+    if info.task != TASK_OF_MODEL[model.name]:
+        valid = [m for m, t in TASK_OF_MODEL.items() if t == info.task]
+        raise ValueError(
+            f"model.name {model.name!r} cannot train on the {info.task} dataset "
+            f"{config.data.name!r}; valid: {', '.join(valid)}"
+        )
+    needed = max(int(info.max_len), int(info.max_target_len))
+    if model.max_len < needed:  # positions and NAT length classes must cover the data
+        model.max_len = needed
+    model.vocab_size = len(info.src_vocab)
+    if info.task == "seq2seq":
+        model.target_vocab_size = len(info.tgt_vocab)
+    else:
+        model.num_classes = int(info.num_classes)
+    validate(model)
+    config.model = model
+    return config, info
+
+
+def build(
+    config: ml_collections.ConfigDict, sharding: jax.sharding.Sharding | None = None
+) -> tuple[Any, dict[str, Any], optax.GradientTransformation]:
+    """``(graphdef, train state, optimizer)`` of a resolved config, initialised from its seed.
+
+    The model and optimizer state are created inside one ``jax.jit`` (placed by ``sharding``):
+    one compile instead of one per initialiser op, and no unsharded copy on the host.
+    """
+    from attnlab.nn import build_model
+
+    optimizer = make_optimizer(config)
+
+    def create() -> dict[str, Any]:
+        model = build_model(config.model, rngs=nnx.Rngs(config.seed))
+        return init_state(model, optimizer)[1]
+
+    abstract_model = nnx.eval_shape(lambda: build_model(config.model, rngs=nnx.Rngs(config.seed)))
+    graphdef = nnx.split(abstract_model, nnx.Param, ...)[0]
+    state = jax.jit(create, out_shardings=sharding)()
+    return graphdef, state, optimizer

@@ -1,0 +1,92 @@
+"""Metric writing: ``DIR/metrics.jsonl``, TensorBoard event files and absl progress lines.
+
+A resumed run first drops the JSON lines after the step it resumed from (and any line a kill
+cut short), and tells TensorBoard to purge its later events, so a run interrupted and resumed
+leaves the same record as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from absl import logging
+
+# Keys that measure the machine rather than the model; they differ between identical runs.
+TIMING_KEYS = ("steps_per_sec", "tokens_per_sec", "eval_seconds")
+
+
+def read_metrics(workdir: str | os.PathLike) -> list[dict]:
+    """Every complete JSON line of ``workdir/metrics.jsonl``."""
+    path = Path(workdir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+class MetricWriter:
+    """Write metric events from the primary process; other processes write nothing."""
+
+    def __init__(self, workdir: str | os.PathLike, *, start_step: int, primary: bool = True):
+        self.primary = primary
+        self._path = Path(workdir) / "metrics.jsonl"
+        self._tb = None
+        if not primary:
+            return
+        kept = [r for r in read_metrics(workdir) if r.get("step", math.inf) <= start_step]
+        tmp = self._path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(tmp, self._path)
+        from tensorboardX import SummaryWriter  # import here: it is slow to import
+
+        purge = start_step + 1 if start_step > 0 else None
+        self._tb = SummaryWriter(str(workdir), purge_step=purge, flush_secs=30)
+
+    def write(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Append one event: a JSON line and one TensorBoard scalar per value."""
+        if not self.primary:
+            return
+        record = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+        with self._path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        for key, value in metrics.items():
+            tag = f"eval/{key[5:]}" if key.startswith("eval_") else f"train/{key}"
+            self._tb.add_scalar(tag, float(value), int(step))
+
+    def flush(self) -> None:
+        if self._tb is not None:
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def progress_line(step: int, total: int, metrics: Mapping[str, float]) -> str:
+    """``step 500/1000 (50%) | loss 1.234 | accuracy 0.567 | ... | 12.3 steps/s | ETA 0:00:41``."""
+    parts = [f"step {step}/{total} ({100 * step / total:.0f}%)"]
+    for key, value in metrics.items():
+        if key in TIMING_KEYS:
+            continue
+        parts.append(f"{key} {value:.3e}" if key == "learning_rate" else f"{key} {value:.4g}")
+    rate = metrics.get("steps_per_sec")
+    if rate:
+        eta = datetime.timedelta(seconds=round((total - step) / rate))
+        parts.append(f"{rate:.1f} steps/s, {metrics.get('tokens_per_sec', 0):.0f} tokens/s")
+        parts.append(f"ETA {eta}")
+    return " | ".join(parts)
+
+
+def log_progress(step: int, total: int, metrics: Mapping[str, float]) -> None:
+    logging.info("%s", progress_line(step, total, metrics))

@@ -1,0 +1,102 @@
+"""AT decoding of a Seq2Seq: the KV cache changes the cost, never the output."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from attnlab.decode import at as at_module
+from attnlab.decode.at import at_decode, at_log_prob, at_search
+from attnlab.nn import build_model, model_config
+
+PAD, BOS, EOS, MASK = 0, 1, 2, 4
+VOCAB, MAX_LEN = 12, 10
+
+
+def tiny_seq2seq(seed=0, **overrides):
+    cfg = dict(
+        name="seq2seq",
+        vocab_size=VOCAB,
+        target_vocab_size=VOCAB,
+        d_model=16,
+        num_heads=2,
+        d_ff=32,
+        num_encoder_layers=1,
+        num_decoder_layers=2,
+        dropout=0.0,
+        max_len=MAX_LEN,
+    )
+    cfg.update(overrides)
+    return build_model(model_config(**cfg), rngs=nnx.Rngs(seed))
+
+
+def sources(seed, lengths, width=7):
+    rng = np.random.default_rng(seed)
+    out = np.zeros((len(lengths), width), np.int32)
+    for row, n in enumerate(lengths):
+        out[row, :n] = rng.integers(5, VOCAB, size=n)
+    return jnp.asarray(out)
+
+
+# Every test decodes 4 sources of width 7 with these settings, so compilations are shared.
+SETTINGS = {
+    "greedy": dict(method="greedy", max_len=MAX_LEN, length_penalty=0.6),
+    "beam": dict(method="beam", beam_size=3, max_len=MAX_LEN, length_penalty=0.6),
+}
+
+
+def lp(length, alpha):
+    return ((5 + length) / 6) ** alpha
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_cached_and_uncached_decoding_give_identical_outputs(method):
+    model, src = tiny_seq2seq(), sources(0, [3, 7, 1, 5])
+    cached, cached_scores = at_search(model, src, use_cache=True, **SETTINGS[method])
+    uncached, uncached_scores = at_search(model, src, use_cache=False, **SETTINGS[method])
+    np.testing.assert_array_equal(cached, uncached)
+    np.testing.assert_allclose(cached_scores, uncached_scores, rtol=1e-5, atol=1e-5)
+
+
+def test_greedy_equals_stepwise_argmax_of_the_full_forward_pass():
+    # Reference: no cache, no search code, just model(src, [BOS] + prefix) at every step (the
+    # prefix right-padded to a fixed width, so one compiled forward pass serves every step).
+    model, src = tiny_seq2seq(seed=1), sources(1, [4, 2, 6, 3])
+    graphdef, state = nnx.split(model)
+    forward = jax.jit(lambda state, s, t: nnx.merge(graphdef, state)(s, t))
+    tokens = np.asarray(at_decode(model, src, **SETTINGS["greedy"]))
+    for b in range(src.shape[0]):
+        prefix = [BOS]
+        while len(prefix) <= MAX_LEN:
+            padded = jnp.asarray([prefix + [PAD] * (MAX_LEN - len(prefix))])
+            logits = np.array(forward(state, src[b : b + 1], padded)[0, len(prefix) - 1])
+            logits[[PAD, BOS, MASK]] = -np.inf  # never valid targets
+            prefix.append(int(np.argmax(logits)))
+            if prefix[-1] == EOS:
+                break
+        out = prefix[1:]
+        assert tokens[b].tolist() == out + [PAD] * (MAX_LEN - len(out))
+
+
+def test_beam_score_is_the_teacher_forced_log_prob_with_the_gnmt_penalty():
+    model, src = tiny_seq2seq(seed=2), sources(2, [5, 3, 7, 2])
+    tokens, scores = at_search(model, src, **SETTINGS["beam"])
+    lengths = np.sum(np.asarray(tokens) != PAD, axis=1)
+    expected = np.asarray(at_log_prob(model, src, tokens)) / lp(lengths, 0.6)
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_repeated_calls_do_not_recompile():
+    kw = SETTINGS["beam"]
+    at_decode(tiny_seq2seq(seed=4), sources(4, [3, 3, 1, 2]), **kw)
+    before = at_module._search._cache_size()
+    # New sources of the same shape, and new weights of the same structure.
+    at_decode(tiny_seq2seq(seed=4), sources(5, [2, 6, 6, 6]), **kw)
+    at_decode(tiny_seq2seq(seed=5), sources(6, [1, 4, 7, 5]), **kw)
+    assert at_module._search._cache_size() == before
+
+
+def test_bad_method_is_refused():
+    with pytest.raises(ValueError, match="valid: greedy, beam"):
+        at_decode(tiny_seq2seq(), sources(0, [2]), method="sample", max_len=4)

@@ -1,0 +1,59 @@
+"""Config variants and checks: unknown words, keys and values give one-line errors."""
+
+import pytest
+
+from attnlab.train.config import base_config, parse_variant, validate_config
+
+GROUPS = {"model": ("at", "nat"), "task": ("copy", "reverse", "sort")}
+DEFAULTS = {"model": "at", "task": "copy"}
+
+
+def _parse(arg):
+    return parse_variant(arg, config_name="synthetic.py", groups=GROUPS, defaults=DEFAULTS)
+
+
+def test_variant_words_pick_one_choice_per_group_and_flags():
+    assert _parse("nat,sort,quick") == {"model": "nat", "task": "sort", "quick": True}
+    assert _parse(None) == {"model": "at", "task": "copy", "quick": False}
+    assert _parse(" reverse , ") == {"model": "at", "task": "reverse", "quick": False}
+
+
+def test_unknown_variant_names_it_and_every_valid_word():
+    with pytest.raises(ValueError) as err:
+        _parse("at,shuffle")
+    message = str(err.value)
+    assert message == (
+        "unknown variant 'shuffle' for synthetic.py; valid: at, nat, copy, reverse, sort, quick"
+    )
+
+
+def test_two_choices_of_one_group_conflict():
+    with pytest.raises(ValueError, match="'nat' conflicts with 'at'.*pick one of: at, nat"):
+        _parse("at,nat")
+
+
+def test_a_group_without_default_must_be_chosen():
+    with pytest.raises(ValueError, match="needs a variant for model; valid: at, nat"):
+        parse_variant("", config_name="g2p.py", groups={"model": ("at", "nat")}, defaults={})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("schedule", "linear", "unknown schedule 'linear'; valid: rsqrt, cosine, constant"),
+        ("decode_method", "sample", "unknown decode_method 'sample'; valid: greedy, beam"),
+        ("nat_masking", "some", "unknown nat_masking 'some'; valid: all, uniform"),
+        ("batch_size", 0, "batch_size must be >= 1, got 0"),
+        ("label_smoothing", 1.0, "label_smoothing must be in [0, 1), got 1.0"),
+    ],
+)
+def test_bad_training_values_are_named(key, value, expected):
+    config = base_config()
+    config[key] = value
+    with pytest.raises(ValueError) as err:
+        validate_config(config)
+    assert str(err.value) == expected
+
+
+def test_defaults_are_valid():
+    validate_config(base_config())

@@ -1,0 +1,161 @@
+"""The training loop, in process: it learns, resumes exactly, and refuses bad states."""
+
+import json
+import os
+import shutil
+import signal
+
+import numpy as np
+import pytest
+from train_testing import assert_same_state, model_metrics, state_leaves, tiny_config
+
+import attnlab.data
+from attnlab.train import NonFiniteLossError, restore_model, train_and_evaluate
+from attnlab.train import loop as loop_module
+
+# NAT with CMLM masking, dropout and BatchNorm: every kind of state a resume must restore
+# (parameters, Adam moments, BatchNorm statistics, dropout RNG counters, the masking key).
+RESUME = {"model.norm": "batch", "model.dropout": 0.1, "nat_masking": "uniform"}
+
+
+class Crash(Exception):
+    """Stands for the process dying while it fetches batch ``k + 1``."""
+
+
+def _crash_after(monkeypatch, k):
+    real = attnlab.data.make_train_iterator
+
+    def make(data_cfg, *, batch_size, seed):
+        iterator = real(data_cfg, batch_size=batch_size, seed=seed)
+        fetched = [0]
+        original_next = type(iterator).__next__
+
+        class Dying(type(iterator)):
+            def __next__(self):
+                fetched[0] += 1
+                if fetched[0] > k:
+                    raise Crash
+                return original_next(self)
+
+        iterator.__class__ = Dying
+        return iterator
+
+    monkeypatch.setattr(attnlab.data, "make_train_iterator", make)
+
+
+@pytest.fixture(scope="module")
+def reference(data_dir, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("reference")
+    result = train_and_evaluate(tiny_config(data_dir, "nat", **RESUME), workdir)
+    model, _ = restore_model(workdir)
+    return workdir, result, model
+
+
+@pytest.mark.parametrize("name", ["seq2seq", "tagger", "classifier"])
+def test_every_model_kind_trains_and_its_loss_drops(name, data_dir, tmp_path):
+    config = tiny_config(data_dir, name, num_train_steps=30, log_every_steps=10, max_to_keep=2)
+    result = train_and_evaluate(config, tmp_path)
+    train = [r for r in model_metrics(tmp_path) if "loss" in r]
+    assert [r["step"] for r in train] == [10, 20, 30]
+    assert train[-1]["loss"] < 0.9 * train[0]["loss"]
+    assert result["step"] == 30 and not result["preempted"]
+    assert 0.0 <= result["eval_accuracy"] <= 1.0
+    if name == "seq2seq":
+        assert 0.0 <= result["eval_wer"] <= 1.0 and result["eval_per"] >= 0.0
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model"]["name"] == name and saved["model"]["vocab_size"] > 5
+    assert list(tmp_path.glob("events.out.tfevents.*"))
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["27", "30"]  # max_to_keep=2
+
+
+def test_reference_run_writes_every_event(reference):
+    workdir, result, _ = reference
+    steps = [(r["step"], "loss" in r) for r in model_metrics(workdir)]
+    assert steps[:4] == [(2, True), (4, True), (5, False), (6, True)]
+    assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [3, 6, 9, 12]
+    assert {"eval_loss", "eval_length_accuracy", "eval_wer"} <= set(result)
+
+
+@pytest.mark.parametrize("k", [2, 5, 9])
+def test_crash_at_step_k_then_resume_is_bit_identical(
+    k, reference, data_dir, tmp_path, monkeypatch
+):
+    ref_dir, _, ref_model = reference
+    config = tiny_config(data_dir, "nat", **RESUME)
+    _crash_after(monkeypatch, k)
+    with pytest.raises(Crash):
+        train_and_evaluate(config, tmp_path)
+    monkeypatch.undo()
+    train_and_evaluate(config, tmp_path)
+    model, _ = restore_model(tmp_path)
+    assert_same_state(model, ref_model)
+    assert model_metrics(tmp_path) == model_metrics(ref_dir)
+
+
+def test_sigterm_during_eval_saves_and_the_eval_is_redone(
+    reference, data_dir, tmp_path, monkeypatch
+):
+    ref_dir, _, ref_model = reference
+    real = loop_module.teacher_forced_metrics
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the step-5 evaluation runs
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "teacher_forced_metrics", interrupted)
+    config = tiny_config(data_dir, "nat", **RESUME)
+    result = train_and_evaluate(config, tmp_path)
+    monkeypatch.undo()
+    assert result["preempted"] and result["step"] == 5
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3", "5"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler given back
+    train_and_evaluate(config, tmp_path)
+    model, _ = restore_model(tmp_path)
+    assert_same_state(model, ref_model)
+    assert model_metrics(tmp_path) == model_metrics(ref_dir)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_corrupt_latest_checkpoint_falls_back_and_still_matches(reference, data_dir, tmp_path):
+    ref_dir, _, ref_model = reference
+    workdir = tmp_path / "run"
+    shutil.copytree(ref_dir, workdir)
+    shutil.rmtree(workdir / "checkpoints" / "12")
+    for f in (workdir / "checkpoints" / "9" / "state").rglob("*"):
+        if f.is_file() and f.parent.name == "d":
+            f.write_bytes(b"")
+    train_and_evaluate(tiny_config(data_dir, "nat", **RESUME), workdir)
+    assert (workdir / "corrupt_checkpoints" / "9").is_dir()
+    model, _ = restore_model(workdir)
+    assert_same_state(model, ref_model)
+    assert model_metrics(workdir) == model_metrics(ref_dir)
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
+    config = tiny_config(data_dir, "seq2seq", num_train_steps=4, checkpoint_every_steps=2)
+    config.eval_every_steps = 100
+    train_and_evaluate(config, tmp_path)
+    good = state_leaves(restore_model(tmp_path)[0])
+    config.update(num_train_steps=10, learning_rate=1e30)  # the first update explodes
+    with pytest.raises(
+        NonFiniteLossError, match=r"NaN/Inf at step 5 .*last good checkpoint: step 4"
+    ):
+        train_and_evaluate(config, tmp_path)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
+    after = state_leaves(restore_model(tmp_path)[0])
+    for key in good:
+        np.testing.assert_array_equal(after[key], good[key])
+        assert np.all(np.isfinite(after[key].astype(np.float64)))
+    assert max(r["step"] for r in model_metrics(tmp_path)) == 4
+
+
+def test_a_checkpoint_of_another_shape_is_a_one_line_error(data_dir, tmp_path):
+    config = tiny_config(data_dir, "seq2seq", num_train_steps=2, checkpoint_every_steps=2)
+    train_and_evaluate(config, tmp_path)
+    config.model.d_model = 48
+    with pytest.raises(ValueError) as err:
+        train_and_evaluate(config, tmp_path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "does not match the config: parameter params/" in message
+    assert "model.d_model is 32 in the checkpoint, 48 now" in message
