@@ -50,19 +50,18 @@ def measure_length(
     length: int, batch: int, heads: int, head_dim: int, repeats: int, seed: int = 0
 ) -> dict[str, Any]:
     """One row: ours against jax at ``[batch, length, heads, head_dim]``."""
-    query, key, value, cotangent = common.random_arrays(
-        seed, (batch, length, heads, head_dim), 4
-    )
-    grads = {"ours": common.fwd_bwd(ours), "jax": common.fwd_bwd(reference)}
+    query, key, value, cotangent = common.random_arrays(seed, (batch, length, heads, head_dim), 4)
+    grads, memory = {}, {}
+    for name, attention in (("ours", ours), ("jax", reference)):
+        grads[name], memory[name] = common.compile_with_memory(
+            common.fwd_bwd(attention), query, key, value, cotangent
+        )
     fwds = {"ours": common.forward(ours), "jax": common.forward(reference)}
 
     got = grads["ours"](query, key, value, cotangent)
     want = grads["jax"](query, key, value, cotangent)
     max_grad_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(got, want))
-    memory = {
-        name: common.compiled_memory(fn, query, key, value, cotangent)
-        for name, fn in grads.items()
-    }
+    del got, want
 
     times = common.interleaved_times(
         {name: (lambda fn=fn: fn(query, key, value, cotangent)) for name, fn in grads.items()},

@@ -49,8 +49,10 @@ def int_list(text: str) -> list[int]:
     """``"128,512"`` -> ``[128, 512]`` (an argparse type)."""
     try:
         values = [int(part) for part in text.split(",") if part]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers; got {text!r}")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers; got {text!r}"
+        ) from error
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers; got {text!r}")
     return values
@@ -111,20 +113,23 @@ def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> di
     return {"median": float(median), "q25": float(q25), "q75": float(q75)}
 
 
-def compiled_memory(jitted: Any, *args: Any) -> dict[str, int]:
-    """XLA's memory analysis of ``jitted`` compiled for ``args`` (arrays or ShapeDtypeStructs).
+def compile_with_memory(jitted: Any, *args: Any) -> tuple[Any, dict[str, int]]:
+    """``jitted`` compiled for ``args`` (arrays or ShapeDtypeStructs), and XLA's memory analysis.
 
-    ``temp_bytes`` is the scratch memory of the computation (for attention: scores, weights,
-    their gradients and saved residuals); ``peak_bytes`` adds arguments and outputs.
+    The compiled executable is callable on arrays of those shapes, so one compilation serves
+    both the memory figure and the timing. In the analysis, ``temp_bytes`` is the scratch
+    memory of the computation (for attention: scores, weights, their gradients and saved
+    residuals); ``peak_bytes`` adds arguments and outputs.
     """
-    analysis = jitted.lower(*args).compile().memory_analysis()
+    compiled = jitted.lower(*args).compile()
+    analysis = compiled.memory_analysis()
     if analysis is None:
         raise RuntimeError("this backend gives no memory analysis for compiled executables")
     temp = int(analysis.temp_size_in_bytes)
     arguments = int(analysis.argument_size_in_bytes)
     outputs = int(analysis.output_size_in_bytes)
     alias = int(analysis.alias_size_in_bytes)
-    return {
+    return compiled, {
         "temp_bytes": temp,
         "argument_bytes": arguments,
         "output_bytes": outputs,

@@ -50,20 +50,26 @@ def dense(query: jax.Array, key: jax.Array, value: jax.Array) -> jax.Array:
     return dot_product_attention(query, key, value, scores="softmax")
 
 
-def memory_row(shape: tuple[int, ...], chunked) -> dict[str, Any]:
-    """Compiled memory of dense and chunked, fwd+bwd and forward only, without running."""
+def compile_both(shape: tuple[int, ...], chunked) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Dense and chunked fwd+bwd compiled for ``shape`` (not run), and the memory figures.
+
+    The memory row holds XLA's temp (attention overhead) and peak of fwd+bwd, the temp of the
+    forward pass alone, and the dense / chunked ratios of each.
+    """
     spec = jax.ShapeDtypeStruct(shape, jnp.float32)
-    row: dict[str, Any] = {}
+    compiled, row = {}, {}
     for name, attention in (("dense", dense), ("chunked", chunked)):
-        train = common.compiled_memory(common.fwd_bwd(attention), spec, spec, spec, spec)
-        infer = common.compiled_memory(common.forward(attention), spec, spec, spec)
+        compiled[name], train = common.compile_with_memory(
+            common.fwd_bwd(attention), spec, spec, spec, spec
+        )
+        _, infer = common.compile_with_memory(common.forward(attention), spec, spec, spec)
         row[f"{name}_temp_mib"] = common.mib(train["temp_bytes"])
         row[f"{name}_peak_mib"] = common.mib(train["peak_bytes"])
         row[f"{name}_fwd_temp_mib"] = common.mib(infer["temp_bytes"])
     row["memory_ratio"] = row["dense_temp_mib"] / row["chunked_temp_mib"]
     row["fwd_memory_ratio"] = row["dense_fwd_temp_mib"] / row["chunked_fwd_temp_mib"]
     row["peak_ratio"] = row["dense_peak_mib"] / row["chunked_peak_mib"]
-    return row
+    return compiled, row
 
 
 def measure_length(
@@ -73,30 +79,30 @@ def measure_length(
     shape = (1, length, heads, head_dim)
     chunked = functools.partial(chunked_attention, query_chunk=chunk[0], key_chunk=chunk[1])
     row: dict[str, Any] = {"T": length, "B": 1, "H": heads, "D": head_dim}
-    row.update(memory_row(shape, chunked))
+    grads, memory = compile_both(shape, chunked)
+    row.update(memory)
     budget_mib = common.mib(common.available_memory_bytes()) / 2
     row["dense_fits"] = row["dense_peak_mib"] <= budget_mib
     row.update(dense_s=None, chunked_s=None, time_ratio=None, time_ratio_q25=None)
     row.update(time_ratio_q75=None, max_grad_diff=None, repeats=0)
     if not timed:
         return row
+    if not row["dense_fits"]:
+        del grads["dense"]
 
     args = common.random_arrays(0, shape, 4)
-    grads = {"chunked": common.fwd_bwd(chunked)}
-    if row["dense_fits"]:
-        grads["dense"] = common.fwd_bwd(dense)
-    results = {name: fn(*args) for name, fn in grads.items()}  # compiles and warms up
-    if row["dense_fits"]:
+    results = {name: fn(*args) for name, fn in grads.items()}  # also the warm-up call
+    if "dense" in grads:
         row["max_grad_diff"] = max(
             float(np.max(np.abs(a - b))) for a, b in zip(results["chunked"], results["dense"])
         )
     del results
-    row["repeats"] = repeats if row["dense_fits"] else min(repeats, ALONE_REPEATS)
+    row["repeats"] = repeats if "dense" in grads else min(repeats, ALONE_REPEATS)
     times = common.interleaved_times(
         {name: (lambda fn=fn: fn(*args)) for name, fn in grads.items()}, row["repeats"], warmup=0
     )
     row["chunked_s"] = float(np.median(times["chunked"]))
-    if row["dense_fits"]:
+    if "dense" in grads:
         row["dense_s"] = float(np.median(times["dense"]))
         ratio = common.paired_ratio(times["chunked"], times["dense"])
         row.update(

@@ -11,6 +11,7 @@ line naming it and the valid choices; a diverged loss exits with status 1.
 
 from __future__ import annotations
 
+import importlib.util
 import logging as std_logging
 import sys
 from collections.abc import Sequence
@@ -49,8 +50,13 @@ def _last_line(text: str) -> str:
 
 
 def _unknown_override(argv: Sequence[str]) -> str:
-    """Name the first ``--config.a.b=...`` whose key the loaded config does not have."""
-    config = flags.FLAGS["config"].value
+    """Name the first ``--config.a.b=...`` whose key the config file does not have."""
+    spec = next(a.split("=", 1)[1] for a in argv if a.startswith("--config="))
+    path, _, variant = spec.partition(":")
+    module_spec = importlib.util.spec_from_file_location("_config_file", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    config = module.get_config(variant or None)
     for arg in argv[1:]:
         if not arg.startswith("--config."):
             continue

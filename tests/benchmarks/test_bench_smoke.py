@@ -69,9 +69,7 @@ def test_long_sequences_main_at_toy_sizes(tmp_path: Path):
     # Dense scratch grows as T^2 (at least the [1, 2, T, T] float32 weights), chunked does not.
     for row in section["rows"]:
         assert row["dense_temp_mib"] >= common.mib(2 * row["T"] ** 2 * 4)
-        assert row["memory_ratio"] == pytest.approx(
-            row["dense_temp_mib"] / row["chunked_temp_mib"]
-        )
+        assert row["memory_ratio"] == pytest.approx(row["dense_temp_mib"] / row["chunked_temp_mib"])
     assert untimed["memory_ratio"] > timed["memory_ratio"]
     memory, time = section["targets"]["memory"], section["targets"]["time"]
     assert memory["figure"] == untimed["memory_ratio"]

@@ -31,3 +31,12 @@ def test_seq2seq_source_padding_is_invisible_to_the_decoder():
     model = tiny_model(name="seq2seq")
     src, tgt = tokens(0, [5, 3], 5), tokens(1, [4, 4], 4)
     assert_close(model(np.pad(src, ((0, 0), (0, 3))), tgt), model(src, tgt))
+
+
+def test_dropout_acts_in_training_only_and_is_deterministic_given_the_seed():
+    x = tokens(0, [5, 3], 5)
+    model, twin = tiny_model(name="tagger", dropout=0.5), tiny_model(name="tagger", dropout=0.5)
+    assert_close(model(x), model(x))
+    first, second = np.asarray(model(x, train=True)), np.asarray(model(x, train=True))
+    assert np.abs(first - second).max() > 1e-3  # the stream in the module advanced
+    assert_close(twin(x, train=True), first)  # same seed, same masks

@@ -58,3 +58,8 @@ def test_decode_step_is_jittable_with_the_cache_as_a_pytree():
         logits, cache = step(state, tgt_in[:, t], cache)
         steps.append(logits)
     assert_close(np.stack(steps, axis=1), model(src, tgt_in))
+
+
+def test_a_cache_longer_than_the_position_tables_is_rejected():
+    with pytest.raises(ValueError, match="max_len"):
+        tiny_model().init_cache(tokens(0, [3], 3), 100)

@@ -35,3 +35,15 @@ def compilation_cache_dir(tmp_path_factory):
     compilation_cache.set_cache_dir(before[0])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
     compilation_cache.reset_cache()
+
+
+@pytest.fixture(scope="session")
+def at_quick_run(data_dir, tmp_path_factory):
+    """``synthetic.py:at,quick`` trained in process: the 1-device reference of several tests."""
+    from train_testing import quick_config
+
+    from attnlab.train import train_and_evaluate
+
+    workdir = tmp_path_factory.mktemp("at_quick")
+    config = quick_config("synthetic.py:at,quick", data_dir, log_every_steps=5, max_to_keep=2)
+    return workdir, train_and_evaluate(config, workdir)

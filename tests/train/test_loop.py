@@ -7,15 +7,17 @@ import signal
 
 import numpy as np
 import pytest
-from train_testing import assert_same_state, model_metrics, state_leaves, tiny_config
+from train_testing import (
+    RESUME,
+    assert_same_state,
+    model_metrics,
+    quick_config,
+    state_leaves,
+)
 
 import attnlab.data
 from attnlab.train import NonFiniteLossError, restore_model, train_and_evaluate
 from attnlab.train import loop as loop_module
-
-# NAT with CMLM masking, dropout and BatchNorm: every kind of state a resume must restore
-# (parameters, Adam moments, BatchNorm statistics, dropout RNG counters, the masking key).
-RESUME = {"model.norm": "batch", "model.dropout": 0.1, "nat_masking": "uniform"}
 
 
 class Crash(Exception):
@@ -43,29 +45,43 @@ def _crash_after(monkeypatch, k):
     monkeypatch.setattr(attnlab.data, "make_train_iterator", make)
 
 
+def _resume_config(data_dir):
+    return quick_config("synthetic.py:nat,quick", data_dir, **RESUME)
+
+
 @pytest.fixture(scope="module")
 def reference(data_dir, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("reference")
-    result = train_and_evaluate(tiny_config(data_dir, "nat", **RESUME), workdir)
+    result = train_and_evaluate(_resume_config(data_dir), workdir)
     model, _ = restore_model(workdir)
     return workdir, result, model
 
 
-@pytest.mark.parametrize("name", ["seq2seq", "tagger", "classifier"])
-def test_every_model_kind_trains_and_its_loss_drops(name, data_dir, tmp_path):
-    config = tiny_config(data_dir, name, num_train_steps=30, log_every_steps=10, max_to_keep=2)
-    result = train_and_evaluate(config, tmp_path)
-    train = [r for r in model_metrics(tmp_path) if "loss" in r]
-    assert [r["step"] for r in train] == [10, 20, 30]
+def _assert_trained(workdir, result, name, steps):
+    train = [r for r in model_metrics(workdir) if "loss" in r]
+    assert [r["step"] for r in train] == steps
     assert train[-1]["loss"] < 0.9 * train[0]["loss"]
-    assert result["step"] == 30 and not result["preempted"]
+    assert result["step"] == steps[-1] and not result["preempted"]
     assert 0.0 <= result["eval_accuracy"] <= 1.0
-    if name == "seq2seq":
-        assert 0.0 <= result["eval_wer"] <= 1.0 and result["eval_per"] >= 0.0
-    saved = json.loads((tmp_path / "config.json").read_text())
+    saved = json.loads((workdir / "config.json").read_text())
     assert saved["model"]["name"] == name and saved["model"]["vocab_size"] > 5
-    assert list(tmp_path.glob("events.out.tfevents.*"))
-    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["27", "30"]  # max_to_keep=2
+    assert list(workdir.glob("events.out.tfevents.*"))
+
+
+def test_quick_seq2seq_run_trains_evaluates_decodes_and_keeps_two_checkpoints(at_quick_run):
+    workdir, result = at_quick_run
+    _assert_trained(workdir, result, "seq2seq", list(range(5, 41, 5)))
+    assert 0.0 <= result["eval_wer"] <= 1.0 and result["eval_per"] >= 0.0
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["20", "40"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "name"), [("address.py:quick", "tagger"), ("syllables.py:quick", "classifier")]
+)
+def test_taggers_and_classifiers_train_too(spec, name, data_dir, tmp_path):
+    result = train_and_evaluate(quick_config(spec, data_dir), tmp_path)
+    _assert_trained(tmp_path, result, name, [10, 20, 30, 40])
+    assert "eval_wer" not in result  # nothing to decode
 
 
 def test_reference_run_writes_every_event(reference):
@@ -81,12 +97,11 @@ def test_crash_at_step_k_then_resume_is_bit_identical(
     k, reference, data_dir, tmp_path, monkeypatch
 ):
     ref_dir, _, ref_model = reference
-    config = tiny_config(data_dir, "nat", **RESUME)
     _crash_after(monkeypatch, k)
     with pytest.raises(Crash):
-        train_and_evaluate(config, tmp_path)
+        train_and_evaluate(_resume_config(data_dir), tmp_path)
     monkeypatch.undo()
-    train_and_evaluate(config, tmp_path)
+    train_and_evaluate(_resume_config(data_dir), tmp_path)
     model, _ = restore_model(tmp_path)
     assert_same_state(model, ref_model)
     assert model_metrics(tmp_path) == model_metrics(ref_dir)
@@ -103,13 +118,12 @@ def test_sigterm_during_eval_saves_and_the_eval_is_redone(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop_module, "teacher_forced_metrics", interrupted)
-    config = tiny_config(data_dir, "nat", **RESUME)
-    result = train_and_evaluate(config, tmp_path)
+    result = train_and_evaluate(_resume_config(data_dir), tmp_path)
     monkeypatch.undo()
     assert result["preempted"] and result["step"] == 5
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3", "5"]
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler given back
-    train_and_evaluate(config, tmp_path)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler was given back
+    train_and_evaluate(_resume_config(data_dir), tmp_path)
     model, _ = restore_model(tmp_path)
     assert_same_state(model, ref_model)
     assert model_metrics(tmp_path) == model_metrics(ref_dir)
@@ -124,7 +138,7 @@ def test_corrupt_latest_checkpoint_falls_back_and_still_matches(reference, data_
     for f in (workdir / "checkpoints" / "9" / "state").rglob("*"):
         if f.is_file() and f.parent.name == "d":
             f.write_bytes(b"")
-    train_and_evaluate(tiny_config(data_dir, "nat", **RESUME), workdir)
+    train_and_evaluate(_resume_config(data_dir), workdir)
     assert (workdir / "corrupt_checkpoints" / "9").is_dir()
     model, _ = restore_model(workdir)
     assert_same_state(model, ref_model)
@@ -132,15 +146,13 @@ def test_corrupt_latest_checkpoint_falls_back_and_still_matches(reference, data_
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
-    config = tiny_config(data_dir, "seq2seq", num_train_steps=4, checkpoint_every_steps=2)
-    config.eval_every_steps = 100
-    train_and_evaluate(config, tmp_path)
+    steps = {"num_train_steps": 4, "checkpoint_every_steps": 2, "eval_every_steps": 100}
+    train_and_evaluate(quick_config("synthetic.py:at,quick", data_dir, **steps), tmp_path)
     good = state_leaves(restore_model(tmp_path)[0])
-    config.update(num_train_steps=10, learning_rate=1e30)  # the first update explodes
-    with pytest.raises(
-        NonFiniteLossError, match=r"NaN/Inf at step 5 .*last good checkpoint: step 4"
-    ):
-        train_and_evaluate(config, tmp_path)
+    diverging = {**steps, "num_train_steps": 10, "learning_rate": 1e30}  # the update explodes
+    expected = r"NaN/Inf at step 5 .*last good checkpoint: step 4"
+    with pytest.raises(NonFiniteLossError, match=expected):
+        train_and_evaluate(quick_config("synthetic.py:at,quick", data_dir, **diverging), tmp_path)
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
     after = state_leaves(restore_model(tmp_path)[0])
     for key in good:
@@ -150,11 +162,11 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(data_
 
 
 def test_a_checkpoint_of_another_shape_is_a_one_line_error(data_dir, tmp_path):
-    config = tiny_config(data_dir, "seq2seq", num_train_steps=2, checkpoint_every_steps=2)
-    train_and_evaluate(config, tmp_path)
-    config.model.d_model = 48
+    steps = {"num_train_steps": 2, "checkpoint_every_steps": 2}
+    train_and_evaluate(quick_config("synthetic.py:at,quick", data_dir, **steps), tmp_path)
+    wider = quick_config("synthetic.py:at,quick", data_dir, **steps, **{"model.d_model": 48})
     with pytest.raises(ValueError) as err:
-        train_and_evaluate(config, tmp_path)
+        train_and_evaluate(wider, tmp_path)
     message = str(err.value)
     assert "\n" not in message
     assert "does not match the config: parameter params/" in message

@@ -211,9 +211,12 @@ def greedy_search(
 
     Takes the most probable token at every step until EOS or ``max_len`` tokens. Scores use the
     same GNMT normalization as ``beam_search`` (``len`` counts the EOS; ``max_len`` if none).
-    The path does not depend on ``length_penalty``; with ``length_penalty=0`` it equals
-    ``beam_search`` with ``beam_size=1`` (with ``alpha > 0`` beam search may keep searching for
-    a longer hypothesis whose normalized score is higher).
+    The path does not depend on ``length_penalty``. It is not quite ``beam_search`` with
+    ``beam_size=1``: one beam follows the best non-EOS token and keeps the best EOS extension
+    seen along the way, so it returns an EOS that greedy passed up when that scores higher
+    (and any finished hypothesis where greedy runs out of length). With ``length_penalty=0``
+    the two agree whenever greedy's own hypothesis outscores every EOS it passed up, as for a
+    confident model.
     """
     _check(batch_size, 1, max_len)
     B = batch_size

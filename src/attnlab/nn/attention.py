@@ -70,6 +70,9 @@ class MultiHeadAttention(nnx.Module):
         self.num_heads = num_heads
         self.local_window = local_window
         self.chunk_size = chunk_size
+        # Set by ``capture_cross_attention``: cross-attention then sows its weights
+        # [B, H, T, S] as ``nnx.Intermediate`` "cross_weights" (analysis only, never in training).
+        self.capture_weights = False
         self.query = nnx.Linear(d_model, d_model, rngs=rngs)
         self.key = nnx.Linear(d_model, d_model, rngs=rngs)
         self.value = nnx.Linear(d_model, d_model, rngs=rngs)
@@ -137,6 +140,10 @@ class MultiHeadAttention(nnx.Module):
         """Attend queries from ``x`` [B, T, d] over precomputed context ``kv``."""
         q = self._heads(self.query, x)
         key_mask = context_valid[:, None, None, :]
+        if self.capture_weights and self.attention not in ("linear", "chunked"):
+            scores = self.attention if self.attention in SCORE_FUNCTIONS else "softmax"
+            weights = ops_attn.attention_weights(q, kv["k"], mask=key_mask, scores=scores)
+            self.sow(nnx.Intermediate, "cross_weights", weights)
         out = self._attend(
             q,
             kv["k"],
@@ -158,6 +165,8 @@ class MultiHeadAttention(nnx.Module):
 
     def step(self, x: jax.Array, cache: Cache, index: jax.Array) -> tuple[jax.Array, Cache]:
         """One causal self-attention step: ``x`` [B, 1, d] at positions ``index`` [B]."""
+        if not self.causal:
+            raise ValueError("incremental decoding needs causal self-attention")
         batch, max_len = cache["k"].shape[:2]
         q, k, v = (self._heads(p, x) for p in (self.query, self.key, self.value))
         if self.position == "rotary":
@@ -190,3 +199,21 @@ class MultiHeadAttention(nnx.Module):
             one_query=True,
         )
         return self.out(ops_attn.merge_heads(out)), cache
+
+
+def capture_cross_attention(model: nnx.Module, fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` and return ``(result, maps)``: ``maps`` lists every decoder
+    layer's cross-attention weights [B, H, T, S] in layer order.
+
+    Unjitted and for analysis only: the weights are recomputed with
+    ``ops.attention.attention_weights`` from the same queries and keys. Linear and chunked
+    attention have no weight matrix to show, so they give no maps.
+    """
+    model.set_attributes(capture_weights=True, raise_if_not_found=False)
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        model.set_attributes(capture_weights=False, raise_if_not_found=False)
+    sown = nnx.pop(model, nnx.Intermediate)
+    flat = sorted(nnx.to_flat_state(sown), key=lambda item: item[0])  # layer order
+    return result, [variable.get_value()[0] for _, variable in flat]

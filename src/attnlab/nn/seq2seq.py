@@ -34,6 +34,7 @@ class Seq2Seq(nnx.Module):
 
     def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> None:
         validate(cfg)
+        self.max_len = cfg.max_len
         self.encoder = Encoder(cfg, rngs=rngs)
         self.decoder = Decoder(cfg, causal=True, rngs=rngs)
 
@@ -51,7 +52,12 @@ class Seq2Seq(nnx.Module):
         return self.decode(tgt_in, self.encode(src, train=train), src, train=train)
 
     def init_cache(self, src: jax.Array, max_len: int) -> dict[str, Any]:
-        """Encode ``src`` and return the empty decoding state for up to ``max_len`` steps."""
+        """Encode ``src`` and return the empty decoding state for up to ``max_len`` steps.
+
+        ``max_len`` may not exceed the config's ``max_len`` (the position tables' size).
+        """
+        if max_len > self.max_len:
+            raise ValueError(f"cache max_len {max_len} exceeds model max_len {self.max_len}")
         enc = self.encode(src)
         return {
             "enc": enc,

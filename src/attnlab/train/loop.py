@@ -61,6 +61,11 @@ class _Run:
         self.mesh = make_mesh()
         local_bs = local_batch_size(config.batch_size, self.mesh)
         local_batch_size(config.eval_batch_size, self.mesh)
+        logging.info(
+            "data parallel over %d devices in %d processes: global batch %d, %d per device",
+            self.mesh.size, jax.process_count(), config.batch_size,
+            config.batch_size // self.mesh.size,
+        )
         self.graphdef, self.state, optimizer = build(config, replicated(self.mesh))
         self.train_step = make_train_step(
             self.graphdef, optimizer, config, state_sharding=replicated(self.mesh)

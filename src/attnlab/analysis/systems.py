@@ -1,0 +1,148 @@
+"""Decoding systems of the AT-versus-NAT comparison, and how each is timed.
+
+A *system* is a trained model plus a way of decoding it: ``at_greedy`` and ``at_beam4`` decode
+the AT ``Seq2Seq``; ``nat_<strategy>`` decode the ``NATSeq2Seq`` with one of the strategies of
+``attnlab.decode.nat``. ``run_system`` decodes a whole split in fixed-shape batches, so jit
+compiles once per system, and reports
+
+- the hypotheses (token lists) and, for NAT, the chosen lengths;
+- ``throughput_seq_s_b64``: sequences per second over the whole split at the eval batch size,
+  after one warm-up batch (compilation excluded);
+- ``latency_ms_b1``: the median wall time of decoding one sequence at batch 1, over the first
+  ``latency_examples`` sequences, after a warm-up call (compilation excluded). Every call ends
+  with ``jax.block_until_ready``, so the time covers the device work, not just the dispatch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from attnlab.decode.at import at_search
+from attnlab.decode.nat import nat_decode, parse_strategy
+
+# name -> (model key, method or NAT strategy), in the order of the report's table.
+SYSTEMS: dict[str, tuple[str, str]] = {
+    "at_greedy": ("at", "greedy"),
+    "at_beam4": ("at", "beam:4"),
+    "nat_length_pred": ("nat", "length_pred"),
+    "nat_length_beam3": ("nat", "length_beam:3"),
+    "nat_length_beam5": ("nat", "length_beam:5"),
+    "nat_eos_cut": ("nat_eos", "eos_cut"),
+    "nat_oracle_length": ("nat", "oracle_length"),
+    "nat_mask_predict4": ("nat", "mask_predict:4"),
+    "nat_mask_predict10": ("nat", "mask_predict:10"),
+    "nat_kd_length_pred": ("nat_kd", "length_pred"),
+}
+
+Decoder = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+
+
+def make_decoder(
+    model: nnx.Module, method: str, *, max_len: int, length_penalty: float
+) -> Decoder:
+    """``decode(src [B, S], ref_lengths [B]) -> (tokens [B, T], lengths [B] or None)``."""
+    if method == "greedy" or method.startswith("beam:"):
+        beam = int(method.split(":")[1]) if method.startswith("beam:") else 1
+
+        def decode_at(src: np.ndarray, ref_lengths: np.ndarray):
+            del ref_lengths
+            tokens, _ = at_search(
+                model,
+                src,
+                method="beam" if beam > 1 else "greedy",
+                beam_size=beam,
+                max_len=max_len,
+                length_penalty=length_penalty,
+            )
+            return jax.block_until_ready(tokens), None
+
+        return decode_at
+    parse_strategy(method)  # fail early on a bad strategy string
+
+    def decode_nat(src: np.ndarray, ref_lengths: np.ndarray):
+        out = nat_decode(model, src, method, ref_lengths=ref_lengths, max_len=max_len)
+        return jax.block_until_ready(out.tokens), jax.block_until_ready(out.lengths)
+
+    return decode_nat
+
+
+@dataclass
+class SystemRun:
+    """What one system produced on one split."""
+
+    name: str
+    hyps: list[list[int]]  # token ids after BOS up to (not including) EOS, one per example
+    lengths: list[int] | None  # NAT: chosen length, counting the EOS
+    throughput_seq_s: float
+    latency_ms_b1: float
+    latency_samples_ms: list[float]
+
+
+def strip(tokens: Sequence[int], eos_id: int = 2, pad_id: int = 0) -> list[int]:
+    """Tokens up to the first EOS, without PAD."""
+    out = []
+    for t in tokens:
+        t = int(t)
+        if t == eos_id:
+            break
+        if t != pad_id:
+            out.append(t)
+    return out
+
+
+def run_system(
+    name: str,
+    decode: Decoder,
+    batches: Sequence[dict[str, Any]],
+    *,
+    latency_examples: int,
+) -> SystemRun:
+    """Decode every valid example of ``batches``; measure throughput and batch-1 latency."""
+    if not batches:
+        raise ValueError("no evaluation batches to decode")
+
+    def ref_lengths(batch: dict[str, Any]) -> np.ndarray:
+        return np.sum(np.asarray(batch["targets"]) != 0, axis=1).astype(np.int32)
+
+    decode(batches[0]["inputs"], ref_lengths(batches[0]))  # warm-up: compile at batch size
+    hyps: list[list[int]] = []
+    lengths: list[int] = []
+    num = 0
+    start = time.perf_counter()
+    for batch in batches:
+        tokens, chosen = decode(batch["inputs"], ref_lengths(batch))
+        valid = np.asarray(batch["valid"], bool)
+        tokens = np.asarray(tokens)
+        hyps.extend(strip(row) for row, ok in zip(tokens, valid, strict=True) if ok)
+        if chosen is not None:
+            lengths.extend(int(n) for n, ok in zip(np.asarray(chosen), valid, strict=True) if ok)
+        num += int(valid.sum())
+    throughput = num / (time.perf_counter() - start)
+
+    singles = [
+        (batch["inputs"][i : i + 1], ref_lengths(batch)[i : i + 1])
+        for batch in batches
+        for i in range(len(batch["valid"]))
+        if batch["valid"][i]
+    ][: max(latency_examples, 1)]
+    decode(*singles[0])  # warm-up: compile at batch 1
+    samples = []
+    for src, ref in singles:
+        t0 = time.perf_counter()
+        decode(src, ref)
+        samples.append((time.perf_counter() - t0) * 1000.0)
+    return SystemRun(
+        name=name,
+        hyps=hyps,
+        lengths=lengths or None,
+        throughput_seq_s=throughput,
+        latency_ms_b1=float(np.median(samples)),
+        latency_samples_ms=samples,
+    )

@@ -1,0 +1,278 @@
+"""What a sweep is, and how it becomes a list of runs with validated configs.
+
+A ``Sweep`` asks one question ("what happens if I change X?"). It is made of ``Grid``s: each
+grid names a task config (a file in ``experiments/configs`` and its variant), the settings it
+fixes, and the axes it varies (their product, or zipped). ``expand`` turns a sweep into
+``Run``s, one per setting and seed, each carrying every ``--config.key=value`` override that
+``experiments/train.py`` receives. ``build_config`` applies those overrides to the task
+config in-process, and ``check_config`` runs the trainer's checks that need no data, so a bad
+value fails before any run starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import itertools
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+# Keys counted in steps; a fixed-token sweep scales them by reference_batch / batch_size.
+STEP_KEYS = (
+    "num_train_steps",
+    "warmup_steps",
+    "log_every_steps",
+    "eval_every_steps",
+    "checkpoint_every_steps",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """A block of runs on one task config: fixed settings times the axes.
+
+    ``budget`` holds the model size and training length of the full form; the quick form
+    drops it and uses the task's ``quick`` variant instead. ``fixed`` and ``axes`` apply to
+    both forms.
+    """
+
+    label: str
+    config: str  # "<file in experiments/configs>:<variant>", e.g. "g2p.py:at"
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    axes: Mapping[str, Sequence[Any]] = dataclasses.field(default_factory=dict)
+    zipped: bool = False
+    budget: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def settings(self) -> list[dict[str, Any]]:
+        """Every combination of axis values: the product, or the axes zipped."""
+        keys = list(self.axes)
+        values = [list(self.axes[k]) for k in keys]
+        if self.zipped:
+            if len({len(v) for v in values}) > 1:
+                raise ValueError(f"grid {self.label!r}: zipped axes need equal lengths")
+            combos = zip(*values, strict=True)
+        else:
+            combos = itertools.product(*values)
+        return [dict(zip(keys, combo, strict=True)) for combo in combos]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A named study: the question, its grids, and how results are judged and drawn."""
+
+    name: str
+    question: str  # the question and the published expectation; opens report.md
+    grids: tuple[Grid, ...]
+    metric: str = "eval_wer"  # the setting with the best mean is marked in report.md
+    lower_is_better: bool = True
+    report_metrics: tuple[str, ...] = ("eval_wer", "eval_per", "eval_loss")
+    plot_metrics: tuple[str, ...] = ("eval_wer",)
+    plot_x: str | None = None  # a numeric axis drawn as the x axis (else: one bar per setting)
+    # Fixed number of examples seen: every run's STEP_KEYS are scaled by
+    # base batch_size / run batch_size, where the base is the task config with its budget.
+    fixed_examples: bool = False
+
+    def axis_keys(self) -> list[str]:
+        return list(dict.fromkeys(k for g in self.grids for k in g.axes))
+
+    def setting_keys(self) -> list[str]:
+        """The keys that tell runs apart: each grid's fixed settings and axes."""
+        return list(dict.fromkeys(k for g in self.grids for k in [*g.fixed, *g.axes]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run: a setting of one grid, with one seed."""
+
+    sweep: str
+    group: str
+    task: str  # the config argument after the file's path, e.g. "g2p.py:at,quick"
+    name: str
+    seed: int
+    settings: Mapping[str, Any]
+    overrides: Mapping[str, Any]  # every --config.key=value, seed included
+
+    @property
+    def relpath(self) -> str:
+        """``<run-name>/seed<k>``, relative to the sweep's workdir."""
+        return f"{self.name}/seed{self.seed}"
+
+    def config_args(self, configs_dir: str | Path) -> list[str]:
+        """The ``--config`` flags of ``experiments/train.py`` for this run."""
+        args = [f"--config={Path(configs_dir) / self.task}"]
+        args += [f"--config.{k}={format_value(v)}" for k, v in self.overrides.items()]
+        return args
+
+
+def format_value(value: Any) -> str:
+    """A value as ml_collections ``config_flags`` parses it back (tuples via literal_eval)."""
+    if isinstance(value, tuple | list):
+        return repr(tuple(value))
+    return str(value)
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: an int, float, bool or tuple literal, else the string itself."""
+    import ast
+
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    return value if isinstance(value, int | float | bool | tuple) else text
+
+
+def load_task_config(configs_dir: str | Path, task: str) -> ml_collections.ConfigDict:
+    """``get_config(variant)`` of ``<configs_dir>/<file>``, as ``--config=file:variant`` does."""
+    file, _, variant = task.partition(":")
+    path = Path(configs_dir) / file
+    if not path.is_file():
+        valid = sorted(p.name for p in Path(configs_dir).glob("*.py"))
+        raise ValueError(f"config file {str(path)!r} not found; valid: {', '.join(valid)}")
+    spec = importlib.util.spec_from_file_location(f"_attnlab_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant or None)
+
+
+def set_key(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
+    """``config.<key> = value`` for an existing dotted key; unknown keys list the valid ones."""
+    *path, last = key.split(".")
+    node = config
+    for depth, part in enumerate([*path, last]):
+        keys = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+        if part not in keys:
+            where = ".".join(path[:depth])
+            scope = f"{where} keys" if where else "keys"
+            raise ValueError(f"unknown config key {key!r}; valid {scope}: {', '.join(keys)}")
+        if depth < len(path):
+            node = node[part]
+    try:
+        node[last] = value
+    except TypeError as err:
+        old = type(node[last]).__name__
+        raise ValueError(f"config key {key!r} takes a {old}, got {value!r}") from err
+
+
+def build_config(
+    base: ml_collections.ConfigDict, overrides: Mapping[str, Any]
+) -> ml_collections.ConfigDict:
+    """A copy of ``base`` with ``overrides`` applied, key by key."""
+    config = ml_collections.ConfigDict(base.to_dict())
+    for key, value in overrides.items():
+        set_key(config, key, value)
+    return config
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """The checks ``resolve_config`` makes before it builds any data (one-line ValueErrors)."""
+    from attnlab.data import data_config
+    from attnlab.nn.config import model_config, validate
+    from attnlab.train.config import base_config, validate_config
+
+    merged = base_config()
+    merged.update(ml_collections.ConfigDict(config.to_dict()))
+    validate_config(merged)
+    model = model_config(**config.model.to_dict())
+    validate(model)
+    if model.name == "nat":
+        from attnlab.decode.nat import parse_strategy
+
+        parse_strategy(merged.nat_strategy)
+    data_config(**config.data.to_dict())
+
+
+def _short(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
+
+
+def _run_name(sweep: Sweep, grid: Grid, setting: Mapping[str, Any]) -> str:
+    parts = [grid.label] if len(sweep.grids) > 1 or not setting else []
+    parts += [f"{_short(k)}={format_value(v)}" for k, v in setting.items()]
+    return ",".join(parts).replace("/", "_").replace(" ", "")
+
+
+def _scale_steps(
+    base: ml_collections.ConfigDict, overrides: dict[str, Any], reference: int
+) -> None:
+    """Fixed examples seen: step counts meant for batch ``reference``, scaled to the run's."""
+    batch = int(overrides.get("batch_size", base.batch_size))
+    for key in STEP_KEYS:
+        steps = int(overrides.get(key, base[key]))
+        overrides[key] = max(1, round(steps * reference / batch))
+
+
+def expand(
+    sweep: Sweep,
+    *,
+    configs_dir: str | Path,
+    seeds: int = 3,
+    quick: bool = False,
+    axes: Mapping[str, Sequence[Any]] | None = None,
+    sets: Mapping[str, Any] | None = None,
+    groups: Sequence[str] | None = None,
+) -> tuple[list[Run], dict[str, ml_collections.ConfigDict]]:
+    """The sweep's runs (seed-major: every setting of seed 0 first) and each run's config.
+
+    ``axes`` replaces the values of some of the sweep's axes, ``sets`` overrides a config key
+    in every run, and ``groups`` keeps only the named grids. Every config is built and
+    checked; the first problem raises a one-line ValueError.
+    """
+    axes, sets = dict(axes or {}), dict(sets or {})
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    labels = [g.label for g in sweep.grids]
+    for label in groups or ():
+        if label not in labels:
+            raise ValueError(f"unknown group {label!r} of sweep {sweep.name}; valid: {', '.join(labels)}")
+    for key in axes:
+        if key not in sweep.axis_keys():
+            valid = ", ".join(sweep.axis_keys()) or "(none)"
+            raise ValueError(f"sweep {sweep.name} has no axis {key!r}; valid: {valid}")
+    for key in sets:
+        if key in sweep.axis_keys() or key == "seed":
+            raise ValueError(f"--set {key} is an axis of sweep {sweep.name} (or the seed); use --axis")
+    grids = [g for g in sweep.grids if not groups or g.label in groups]
+    grids = [dataclasses.replace(g, axes={**g.axes, **{k: v for k, v in axes.items() if k in g.axes}}) for g in grids]
+    bases: dict[str, ml_collections.ConfigDict] = {}
+    runs: list[Run] = []
+    configs: dict[str, ml_collections.ConfigDict] = {}
+    for seed in range(seeds):
+        for grid in grids:
+            file, _, variant = grid.config.partition(":")
+            task = f"{file}:{variant},quick" if quick and variant else grid.config
+            task = f"{file}:quick" if quick and not variant else task
+            if task not in bases:
+                bases[task] = load_task_config(configs_dir, task)
+            base = bases[task]
+            for setting in grid.settings():
+                overrides = {} if quick else dict(grid.budget)
+                overrides.update(grid.fixed)
+                reference = int(overrides.get("batch_size", base.batch_size))
+                overrides.update(setting)
+                overrides.update(sets)
+                if sweep.fixed_examples:
+                    _scale_steps(base, overrides, reference)
+                overrides["seed"] = seed
+                run = Run(
+                    sweep=sweep.name,
+                    group=grid.label,
+                    task=task,
+                    name=_run_name(sweep, grid, setting),
+                    seed=seed,
+                    settings={**grid.fixed, **setting},
+                    overrides=overrides,
+                )
+                if run.relpath in configs:
+                    raise ValueError(f"sweep {sweep.name}: two runs are named {run.relpath}")
+                try:
+                    config = build_config(base, overrides)
+                    check_config(config)
+                except ValueError as err:
+                    raise ValueError(f"run {run.relpath}: {err}") from err
+                configs[run.relpath] = config
+                runs.append(run)
+    return runs, configs

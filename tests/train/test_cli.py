@@ -1,0 +1,142 @@
+"""The shell entry point, in subprocesses: bad flags, SIGKILL, SIGTERM, four devices."""
+
+import os
+import random
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from train_testing import (
+    CONFIGS,
+    assert_same_state,
+    cli_command,
+    model_metrics,
+    quick_config,
+)
+
+from attnlab.train import restore_model, train_and_evaluate
+from attnlab.train.writers import read_metrics
+
+SPEC = "synthetic.py:at,quick"
+
+
+def _env(**extra):
+    return {**os.environ, "JAX_PLATFORMS": "cpu", **extra}
+
+
+def _wait_until(condition, proc, timeout=180.0, what="a condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"the run exited ({proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _steps(workdir):
+    path = workdir / "checkpoints"
+    return sorted(int(p.name) for p in path.iterdir() if p.name.isdigit()) if path.exists() else []
+
+
+def test_bad_flags_variants_keys_and_values_exit_2_with_one_line(tmp_path, data_dir):
+    config = f"--config={CONFIGS / 'synthetic.py'}"
+    workdir = f"--workdir={tmp_path}"
+    cases = {
+        "variant": (
+            [f"{config}:at,shuffle", workdir],
+            "unknown variant 'shuffle' for synthetic.py; valid: at, nat, copy, reverse, sort, quick",
+        ),
+        "key": (
+            [f"{config}:at", workdir, "--config.no_such_key=1"],
+            "unknown config key 'no_such_key'; valid keys: ",
+        ),
+        "nested key": (
+            [f"{config}:at", workdir, "--config.model.width=1"],
+            "unknown config key 'model.width'; valid model keys: attention, attention_dropout,",
+        ),
+        "option": (
+            [f"{config}:at", workdir, "--config.model.attention=magic"],
+            "unknown model.attention 'magic'; valid: softmax, relu, relu_over_length,",
+        ),
+        "value": (
+            [f"{config}:at", workdir, "--config.schedule=linear"],
+            "unknown schedule 'linear'; valid: rsqrt, cosine, constant",
+        ),
+        "flag": ([f"{config}:at", workdir, "--learning_rate=1"], "Unknown command line flag"),
+    }
+    procs = {
+        name: subprocess.Popen(
+            [*cli_command(SPEC, tmp_path, data_dir)[:2], *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for name, (args, _) in cases.items()
+    }
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=300)
+        lines = err.strip().splitlines()
+        assert proc.returncode == 2, (name, err)
+        assert len(lines) == 1, (name, err)
+        assert lines[0].startswith("train.py: error: " + cases[name][1]), (name, lines[0])
+    assert not (tmp_path / "checkpoints").exists()  # nothing started
+
+
+def test_sigkill_anytime_then_sigterm_then_resume_equals_an_uninterrupted_run(data_dir, tmp_path):
+    steps = {"num_train_steps": 150, "log_every_steps": 5, "eval_every_steps": 75}
+    reference = tmp_path / "reference"
+    train_and_evaluate(quick_config(SPEC, data_dir, **steps, checkpoint_every_steps=150), reference)
+    workdir = tmp_path / "run"
+    # Saving at every step, so that a kill at a random moment most likely lands in a save.
+    command = cli_command(SPEC, workdir, data_dir, **steps, checkpoint_every_steps=1, max_to_keep=2)
+    log = open(tmp_path / "log.txt", "w+")  # noqa: SIM115
+
+    first = subprocess.Popen(command, stderr=log, stdout=log, env=_env())
+    _wait_until(lambda: len(_steps(workdir)) >= 2, first, what="two checkpoints")
+    time.sleep(random.Random(0).uniform(0.0, 0.3))
+    first.kill()
+    first.wait()
+
+    second = subprocess.Popen(command, stderr=log, stdout=log, env=_env())
+    start = time.monotonic()
+    _wait_until(lambda: "resumed from step" in (tmp_path / "log.txt").read_text(), second)
+    resume_seconds = time.monotonic() - start
+    resumed = int((tmp_path / "log.txt").read_text().split("resumed from step ")[1].split()[0])
+    progressed = lambda: any(r["step"] >= resumed + 10 for r in read_metrics(workdir))  # noqa: E731
+    _wait_until(progressed, second, what="progress after resuming")
+    second.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    assert second.wait(timeout=60) == 0
+    assert time.monotonic() - sent < 30  # seconds, on two shared cores
+    text = (tmp_path / "log.txt").read_text()
+    stopped = int(text.split("stopped at step ")[1].split()[0])
+    assert resumed < stopped < 150 and _steps(workdir)[-1] == stopped
+
+    third = subprocess.run(command, stderr=log, stdout=log, env=_env(), timeout=300)
+    assert third.returncode == 0
+    assert not list((workdir / "checkpoints").glob("*tmp*"))
+    assert_same_state(restore_model(workdir)[0], restore_model(reference)[0])
+    assert model_metrics(workdir) == model_metrics(reference)
+    print(f"resume: first step restored {resume_seconds:.1f}s after launch")
+
+
+def test_four_devices_follow_the_one_device_loss_curve(at_quick_run, data_dir, tmp_path):
+    one_device = {r["step"]: r["loss"] for r in read_metrics(at_quick_run[0]) if "loss" in r}
+    command = cli_command(SPEC, tmp_path, data_dir, log_every_steps=5, num_train_steps=20)
+    flags = "--xla_force_host_platform_device_count=4"
+    run = subprocess.run(
+        command, capture_output=True, text=True, env=_env(XLA_FLAGS=flags), timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "data parallel over 4 devices" in run.stderr
+    four = {r["step"]: r["loss"] for r in read_metrics(tmp_path) if "loss" in r}
+    assert sorted(four) == [5, 10, 15, 20]
+    got = np.array([four[s] for s in sorted(four)])
+    want = np.array([one_device[s] for s in sorted(four)])
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    assert not np.array_equal(want[0], want[-1])  # the curve moves, so the match means something
