@@ -37,10 +37,16 @@ AttentionFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
-    """The flags every benchmark takes: ``--quick``, ``--repeats``, ``--results``."""
+    """The flags every benchmark takes: --quick, --repeats, --min_seconds, --results."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and sizes")
-    parser.add_argument("--repeats", type=int, default=0, help="timed repetitions (0: default)")
+    parser.add_argument("--repeats", type=int, default=0, help="least repetitions (0: default)")
+    parser.add_argument(
+        "--min_seconds",
+        type=float,
+        default=-1.0,
+        help="repeat until each contender ran this long in total (-1: default)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS_PATH, help="results JSON file")
     return parser
 
@@ -83,13 +89,19 @@ def forward(attention: AttentionFn) -> Callable[..., jax.Array]:
 
 
 def interleaved_times(
-    contenders: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
+    contenders: dict[str, Callable[[], Any]],
+    repeats: int,
+    warmup: int = 1,
+    min_seconds: float = 0.0,
+    max_repeats: int = 200,
 ) -> dict[str, list[float]]:
-    """Seconds per call of each contender, ``repeats`` calls each, interleaved.
+    """Seconds per call of each contender, interleaved, at least ``repeats`` calls each.
 
     Each contender is first called ``warmup`` times (compilation, first-touch of buffers).
     Repetition r calls them in the given order when r is even and reversed when r is odd, so
-    neither always runs first after the other.
+    neither always runs first after the other. Repetitions go on past ``repeats`` (up to
+    ``max_repeats``) until all timed calls together took ``min_seconds``, so short calls get
+    more samples against the noise of a shared machine.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}")
@@ -98,11 +110,13 @@ def interleaved_times(
             jax.block_until_ready(call())
     names = list(contenders)
     times: dict[str, list[float]] = {name: [] for name in names}
-    for rep in range(repeats):
+    rep = 0
+    while rep < repeats or (rep < max_repeats and sum(map(sum, times.values())) < min_seconds):
         for name in names if rep % 2 == 0 else names[::-1]:
             start = time.perf_counter()
             jax.block_until_ready(contenders[name]())
             times[name].append(time.perf_counter() - start)
+        rep += 1
     return times
 
 
@@ -163,24 +177,23 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def command_line() -> str:
-    """The command that produced the figures, relative to the repository root."""
-    script = Path(sys.argv[0])
-    if script.is_absolute() and ROOT in script.parents:
-        script = script.relative_to(ROOT)
-    return shlex.join(["python", str(script), *sys.argv[1:]])
+def command_line(script: str, argv: Sequence[str] | None) -> str:
+    """The command that produced the figures: ``python <script relative to ROOT> <argv>``."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return shlex.join(["python", str(Path(script).resolve().relative_to(ROOT)), *args])
 
 
 def write_section(section: str, payload: dict[str, Any], path: Path = RESULTS_PATH) -> None:
     """Set ``results[section] = payload`` in the JSON file ``path``, keeping other sections.
 
-    Read-modify-write under an exclusive ``flock`` on a side lock file, then an atomic rename,
-    so benchmarks writing their own sections at the same time lose nothing.
+    Read-modify-write under an exclusive ``flock`` on the file's directory, then an atomic
+    rename, so benchmarks writing their own sections at the same time lose nothing.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX)
         results = json.loads(path.read_text()) if path.exists() else {}
         if not isinstance(results, dict):
             raise ValueError(f"{path} must hold a JSON object of sections; got {type(results)}")
@@ -188,6 +201,8 @@ def write_section(section: str, payload: dict[str, Any], path: Path = RESULTS_PA
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, path)
+    finally:
+        os.close(directory)  # also releases the lock
 
 
 def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:

@@ -1,7 +1,7 @@
 r"""Long sequences: ``chunked_attention`` against dense softmax attention, time and memory.
 
-    python benchmarks/long_sequences.py            # T = 1k, 4k, 16k; about 5 min on 2 cores
-    python benchmarks/long_sequences.py --quick    # 3 repetitions, 16k memory only (no timing)
+    python benchmarks/long_sequences.py            # T = 1k, 4k, 16k; 2-3 min on 2 cores
+    python benchmarks/long_sequences.py --quick    # fewer repetitions; 16k memory only, not timed
 
 Issue 8, benchmark 2. Forward plus backward (the gradient w.r.t. q, k, v of
 ``sum(attention(q, k, v) * ct)``), jitted, fp32, [B, T, H, D] = [1, T, 8, 64], chunks of
@@ -73,7 +73,13 @@ def compile_both(shape: tuple[int, ...], chunked) -> tuple[dict[str, Any], dict[
 
 
 def measure_length(
-    length: int, heads: int, head_dim: int, chunk: tuple[int, int], repeats: int, timed: bool
+    length: int,
+    heads: int,
+    head_dim: int,
+    chunk: tuple[int, int],
+    repeats: int,
+    min_seconds: float,
+    timed: bool,
 ) -> dict[str, Any]:
     """One row at [1, length, heads, head_dim]: memory always, times when ``timed``."""
     shape = (1, length, heads, head_dim)
@@ -87,22 +93,26 @@ def measure_length(
     row.update(time_ratio_q75=None, max_grad_diff=None, repeats=0)
     if not timed:
         return row
-    if not row["dense_fits"]:
+    alone = not row["dense_fits"]  # chunked timed on its own: a few calls, no ratio
+    if alone:
         del grads["dense"]
 
     args = common.random_arrays(0, shape, 4)
     results = {name: fn(*args) for name, fn in grads.items()}  # also the warm-up call
-    if "dense" in grads:
+    if not alone:
         row["max_grad_diff"] = max(
             float(np.max(np.abs(a - b))) for a, b in zip(results["chunked"], results["dense"])
         )
     del results
-    row["repeats"] = repeats if "dense" in grads else min(repeats, ALONE_REPEATS)
     times = common.interleaved_times(
-        {name: (lambda fn=fn: fn(*args)) for name, fn in grads.items()}, row["repeats"], warmup=0
+        {name: (lambda fn=fn: fn(*args)) for name, fn in grads.items()},
+        min(repeats, ALONE_REPEATS) if alone else repeats,
+        warmup=0,
+        min_seconds=0.0 if alone else min_seconds,
     )
+    row["repeats"] = len(times["chunked"])
     row["chunked_s"] = float(np.median(times["chunked"]))
-    if "dense" in grads:
+    if not alone:
         row["dense_s"] = float(np.median(times["dense"]))
         ratio = common.paired_ratio(times["chunked"], times["dense"])
         row.update(
@@ -158,19 +168,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--time_target_T", type=int, default=4096)
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
+    min_seconds = args.min_seconds if args.min_seconds >= 0 else (2.0 if args.quick else 6.0)
     max_timed = args.max_timed_T or (4096 if args.quick else max(args.lengths))
     chunk = (args.query_chunk, args.key_chunk)
 
     rows = []
     for length in args.lengths:
         timed = length <= max_timed
-        rows.append(measure_length(length, args.heads, args.head_dim, chunk, repeats, timed))
+        rows.append(
+            measure_length(length, args.heads, args.head_dim, chunk, repeats, min_seconds, timed)
+        )
         print(f"T={length}: memory {rows[-1]['memory_ratio']:.1f}x less", flush=True)
 
     section = {
         "description": "chunked_attention (online softmax) against dense softmax attention, "
         "fwd+bwd, fp32; memory from XLA's compiled memory analysis (temp = attention overhead)",
-        "command": common.command_line(),
+        "command": common.command_line(__file__, argv),
         "quick": args.quick,
         "machine": common.machine_info(),
         "query_chunk": chunk[0],

@@ -1,38 +1,44 @@
-"""Claims about the bootstrap interval."""
+"""Claims about the bootstrap intervals."""
 
 import numpy as np
 import pytest
+import sacrebleu
 
-from attnlab.analysis.stats import bootstrap_ci
-
-
-def _mean_error(hyps, refs):
-    return float(np.mean([h != r for h, r in zip(hyps, refs, strict=True)]))
+from attnlab.analysis.stats import bleu_ci, bootstrap_ci, rate, rate_stats
 
 
 def test_interval_contains_the_point_estimate_and_matches_the_binomial_width():
     rng = np.random.default_rng(0)
-    refs = list(range(400))
-    hyps = [r if rng.random() > 0.25 else -1 for r in refs]
-    point = _mean_error(hyps, refs)
-    low, high = bootstrap_ci(_mean_error, hyps, refs, num_samples=2000, seed=1)
+    errors = (rng.random(400) < 0.25).astype(float)
+    stats = rate_stats(errors, np.ones_like(errors))
+    point = rate(stats.sum(0))
+    low, high = bootstrap_ci(stats, rate, num_samples=2000, seed=1)
     assert low <= point <= high
     # The normal approximation of a binomial proportion gives the same width within 15%.
-    width = 2 * 1.96 * np.sqrt(point * (1 - point) / len(refs))
+    width = 2 * 1.96 * np.sqrt(point * (1 - point) / len(errors))
     assert high - low == pytest.approx(width, rel=0.15)
 
 
 def test_interval_is_deterministic_given_the_seed_and_collapses_without_variance():
-    refs = list(range(50))
-    assert bootstrap_ci(_mean_error, refs, refs, seed=3) == (0.0, 0.0)
-    hyps = [r if r % 3 else -1 for r in refs]
-    assert bootstrap_ci(_mean_error, hyps, refs, seed=3) == bootstrap_ci(
-        _mean_error, hyps, refs, seed=3
-    )
+    zero = rate_stats(np.zeros(50), np.ones(50))
+    assert bootstrap_ci(zero, rate, seed=3) == (0.0, 0.0)
+    some = rate_stats(np.random.default_rng(0).random(50), np.ones(50))
+    assert bootstrap_ci(some, rate, seed=3) == bootstrap_ci(some, rate, seed=3)
+    assert bootstrap_ci(some, rate, seed=3) != bootstrap_ci(some, rate, seed=4)
+
+
+def test_bleu_statistics_reaggregate_to_sacrebleus_corpus_score():
+    rng = np.random.default_rng(0)
+    words = "a b c d e f g".split()
+    refs = [" ".join(rng.choice(words, size=6)) for _ in range(60)]
+    hyps = [" ".join(r.split()[:4] + list(rng.choice(words, size=2))) for r in refs]
+    point = sacrebleu.corpus_bleu(hyps, [refs]).score
+    low, high = bleu_ci(hyps, refs, num_samples=300)
+    assert low <= point <= high and high - low > 0
 
 
 def test_bad_input_is_refused():
-    with pytest.raises(ValueError, match="differ in length"):
-        bootstrap_ci(_mean_error, [1], [1, 2])
-    with pytest.raises(ValueError, match="empty"):
-        bootstrap_ci(_mean_error, [], [])
+    with pytest.raises(ValueError, match="non-empty"):
+        bootstrap_ci(np.zeros((0, 2)), rate)
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_ci(np.ones((3, 2)), rate, confidence=1.5)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,15 +40,26 @@ def test_interleaved_times_alternate_the_order():
     assert ratio["median"] == pytest.approx(3.0)
 
 
+def test_short_calls_get_more_repetitions_up_to_min_seconds():
+    contenders = {"a": lambda: time.sleep(0.01), "b": lambda: None}
+    times = common.interleaved_times(contenders, repeats=1, warmup=0, min_seconds=0.05)
+    assert 2 <= len(times["a"]) == len(times["b"]) <= 5  # each repetition takes >= 0.01 s
+    assert sum(times["a"]) + sum(times["b"]) >= 0.05
+    capped = common.interleaved_times(contenders, repeats=1, warmup=0, min_seconds=9, max_repeats=3)
+    assert len(capped["a"]) == 3
+
+
 def test_attention_main_at_toy_sizes(tmp_path: Path):
     results = tmp_path / "results.json"
     common.write_section("other", {"kept": True}, results)
     argv = ["--lengths=8,16", "--tokens=32", "--heads=2", "--head_dim=4", "--repeats=2"]
+    argv += ["--min_seconds=0"]
     section = attention.main([*argv, f"--results={results}"])
 
     written = json.loads(results.read_text())
     assert written["other"] == {"kept": True}
     assert written["attention"] == json.loads(json.dumps(section))
+    assert section["command"].startswith("python benchmarks/attention.py --lengths=8,16 ")
     assert [(row["T"], row["B"]) for row in section["rows"]] == [(8, 4), (16, 2)]
     for row in section["rows"]:
         assert row["max_grad_diff"] < 1e-5  # ours and jax compute the same gradients
@@ -59,7 +71,13 @@ def test_attention_main_at_toy_sizes(tmp_path: Path):
 def test_long_sequences_main_at_toy_sizes(tmp_path: Path):
     results = tmp_path / "results.json"
     argv = ["--lengths=32,64", "--heads=2", "--head_dim=4", "--query_chunk=8", "--key_chunk=8"]
-    argv += ["--repeats=2", "--max_timed_T=32", "--memory_target_T=64", "--time_target_T=32"]
+    argv += [
+        "--repeats=2",
+        "--min_seconds=0",
+        "--max_timed_T=32",
+        "--memory_target_T=64",
+        "--time_target_T=32",
+    ]
     section = long_sequences.main([*argv, f"--results={results}"])
 
     assert json.loads(results.read_text())["long_sequences"] == json.loads(json.dumps(section))

@@ -106,7 +106,7 @@ def test_unknown_dataset_name_lists_the_known_ones():
     assert "\n" not in message
     assert message == (
         "unknown data.name 'cmudict'; valid: cmudict_g2p, cmudict_syllables, cn_address, "
-        "synthetic_seq2seq, tfds:NAME"
+        "synthetic_seq2seq, distilled, tfds:NAME"
     )
 
 

@@ -48,15 +48,12 @@ def test_bad_flags_variants_keys_and_values_exit_2_with_one_line(tmp_path, data_
     cases = {
         "variant": (
             [f"{config}:at,shuffle", workdir],
-            "unknown variant 'shuffle' for synthetic.py; valid: at, nat, copy, reverse, sort, quick",
+            "unknown variant 'shuffle' for synthetic.py; "
+            "valid: at, nat, copy, reverse, sort, quick",
         ),
         "key": (
             [f"{config}:at", workdir, "--config.no_such_key=1"],
             "unknown config key 'no_such_key'; valid keys: ",
-        ),
-        "nested key": (
-            [f"{config}:at", workdir, "--config.model.width=1"],
-            "unknown config key 'model.width'; valid model keys: attention, attention_dropout,",
         ),
         "option": (
             [f"{config}:at", workdir, "--config.model.attention=magic"],
@@ -87,18 +84,36 @@ def test_bad_flags_variants_keys_and_values_exit_2_with_one_line(tmp_path, data_
     assert not (tmp_path / "checkpoints").exists()  # nothing started
 
 
+def test_four_devices_follow_the_one_device_loss_curve(at_quick_run, data_dir, tmp_path):
+    one_device = {r["step"]: r["loss"] for r in read_metrics(at_quick_run[0]) if "loss" in r}
+    command = cli_command(SPEC, tmp_path, data_dir, log_every_steps=5, num_train_steps=20)
+    flags = "--xla_force_host_platform_device_count=4"
+    run = subprocess.run(
+        command, capture_output=True, text=True, env=_env(XLA_FLAGS=flags), timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "data parallel over 4 devices" in run.stderr
+    four = {r["step"]: r["loss"] for r in read_metrics(tmp_path) if "loss" in r}
+    assert sorted(four) == [5, 10, 15, 20]
+    got = np.array([four[s] for s in sorted(four)])
+    want = np.array([one_device[s] for s in sorted(four)])
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    assert not np.array_equal(want[0], want[-1])  # the curve moves, so the match means something
+
+
 def test_sigkill_anytime_then_sigterm_then_resume_equals_an_uninterrupted_run(data_dir, tmp_path):
-    steps = {"num_train_steps": 150, "log_every_steps": 5, "eval_every_steps": 75}
+    steps = {"num_train_steps": 100, "log_every_steps": 5, "eval_every_steps": 50}
     reference = tmp_path / "reference"
-    train_and_evaluate(quick_config(SPEC, data_dir, **steps, checkpoint_every_steps=150), reference)
+    train_and_evaluate(quick_config(SPEC, data_dir, **steps, checkpoint_every_steps=100), reference)
     workdir = tmp_path / "run"
-    # Saving at every step, so that a kill at a random moment most likely lands in a save.
-    command = cli_command(SPEC, workdir, data_dir, **steps, checkpoint_every_steps=1, max_to_keep=2)
+    # A tiny model saving every 5 steps spends most of its time saving, so a kill at a random
+    # moment most likely lands inside a save.
+    command = cli_command(SPEC, workdir, data_dir, **steps, checkpoint_every_steps=5, max_to_keep=2)
     log = open(tmp_path / "log.txt", "w+")  # noqa: SIM115
 
     first = subprocess.Popen(command, stderr=log, stdout=log, env=_env())
     _wait_until(lambda: len(_steps(workdir)) >= 2, first, what="two checkpoints")
-    time.sleep(random.Random(0).uniform(0.0, 0.3))
+    time.sleep(random.Random(0).uniform(0.0, 0.5))
     first.kill()
     first.wait()
 
@@ -115,7 +130,7 @@ def test_sigkill_anytime_then_sigterm_then_resume_equals_an_uninterrupted_run(da
     assert time.monotonic() - sent < 30  # seconds, on two shared cores
     text = (tmp_path / "log.txt").read_text()
     stopped = int(text.split("stopped at step ")[1].split()[0])
-    assert resumed < stopped < 150 and _steps(workdir)[-1] == stopped
+    assert resumed < stopped < 100 and _steps(workdir)[-1] == stopped
 
     third = subprocess.run(command, stderr=log, stdout=log, env=_env(), timeout=300)
     assert third.returncode == 0
@@ -123,20 +138,3 @@ def test_sigkill_anytime_then_sigterm_then_resume_equals_an_uninterrupted_run(da
     assert_same_state(restore_model(workdir)[0], restore_model(reference)[0])
     assert model_metrics(workdir) == model_metrics(reference)
     print(f"resume: first step restored {resume_seconds:.1f}s after launch")
-
-
-def test_four_devices_follow_the_one_device_loss_curve(at_quick_run, data_dir, tmp_path):
-    one_device = {r["step"]: r["loss"] for r in read_metrics(at_quick_run[0]) if "loss" in r}
-    command = cli_command(SPEC, tmp_path, data_dir, log_every_steps=5, num_train_steps=20)
-    flags = "--xla_force_host_platform_device_count=4"
-    run = subprocess.run(
-        command, capture_output=True, text=True, env=_env(XLA_FLAGS=flags), timeout=300
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert "data parallel over 4 devices" in run.stderr
-    four = {r["step"]: r["loss"] for r in read_metrics(tmp_path) if "loss" in r}
-    assert sorted(four) == [5, 10, 15, 20]
-    got = np.array([four[s] for s in sorted(four)])
-    want = np.array([one_device[s] for s in sorted(four)])
-    np.testing.assert_allclose(got, want, rtol=1e-4)
-    assert not np.array_equal(want[0], want[-1])  # the curve moves, so the match means something

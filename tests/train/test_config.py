@@ -57,3 +57,15 @@ def test_bad_training_values_are_named(key, value, expected):
 
 def test_defaults_are_valid():
     validate_config(base_config())
+
+
+def test_errors_raised_inside_a_config_file_are_reduced_to_their_message():
+    from attnlab.train.cli import one_line
+
+    wrapped = (
+        "flag --config=g2p.py:zz: Error whilst parsing config file:\n\nTraceback (most recent "
+        'call last):\n  File "g2p.py", line 4, in get_config\n    raise ValueError(...)\n'
+        "ValueError: unknown variant 'zz' for g2p.py; valid: at, nat, quick\n"
+    )
+    assert one_line(wrapped) == "unknown variant 'zz' for g2p.py; valid: at, nat, quick"
+    assert one_line("Unknown command line flag 'bogus'") == "Unknown command line flag 'bogus'"

@@ -44,9 +44,7 @@ SYSTEMS: dict[str, tuple[str, str]] = {
 Decoder = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
-def make_decoder(
-    model: nnx.Module, method: str, *, max_len: int, length_penalty: float
-) -> Decoder:
+def make_decoder(model: nnx.Module, method: str, *, max_len: int, length_penalty: float) -> Decoder:
     """``decode(src [B, S], ref_lengths [B]) -> (tokens [B, T], lengths [B] or None)``."""
     if method == "greedy" or method.startswith("beam:"):
         beam = int(method.split(":")[1]) if method.startswith("beam:") else 1

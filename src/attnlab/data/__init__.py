@@ -4,11 +4,14 @@
 - ``make_train_iterator(data_cfg, batch_size=, seed=)``: endless, resumable training batches.
 - ``make_eval_batches(data_cfg, split, batch_size=)``: one pass, in file order.
 - ``data_config(**overrides)``: every ``data.*`` key with its default.
+- ``write_distilled(data_cfg, pairs, name)``: a teacher's outputs as a new training split
+  (sequence-level knowledge distillation); returns the data config that reads it.
 """
 
 from attnlab.data import specials
 from attnlab.data.config import data_config
 from attnlab.data.datasets import KNOWN_NAMES, TASKS, DatasetInfo, dataset_info
+from attnlab.data.distilled import write_distilled
 from attnlab.data.encode import Counts
 from attnlab.data.pipeline import EvalBatches, TrainIterator, make_eval_batches, make_train_iterator
 from attnlab.data.vocab import Vocab
@@ -26,4 +29,5 @@ __all__ = [
     "make_eval_batches",
     "make_train_iterator",
     "specials",
+    "write_distilled",
 ]

@@ -14,10 +14,12 @@ import ml_collections
 
 LONG_POLICIES = ("filter", "truncate")
 SEQ_TOKENIZERS = ("char", "sentencepiece")  # for tfds:NAME text features
+DISTILLED = "distilled"  # data.name of a dataset written by attnlab.data.write_distilled
 DEFAULT_DATA_DIR = "~/.cache/attnlab/tfds"
 
 _DEFAULTS: dict[str, Any] = {
     # cmudict_g2p | cmudict_syllables | synthetic_seq2seq | cn_address | tfds:NAME[/CONFIG]
+    # | distilled (see distill_dir)
     "name": "cmudict_g2p",
     # "" = $ATTNLAB_DATA_DIR, else ~/.cache/attnlab/tfds
     "data_dir": "",
@@ -47,6 +49,11 @@ _DEFAULTS: dict[str, Any] = {
     "tokenizer": "char",
     "spm_vocab_size": 8000,
     "vocab_examples": 200000,
+    # distilled: the directory write_distilled wrote, and the name of the original dataset,
+    # whose vocabularies and validation/test splits it uses (every other key describes that
+    # original dataset). Both are required with name="distilled" and refused otherwise.
+    "distill_dir": "",
+    "distill_base": "",
 }
 
 
@@ -79,7 +86,25 @@ def resolve(
     bounds = merged["bucket_boundaries"]
     if any(b < 1 for b in bounds) or list(bounds) != sorted(set(bounds)):
         raise ValueError(f"data.bucket_boundaries must be ascending positive ints, got {bounds}")
+    _check_distilled(merged)
     return ml_collections.ConfigDict(merged)
+
+
+def _check_distilled(cfg: dict[str, Any]) -> None:
+    if cfg["name"] != DISTILLED:
+        if cfg["distill_dir"] or cfg["distill_base"]:
+            raise ValueError(
+                f"data.distill_dir and data.distill_base are only read with data.name "
+                f"{DISTILLED!r}, not {cfg['name']!r}; leave them empty"
+            )
+        return
+    if not cfg["distill_dir"] or not cfg["distill_base"]:
+        raise ValueError(
+            f"data.name {DISTILLED!r} needs data.distill_dir and data.distill_base; "
+            "attnlab.data.write_distilled returns such a config"
+        )
+    if cfg["distill_base"] == DISTILLED:
+        raise ValueError("data.distill_base must name the original dataset, not 'distilled'")
 
 
 def data_dir(cfg: Mapping[str, Any]) -> str:

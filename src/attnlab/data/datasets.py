@@ -22,11 +22,11 @@ from typing import Any
 import tensorflow_datasets as tfds
 
 from attnlab.data.builders import BUILDERS, make_builder
-from attnlab.data.config import data_dir, resolve
+from attnlab.data.config import DISTILLED, data_dir, resolve
 from attnlab.data.vocab import Vocab
 
 TASKS = ("seq2seq", "tagging", "classification")
-KNOWN_NAMES = (*BUILDERS, "tfds:NAME")
+KNOWN_NAMES = (*BUILDERS, DISTILLED, "tfds:NAME")
 SPLIT_ALIASES = {"dev": "validation", "valid": "validation"}
 
 
@@ -48,12 +48,17 @@ class DatasetInfo:
 
 @dataclasses.dataclass(frozen=True)
 class Fields:
-    """Where a record keeps its parts; ``target`` is text, a tag list or a class id by task."""
+    """Where a record keeps its parts; ``target`` is text, a tag list or a class id by task.
+
+    With ``tokenized``, the input and target fields hold token lists rather than text, so no
+    tokenizer runs (distilled data keeps the teacher's exact tokens).
+    """
 
     task: str
     input: str
     target: str
     references: str | None = None
+    tokenized: bool = False
 
 
 @dataclasses.dataclass
@@ -62,14 +67,22 @@ class Prepared:
     sources: dict[str, Any]
     fields: Fields
     cfg: Any = None  # the resolved data config
+    split_fields: dict[str, Fields] = dataclasses.field(default_factory=dict)  # overrides
 
     def source(self, split: str) -> Any:
+        return self.sources[self._split(split)]
+
+    def fields_of(self, split: str) -> Fields:
+        """The record layout of ``split`` (a distilled train split differs from the rest)."""
+        return self.split_fields.get(self._split(split), self.fields)
+
+    def _split(self, split: str) -> str:
         split = SPLIT_ALIASES.get(split, split)
         if split not in self.sources:
             raise ValueError(
                 f"unknown split {split!r} for {self.info.name}; valid: {', '.join(self.sources)}"
             )
-        return self.sources[split]
+        return split
 
 
 class BatchedSource:
@@ -231,6 +244,10 @@ def prepare(data_cfg: Any) -> Prepared:
             from attnlab.data.catalog import prepare_catalog
 
             prepared = prepare_catalog(name, cfg, data_dir(cfg))
+        elif name == DISTILLED:
+            from attnlab.data.distilled import prepare_distilled
+
+            prepared = prepare_distilled(cfg)
         else:
             raise ValueError(f"unknown data.name {name!r}; valid: {', '.join(KNOWN_NAMES)}")
         prepared.cfg = cfg

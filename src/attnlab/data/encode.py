@@ -80,17 +80,24 @@ class Encoder:
         self.truncate = truncate
         self.with_references = with_references
 
+    def _tokens(self, vocab: Vocab, value: Any) -> list[str]:
+        if self.fields.tokenized:
+            return [text(token) for token in value]
+        return vocab.tokenize(text(value))
+
     def __call__(self, index: int, record: Any) -> dict[str, Any]:
         fields = self.fields
-        inputs = self.src_vocab.encode_text(text(get_field(record, fields.input)))
+        inputs = self.src_vocab.encode(
+            self._tokens(self.src_vocab, get_field(record, fields.input))
+        )
         unknown = inputs.count(UNK)
         empty = not inputs
         too_long = len(inputs) > self.max_len
         example: dict[str, Any] = {"index": int(index)}
         target = get_field(record, fields.target)
         if fields.task == "seq2seq":
-            target_text = text(target)
-            tokens = self.tgt_vocab.encode_text(target_text)
+            target_tokens = self._tokens(self.tgt_vocab, target)
+            tokens = self.tgt_vocab.encode(target_tokens)
             unknown += tokens.count(UNK)
             empty = empty or not tokens
             targets = tokens + [EOS]
@@ -99,7 +106,7 @@ class Encoder:
                 targets = targets[: self.max_target_len - 1] + [EOS]
             example["targets"] = np.asarray(targets, np.int32)
             if self.with_references:
-                example["references"] = self._references(record, target_text)
+                example["references"] = self._references(record, target_tokens)
         elif fields.task == "tagging":
             labels = np.asarray(target, np.int32)
             if len(labels) != len(inputs):
@@ -115,10 +122,9 @@ class Encoder:
         example.update(empty=empty, unknown=unknown, too_long=too_long)
         return example
 
-    def _references(self, record: Any, target_text: str) -> list[list[str]]:
+    def _references(self, record: Any, target_tokens: list[str]) -> list[list[str]]:
         """Every acceptable target, as token lists (the record's own target if none)."""
-        tokenize = self.tgt_vocab.tokenize
         if self.fields.references is None:
-            return [tokenize(target_text)]
+            return [target_tokens]
         refs = get_field(record, self.fields.references)
-        return [tokenize(text(r)) for r in refs] or [tokenize(target_text)]
+        return [self._tokens(self.tgt_vocab, r) for r in refs] or [target_tokens]

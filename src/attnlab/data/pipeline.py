@@ -85,10 +85,10 @@ def pad_batch(
     return batch
 
 
-def _encoder(prepared: Prepared, *, truncate: bool, references: bool) -> Encoder:
+def _encoder(prepared: Prepared, split: str, *, truncate: bool, references: bool) -> Encoder:
     info = prepared.info
     return Encoder(
-        prepared.fields,
+        prepared.fields_of(split),
         info.src_vocab,
         info.tgt_vocab,
         max_len=info.max_len,
@@ -235,7 +235,7 @@ def make_train_iterator(data_cfg: Any, *, batch_size: int, seed: int) -> TrainIt
     truncate = cfg["long_policy"] == "truncate"
     return build_train_iterator(
         prepared.source("train"),
-        _encoder(prepared, truncate=truncate, references=False),
+        _encoder(prepared, "train", truncate=truncate, references=False),
         batch_size=batch_size,
         seed=seed,
         shapes=bucket_shapes(cfg["bucket_boundaries"], info.max_len, info.max_target_len),
@@ -294,7 +294,7 @@ def make_eval_batches(data_cfg: Any, split: str, *, batch_size: int) -> EvalBatc
     prepared = prepare(data_cfg)
     info = prepared.info
     source = prepared.source(split)
-    encoder = _encoder(prepared, truncate=True, references=info.task == "seq2seq")
+    encoder = _encoder(prepared, split, truncate=True, references=info.task == "seq2seq")
     examples = grain.MapDataset.source(source).map_with_index(encoder)
     shape = (info.max_len, info.max_target_len)
     counts, batches, kept = Counts(), EvalBatches(), []

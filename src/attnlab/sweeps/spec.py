@@ -100,6 +100,10 @@ class Run:
         """``<run-name>/seed<k>``, relative to the sweep's workdir."""
         return f"{self.name}/seed{self.seed}"
 
+    def identity(self) -> list[str]:
+        """What makes two runs the same run: the task config and every override."""
+        return [self.task, *(f"{k}={format_value(v)}" for k, v in self.overrides.items())]
+
     def config_args(self, configs_dir: str | Path) -> list[str]:
         """The ``--config`` flags of ``experiments/train.py`` for this run."""
         args = [f"--config={Path(configs_dir) / self.task}"]
@@ -227,16 +231,23 @@ def expand(
     labels = [g.label for g in sweep.grids]
     for label in groups or ():
         if label not in labels:
-            raise ValueError(f"unknown group {label!r} of sweep {sweep.name}; valid: {', '.join(labels)}")
+            raise ValueError(
+                f"unknown group {label!r} of sweep {sweep.name}; valid: {', '.join(labels)}"
+            )
     for key in axes:
         if key not in sweep.axis_keys():
             valid = ", ".join(sweep.axis_keys()) or "(none)"
             raise ValueError(f"sweep {sweep.name} has no axis {key!r}; valid: {valid}")
     for key in sets:
         if key in sweep.axis_keys() or key == "seed":
-            raise ValueError(f"--set {key} is an axis of sweep {sweep.name} (or the seed); use --axis")
+            raise ValueError(
+                f"--set {key} is an axis of sweep {sweep.name} (or the seed); use --axis"
+            )
     grids = [g for g in sweep.grids if not groups or g.label in groups]
-    grids = [dataclasses.replace(g, axes={**g.axes, **{k: v for k, v in axes.items() if k in g.axes}}) for g in grids]
+    grids = [
+        dataclasses.replace(g, axes={**g.axes, **{k: v for k, v in axes.items() if k in g.axes}})
+        for g in grids
+    ]
     bases: dict[str, ml_collections.ConfigDict] = {}
     runs: list[Run] = []
     configs: dict[str, ml_collections.ConfigDict] = {}

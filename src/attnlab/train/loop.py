@@ -12,6 +12,7 @@ One run, step by step:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -29,7 +30,7 @@ from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.evaluate import decoding_metrics, teacher_forced_metrics
 from attnlab.train.optim import learning_rate_schedule
 from attnlab.train.preemption import PreemptionGuard
-from attnlab.train.resolve import build, resolve_config
+from attnlab.train.resolve import create_train_state, resolve_config
 from attnlab.train.sharding import local_batch_size, make_mesh, replicated, shard_batch
 from attnlab.train.steps import make_eval_step, make_train_step, merge_model
 from attnlab.train.writers import MetricWriter, log_progress
@@ -42,7 +43,21 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def _count_tokens(batch: dict[str, np.ndarray]) -> int:
+    """Non-PAD source and target tokens of this process's batch."""
     return sum(int(np.count_nonzero(batch[k])) for k in ("inputs", "targets") if k in batch)
+
+
+@dataclasses.dataclass
+class _Clock:
+    """Training throughput since the last log line; evaluation time is not counted."""
+
+    start: float = dataclasses.field(default_factory=time.perf_counter)
+    steps: int = 0
+    tokens: int = 0
+
+    def rates(self) -> tuple[float, float]:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        return self.steps / elapsed, self.tokens * jax.process_count() / elapsed
 
 
 class _Run:
@@ -63,10 +78,12 @@ class _Run:
         local_batch_size(config.eval_batch_size, self.mesh)
         logging.info(
             "data parallel over %d devices in %d processes: global batch %d, %d per device",
-            self.mesh.size, jax.process_count(), config.batch_size,
+            self.mesh.size,
+            jax.process_count(),
+            config.batch_size,
             config.batch_size // self.mesh.size,
         )
-        self.graphdef, self.state, optimizer = build(config, replicated(self.mesh))
+        self.graphdef, self.state, optimizer = create_train_state(config, replicated(self.mesh))
         self.train_step = make_train_step(
             self.graphdef, optimizer, config, state_sharding=replicated(self.mesh)
         )
@@ -113,14 +130,12 @@ class _Run:
         n = max(self.window["steps"], 1)
         metrics = {k: v / n for k, v in self.window["sums"].items()}
         metrics["learning_rate"] = float(self.schedule(jnp.asarray(step - 1)))
-        elapsed = max(time.perf_counter() - self.timer[0], 1e-9)
-        metrics["steps_per_sec"] = self.timer[1] / elapsed
-        metrics["tokens_per_sec"] = self.timer[2] * jax.process_count() / elapsed
+        metrics["steps_per_sec"], metrics["tokens_per_sec"] = self.clock.rates()
         self.writer.write(step, metrics)
         log_progress(step, self.config.num_train_steps, metrics)
         self.last_train = metrics
         self.window = _empty_window()
-        self.timer = [time.perf_counter(), 0, 0]
+        self.clock = _Clock()
 
     def _evaluate(self, step: int, guard: PreemptionGuard) -> bool:
         """Evaluate and write the metrics; False if SIGTERM cut it short."""
@@ -161,18 +176,18 @@ class _Run:
         config = self.config
         total = int(config.num_train_steps)
         preempted = False
-        self.timer = [time.perf_counter(), 0, 0]
+        self.clock = _Clock()
         with PreemptionGuard() as guard:
             if self.pending_eval and not self._evaluate(self.step, guard):
                 return self._finish(preempted=True)
             pending = None
             for step in range(self.step + 1, total + 1):
                 batch = next(self.train_iter)
-                self.timer[2] += _count_tokens(batch)
+                self.clock.tokens += _count_tokens(batch)
                 self.state, metrics = self.train_step(
                     self.state, shard_batch(batch, self.mesh), jnp.asarray(step, jnp.int32)
                 )
-                self.timer[1] += 1
+                self.clock.steps += 1
                 if pending is not None:
                     self._absorb(*pending)
                 pending = (step, metrics)
@@ -189,7 +204,7 @@ class _Run:
                     self._log_train(step)
                 paused = time.perf_counter()
                 evaluated = eval_now and self._evaluate(step, guard)
-                self.timer[0] += time.perf_counter() - paused  # steps/s counts training only
+                self.clock.start += time.perf_counter() - paused
                 if save_now or guard.requested:
                     self._save(step, pending_eval=eval_now and not evaluated)
                 if guard.requested:
@@ -238,7 +253,7 @@ def restore_model(workdir: str | os.PathLike) -> tuple[nnx.Module, ml_collection
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {workdir} a training workdir?")
     config = ml_collections.ConfigDict(json.loads(path.read_text()))
-    graphdef, state, _ = build(config)
+    graphdef, state, _ = create_train_state(config)
     ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep, read_only=True)
     try:
         restored = ckpt.restore(state, model_config=config.model.to_dict())

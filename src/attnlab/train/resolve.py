@@ -73,7 +73,14 @@ def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.Co
     return config, info
 
 
-def build(
+def build(config: ml_collections.ConfigDict) -> tuple[nnx.Module, optax.GradientTransformation]:
+    """The model (built eagerly from ``config.seed``) and the optimizer of a resolved config."""
+    from attnlab.nn import build_model
+
+    return build_model(config.model, rngs=nnx.Rngs(config.seed)), make_optimizer(config)
+
+
+def create_train_state(
     config: ml_collections.ConfigDict, sharding: jax.sharding.Sharding | None = None
 ) -> tuple[Any, dict[str, Any], optax.GradientTransformation]:
     """``(graphdef, train state, optimizer)`` of a resolved config, initialised from its seed.

@@ -1,0 +1,41 @@
+r"""AT versus NAT decoding on one task: train, decode every system, write the report.
+
+    python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/at_vs_nat_g2p
+
+Running it again resumes every model from its checkpoint and redoes only the decoding. The
+workdir receives ``results.json``, ``report.md`` and the PNG plots; the table is printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "experiments/configs/at_vs_nat.py:<g2p|synthetic|tfds|gpu>[,quick]"
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Experiment directory (one workdir per model).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: Sequence[str]) -> None:
+    del argv
+    from attnlab.analysis.at_vs_nat import run
+    from attnlab.analysis.report import results_table
+    from attnlab.train.cli import fail, quiet_libraries
+
+    quiet_libraries()
+    try:
+        rows = run(_CONFIG.value, _WORKDIR.value)
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+        fail("at_vs_nat.py", err)
+    print(results_table(rows))
+    print(f"\nreport: {_WORKDIR.value}/report.md")
+
+
+if __name__ == "__main__":
+    from attnlab.train.cli import parse_flags
+
+    app.run(main, flags_parser=lambda argv: parse_flags(argv, _CONFIG, prog="at_vs_nat.py"))

@@ -1,0 +1,107 @@
+r"""AT versus NAT decoding: how much quality does parallel decoding give up, for how much speed?
+
+    python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/at_vs_nat_g2p
+    python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p,quick --workdir=/tmp/avn   # make demo
+
+Expected result (full `g2p`, 2 CPU cores): TO BE MEASURED. The target is AT beam 4 at WER <= 27%
+and PER <= 7% on the cmudict_g2p test split after at most 90 minutes of training; NAT below
+AT, recovering part of the gap with length beam, mask-predict and distillation, and many
+times faster at batch 1. The `quick` form runs end to end in a few minutes and checks the
+plumbing, not the quality.
+
+Variants (comma-separated after the colon):
+- `g2p` (default) | `synthetic` (reverse) | `tfds` (a translation dataset from the TFDS
+  catalog, `--config.data_name=tfds:ted_hrlr_translate/pt_to_en` by default) | `gpu` (g2p
+  with a model and batch sized for one GPU).
+- `quick`: tiny models, a small slice of the data, a few dozen steps.
+
+Each model is an ordinary training config (``config.at``, ``config.nat``, ...), so any
+training key can be overridden, e.g. ``--config.at.num_train_steps=5000``.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import ml_collections
+
+from attnlab.train.config import parse_variant
+
+SYSTEMS = (
+    "at_greedy",
+    "at_beam4",
+    "nat_length_pred",
+    "nat_length_beam3",
+    "nat_length_beam5",
+    "nat_eos_cut",
+    "nat_oracle_length",
+    "nat_mask_predict4",
+    "nat_mask_predict10",
+    "nat_kd_length_pred",
+)
+
+
+def _task_config(file: str, variant: str):
+    path = Path(__file__).with_name(file)
+    spec = importlib.util.spec_from_file_location(f"_attnlab_cfg_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant)
+
+
+def get_config(arg: str | None = None):
+    variant = parse_variant(
+        arg,
+        config_name="at_vs_nat.py",
+        groups={"task": ("g2p", "synthetic", "tfds", "gpu")},
+        defaults={"task": "g2p"},
+    )
+    quick = ",quick" if variant["quick"] else ""
+    task = variant["task"]
+    if task in ("g2p", "gpu"):
+        at, nat = _task_config("g2p.py", "at" + quick), _task_config("g2p.py", "nat" + quick)
+    elif task == "synthetic":
+        at = _task_config("synthetic.py", "at,reverse" + quick)
+        nat = _task_config("synthetic.py", "nat,reverse" + quick)
+    else:
+        at = _task_config("g2p.py", "at" + quick)
+        nat = _task_config("g2p.py", "nat" + quick)
+        for c in (at, nat):
+            c.data.name = "tfds:ted_hrlr_translate/pt_to_en"
+            c.data.update(input_key="pt", target_key="en", tokenizer="sentencepiece")
+            c.model.max_len = 128
+    if task == "gpu":
+        for c in (at, nat):
+            c.model.update(d_model=512, num_heads=8, d_ff=2048)
+            c.update(batch_size=512, num_train_steps=30000, eval_batch_size=512)
+    # Matched size: the NAT copies the AT's width, depth and heads.
+    for key in ("d_model", "num_heads", "d_ff", "num_encoder_layers", "num_decoder_layers"):
+        nat.model[key] = at.model[key]
+    # The eos_cut NAT: no length head at decoding time; trained on the whole canvas with the
+    # targets followed by EOS and then PAD.
+    nat_eos = ml_collections.ConfigDict(nat.to_dict())
+    nat_eos.nat_target = "eos_pad"
+    nat_eos.nat_strategy = "eos_cut"
+    nat_kd = ml_collections.ConfigDict(nat.to_dict())
+
+    config = ml_collections.ConfigDict()
+    config.task = task
+    config.at = at
+    config.nat = nat
+    config.nat_eos = nat_eos
+    config.nat_kd = nat_kd
+    config.distill = True  # train nat_kd on the AT model's beam outputs of the train split
+    config.distill_beam_size = 4
+    config.distill_batch_size = 256
+    config.systems = ",".join(SYSTEMS)
+    config.test_split = "test"
+    config.max_test_examples = 0  # 0: the whole split
+    config.eval_batch_size = 64  # also the batch of the throughput figure
+    config.latency_examples = 200  # sequences timed one by one at batch 1
+    config.bootstrap_samples = 1000
+    config.seed = 0
+    if variant["quick"]:
+        config.max_test_examples = 128
+        config.latency_examples = 16
+        config.bootstrap_samples = 200
+        config.distill_batch_size = 128
+    return config

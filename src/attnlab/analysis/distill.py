@@ -1,0 +1,62 @@
+"""Sequence-level knowledge distillation data (Kim & Rush 2016; Gu et al. 2018).
+
+The NAT student is trained on the AT teacher's beam-search outputs instead of the references:
+each distinct training source is decoded once with beam search, and the (source, output)
+pairs become the student's training split. Validation and test keep the real references.
+Teacher outputs are less multi-modal than the data (one pronunciation per word, chosen
+consistently), which is what makes them easier for a model that predicts every position
+independently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from attnlab.analysis.systems import strip
+from attnlab.data import dataset_info, make_eval_batches, write_distilled
+from attnlab.decode.at import at_decode
+
+
+def distilled_data_config(
+    teacher: nnx.Module,
+    data_cfg: ml_collections.ConfigDict,
+    directory: Path,
+    *,
+    beam_size: int,
+    batch_size: int,
+    length_penalty: float,
+) -> ml_collections.ConfigDict:
+    """Decode the training sources with ``teacher`` and write them as a dataset (once)."""
+    info = dataset_info(data_cfg)
+
+    def pairs():  # lazy: write_distilled never reads it when the data already exists
+        seen: set[tuple[int, ...]] = set()
+        for k, batch in enumerate(make_eval_batches(data_cfg, "train", batch_size=batch_size)):
+            src = np.asarray(batch["inputs"])
+            out = np.asarray(
+                at_decode(
+                    teacher,
+                    src,
+                    method="beam",
+                    beam_size=beam_size,
+                    max_len=int(batch["targets"].shape[1]),
+                    length_penalty=length_penalty,
+                )
+            )
+            for i in range(len(src)):
+                ids = tuple(int(t) for t in src[i] if t != 0)
+                if not batch["valid"][i] or ids in seen:
+                    continue
+                seen.add(ids)
+                target = info.tgt_vocab.decode(strip(out[i]))
+                if target:
+                    yield info.src_vocab.decode(list(ids)), target
+            if k % 50 == 0:
+                logging.info("distillation: %d training sources decoded", len(seen))
+
+    return write_distilled(data_cfg, pairs(), Path(directory))

@@ -1,0 +1,67 @@
+"""Score one decoding system on one split: the row of ``results.json``.
+
+Quality is computed on token lists (WER, PER, exact match) and on detokenized strings (BLEU,
+chrF, exactly as sacreBLEU computes them). For G2P a string is the phonemes joined by spaces,
+so BLEU and chrF there are phoneme-level n-gram scores. Every example may carry several
+references (every pronunciation of a word); the closest one counts for WER and PER, and
+sacreBLEU sees all of them.
+
+For NAT systems the chosen length (counting the EOS) is compared with the reference lengths:
+``length_accuracy`` is how often it equals the length of *some* reference, and
+``length_mae`` / ``length_errors`` use the reference whose length is closest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from attnlab.analysis.stats import bleu_ci, bootstrap_ci, rate, rate_stats
+from attnlab.metrics import corpus_bleu, corpus_chrf, exact_match, per, wer
+
+
+def length_errors(lengths: Sequence[int], refs: Sequence[Sequence[Sequence[str]]]) -> list[int]:
+    """Predicted minus true length, per example, against the closest reference (+1 for EOS)."""
+    errors = []
+    for n, options in zip(lengths, refs, strict=True):
+        diffs = [int(n) - (len(r) + 1) for r in options]
+        errors.append(min(diffs, key=abs))
+    return errors
+
+
+def score(
+    hyps: Sequence[Sequence[str]],
+    refs: Sequence[Sequence[Sequence[str]]],
+    *,
+    detokenize,
+    lengths: Sequence[int] | None = None,
+    bootstrap_samples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Metrics of token-list hypotheses against lists of reference token lists."""
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
+    hyp_text = [detokenize(h) for h in hyps]
+    ref_text = [[detokenize(r) for r in options] for options in refs]
+    row: dict[str, Any] = {
+        "examples": len(hyps),
+        "wer": wer(hyps, refs),
+        "per": per(hyps, refs),
+        "exact_match": exact_match(hyps, refs),
+        "bleu": corpus_bleu(hyp_text, ref_text),
+        "chrf": corpus_chrf(hyp_text, ref_text),
+    }
+    if bootstrap_samples > 0:
+        wrong = [float(list(h) not in [list(r) for r in options]) for h, options in zip(hyps, refs)]
+        row["wer_ci95"] = bootstrap_ci(
+            rate_stats(wrong, np.ones(len(wrong))), rate, num_samples=bootstrap_samples, seed=seed
+        )
+        row["bleu_ci95"] = bleu_ci(hyp_text, ref_text, num_samples=bootstrap_samples, seed=seed)
+    if lengths is not None:
+        errors = np.asarray(length_errors(lengths, refs))
+        row["length_accuracy"] = float(np.mean(errors == 0))
+        row["length_mae"] = float(np.mean(np.abs(errors)))
+        row["length_errors"] = errors.tolist()
+    return row

@@ -1,0 +1,14 @@
+"""attnlab.sweeps: ablation studies, a resumable sweep runner, and their reports.
+
+- ``definitions.SWEEPS`` / ``get_sweep(name)``: the named sweeps (base config plus axes).
+- ``spec.expand(sweep, ...)``: the sweep's runs, every config built and checked up front.
+- ``runner.SweepRunner(...).run()``: each run as an ``experiments/train.py`` subprocess.
+- ``report.write_results(...)``: ``results.csv``, ``report.md`` and ``<sweep>.png``.
+
+Sits on the train/ floor. Importing this package imports no JAX; the runner and the checks do.
+"""
+
+from attnlab.sweeps.definitions import SWEEPS, get_sweep
+from attnlab.sweeps.spec import Grid, Run, Sweep, expand
+
+__all__ = ["SWEEPS", "Grid", "Run", "Sweep", "expand", "get_sweep"]

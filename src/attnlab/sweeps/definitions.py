@@ -1,0 +1,202 @@
+r"""The ablation sweeps: each asks "what happens if I change X?" of one small Transformer.
+
+    python experiments/ablate.py --sweep=norm_batch --workdir=runs/ablations/norm_batch
+    python experiments/ablate.py --sweep=position --workdir=/tmp/position --quick --seeds=1
+
+Every sweep varies a few model or training keys of a common base and keeps everything else
+fixed. The base is a small G2P Transformer (``G2P_BUDGET``), sized so that one run takes a
+few minutes on a 2-core CPU; the synthetic reverse task (``REVERSE_BUDGET``) joins where
+position is the whole point. Full-form wall times are in ``docs``-style notes of each sweep's
+``question`` and in BUILD_NOTES.md. ``--quick`` swaps the budget for each task's ``quick``
+variant (a tiny model, a 2000-example dataset, 40 steps) so a test can run a sweep.
+"""
+
+from __future__ import annotations
+
+from attnlab.sweeps.spec import Grid, Sweep
+
+# The common G2P base: 2+2 layers, d_model 64, 4000 steps of 64 words (about two epochs of
+# the 121k training words), greedy decoding of the whole validation split. Length buckets
+# cut the padding of these short sequences (words of 1-32 letters, most under 12).
+G2P_BUDGET = {
+    "model.d_model": 64,
+    "model.num_heads": 4,
+    "model.d_ff": 256,
+    "model.num_encoder_layers": 2,
+    "model.num_decoder_layers": 2,
+    "data.bucket_boundaries": (8, 12, 16),
+    "batch_size": 64,
+    "num_train_steps": 4000,
+    "warmup_steps": 400,
+    "log_every_steps": 100,
+    "eval_every_steps": 1000,
+    "checkpoint_every_steps": 500,
+    "decode_method": "greedy",
+    "eval_decode_examples": 2500,  # all 2462 validation words
+}
+
+# Reversing 1-16 symbols out of 16: the same model size; 3000 steps of 64 sequences.
+REVERSE_BUDGET = {
+    "model.d_model": 64,
+    "model.num_heads": 4,
+    "model.d_ff": 256,
+    "model.num_encoder_layers": 2,
+    "model.num_decoder_layers": 2,
+    "data.bucket_boundaries": (6, 11),
+    "batch_size": 64,
+    "num_train_steps": 3000,
+    "warmup_steps": 300,
+    "log_every_steps": 100,
+    "eval_every_steps": 1000,
+    "checkpoint_every_steps": 500,
+    "eval_decode_examples": 1024,
+}
+
+G2P = "g2p.py:at"
+REVERSE = "synthetic.py:at,reverse"
+_METRICS = ("eval_wer", "eval_per", "eval_accuracy", "eval_loss")
+
+NORM_BATCH = Sweep(
+    name="norm_batch",
+    question=(
+        "Does the normalization layer care about the batch size? LayerNorm, BatchNorm and "
+        "RMSNorm, before (pre) or after (post) each residual sub-layer, at batch sizes 4 to "
+        "128, every run seeing the same number of examples (steps scale as 1/batch size, "
+        "learning-rate warmup included). Expected, after Wu & He (2018) and Shen et al. "
+        "(2020): BatchNorm degrades at small batches (noisy batch statistics, and a train/eval "
+        "mismatch of its running statistics), LayerNorm and RMSNorm do not."
+    ),
+    grids=(
+        Grid(
+            label="g2p",
+            config=G2P,
+            axes={
+                "model.norm": ("layer", "batch", "rms"),
+                "batch_size": (4, 8, 16, 32, 64, 128),
+                "model.norm_position": ("pre", "post"),
+            },
+            budget=G2P_BUDGET,
+        ),
+    ),
+    report_metrics=_METRICS,
+    plot_x="batch_size",
+    fixed_examples=True,
+)
+
+ATTENTION_SCORES = Sweep(
+    name="attention_scores",
+    question=(
+        "Which function turns attention scores into weights? softmax, relu, relu divided by "
+        "the sequence length, sigmoid, and kernelized linear attention (elu+1 features), in "
+        "self- and cross-attention. Expected, after Wortsman et al. (2023): relu/length "
+        "approaches softmax, while unnormalized relu is worse."
+    ),
+    grids=(
+        Grid(
+            label="g2p",
+            config=G2P,
+            axes={"model.attention": ("softmax", "relu", "relu_over_length", "sigmoid", "linear")},
+            budget=G2P_BUDGET,
+        ),
+    ),
+    report_metrics=_METRICS,
+)
+
+HEADS = Sweep(
+    name="heads",
+    question=(
+        "How many attention heads at a fixed d_model of 64 (head size 64, 32, 16, 8)? "
+        "Vaswani et al. (2017, Table 3 A) found one head about 1 BLEU worse than 8, and too "
+        "many heads worse again."
+    ),
+    grids=(
+        Grid(
+            label="g2p",
+            config=G2P,
+            axes={"model.num_heads": (1, 2, 4, 8)},
+            budget=G2P_BUDGET,
+        ),
+    ),
+    report_metrics=_METRICS,
+    plot_x="model.num_heads",
+)
+
+POSITION = Sweep(
+    name="position",
+    question=(
+        "Which position signal: none, sinusoidal, learned, rotary (RoPE) or ALiBi? On G2P, "
+        "and on reversing a sequence, where the output order is a function of position only. "
+        "Expected: without any position signal the encoder is permutation-equivariant, so "
+        "reverse fails outright (the causal decoder still knows its own positions); the four "
+        "position signals end close to each other on these short sequences."
+    ),
+    grids=(
+        Grid(
+            label="g2p",
+            config=G2P,
+            axes={"model.position": ("none", "sinusoidal", "learned", "rotary", "alibi")},
+            budget=G2P_BUDGET,
+        ),
+        Grid(
+            label="reverse",
+            config=REVERSE,
+            axes={"model.position": ("none", "sinusoidal", "learned", "rotary", "alibi")},
+            budget=REVERSE_BUDGET,
+        ),
+    ),
+    report_metrics=_METRICS,
+)
+
+ATTENTION_VS_CNN = Sweep(
+    name="attention_vs_cnn",
+    question=(
+        "Attention or convolution as the self-attention sub-layer (cross-attention stays "
+        "softmax), with kernels of 3, 5 and 9, judged on quality and on training speed "
+        "(steps/s). Run it with the default --parallel=1 so steps/s are comparable. Expected: "
+        "convolutions are faster; on G2P, where the letters that decide a phoneme are near "
+        "it, a wide enough kernel comes close to attention."
+    ),
+    grids=(
+        Grid(
+            label="attention", config=G2P, fixed={"model.attention": "softmax"}, budget=G2P_BUDGET
+        ),
+        Grid(
+            label="conv",
+            config=G2P,
+            fixed={"model.attention": "conv"},
+            axes={"model.conv_kernel": (3, 5, 9)},
+            budget=G2P_BUDGET,
+        ),
+    ),
+    report_metrics=(*_METRICS, "steps_per_sec"),
+    plot_metrics=("eval_wer", "steps_per_sec"),
+)
+
+INPUT = Sweep(
+    name="input",
+    question=(
+        "One-hot input through a linear layer versus a learned embedding table (scaled by "
+        "sqrt(d_model), tied to the output projection). Both compute a per-token vector; "
+        "expected: the same quality, with the embedding using fewer parameters because of tying."
+    ),
+    grids=(
+        Grid(
+            label="g2p",
+            config=G2P,
+            axes={"model.input": ("embedding", "one_hot")},
+            budget=G2P_BUDGET,
+        ),
+    ),
+    report_metrics=_METRICS,
+)
+
+SWEEPS: dict[str, Sweep] = {
+    s.name: s for s in (NORM_BATCH, ATTENTION_SCORES, HEADS, POSITION, ATTENTION_VS_CNN, INPUT)
+}
+
+
+def get_sweep(name: str) -> Sweep:
+    """The sweep called ``name``; an unknown name raises a ValueError listing the valid ones."""
+    if name not in SWEEPS:
+        raise ValueError(f"unknown sweep {name!r}; valid: {', '.join(SWEEPS)}")
+    return SWEEPS[name]

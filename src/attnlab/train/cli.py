@@ -1,0 +1,91 @@
+"""Shared pieces of the ``experiments/*.py`` entry points: one-line errors, quiet logs.
+
+Every entry point parses absl flags with ``parse_flags`` (``app.run(main, flags_parser=...)``),
+so an unknown flag, config variant, config key or flag value ends the process with status 2
+and one line, ``<prog>: error: <what> ...; valid: ...``, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging as std_logging
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from absl import flags, logging
+
+
+def one_line(text: str) -> str:
+    """The informative line of an error message (the last one of an embedded traceback)."""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    if not lines:
+        return str(text)
+    if any(line.startswith("Traceback") for line in lines):  # raised inside a config file
+        head, sep, tail = lines[-1].partition(": ")
+        return tail if sep and head.isidentifier() else lines[-1]
+    return lines[-1]
+
+
+def fail(prog: str, error: Exception | str, code: int = 2) -> NoReturn:
+    """Print ``<prog>: error: <one line>`` to stderr and exit with ``code``."""
+    print(f"{prog}: error: {one_line(str(error))}", file=sys.stderr)
+    sys.exit(code)
+
+
+def load_config_file(spec: str) -> Any:
+    """``get_config(variant)`` of ``path.py[:variant]``, the way ``config_flags`` loads it."""
+    path, _, variant = spec.partition(":")
+    module_spec = importlib.util.spec_from_file_location("_attnlab_config_file", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(variant or None)
+
+
+def unknown_override(argv: Sequence[str], flag_name: str = "config") -> str | None:
+    """Name the first ``--config.a.b=...`` whose key the config file lacks, with the valid keys."""
+    prefix = f"--{flag_name}."
+    try:
+        spec = next(a.split("=", 1)[1] for a in argv if a.startswith(f"--{flag_name}="))
+        config = load_config_file(spec)
+    except Exception:  # noqa: BLE001 - the caller falls back to the original message
+        return None
+    for arg in argv[1:]:
+        if not arg.startswith(prefix):
+            continue
+        path = arg[len(prefix) :].split("=", 1)[0].split(".")
+        node = config
+        for depth, key in enumerate(path):
+            keys = list(node.keys()) if hasattr(node, "keys") else []
+            if key not in keys:
+                where = ".".join(path[:depth])
+                scope = f"{where} keys" if where else "keys"
+                return f"unknown config key {'.'.join(path)!r}; valid {scope}: {', '.join(keys)}"
+            node = node[key]
+    return None
+
+
+def parse_flags(argv: list[str], config_flag: Any, *, prog: str) -> list[str]:
+    """absl flag parsing that turns every problem into ``fail(prog, ...)`` (status 2)."""
+    try:
+        rest = flags.FLAGS(argv)
+        config_flag.value.keys()  # a config file that failed to load raises here
+    except (AttributeError, KeyError) as err:  # ml_collections: an override names no key
+        fail(prog, unknown_override(argv, config_flag.name) or err)
+    except Exception as err:  # noqa: BLE001 - flag and config-file errors come in many types
+        fail(prog, err)
+    if len(rest) > 1:
+        fail(prog, f"unexpected arguments {rest[1:]}; give everything as --flag=value")
+    return rest
+
+
+class _QuietLibraries(std_logging.Filter):
+    """Keep orbax's per-save INFO chatter out of the progress log (warnings still show)."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+
+
+def quiet_libraries() -> None:
+    """Filter library INFO chatter from the absl log handler (call inside ``main``)."""
+    logging.get_absl_handler().addFilter(_QuietLibraries())

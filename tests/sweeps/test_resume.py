@@ -1,0 +1,106 @@
+"""A killed sweep resumes: finished runs are skipped, the unfinished one continues from its
+checkpoint, and results.csv holds one correct row per run.
+
+Two tiny reverse-task runs of the ``position`` sweep in quick form (position none and rotary,
+one seed, 24 steps). The runner is SIGKILLed once the first run is done and the second has
+saved a checkpoint; its orphaned run gets SIGTERM, saves and exits, and the same command is
+run again.
+"""
+
+import csv
+import json
+import math
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+from flax import nnx
+
+from attnlab.train import restore_model
+
+ABLATE = Path(__file__).resolve().parents[2] / "experiments" / "ablate.py"
+STEPS = 24
+ARGS = [
+    "--sweep=position",
+    "--quick",
+    "--seeds=1",
+    "--groups=reverse",
+    "--axis=model.position=none,rotary",
+    f"--set=num_train_steps={STEPS}",
+    "--set=eval_every_steps=12",
+    "--set=checkpoint_every_steps=3",
+    "--set=log_every_steps=3",
+    "--set=eval_decode_examples=16",
+]
+TIMING = ("steps_per_sec", "tokens_per_sec", "eval_seconds")
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    folder = run_dir / "checkpoints"
+    return folder.exists() and any(p.name.isdigit() for p in folder.iterdir())
+
+
+def final_records(run_dir: Path) -> tuple[dict, dict, list[dict]]:
+    """The last train and eval records at the final step, read straight from metrics.jsonl."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in records if r["step"] == STEPS]
+    train = [r for r in last if "loss" in r][-1]
+    evals = [r for r in last if "eval_wer" in r][-1]
+    return train, evals, records
+
+
+def param_count(run_dir: Path) -> int:
+    model, _ = restore_model(run_dir)
+    return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def test_killed_sweep_skips_finished_runs_and_resumes_the_rest(tmp_path, sweep_env):
+    workdir = tmp_path / "position"
+    command = [sys.executable, str(ABLATE), f"--workdir={workdir}", *ARGS]
+    first = workdir / "reverse,position=none" / "seed0"
+    second = workdir / "reverse,position=rotary" / "seed0"
+
+    runner = subprocess.Popen(
+        command, env=sweep_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 180
+    while not ((first / "done.json").exists() and has_checkpoint(second)):
+        assert runner.poll() is None, runner.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, "the first run did not finish in time"
+        time.sleep(0.05)
+    runner.send_signal(signal.SIGKILL)
+    runner.communicate()
+    assert not (second / "done.json").exists()
+    first_done = (first / "done.json").stat().st_mtime_ns
+
+    rerun = subprocess.run(command, env=sweep_env, capture_output=True, text=True, timeout=240)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "skip reverse,position=none/seed0 (finished)" in rerun.stderr
+    assert (first / "done.json").stat().st_mtime_ns == first_done
+    assert (first / "train.log").read_text().count("final:") == 1  # trained once
+    second_log = (second / "train.log").read_text()
+    assert "on SIGTERM; checkpoint saved" in second_log  # the orphan saved when the runner died
+    assert "resumed from step" in second_log
+
+    with (workdir / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["run"], r["seed"], r["model.position"]) for r in rows] == [
+        ("reverse,position=none", "0", "none"),
+        ("reverse,position=rotary", "0", "rotary"),
+    ]
+    for row, run_dir in zip(rows, (first, second), strict=True):
+        assert row["status"] == "finished"
+        train, evals, records = final_records(run_dir)
+        for key, value in {**train, **evals}.items():
+            if key not in TIMING:
+                assert math.isclose(float(row[key]), value, rel_tol=0, abs_tol=0), key
+        rates = [r["steps_per_sec"] for r in records if "steps_per_sec" in r]
+        assert float(row["steps_per_sec"]) == statistics.median(rates)
+        assert int(row["params"]) == param_count(run_dir)
+    report = (workdir / "report.md").read_text()
+    assert " ".join(ARGS) in report and "| rotary | 1 |" in report
+    assert (workdir / "position.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

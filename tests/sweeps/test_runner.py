@@ -1,0 +1,95 @@
+"""The runner keeps finished and diverged runs, retries failed ones, and runs N at once.
+
+These tests launch ``fake_train.py`` (no JAX, instant) in place of experiments/train.py, so
+they check the runner's bookkeeping; test_resume.py runs the real trainer.
+"""
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from attnlab.sweeps.runner import DONE, LOG, SweepRunner, check_launches
+from attnlab.sweeps.spec import Run
+
+FAKE = Path(__file__).parent / "fake_train.py"
+
+
+def fake_runs(modes, *, sleep=0.0, steps=10):
+    return [
+        Run(
+            sweep="fake",
+            group="g",
+            task="fake.py",
+            name=f"mode={mode},i={i}",
+            seed=0,
+            settings={"mode": mode},
+            overrides={"mode": mode, "sleep": sleep, "num_train_steps": steps, "seed": 0},
+        )
+        for i, mode in enumerate(modes)
+    ]
+
+
+def make_runner(runs, workdir, *, parallel=1):
+    steps = {r.relpath: int(r.overrides["num_train_steps"]) for r in runs}
+    return SweepRunner(
+        runs,
+        steps,
+        workdir=workdir,
+        configs_dir=workdir,
+        train_script=FAKE,
+        parallel=parallel,
+        poll_seconds=0.05,
+    )
+
+
+def test_parallel_runs_overlap_in_time_and_record_final_metrics(tmp_path):
+    runs = fake_runs(["ok", "ok"], sleep=1.5)
+    outcome = make_runner(runs, tmp_path, parallel=2).run()
+    assert outcome.finished == [r.relpath for r in runs] and not outcome.failed
+    times = [json.loads((tmp_path / r.relpath / "times.json").read_text()) for r in runs]
+    assert max(t[0] for t in times) < min(t[1] for t in times)  # both were running at once
+    done = json.loads((tmp_path / runs[0].relpath / DONE).read_text())
+    assert done["status"] == "finished" and done["settings"] == {"mode": "ok"}
+    # The final step's train and eval records, timing keys replaced by medians over windows.
+    assert done["metrics"] == {
+        "step": 10,
+        "loss": 1.0,
+        "eval_wer": 0.5,
+        "steps_per_sec": statistics.median([10.0, 30.0]),
+        "tokens_per_sec": 5.0,
+    }
+    assert isinstance(done["params"], int) and done["params"] > 0
+
+
+def test_divergence_is_a_result_and_a_failure_is_retried(tmp_path):
+    runs = fake_runs(["ok", "nan", "crash"])
+    outcome = make_runner(runs, tmp_path).run()
+    ok, nan, crash = (r.relpath for r in runs)
+    ok_mtime = (tmp_path / ok / "times.json").stat().st_mtime_ns
+    assert (outcome.finished, outcome.diverged, outcome.failed) == ([ok], [nan], [crash])
+    diverged = json.loads((tmp_path / nan / DONE).read_text())
+    assert diverged["status"] == "diverged" and "NaN/Inf at step 3" in diverged["message"]
+    assert not (tmp_path / crash / DONE).exists()
+
+    again = make_runner(runs, tmp_path).run()
+    assert again.skipped == [ok, nan] and again.failed == [crash] and not again.finished
+    assert (tmp_path / crash / LOG).read_text().count("something broke") == 2
+    assert (tmp_path / ok / "times.json").stat().st_mtime_ns == ok_mtime  # not started again
+
+
+def test_a_run_started_with_other_settings_is_refused(tmp_path):
+    make_runner(fake_runs(["ok"]), tmp_path).run()
+    check_launches(fake_runs(["ok"]), tmp_path)  # the same run: fine
+    with pytest.raises(ValueError, match="num_train_steps=10"):
+        check_launches(fake_runs(["ok"], steps=20), tmp_path)
+
+
+def test_progress_line_counts_runs_and_extrapolates_the_mean_run_time(tmp_path):
+    runner = make_runner(fake_runs(["ok"] * 5), tmp_path, parallel=2)
+    runner.progress.done = 2
+    runner.progress.record(seconds=10.0)
+    runner.progress.record(seconds=30.0)
+    # Three runs left at 20 s each, two at a time: 30 s.
+    assert runner.progress.line(3, runner.outcome) == "2/5 runs done | ETA 0:00:30"
