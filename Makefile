@@ -18,8 +18,17 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
 
+DEMO_DIR ?= runs/demo
+
 demo: $(STAMP)
-	$(PY) experiments/demo.py
+	$(PY) experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p,quick \
+		--workdir=$(DEMO_DIR)
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev,bench]'
+	$(PY) benchmarks/attention.py
+	$(PY) benchmarks/long_sequences.py
+	$(PY) benchmarks/pipeline.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests experiments benchmarks

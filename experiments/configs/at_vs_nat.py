@@ -100,6 +100,9 @@ def get_config(arg: str | None = None):
     config.bootstrap_samples = 1000
     config.seed = 0
     if variant["quick"]:
+        # Enough steps for the teacher to emit real phonemes, so distillation has data.
+        for c in (config.at, config.nat, config.nat_eos, config.nat_kd):
+            c.update(num_train_steps=400, eval_every_steps=200, checkpoint_every_steps=200)
         config.max_test_examples = 128
         config.latency_examples = 16
         config.bootstrap_samples = 200

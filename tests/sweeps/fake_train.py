@@ -3,21 +3,33 @@
 ``--config.mode`` picks what it does: ``ok`` writes a config.json (a real tiny model config)
 and a metrics.jsonl that reaches ``--config.num_train_steps``; ``nan`` exits 1 the way
 train.py reports a diverged loss; ``crash`` exits 3. ``--config.sleep`` seconds are spent
-first, and the start and end times are written to ``times.json``.
+first, and the start and end times are written to ``times.json``. Like train.py, SIGTERM
+makes it stop early and exit 0 (after half a second of "saving"); every SIGTERM it receives
+is counted in ``sigterms.txt``.
 """
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
+
+SIGTERMS = []
 
 
 def main() -> int:
     args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
     workdir = Path(args["workdir"])
     workdir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: SIGTERMS.append(time.time()))
+    (workdir / "started").touch()
     started = time.time()
-    time.sleep(float(args.get("config.sleep", 0)))
+    while time.time() < started + float(args.get("config.sleep", 0)) and not SIGTERMS:
+        time.sleep(0.02)
+    if SIGTERMS:
+        time.sleep(0.5)
+        (workdir / "sigterms.txt").write_text(str(len(SIGTERMS)))
+        return 0
     mode, steps, seed = (
         args["config.mode"],
         int(args["config.num_train_steps"]),

@@ -5,7 +5,11 @@ they check the runner's bookkeeping; test_resume.py runs the real trainer.
 """
 
 import json
+import os
+import signal
 import statistics
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -47,7 +51,7 @@ def make_runner(runs, workdir, *, parallel=1):
 def test_parallel_runs_overlap_in_time_and_record_final_metrics(tmp_path):
     runs = fake_runs(["ok", "ok"], sleep=1.5)
     outcome = make_runner(runs, tmp_path, parallel=2).run()
-    assert outcome.finished == [r.relpath for r in runs] and not outcome.failed
+    assert sorted(outcome.finished) == sorted(r.relpath for r in runs) and not outcome.failed
     times = [json.loads((tmp_path / r.relpath / "times.json").read_text()) for r in runs]
     assert max(t[0] for t in times) < min(t[1] for t in times)  # both were running at once
     done = json.loads((tmp_path / runs[0].relpath / DONE).read_text())
@@ -84,6 +88,29 @@ def test_a_run_started_with_other_settings_is_refused(tmp_path):
     check_launches(fake_runs(["ok"]), tmp_path)  # the same run: fine
     with pytest.raises(ValueError, match="num_train_steps=10"):
         check_launches(fake_runs(["ok"], steps=20), tmp_path)
+
+
+def test_sigterm_stops_the_sweep_and_each_run_gets_one_sigterm(tmp_path):
+    runs = fake_runs(["ok", "ok"], sleep=30.0)
+    runner = make_runner(runs, tmp_path)
+    before = signal.getsignal(signal.SIGTERM)
+
+    def terminate_once_the_first_run_is_up():
+        while not (tmp_path / runs[0].relpath / "started").exists():
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_once_the_first_run_is_up)
+    killer.start()
+    started = time.monotonic()
+    outcome = runner.run()
+    killer.join()
+    assert time.monotonic() - started < 20
+    assert outcome.stopped and not outcome.failed and not outcome.finished
+    assert (tmp_path / runs[0].relpath / "sigterms.txt").read_text() == "1"
+    assert not (tmp_path / runs[0].relpath / DONE).exists()
+    assert not (tmp_path / runs[1].relpath).exists()  # never started
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is given back
 
 
 def test_progress_line_counts_runs_and_extrapolates_the_mean_run_time(tmp_path):

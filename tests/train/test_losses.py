@@ -56,3 +56,13 @@ def test_cmlm_masks_between_one_and_all_tokens_and_trains_on_masked_only():
     np.testing.assert_array_equal(np.asarray(dec)[np.asarray(loss_mask)], 4)
     visible = ~np.asarray(loss_mask)
     np.testing.assert_array_equal(np.asarray(dec)[visible], np.asarray(targets)[visible])
+
+
+def test_eos_pad_nat_is_trained_on_the_whole_canvas_including_pad():
+    # tokens 7 8, EOS, then PAD: the eos_cut model must learn to emit EOS then PAD everywhere.
+    targets = jnp.array([[7, 8, 2, 0, 0], [9, 2, 0, 0, 0]])
+    dec, loss_mask = nat_decoder_input(targets, "all", None, canvas=True)
+    np.testing.assert_array_equal(dec, np.full(targets.shape, 4))  # all MASK, no PAD hint
+    assert bool(loss_mask.all())
+    dec, loss_mask = nat_decoder_input(targets, "uniform", jax.random.key(0), canvas=True)
+    assert bool(((dec == 4) == loss_mask).all()) and int(loss_mask.sum()) >= 2

@@ -181,6 +181,7 @@ class _Active:
     process: subprocess.Popen
     log: TextIO
     started: float
+    signalled: bool = False  # SIGTERM goes once: a second one could cut its last save short
 
 
 class SweepRunner:
@@ -309,8 +310,9 @@ class SweepRunner:
             time.sleep(self.poll)
             if self._stop:
                 for a in active:
-                    if a.process.poll() is None:
+                    if a.process.poll() is None and not a.signalled:
                         a.process.send_signal(signal.SIGTERM)
+                        a.signalled = True
             for a in [a for a in active if a.process.poll() is not None]:
                 active.remove(a)
                 what = self._finish(a)

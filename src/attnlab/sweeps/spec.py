@@ -189,6 +189,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     data_config(**config.data.to_dict())
 
 
+def quick_task(task: str) -> str:
+    """``g2p.py:at`` -> ``g2p.py:at,quick``; ``g2p.py`` -> ``g2p.py:quick``."""
+    file, _, variant = task.partition(":")
+    return f"{file}:{variant},quick" if variant else f"{file}:quick"
+
+
 def _short(key: str) -> str:
     return key.rsplit(".", 1)[-1]
 
@@ -253,9 +259,7 @@ def expand(
     configs: dict[str, ml_collections.ConfigDict] = {}
     for seed in range(seeds):
         for grid in grids:
-            file, _, variant = grid.config.partition(":")
-            task = f"{file}:{variant},quick" if quick and variant else grid.config
-            task = f"{file}:quick" if quick and not variant else task
+            task = quick_task(grid.config) if quick else grid.config
             if task not in bases:
                 bases[task] = load_task_config(configs_dir, task)
             base = bases[task]

@@ -16,11 +16,13 @@ import ml_collections
 SCHEDULES = ("rsqrt", "cosine", "constant")
 DECODE_METHODS = ("greedy", "beam")
 NAT_MASKINGS = ("all", "uniform")
+NAT_TARGETS = ("length", "eos_pad")
 
 _CHOICES = {
     "schedule": SCHEDULES,
     "decode_method": DECODE_METHODS,
     "nat_masking": NAT_MASKINGS,
+    "nat_target": NAT_TARGETS,
 }
 
 
@@ -50,6 +52,10 @@ def base_config() -> ml_collections.ConfigDict:
             # "all" (vanilla NAT) or "uniform" (CMLM: a uniform number of random tokens).
             "length_loss_weight": 0.1,
             "nat_masking": "all",
+            # NAT target canvas: "length" (the tokens and EOS; a length head says where to
+            # stop) or "eos_pad" (the whole max-length canvas: tokens, EOS, then PAD; decode
+            # with nat_strategy="eos_cut").
+            "nat_target": "length",
             # Evaluation: teacher-forced loss/accuracy on the whole split, and decoding
             # metrics on the first `eval_decode_examples` examples (0 turns decoding off).
             "eval_split": "validation",

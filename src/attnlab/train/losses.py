@@ -49,15 +49,19 @@ def shift_right(targets: jax.Array) -> jax.Array:
 
 
 def nat_decoder_input(
-    targets: jax.Array, masking: str, key: jax.Array | None
+    targets: jax.Array, masking: str, key: jax.Array | None, *, canvas: bool = False
 ) -> tuple[jax.Array, jax.Array]:
     """Return (decoder tokens, positions that carry a loss) for NAT training.
 
     ``all``: every target position is MASK (vanilla NAT). ``uniform`` (CMLM, Ghazvininejad et
     al. 2019): each row masks ``k ~ U{1..len}`` of its target positions chosen at random, keeps
     the others visible, and is trained on the masked ones only.
+
+    ``canvas=True`` (``nat_target="eos_pad"``, for ``eos_cut`` decoding): the target positions
+    are the whole padded canvas, so the decoder learns to emit the tokens, EOS, and then PAD
+    at every later position; it never needs to be told the length.
     """
-    present = targets != PAD_ID
+    present = jnp.ones_like(targets, bool) if canvas else targets != PAD_ID
     if masking == "all":
         return jnp.where(present, MASK_ID, PAD_ID), present
     if masking != "uniform":
@@ -90,7 +94,8 @@ def compute_stats(
     elif name == "nat":
         src, targets = batch["inputs"], batch["targets"]
         masking = config.nat_masking if train else "all"
-        dec, loss_mask = nat_decoder_input(targets, masking, key)
+        canvas = config.nat_target == "eos_pad"
+        dec, loss_mask = nat_decoder_input(targets, masking, key, canvas=canvas)
         logits, length_logits = model(src, dec, train=train)
         stats = _token_stats(logits, targets, loss_mask & valid[:, None], smoothing)
         length_target = model.length_classes(

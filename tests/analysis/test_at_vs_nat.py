@@ -1,0 +1,70 @@
+"""The AT-vs-NAT experiment, quick form, end to end: every system, every key, finite values."""
+
+import json
+import math
+
+import pytest
+
+from attnlab.analysis.at_vs_nat import parse_systems, run
+from attnlab.analysis.systems import SYSTEMS
+
+REQUIRED = (
+    "system",
+    "wer",
+    "per",
+    "bleu",
+    "chrf",
+    "exact_match",
+    "latency_ms_b1",
+    "throughput_seq_s_b64",
+    "speedup_vs_at_greedy",
+    "speedup_vs_at_beam4",
+    "params",
+)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("avn_cfg", "experiments/configs/at_vs_nat.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config("g2p,quick")
+    data_dir = str(tmp_path_factory.mktemp("data"))
+    for key in ("at", "nat", "nat_eos", "nat_kd"):
+        config[key].data.data_dir = data_dir
+        config[key].data.max_source_examples = 1000
+    config.max_test_examples = 24
+    config.latency_examples = 3
+    config.bootstrap_samples = 50
+    workdir = tmp_path_factory.mktemp("avn")
+    return run(config, workdir), workdir
+
+
+def test_results_have_every_system_and_key_with_finite_values(quick_run):
+    rows, workdir = quick_run
+    assert [r["system"] for r in rows] == list(SYSTEMS)
+    assert json.loads((workdir / "results.json").read_text()) == json.loads(json.dumps(rows))
+    for row in rows:
+        for key in REQUIRED:
+            assert key in row, (row["system"], key)
+            if key != "system":
+                assert math.isfinite(row[key]), (row["system"], key, row[key])
+        if row["model"] != "at":
+            assert math.isfinite(row["length_accuracy"]) and math.isfinite(row["length_mae"])
+    oracle = next(r for r in rows if r["system"] == "nat_oracle_length")
+    assert oracle["length_accuracy"] == 1.0 and oracle["length_mae"] == 0.0
+
+
+def test_report_and_plots_are_written(quick_run):
+    _, workdir = quick_run
+    report = (workdir / "report.md").read_text()
+    assert "| at_beam4 |" in report and "nat_kd_length_pred" in report
+    for png in ("length_errors.png", "quality_vs_latency.png", "attention_maps.png"):
+        assert (workdir / png).stat().st_size > 1000
+
+
+def test_unknown_system_is_refused_with_the_valid_names():
+    with pytest.raises(ValueError, match="unknown system 'nat_magic'; valid: at_greedy"):
+        parse_systems("at_greedy,nat_magic")
