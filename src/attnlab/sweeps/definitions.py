@@ -11,21 +11,22 @@ variant (a tiny model, a 2000-example dataset, 40 steps) so a test can run a swe
 
 Expected wall time of the full form with 3 seeds, run one after another on the 2-core
 development machine. These are ESTIMATES, extrapolated from one full G2P run (179 s: 4000 steps
-at a median 28 steps/s, plus start-up, compilation and 4 evaluations; it reached eval_wer 0.53,
-eval_per 0.147) and from short runs at each batch size and on reverse, all measured while the
-machine was shared (load average 4-5):
+at a median 34 steps/s, plus about 60 s of start-up, compilation, 4 evaluations and 8
+checkpoints; it reached eval_wer 0.53, eval_per 0.147) and from short runs at batch sizes 4, 16
+and 128 and on reverse (24 steps/s), all measured while the machine was shared (load average
+4-5), so expect +-30%:
 
 | sweep            | runs | estimate  |
 |------------------|------|-----------|
-| norm_batch       | 108  | 6.5-9 h   |
+| norm_batch       | 108  | 7-9.5 h   |
 | attention_scores | 15   | 45 min    |
 | heads            | 12   | 35 min    |
 | position         | 30   | 1.5 h     |
 | attention_vs_cnn | 12   | 35 min    |
 | input            | 6    | 20 min    |
 
-In norm_batch every run sees 256k examples, so a batch-4 run takes 64000 steps (about
-100-175 steps/s: 7-11 min) while a batch-128 run takes 2000 (about 3 min).
+In norm_batch every run sees 256k examples, so a batch-4 run takes 64000 steps (100-175
+steps/s: 7-11 min) while a batch-128 run takes 2000 (15 steps/s: about 3 min).
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ Each run lives in ``DIR/<run-name>/seed<k>``:
   ``done.json`` is skipped; any other run is started, and the trainer resumes it from its
   latest checkpoint.
 
-A run is a subprocess in its own session, so one crash loses nothing else. It gets SIGTERM
-(save a checkpoint, exit) when the runner dies, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``),
-and SIGTERM or Ctrl-C on the runner is passed on to every run. ``DIR/sweep.lock`` is held by
-the runner and inherited by its runs, so a second runner waits until every run of the first
-has exited.
+A run is a subprocess in its own session, so one crash loses nothing else. A small
+supervisor process (``_LAUNCHER``) sends it SIGTERM (save a checkpoint, exit) once when the
+runner dies, even by SIGKILL, and SIGTERM or Ctrl-C on the runner is passed on to every run.
+``DIR/sweep.lock`` is held by the runner and inherited by the supervisors, so a second runner
+waits until every run of the first has exited.
 """
 
 from __future__ import annotations
@@ -41,15 +41,23 @@ from attnlab.sweeps.spec import Run
 
 DONE, LAUNCH, LOG, LOCK = "done.json", "launch.json", "train.log", "sweep.lock"
 
-# Sets PR_SET_PDEATHSIG = SIGTERM, then becomes train.py: a run outlives no runner.
+# A run's supervisor: starts train.py and sends it SIGTERM (save a checkpoint and exit) exactly
+# once, when the runner asks or when the runner is gone, even killed by SIGKILL; then exits with
+# train.py's status. Once only: a second SIGTERM could cut the final checkpoint save short.
+# (Linux PR_SET_PDEATHSIG is not used: it also fires when a thread of the reaper that adopts an
+# orphan exits, which sent runs a second SIGTERM.)
 _LAUNCHER = """
-import ctypes, os, signal, sys
-parent = int(sys.argv[1])
-if sys.platform.startswith("linux"):
-    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))
-    if os.getppid() != parent:
-        sys.exit(143)
-os.execv(sys.argv[2], sys.argv[2:])
+import os, signal, subprocess, sys, time
+parent, asked = int(sys.argv[1]), []
+for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, lambda *_: asked.append(1))
+run, sent = subprocess.Popen(sys.argv[2:]), False
+while run.poll() is None:
+    if not sent and (asked or os.getppid() != parent):
+        run.send_signal(signal.SIGTERM)
+        sent = True
+    time.sleep(0.1)
+sys.exit(run.returncode if run.returncode >= 0 else 128 - run.returncode)
 """
 
 
