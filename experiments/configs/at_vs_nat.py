@@ -13,7 +13,9 @@ Variants (comma-separated after the colon):
 - `g2p` (default) | `synthetic` (reverse) | `tfds` (a translation dataset from the TFDS
   catalog, `--config.data_name=tfds:ted_hrlr_translate/pt_to_en` by default) | `gpu` (g2p
   with a model and batch sized for one GPU).
-- `quick`: tiny models, a small slice of the data, a few dozen steps.
+- `small`: a 2+2-layer, d_model 128 model with length buckets, a few minutes of training per
+  model on 2 CPU cores: outputs are real, quality is far from the full config's.
+- `quick`: tiny models, a small slice of the data, a few hundred steps (tests, `make demo`).
 
 Each model is an ordinary training config (``config.at``, ``config.nat``, ...), so any
 training key can be overridden, e.g. ``--config.at.num_train_steps=5000``.
@@ -54,6 +56,7 @@ def get_config(arg: str | None = None):
         config_name="at_vs_nat.py",
         groups={"task": ("g2p", "synthetic", "tfds", "gpu")},
         defaults={"task": "g2p"},
+        flags=("quick", "small"),
     )
     quick = ",quick" if variant["quick"] else ""
     task = variant["task"]
@@ -73,6 +76,13 @@ def get_config(arg: str | None = None):
         for c in (at, nat):
             c.model.update(d_model=512, num_heads=8, d_ff=2048)
             c.update(batch_size=512, num_train_steps=30000, eval_batch_size=512)
+    if variant["small"]:
+        for c in (at, nat):
+            c.model.update(d_model=128, num_heads=4, d_ff=512)
+            c.model.update(num_encoder_layers=2, num_decoder_layers=2)
+            c.data.bucket_boundaries = (8, 12, 16)
+            c.update(batch_size=64, num_train_steps=6000, warmup_steps=600)
+            c.update(eval_every_steps=2000, checkpoint_every_steps=1000, eval_decode_examples=512)
     # Matched size: the NAT copies the AT's width, depth and heads.
     for key in ("d_model", "num_heads", "d_ff", "num_encoder_layers", "num_decoder_layers"):
         nat.model[key] = at.model[key]
