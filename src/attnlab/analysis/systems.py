@@ -24,8 +24,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from attnlab.decode.at import at_search
-from attnlab.decode.nat import nat_decode, parse_strategy
+from attnlab.decode.at import at_searcher
+from attnlab.decode.nat import nat_decoder
 
 # name -> (model key, method or NAT strategy), in the order of the report's table.
 SYSTEMS: dict[str, tuple[str, str]] = {
@@ -48,24 +48,23 @@ def make_decoder(model: nnx.Module, method: str, *, max_len: int, length_penalty
     """``decode(src [B, S], ref_lengths [B]) -> (tokens [B, T], lengths [B] or None)``."""
     if method == "greedy" or method.startswith("beam:"):
         beam = int(method.split(":")[1]) if method.startswith("beam:") else 1
+        search = at_searcher(  # split once: per-call splitting would dominate batch-1 latency
+            model,
+            method="beam" if beam > 1 else "greedy",
+            beam_size=beam,
+            max_len=max_len,
+            length_penalty=length_penalty,
+        )
 
         def decode_at(src: np.ndarray, ref_lengths: np.ndarray):
             del ref_lengths
-            tokens, _ = at_search(
-                model,
-                src,
-                method="beam" if beam > 1 else "greedy",
-                beam_size=beam,
-                max_len=max_len,
-                length_penalty=length_penalty,
-            )
-            return jax.block_until_ready(tokens), None
+            return jax.block_until_ready(search(src)[0]), None
 
         return decode_at
-    parse_strategy(method)  # fail early on a bad strategy string
+    nat = nat_decoder(model, method, max_len=max_len)
 
     def decode_nat(src: np.ndarray, ref_lengths: np.ndarray):
-        out = nat_decode(model, src, method, ref_lengths=ref_lengths, max_len=max_len)
+        out = nat(src, ref_lengths)
         return jax.block_until_ready(out.tokens), jax.block_until_ready(out.lengths)
 
     return decode_nat

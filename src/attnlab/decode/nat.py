@@ -175,6 +175,63 @@ def _candidates(graphdef, state, src, ref_lengths, *, strategy: NATStrategy, can
 Rescorer = Callable[[jax.Array, jax.Array], jax.Array] | nnx.Module
 
 
+def nat_decoder(
+    model: nnx.Module,
+    strategy: str,
+    *,
+    max_len: int | None = None,
+    rescorer: Rescorer | None = None,
+) -> Callable[..., NATOutput]:
+    """Check ``strategy`` and split ``model`` once; return ``decode(src, ref_lengths=None)``.
+
+    The returned function is ``nat_decode`` without the per-call ``nnx.split`` (milliseconds in
+    Python, see ``attnlab.decode.at.at_searcher``); it holds the weights as they were when made.
+    """
+    parsed = parse_strategy(strategy)
+    canvas = int(max_len if max_len is not None else model.max_len)
+    if not 1 <= canvas <= model.max_len:
+        raise ValueError(f"max_len must be in 1..{model.max_len} (the model's), got {canvas}")
+    if rescorer is not None and parsed.length != "length_beam":
+        raise ValueError(f"rescorer is only used by length_beam:K, not {strategy!r}")
+    if parsed.length == "length_beam" and parsed.beam > canvas:
+        raise ValueError(f"length_beam:{parsed.beam} asks for more lengths than max_len={canvas}")
+    graphdef, state = nnx.split(model)
+
+    def decode(src: jax.Array, ref_lengths: jax.Array | None = None) -> NATOutput:
+        src = jnp.asarray(src, jnp.int32)
+        ref = np.ones(src.shape[:1], np.int32)
+        if parsed.length == "oracle_length":  # otherwise ref_lengths is ignored
+            if ref_lengths is None:
+                raise ValueError(
+                    "strategy 'oracle_length' needs ref_lengths (target lengths with EOS)"
+                )
+            ref = np.asarray(ref_lengths)
+            if ref.shape != src.shape[:1] or ref.max() > canvas:
+                raise ValueError(
+                    f"ref_lengths must be [B] and <= {canvas} (with the EOS), got {ref}"
+                )
+            ref = np.maximum(ref, 1)  # empty (padding) rows decode to a lone EOS
+        tokens, lengths, scores, possible = _candidates(
+            graphdef, state, src, ref.astype(jnp.int32), strategy=parsed, canvas=canvas
+        )
+        if rescorer is not None:
+            batch, k, _ = tokens.shape
+            flat_src, flat_tokens = jnp.repeat(src, k, axis=0), tokens.reshape(batch * k, -1)
+            if isinstance(rescorer, nnx.Module):
+                scores = at_log_prob(rescorer, flat_src, flat_tokens)
+            else:
+                scores = jnp.asarray(rescorer(flat_src, flat_tokens))
+            scores = scores.reshape(batch, k)
+        scores = jnp.where(possible, scores, -jnp.inf)
+        best = jnp.argmax(scores, axis=1)
+        pick = lambda x: jnp.take_along_axis(x, best.reshape((-1,) + (1,) * (x.ndim - 1)), axis=1)[
+            :, 0
+        ]
+        return NATOutput(pick(tokens), pick(lengths), pick(scores))
+
+    return decode
+
+
 def nat_decode(
     model: nnx.Module,
     src: jax.Array,
@@ -190,38 +247,7 @@ def nat_decode(
     (counting the EOS) is required by ``oracle_length`` and ignored otherwise; rows of
     length 0 (batch padding) decode to a lone EOS. ``rescorer`` picks among
     ``length_beam`` candidates: an AT ``Seq2Seq`` (its teacher-forced log-prob) or a callable
-    ``(src [N, S], tokens [N, T]) -> scores [N]``, higher is better.
+    ``(src [N, S], tokens [N, T]) -> scores [N]``, higher is better. One call; see
+    ``nat_decoder`` to decode many.
     """
-    parsed = parse_strategy(strategy)
-    canvas = int(max_len if max_len is not None else model.max_len)
-    if not 1 <= canvas <= model.max_len:
-        raise ValueError(f"max_len must be in 1..{model.max_len} (the model's), got {canvas}")
-    if parsed.length == "oracle_length" and ref_lengths is None:
-        raise ValueError("strategy 'oracle_length' needs ref_lengths (target lengths with EOS)")
-    if rescorer is not None and parsed.length != "length_beam":
-        raise ValueError(f"rescorer is only used by length_beam:K, not {strategy!r}")
-    if parsed.length == "length_beam" and parsed.beam > canvas:
-        raise ValueError(f"length_beam:{parsed.beam} asks for more lengths than max_len={canvas}")
-    src = jnp.asarray(src, jnp.int32)
-    ref = np.ones(src.shape[:1], np.int32)
-    if parsed.length == "oracle_length":  # otherwise ref_lengths is ignored
-        ref = np.asarray(ref_lengths)
-        if ref.shape != src.shape[:1] or ref.max() > canvas:
-            raise ValueError(f"ref_lengths must be [B] and <= {canvas} (with the EOS), got {ref}")
-        ref = np.maximum(ref, 1)  # empty (padding) rows decode to a lone EOS
-    graphdef, state = nnx.split(model)
-    tokens, lengths, scores, possible = _candidates(
-        graphdef, state, src, ref.astype(jnp.int32), strategy=parsed, canvas=canvas
-    )
-    if rescorer is not None:
-        batch, k, _ = tokens.shape
-        flat_src, flat_tokens = jnp.repeat(src, k, axis=0), tokens.reshape(batch * k, -1)
-        if isinstance(rescorer, nnx.Module):
-            scores = at_log_prob(rescorer, flat_src, flat_tokens)
-        else:
-            scores = jnp.asarray(rescorer(flat_src, flat_tokens))
-        scores = scores.reshape(batch, k)
-    scores = jnp.where(possible, scores, -jnp.inf)
-    best = jnp.argmax(scores, axis=1)
-    pick = lambda x: jnp.take_along_axis(x, best.reshape((-1,) + (1,) * (x.ndim - 1)), axis=1)[:, 0]
-    return NATOutput(pick(tokens), pick(lengths), pick(scores))
+    return nat_decoder(model, strategy, max_len=max_len, rescorer=rescorer)(src, ref_lengths)
