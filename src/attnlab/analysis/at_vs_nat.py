@@ -29,7 +29,7 @@ from flax import nnx
 from attnlab.analysis.distill import distilled_data_config
 from attnlab.analysis.report import write_report
 from attnlab.analysis.scoring import score
-from attnlab.analysis.systems import SYSTEMS, make_decoder, run_system
+from attnlab.analysis.systems import SYSTEMS, make_decoder, run_system, valid_rows
 from attnlab.data import dataset_info, make_eval_batches
 from attnlab.train import restore_model, train_and_evaluate
 
@@ -108,12 +108,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     info = dataset_info(config.at.data)
     vocab = info.tgt_vocab
     batches = _test_batches(config)
-    refs = [
-        [list(r) for r in batch["references"][i]]
-        for batch in batches
-        for i in range(len(batch["valid"]))
-        if batch["valid"][i]
-    ]
+    refs = [[list(r) for r in options] for options in valid_rows(batches, "references")]
     max_len = int(batches[0]["targets"].shape[1])
     rows, outputs = [], {}
     for name in systems:

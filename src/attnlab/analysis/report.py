@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attnlab.analysis import plots
+from attnlab.analysis.systems import valid_rows
 from attnlab.decode.nat import nat_decode
 from attnlab.nn.attention import capture_cross_attention
 from attnlab.nn.config import BOS_ID, EOS_ID, MASK_ID, PAD_ID
@@ -116,10 +117,8 @@ def _samples(outputs, refs, batches, info, limit: int = 10) -> list[str]:
     if "at_beam4" not in outputs or "nat_length_pred" not in outputs:
         return []
     sources = [
-        info.src_vocab.detokenize(info.src_vocab.decode(batch["inputs"][i].tolist()))
-        for batch in batches
-        for i in range(len(batch["valid"]))
-        if batch["valid"][i]
+        info.src_vocab.detokenize(info.src_vocab.decode(np.asarray(row).tolist()))
+        for row in valid_rows(batches, "inputs")
     ]
     lines = ["| source | references | AT beam 4 | NAT length_pred |", "|---|---|---|---|"]
     detok = info.tgt_vocab.detokenize

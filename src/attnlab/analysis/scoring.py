@@ -54,7 +54,8 @@ def score(
         "chrf": corpus_chrf(hyp_text, ref_text),
     }
     if bootstrap_samples > 0:
-        wrong = [float(list(h) not in [list(r) for r in options]) for h, options in zip(hyps, refs)]
+        # WER is 1 - exact match; the same rule per example gives the resampled statistic.
+        wrong = [1.0 - exact_match([h], [options]) for h, options in zip(hyps, refs, strict=True)]
         row["wer_ci95"] = bootstrap_ci(
             rate_stats(wrong, np.ones(len(wrong))), rate, num_samples=bootstrap_samples, seed=seed
         )

@@ -94,6 +94,18 @@ def strip(tokens: Sequence[int], eos_id: int = 2, pad_id: int = 0) -> list[int]:
     return out
 
 
+def valid_rows(batches: Sequence[dict[str, Any]], key: str) -> list[Any]:
+    """``batch[key][i]`` of every valid example (``batch["valid"][i]``), in order."""
+    return [
+        batch[key][i] for batch in batches for i in np.flatnonzero(np.asarray(batch["valid"], bool))
+    ]
+
+
+def _ref_lengths(targets: np.ndarray) -> np.ndarray:
+    """Target lengths counting the EOS (what ``oracle_length`` needs), ``[B]`` int32."""
+    return np.sum(np.asarray(targets) != 0, axis=-1).astype(np.int32)
+
+
 def run_system(
     name: str,
     decode: Decoder,
@@ -105,16 +117,15 @@ def run_system(
     if not batches:
         raise ValueError("no evaluation batches to decode")
 
-    def ref_lengths(batch: dict[str, Any]) -> np.ndarray:
-        return np.sum(np.asarray(batch["targets"]) != 0, axis=1).astype(np.int32)
-
-    decode(batches[0]["inputs"], ref_lengths(batches[0]))  # warm-up: compile at batch size
+    decode(
+        batches[0]["inputs"], _ref_lengths(batches[0]["targets"])
+    )  # warm-up: compile at batch size
     hyps: list[list[int]] = []
     lengths: list[int] = []
     num = 0
     start = time.perf_counter()
     for batch in batches:
-        tokens, chosen = decode(batch["inputs"], ref_lengths(batch))
+        tokens, chosen = decode(batch["inputs"], _ref_lengths(batch["targets"]))
         valid = np.asarray(batch["valid"], bool)
         tokens = np.asarray(tokens)
         hyps.extend(strip(row) for row, ok in zip(tokens, valid, strict=True) if ok)
@@ -123,12 +134,15 @@ def run_system(
         num += int(valid.sum())
     throughput = num / (time.perf_counter() - start)
 
+    count = max(latency_examples, 1)
     singles = [
-        (batch["inputs"][i : i + 1], ref_lengths(batch)[i : i + 1])
-        for batch in batches
-        for i in range(len(batch["valid"]))
-        if batch["valid"][i]
-    ][: max(latency_examples, 1)]
+        (np.asarray(src)[None], _ref_lengths(np.asarray(tgt)[None]))
+        for src, tgt in zip(
+            valid_rows(batches, "inputs")[:count],
+            valid_rows(batches, "targets")[:count],
+            strict=True,
+        )
+    ]
     decode(*singles[0])  # warm-up: compile at batch 1
     samples = []
     for src, ref in singles:
