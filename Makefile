@@ -28,7 +28,10 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -c requirements.lock -e '.[dev,bench]'
 	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/long_sequences.py
+	$(PY) benchmarks/training.py
+	$(PY) benchmarks/decoding.py
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/summary.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests experiments benchmarks

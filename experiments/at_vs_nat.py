@@ -31,6 +31,9 @@ def main(argv: Sequence[str]) -> None:
         rows = run(_CONFIG.value, _WORKDIR.value)
     except (ValueError, FileNotFoundError, FloatingPointError) as err:
         fail("at_vs_nat.py", err)
+    if not rows:  # --config.train_only: one model trained, nothing decoded
+        print(f"trained {_CONFIG.value.train_only} in {_WORKDIR.value}/{_CONFIG.value.train_only}")
+        return
     print(results_table(rows))
     print(f"\nreport: {_WORKDIR.value}/report.md")
 

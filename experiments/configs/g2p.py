@@ -3,16 +3,14 @@ r"""Grapheme-to-phoneme on CMUdict (letters -> phonemes, no stress), AT or NAT T
     python experiments/train.py --config=experiments/configs/g2p.py:at --workdir=runs/g2p_at
     python experiments/train.py --config=experiments/configs/g2p.py:nat --workdir=runs/g2p_nat
 
-Speed, measured with this config for 300 (`at`) and 200 (`nat`) steps on the 2-core CPU
-development machine while other jobs shared it (load 3-5): `at` 0.4-0.9 steps/s (700-1600
-tokens/s), `nat` 0.5-0.8 steps/s (1000-1500 tokens/s), so the 20000 steps take 6-12 hours
-there; a resumed run trains again about 15 s after launch (0.65 s of it restoring).
+Size: d_model 192, 4 heads, d_ff 768, 3+3 layers, 12000 steps of 128 words (about 12.7
+epochs of the 121k training words). It was cut from d_model 256 and 20000 steps, which run at
+3.2 steps/s on both cores (1.7 h), so that the AT model trains in under 90 minutes. Speed of
+this config, pinned to one core (`taskset -c 0`) while a second training used the other:
+2.7-3.0 steps/s, about 5100-5600 target+source tokens/s, so 12000 steps take about 75 minutes.
 
-Expected result: TO BE MEASURED (not yet run to the end). What we expect from the G2P
-literature for a 3+3-layer Transformer on CMUdict without stress: `at` reaches a word error
-rate (eval_wer) around 0.25-0.30 and a phoneme error rate (eval_per) around 0.06-0.08 on the
-validation split; `nat` (CMLM-style masking, length beam 3 + 4 mask-predict iterations) is
-expected to be several WER points behind `at`.
+Expected result: see experiments/results/g2p/report.md (the AT-vs-NAT run trains exactly this
+config as its AT model).
 
 Variants (comma-separated after the colon):
 - `at` (default) | `nat`: autoregressive `Seq2Seq` or non-autoregressive `NATSeq2Seq`.
@@ -34,16 +32,16 @@ def get_config(arg: str | None = None):
     config.data = data_config(name="cmudict_g2p", bucket_boundaries=(8, 12, 16))
     config.model = model_config(
         name="seq2seq" if variant["model"] == "at" else "nat",
-        d_model=256,
+        d_model=192,
         num_heads=4,
-        d_ff=1024,
+        d_ff=768,
         num_encoder_layers=3,
         num_decoder_layers=3,
         dropout=0.1,
     )
     config.update(
         batch_size=128,
-        num_train_steps=20000,
+        num_train_steps=12000,
         log_every_steps=100,
         eval_every_steps=2000,
         checkpoint_every_steps=1000,

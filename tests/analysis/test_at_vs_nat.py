@@ -23,14 +23,18 @@ REQUIRED = (
 )
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_config():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("avn_cfg", "experiments/configs/at_vs_nat.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    config = module.get_config("g2p,quick")
+    return module.get_config("g2p,quick")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    config = quick_config()
     data_dir = str(tmp_path_factory.mktemp("data"))
     for key in ("at", "nat", "nat_eos", "nat_kd"):
         config[key].data.data_dir = data_dir
@@ -68,3 +72,24 @@ def test_report_and_plots_are_written(quick_run):
 def test_unknown_system_is_refused_with_the_valid_names():
     with pytest.raises(ValueError, match="unknown system 'nat_magic'; valid: at_greedy"):
         parse_systems("at_greedy,nat_magic")
+
+
+def test_train_only_resumes_one_finished_model_and_decodes_nothing(quick_run):
+    config = quick_config()
+    _, workdir = quick_run
+    saved = json.loads((workdir / "nat" / "config.json").read_text())["data"]
+    config.nat.data.update(data_dir=saved["data_dir"], max_source_examples=1000)
+    config.train_only = "nat"
+    before = (workdir / "results.json").read_text()
+    assert run(config, workdir) == []
+    assert (workdir / "results.json").read_text() == before
+
+
+def test_train_only_refuses_an_unknown_model_and_an_unfinished_teacher(tmp_path):
+    config = quick_config()
+    config.train_only = "nat_magic"
+    with pytest.raises(ValueError, match="unknown train_only model 'nat_magic'; valid: at, nat"):
+        run(config, tmp_path)
+    config.train_only = "nat_kd"
+    with pytest.raises(ValueError, match="AT teacher .* is at step None of 400"):
+        run(config, tmp_path)

@@ -90,11 +90,11 @@ def test_beam_score_is_the_teacher_forced_log_prob_with_the_gnmt_penalty():
 def test_repeated_calls_do_not_recompile():
     kw = SETTINGS["beam"]
     at_decode(tiny_seq2seq(seed=4), sources(4, [3, 3, 1, 2]), **kw)
-    before = at_module._search._cache_size()
+    before = at_module._compiled_search.num_compiled()
     # New sources of the same shape, and new weights of the same structure.
     at_decode(tiny_seq2seq(seed=4), sources(5, [2, 6, 6, 6]), **kw)
     at_decode(tiny_seq2seq(seed=5), sources(6, [1, 4, 7, 5]), **kw)
-    assert at_module._search._cache_size() == before
+    assert at_module._compiled_search.num_compiled() == before
 
 
 def test_bad_method_is_refused():

@@ -126,3 +126,36 @@ def test_unflatten_rewraps_rng_keys():
     back = unflatten_state(state, flatten_state(state))
     keys = [x for x in jax.tree.leaves(back) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)]
     assert keys
+
+
+def test_restore_model_averages_the_last_checkpoints_weights(data_dir, tmp_path):
+    """Averaging the checkpoints of steps 2 and 4 equals averaging two runs stopped there."""
+    from train_testing import quick_config, state_leaves
+
+    from attnlab.train import restore_model, train_and_evaluate
+
+    runs = {}
+    for steps in (2, 4):
+        config = quick_config(
+            "synthetic.py:at,quick",
+            data_dir,
+            num_train_steps=steps,
+            checkpoint_every_steps=2,
+            eval_every_steps=100,
+        )
+        train_and_evaluate(config, tmp_path / f"run{steps}")
+        runs[steps] = state_leaves(restore_model(tmp_path / f"run{steps}")[0])
+    averaged = state_leaves(restore_model(tmp_path / "run4", average_last=2)[0])
+    assert averaged.keys() == runs[4].keys()
+    changed = 0
+    for key, value in averaged.items():
+        if np.issubdtype(value.dtype, np.floating):
+            np.testing.assert_allclose(
+                value, (runs[2][key] + runs[4][key]) / 2, rtol=1e-6, atol=1e-7, err_msg=key
+            )
+            changed += not np.array_equal(value, runs[4][key])
+        else:  # RNG keys and counters come from the latest checkpoint
+            np.testing.assert_array_equal(value, runs[4][key], err_msg=key)
+    assert changed > 10  # the two steps differ, so the average is not the latest checkpoint
+    with pytest.raises(ValueError, match="average_last must be at least 1"):
+        restore_model(tmp_path / "run4", average_last=0)

@@ -32,6 +32,7 @@ from attnlab.analysis.scoring import score
 from attnlab.analysis.systems import SYSTEMS, make_decoder, run_system, valid_rows
 from attnlab.data import dataset_info, make_eval_batches
 from attnlab.train import restore_model, train_and_evaluate
+from attnlab.train.checkpoint import Checkpointer
 
 
 def parse_systems(spec: str) -> list[str]:
@@ -49,17 +50,32 @@ def count_params(model: nnx.Module) -> int:
     return int(sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
 
 
+MODELS = ("at", "nat", "nat_eos", "nat_kd")
+
+
 def train_models(
-    config: ml_collections.ConfigDict, workdir: Path, systems: list[str]
+    config: ml_collections.ConfigDict, workdir: Path, systems: list[str], only: str = ""
 ) -> dict[str, nnx.Module]:
-    """Train or resume every model the systems need; return them restored."""
+    """Train or resume every model the systems need; return them restored.
+
+    ``only`` trains (or resumes) just that model, so that the models can be trained by
+    parallel processes (``nat_kd`` waits for nothing: it restores the finished AT teacher).
+    """
     needed = {SYSTEMS[s][0] for s in systems}
+    if only:
+        if only not in MODELS:
+            raise ValueError(f"unknown train_only model {only!r}; valid: {', '.join(MODELS)}")
+        needed = {only}
+    average = int(config.get("average_checkpoints", 1))
     models: dict[str, nnx.Module] = {}
     for key in ("at", "nat", "nat_eos"):
         if key in needed or (key == "at" and "nat_kd" in needed):
-            logging.info("training %s in %s", key, workdir / key)
-            train_and_evaluate(config[key], workdir / key)
-            models[key] = restore_model(workdir / key)[0]
+            if key == "at" and only == "nat_kd":
+                _check_finished(config.at, workdir / key)
+            else:
+                logging.info("training %s in %s", key, workdir / key)
+                train_and_evaluate(config[key], workdir / key)
+            models[key] = restore_model(workdir / key, average_last=average)[0]
     if "nat_kd" in needed:
         kd = ml_collections.ConfigDict(config.nat_kd.to_dict())
         kd.data = distilled_data_config(
@@ -72,8 +88,22 @@ def train_models(
         )
         logging.info("training nat_kd in %s", workdir / "nat_kd")
         train_and_evaluate(kd, workdir / "nat_kd")
-        models["nat_kd"] = restore_model(workdir / "nat_kd")[0]
+        models["nat_kd"] = restore_model(workdir / "nat_kd", average_last=average)[0]
     return models
+
+
+def _check_finished(config: ml_collections.ConfigDict, workdir: Path) -> None:
+    """Refuse to distill from a teacher that another process is still training."""
+    ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=1, read_only=True)
+    try:
+        step = ckpt.latest_step()
+    finally:
+        ckpt.close()
+    if step is None or step < int(config.num_train_steps):
+        raise ValueError(
+            f"the AT teacher in {workdir} is at step {step} of {config.num_train_steps}: "
+            "train it first (train_only=at)"
+        )
 
 
 def _test_batches(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
@@ -103,7 +133,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     if not config.distill:
         systems = [s for s in systems if SYSTEMS[s][0] != "nat_kd"]
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
-    models = train_models(config, workdir, systems)
+    models = train_models(config, workdir, systems, only=config.get("train_only", ""))
+    if config.get("train_only", ""):
+        return []
 
     info = dataset_info(config.at.data)
     vocab = info.tgt_vocab

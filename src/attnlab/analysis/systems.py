@@ -11,6 +11,10 @@ compiles once per system, and reports
 - ``latency_ms_b1``: the median wall time of decoding one sequence at batch 1, over the first
   ``latency_examples`` sequences, after a warm-up call (compilation excluded). Every call ends
   with ``jax.block_until_ready``, so the time covers the device work, not just the dispatch.
+
+The decoders cut sources to the columns in use (``attnlab.decode.compiled``: widths 8, 16,
+32, ...), one compilation per width, so each phase first calls the decoder once per width
+it will meet.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 from flax import nnx
 
 from attnlab.decode.at import at_searcher
+from attnlab.decode.compiled import source_width
 from attnlab.decode.nat import nat_decoder
 
 # name -> (model key, method or NAT strategy), in the order of the report's table.
@@ -44,8 +49,20 @@ SYSTEMS: dict[str, tuple[str, str]] = {
 Decoder = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
-def make_decoder(model: nnx.Module, method: str, *, max_len: int, length_penalty: float) -> Decoder:
-    """``decode(src [B, S], ref_lengths [B]) -> (tokens [B, T], lengths [B] or None)``."""
+def make_decoder(
+    model: nnx.Module,
+    method: str,
+    *,
+    max_len: int,
+    length_penalty: float,
+    force_lengths: bool = False,
+) -> Decoder:
+    """``decode(src [B, S], ref_lengths [B]) -> (tokens [B, T], lengths [B] or None)``.
+
+    ``force_lengths`` makes an AT system emit exactly ``ref_lengths`` tokens (EOS forced
+    there, forbidden before): for timing untrained models at the reference lengths, as
+    ``oracle_length`` does for a NAT. Its outputs are not decodings.
+    """
     if method == "greedy" or method.startswith("beam:"):
         beam = int(method.split(":")[1]) if method.startswith("beam:") else 1
         search = at_searcher(  # split once: per-call splitting would dominate batch-1 latency
@@ -57,8 +74,8 @@ def make_decoder(model: nnx.Module, method: str, *, max_len: int, length_penalty
         )
 
         def decode_at(src: np.ndarray, ref_lengths: np.ndarray):
-            del ref_lengths
-            return jax.block_until_ready(search(src)[0]), None
+            lengths = np.maximum(ref_lengths, 1) if force_lengths else None
+            return jax.block_until_ready(search(src, lengths)[0]), None
 
         return decode_at
     nat = nat_decoder(model, method, max_len=max_len)
@@ -106,6 +123,16 @@ def _ref_lengths(targets: np.ndarray) -> np.ndarray:
     return np.sum(np.asarray(targets) != 0, axis=-1).astype(np.int32)
 
 
+def warm_up(decode: Decoder, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Call ``decode`` on the first ``(src, ref_lengths)`` of each source width in ``pairs``."""
+    seen: set[int] = set()
+    for src, ref in pairs:
+        width = source_width(src)
+        if width not in seen:
+            seen.add(width)
+            decode(src, ref)
+
+
 def run_system(
     name: str,
     decode: Decoder,
@@ -117,9 +144,7 @@ def run_system(
     if not batches:
         raise ValueError("no evaluation batches to decode")
 
-    decode(
-        batches[0]["inputs"], _ref_lengths(batches[0]["targets"])
-    )  # warm-up: compile at batch size
+    warm_up(decode, [(b["inputs"], _ref_lengths(b["targets"])) for b in batches])  # compile
     hyps: list[list[int]] = []
     lengths: list[int] = []
     num = 0
@@ -143,7 +168,7 @@ def run_system(
             strict=True,
         )
     ]
-    decode(*singles[0])  # warm-up: compile at batch 1
+    warm_up(decode, singles)  # compile at batch 1
     samples = []
     for src, ref in singles:
         t0 = time.perf_counter()

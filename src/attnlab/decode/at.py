@@ -14,21 +14,30 @@ Two ways to compute the next-token logits, with identical results:
 PAD, BOS and MASK are never valid targets, so their logits are set to -inf before search: the
 search (and ``at_log_prob``) use the model's distribution renormalized over the other tokens.
 
-Everything is jitted once per (model structure, search settings): the model is split into
-``(graphdef, state)``; the graphdef and settings are static, the state and source are traced,
-so repeated calls with new weights or sources of the same shape do not recompile.
+Everything is jitted once per (model structure, search settings, source width): the model is
+split into ``(graphdef, treedef, leaves)`` (``attnlab.decode.compiled.FlatModel``); the
+structure and settings are static, the leaves and source are traced, so repeated calls with
+new weights or sources of the same shape do not recompile. The whole search, from the source
+ids to the best tokens, is one jitted call. Sources are cut to the columns that hold a token
+in some row (``compiled.trim_source``: widths 8, 16, 32, ...), which changes the cost of a
+short word, not its output.
+
+``at_searcher(...)(src, lengths)`` can force the output length (EOS forbidden before
+``lengths - 1`` and the only choice there): that is for timing untrained models at realistic
+lengths (``benchmarks/decoding.py``), not for decoding.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
+from attnlab.decode.compiled import FlatModel, model_jit, trim_source
 from attnlab.decode.search import beam_search, greedy_search
 from attnlab.nn.config import BOS_ID, EOS_ID, MASK_ID, PAD_ID
 
@@ -69,14 +78,28 @@ def uncached_step(model: nnx.Module, src: jax.Array, max_len: int) -> tuple[Call
     return tokens_to_logits, cache
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("graphdef", "method", "beam_size", "max_len", "length_penalty", "use_cache"),
-)
+def forced_length(tokens_to_logits: Callable) -> Callable:
+    """Wrap ``tokens_to_logits`` so that row b emits EOS exactly at position ``eos_at[b]``.
+
+    ``cache["eos_at"]`` [B] is the 0-based output position of the EOS (a length counting the
+    EOS, minus one) and ``cache["index"]`` the position being predicted: EOS gets -inf before
+    ``eos_at`` and every other token -inf at it, so greedy and beam search stop there (never,
+    when ``eos_at >= max_len``).
+    """
+
+    def step(tokens: jax.Array, cache: Any) -> tuple[jax.Array, Any]:
+        at_eos = (cache["index"] == cache["eos_at"])[:, None]
+        logits, cache = tokens_to_logits(tokens, cache)
+        is_eos = jnp.arange(logits.shape[-1])[None, :] == EOS_ID
+        return jnp.where(jnp.where(at_eos, is_eos, ~is_eos), logits, -jnp.inf), cache
+
+    return step
+
+
 def _search(
-    graphdef: Any,
-    state: Any,
+    model: nnx.Module,
     src: jax.Array,
+    eos_at: jax.Array | None,
     *,
     method: str,
     beam_size: int,
@@ -84,9 +107,10 @@ def _search(
     length_penalty: float,
     use_cache: bool,
 ) -> tuple[jax.Array, jax.Array]:
-    model = nnx.merge(graphdef, state)
     make = cached_step if use_cache else uncached_step
     tokens_to_logits, cache = make(model, src, max_len)
+    if eos_at is not None:
+        tokens_to_logits, cache = forced_length(tokens_to_logits), {**cache, "eos_at": eos_at}
     common = dict(
         batch_size=src.shape[0],
         max_len=max_len,
@@ -100,6 +124,9 @@ def _search(
     return seqs[:, 0], scores[:, 0]
 
 
+_compiled_search = model_jit(_search)
+
+
 def at_searcher(
     model: nnx.Module,
     *,
@@ -108,13 +135,16 @@ def at_searcher(
     max_len: int,
     length_penalty: float = 0.6,
     use_cache: bool = True,
-) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
-    """Check the settings and split ``model`` once; return ``search(src) -> (tokens, scores)``.
+    trim: bool = True,
+) -> Callable[..., tuple[jax.Array, jax.Array]]:
+    """Check the settings and split ``model`` once; return ``search(src, lengths=None)``.
 
-    Splitting an NNX model into ``(graphdef, state)`` walks every variable in Python: 2.3 ms for
-    the 0.9M-parameter `small` G2P model, more than its whole greedy decode of one word
-    (1.2 ms). Callers that decode many batches, and every latency measurement, keep the
-    returned function. It holds the weights as they were when it was made.
+    ``search`` returns ``(tokens, scores)`` as ``at_search`` does. Splitting an NNX model walks
+    every variable in Python: 2.3 ms for the 0.9M-parameter `small` G2P model, more than its
+    whole greedy decode of one word. Callers that decode many batches, and every latency
+    measurement, keep the returned function. It holds the weights as they were when it was
+    made. ``trim=False`` decodes the source at its given width (same output, more work).
+    ``lengths`` [B] (counting the EOS) forces the output lengths, see ``forced_length``.
     """
     if method not in METHODS:
         raise ValueError(f"unknown decode method {method!r}; valid: {', '.join(METHODS)}")
@@ -123,7 +153,7 @@ def at_searcher(
     limit = getattr(model, "max_len", None)  # positions beyond it would be silently clamped
     if limit is not None and not 1 <= max_len <= limit:
         raise ValueError(f"max_len must be in 1..{limit} (the model's), got {max_len}")
-    graphdef, state = nnx.split(model)
+    flat = FlatModel.split(model)
     settings = dict(
         method=method,
         beam_size=beam_size if method == "beam" else 1,
@@ -131,9 +161,17 @@ def at_searcher(
         length_penalty=float(length_penalty),
         use_cache=bool(use_cache),
     )
+    run = flat.jit(_compiled_search, **settings)
 
-    def search(src: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return _search(graphdef, state, jnp.asarray(src, jnp.int32), **settings)
+    def search(src: Any, lengths: Any = None) -> tuple[jax.Array, jax.Array]:
+        src = trim_source(src) if trim else jnp.asarray(src, jnp.int32)
+        eos_at = None
+        if lengths is not None:
+            lengths = np.asarray(lengths)
+            if lengths.shape != src.shape[:1] or lengths.size and lengths.min() < 1:
+                raise ValueError(f"lengths must be [B] and >= 1 (counting the EOS), got {lengths}")
+            eos_at = (lengths - 1).astype(np.int32)
+        return run(src, eos_at)
 
     return search
 
@@ -186,9 +224,7 @@ def at_decode(
     return tokens
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",))
-def _log_prob(graphdef: Any, state: Any, src: jax.Array, tokens: jax.Array) -> jax.Array:
-    model = nnx.merge(graphdef, state)
+def _log_prob(model: nnx.Module, src: jax.Array, tokens: jax.Array) -> jax.Array:
     tgt_in = jnp.concatenate([jnp.full_like(tokens[:, :1], BOS_ID), tokens[:, :-1]], axis=1)
     logits = model(src, tgt_in).astype(jnp.float32)
     logp = jax.nn.log_softmax(logits.at[..., jnp.array(_FORBIDDEN)].set(-jnp.inf), axis=-1)
@@ -196,10 +232,14 @@ def _log_prob(graphdef: Any, state: Any, src: jax.Array, tokens: jax.Array) -> j
     return jnp.sum(jnp.where(tokens != PAD_ID, token_logp, 0.0), axis=1)
 
 
+_compiled_log_prob = model_jit(_log_prob)
+
+
 def at_log_prob(model: nnx.Module, src: jax.Array, tokens: jax.Array) -> jax.Array:
     """Teacher-forced ``sum_t log p(y_t | y_<t, x)`` [B] of ``tokens`` [B, T] (EOS, then PAD).
 
     ``p`` is the distribution the search uses: PAD, BOS and MASK excluded, renormalized.
     """
-    graphdef, state = nnx.split(model)
-    return _log_prob(graphdef, state, jnp.asarray(src, jnp.int32), jnp.asarray(tokens, jnp.int32))
+    flat = FlatModel.split(model)
+    src, tokens = jnp.asarray(src, jnp.int32), jnp.asarray(tokens, jnp.int32)
+    return flat.jit(_compiled_log_prob)(src, tokens)

@@ -27,11 +27,17 @@ Strategies (``parse_strategy``):
   tokens and probabilities of the re-masked positions only. ``mask_predict:1`` is one
   parallel pass. Combine with a length strategy with ``+``: ``length_beam:5+mask_predict:10``,
   ``oracle_length+mask_predict:4`` (alone it uses ``length_pred``).
+
+Cost. A decode is one jitted call from the source ids to the chosen tokens (with a
+``rescorer``, a second call scores the candidates). The decoder runs at the smallest width of
+``compiled.widths(max_len)`` (8, 16, 32, ...) that holds every chosen length, picked inside
+the call by ``lax.switch``: positions past a row's length are PAD, which the decoder masks,
+so the width changes the cost, not the output. ``eos_cut`` needs the whole canvas. Sources
+are cut to their used columns as in ``attnlab.decode.at``.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from typing import NamedTuple
@@ -42,6 +48,7 @@ import numpy as np
 from flax import nnx
 
 from attnlab.decode.at import at_log_prob
+from attnlab.decode.compiled import FlatModel, model_jit, trim_source, widths
 from attnlab.nn.config import BOS_ID, EOS_ID, MASK_ID, PAD_ID
 
 VALID_FORMS = (
@@ -148,12 +155,10 @@ def _eos_cut(model, enc, src, canvas: int):
     return tokens[:, None], lengths[:, None], _mean(token_logp, lengths)[:, None]
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "strategy", "canvas"))
-def _candidates(graphdef, state, src, ref_lengths, *, strategy: NATStrategy, canvas: int):
+def _candidates(model, src, ref_lengths, strategy: NATStrategy, canvas: int, trim: bool):
     """-> tokens [B, k, T], lengths [B, k], mean log-probs [B, k] for k candidate lengths, and
     which candidates are possible at all [B, k] (length log-prob > -inf; offset mode rules
     some lengths out)."""
-    model = nnx.merge(graphdef, state)
     enc = model.encode(src)
     if strategy.length == "eos_cut":
         tokens, lengths, scores = _eos_cut(model, enc, src, canvas)
@@ -166,10 +171,44 @@ def _candidates(graphdef, state, src, ref_lengths, *, strategy: NATStrategy, can
         length_logp, idx = jax.lax.top_k(model.length_log_probs(enc, src)[:, 1 : canvas + 1], k)
         lengths, possible = idx + 1, length_logp > -jnp.inf
     rows = lengths.reshape(-1)
-    rep = lambda x: jnp.repeat(x, k, axis=0)
-    tokens, token_logp = _mask_predict(model, rep(enc), rep(src), rows, canvas, strategy.iterations)
+    enc, src = jnp.repeat(enc, k, axis=0), jnp.repeat(src, k, axis=0)
+
+    def at_width(width: int) -> Callable[[], tuple[jax.Array, jax.Array]]:
+        def run() -> tuple[jax.Array, jax.Array]:
+            tokens, token_logp = _mask_predict(model, enc, src, rows, width, strategy.iterations)
+            pad = ((0, 0), (0, canvas - width))
+            return jnp.pad(tokens, pad, constant_values=PAD_ID), jnp.pad(token_logp, pad)
+
+        return run
+
+    options = widths(canvas) if trim else (canvas,)
+    if len(options) == 1:
+        tokens, token_logp = at_width(canvas)()
+    else:  # the narrowest width that holds every row's length
+        branch = jnp.searchsorted(jnp.asarray(options), jnp.max(rows))
+        tokens, token_logp = jax.lax.switch(branch, [at_width(w) for w in options])
     scores = _mean(token_logp, rows)
     return tokens.reshape(batch, k, canvas), lengths, scores.reshape(batch, k), possible
+
+
+def _pick(tokens, lengths, scores) -> NATOutput:
+    """The candidate of best score per row: [B, k, ...] -> NATOutput of [B, ...]."""
+    best = jnp.argmax(scores, axis=1)
+
+    def take(x: jax.Array) -> jax.Array:
+        return jnp.take_along_axis(x, best.reshape((-1,) + (1,) * (x.ndim - 1)), axis=1)[:, 0]
+
+    return NATOutput(take(tokens), take(lengths), take(scores))
+
+
+def _decode(model, src, ref_lengths, *, strategy, canvas, trim, pick):
+    """``_candidates``; with ``pick``, the best candidate of each row (a NATOutput)."""
+    tokens, lengths, scores, possible = _candidates(model, src, ref_lengths, strategy, canvas, trim)
+    scores = jnp.where(possible, scores, -jnp.inf)
+    return _pick(tokens, lengths, scores) if pick else (tokens, lengths, scores, possible)
+
+
+_compiled_decode = model_jit(_decode)
 
 
 Rescorer = Callable[[jax.Array, jax.Array], jax.Array] | nnx.Module
@@ -181,11 +220,14 @@ def nat_decoder(
     *,
     max_len: int | None = None,
     rescorer: Rescorer | None = None,
+    trim: bool = True,
 ) -> Callable[..., NATOutput]:
     """Check ``strategy`` and split ``model`` once; return ``decode(src, ref_lengths=None)``.
 
     The returned function is ``nat_decode`` without the per-call ``nnx.split`` (milliseconds in
     Python, see ``attnlab.decode.at.at_searcher``); it holds the weights as they were when made.
+    ``trim=False`` decodes the source at its given width and every length on the whole canvas
+    (same output, more work).
     """
     parsed = parse_strategy(strategy)
     canvas = int(max_len if max_len is not None else model.max_len)
@@ -195,10 +237,13 @@ def nat_decoder(
         raise ValueError(f"rescorer is only used by length_beam:K, not {strategy!r}")
     if parsed.length == "length_beam" and parsed.beam > canvas:
         raise ValueError(f"length_beam:{parsed.beam} asks for more lengths than max_len={canvas}")
-    graphdef, state = nnx.split(model)
+    flat = FlatModel.split(model)
+    run = flat.jit(
+        _compiled_decode, strategy=parsed, canvas=canvas, trim=bool(trim), pick=rescorer is None
+    )
 
     def decode(src: jax.Array, ref_lengths: jax.Array | None = None) -> NATOutput:
-        src = jnp.asarray(src, jnp.int32)
+        src = trim_source(src) if trim else jnp.asarray(src, jnp.int32)
         ref = np.ones(src.shape[:1], np.int32)
         if parsed.length == "oracle_length":  # otherwise ref_lengths is ignored
             if ref_lengths is None:
@@ -211,23 +256,18 @@ def nat_decoder(
                     f"ref_lengths must be [B] and <= {canvas} (with the EOS), got {ref}"
                 )
             ref = np.maximum(ref, 1)  # empty (padding) rows decode to a lone EOS
-        tokens, lengths, scores, possible = _candidates(
-            graphdef, state, src, ref.astype(jnp.int32), strategy=parsed, canvas=canvas
-        )
-        if rescorer is not None:
-            batch, k, _ = tokens.shape
-            flat_src, flat_tokens = jnp.repeat(src, k, axis=0), tokens.reshape(batch * k, -1)
-            if isinstance(rescorer, nnx.Module):
-                scores = at_log_prob(rescorer, flat_src, flat_tokens)
-            else:
-                scores = jnp.asarray(rescorer(flat_src, flat_tokens))
-            scores = scores.reshape(batch, k)
-        scores = jnp.where(possible, scores, -jnp.inf)
-        best = jnp.argmax(scores, axis=1)
-        pick = lambda x: jnp.take_along_axis(x, best.reshape((-1,) + (1,) * (x.ndim - 1)), axis=1)[
-            :, 0
-        ]
-        return NATOutput(pick(tokens), pick(lengths), pick(scores))
+        ref = ref.astype(np.int32)
+        if rescorer is None:
+            return run(src, ref)
+        tokens, lengths, _, possible = run(src, ref)
+        batch, k, _ = tokens.shape
+        flat_src, flat_tokens = jnp.repeat(src, k, axis=0), tokens.reshape(batch * k, -1)
+        if isinstance(rescorer, nnx.Module):
+            scores = at_log_prob(rescorer, flat_src, flat_tokens)
+        else:
+            scores = jnp.asarray(rescorer(flat_src, flat_tokens))
+        scores = jnp.where(possible, scores.reshape(batch, k), -jnp.inf)
+        return _pick(tokens, lengths, scores)
 
     return decode
 

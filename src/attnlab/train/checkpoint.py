@@ -133,15 +133,16 @@ class Checkpointer:
             self._manager = None
 
     def restore(
-        self, template: Any, *, model_config: Mapping[str, Any]
+        self, template: Any, *, model_config: Mapping[str, Any], only_step: int | None = None
     ) -> tuple[Any, dict[str, Any]] | None:
-        """Restore the latest readable step into ``template``'s structure and shardings.
+        """Restore the latest readable step (or just ``only_step``) into ``template``'s structure.
 
-        Returns ``(state, meta)``, or None when there is no checkpoint. Unreadable steps are set
-        aside with a warning; a shape mismatch raises ``CheckpointMismatchError``.
+        Returns ``(state, meta)``, or None when there is no (readable) checkpoint. Unreadable
+        steps are set aside with a warning; a shape mismatch raises ``CheckpointMismatchError``.
         """
         abstract = _abstract(template)
-        for step in reversed(self.all_steps()):
+        steps = reversed(self.all_steps()) if only_step is None else [only_step]
+        for step in steps:
             try:
                 meta = self._manager.restore(
                     step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())

@@ -1,0 +1,477 @@
+r"""Training throughput: the ``g2p.py:at`` train step against a PyTorch reference, and MFU.
+
+    python benchmarks/training.py            # buckets 8, 12, 16; about 3 min on 2 cores
+    python benchmarks/training.py --quick    # bucket 12 only, >= 3 repetitions
+
+Issue 8, benchmark 3. One process times, interleaved (``common.interleaved_times``):
+- ``jax``: ``attnlab.train.steps.make_train_step`` for ``experiments/configs/g2p.py:at``
+  (Seq2Seq, d_model 192, 4 heads, d_ff 768, 3+3 pre-norm layers, sinusoidal positions, tied
+  output embedding, dropout 0.1, label smoothing 0.1, global-norm clipping at 1.0, then AdamW
+  b1 0.9, b2 0.98, eps 1e-9, weight decay (0 here) on matrices only, rsqrt schedule);
+- ``torch``: the same model and step in PyTorch on CPU: ``torch.nn.Transformer`` (norm_first,
+  batch_first, ReLU, the same sizes and LayerNorm eps) between our embeddings (scaled by
+  sqrt(d), interleaved sinusoids, dropout) and a tied output projection; label-smoothed
+  cross-entropy over non-PAD targets; ``clip_grad_norm_`` then ``torch.optim.AdamW`` (fused)
+  with the same hyperparameters, decay mask and schedule. ``nn.Transformer`` also drops out
+  attention weights and the FFN hidden layer, which our model does not (``attention_dropout``
+  0, no FFN dropout): those two are switched off, so both drop out exactly the same tensors;
+- ``matmul``: a jitted 2048x2048 float32 ``jnp.dot``, the machine's matmul peak, measured in
+  the same repetitions so that MFU is a ratio of two interleaved times like the rest.
+
+PyTorch runs on as many threads as JAX has cores (``--threads``), with
+``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it (see below why).
+
+Batches are fixed and synthetic, shaped like the g2p length buckets (B = 128, source and
+target padded to the same bucket length; cmudict_g2p vocabularies of 33 and 44 ids). Lengths
+are uniform between 0.55 L and L (targets within one of the source), so about 78% of the
+positions are tokens: real bucketed batches hold 77-84% (200 batches, seed 0). Both
+contenders get the same batch and count the same tokens: non-PAD target tokens (the EOS
+included), the positions the loss is taken over. (The training loop's ``tokens_per_sec``
+adds the source tokens; the ratio of the two contenders is the same either way.)
+
+FLOPs of one step: XLA's ``cost_analysis()`` of the compiled JAX step, and an analytic count
+of the matmuls on the padded shapes, 6 x (multiply-adds of the forward pass) = 6 x params x
+positions (encoder weights over source positions, decoder weights over target positions, the
+cross-attention K/V over source positions, the tied projection over target positions) plus
+the attention terms 12 B d (L_enc S^2 + L_dec (T^2 + T S)) (QK^T and AV, forward and
+backward). MFU = analytic FLOPs / step time / matmul peak, median over repetitions.
+
+Profile (``jax.profiler`` trace of the bucket-12 step): XLA:CPU fused the residual stream's
+gradient, a running sum over every later sub-layer, into each of its consumers and recomputed
+it there (fusions of up to 84 operands; 20% of the step). ``nn.layers.buffer_cotangent``
+makes it one buffer per sub-layer, which took 15% off the step with the same results (to
+4e-9). Left: the matmuls are small ([1536, 192] x [192, 768] at most); the attention matmuls
+([12, 48] x [48, 12] per head) and their head transposes take about 7% of the step for 1.3% of
+its FLOPs; the threefry bits of the 17 dropout masks take about 10%.
+
+Targets: JAX tokens/s at least 1.25x PyTorch's, and MFU at least 40%, in every bucket.
+The figures go into the ``training`` section of ``benchmarks/results.json``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+for _path in (ROOT, ROOT / "src"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+
+from attnlab.nn.config import model_config  # noqa: E402
+from attnlab.train.losses import shift_right, smoothed_cross_entropy  # noqa: E402
+from attnlab.train.resolve import create_train_state  # noqa: E402
+from attnlab.train.steps import make_train_step, merge_model  # noqa: E402
+from benchmarks import common  # noqa: E402
+
+# OpenMP threads that spin while they wait for work (libgomp's default) make PyTorch 10x
+# slower on a machine shared with other jobs: measured here with the lead's training runs on
+# both cores, a 2-thread step took 9-18 s spinning and 0.8-1.0 s passive (1 thread: 0.8-1.3 s).
+# Passive waiting is the fair setting for a shared machine; it must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+try:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+except ImportError as error:  # pragma: no cover - torch is the bench extra
+    raise SystemExit(
+        "benchmarks/training.py needs torch: pip install torch==2.13.0 (the bench extra)"
+    ) from error
+
+SECTION = "training"
+TARGET_SPEEDUP = 1.25  # JAX tokens/s over PyTorch tokens/s
+TARGET_MFU = 0.40
+CONFIG = ROOT / "experiments" / "configs" / "g2p.py"
+G2P_VOCAB = (33, 44)  # cmudict_g2p source and target vocabulary sizes, specials included
+PAD, BOS, EOS = 0, 1, 2
+PEAK_SIZE = 2048
+MIN_FILL = 0.55  # shortest synthetic sequence, as a fraction of the bucket length
+
+
+def load_config(variant: str, vocab: tuple[int, int] = G2P_VOCAB) -> ml_collections.ConfigDict:
+    """``g2p.py:<variant>`` with every model key resolved, without building the dataset."""
+    spec = importlib.util.spec_from_file_location("g2p_config", CONFIG)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(variant)
+    if config.model.name != "seq2seq":
+        raise ValueError(f"variant {variant!r} is not an AT model; valid: at, at,quick")
+    sizes = {"vocab_size": vocab[0], "target_vocab_size": vocab[1], "max_len": 32}
+    config.model = model_config(**{**config.model.to_dict(), **sizes})
+    return config
+
+
+def synthetic_batch(seed: int, batch: int, length: int, vocab: tuple[int, int]) -> dict:
+    """A right-padded ``{"inputs", "targets", "valid"}`` batch of one bucket length."""
+    rng = np.random.default_rng(seed)
+    src_len = rng.integers(max(1, round(MIN_FILL * length)), length + 1, size=batch)
+    tgt_len = np.clip(src_len + rng.integers(-1, 2, size=batch), 2, length)
+    positions = np.arange(length)
+    inputs = np.where(positions < src_len[:, None], rng.integers(5, vocab[0], (batch, length)), 0)
+    targets = np.where(positions < tgt_len[:, None], rng.integers(5, vocab[1], (batch, length)), 0)
+    targets[np.arange(batch), tgt_len - 1] = EOS
+    return {
+        "inputs": inputs.astype(np.int32),
+        "targets": targets.astype(np.int32),
+        "valid": np.ones(batch, bool),
+    }
+
+
+# --- the PyTorch reference ------------------------------------------------------------------
+def sinusoids(length: int, dim: int) -> torch.Tensor:
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...), interleaved."""
+    pos = torch.arange(length, dtype=torch.float64)[:, None]
+    two_i = torch.arange(0, dim, 2, dtype=torch.float64)
+    angle = pos / torch.pow(10000.0, two_i / dim)
+    table = torch.zeros(length, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(angle)
+    table[:, 1::2] = torch.cos(angle[:, : dim // 2])
+    return table.float()
+
+
+class TorchSeq2Seq(nn.Module):
+    """``nn.Transformer`` with scaled embeddings, sinusoidal positions and a tied output."""
+
+    def __init__(self, cfg: ml_collections.ConfigDict) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.d_model = d
+        self.src_embed = nn.Embedding(cfg.vocab_size, d)
+        self.tgt_embed = nn.Embedding(cfg.target_vocab_size, d)
+        for table in (self.src_embed, self.tgt_embed):
+            nn.init.normal_(table.weight, std=d**-0.5)
+        self.register_buffer("positions", sinusoids(cfg.max_len, d), persistent=False)
+        self.dropout = nn.Dropout(cfg.dropout)
+        with warnings.catch_warnings():  # nested tensors are an inference path; not used here
+            warnings.simplefilter("ignore")
+            self.transformer = nn.Transformer(
+                d_model=d,
+                nhead=cfg.num_heads,
+                num_encoder_layers=cfg.num_encoder_layers,
+                num_decoder_layers=cfg.num_decoder_layers,
+                dim_feedforward=cfg.d_ff,
+                dropout=cfg.dropout,
+                activation="relu",
+                layer_norm_eps=cfg.norm_eps,
+                batch_first=True,
+                norm_first=True,
+            )
+        layers = [*self.transformer.encoder.layers, *self.transformer.decoder.layers]
+        for layer in layers:  # ours drops out neither attention weights nor the FFN hidden layer
+            layer.dropout = nn.Identity()
+            for attention in (layer.self_attn, getattr(layer, "multihead_attn", None)):
+                if attention is not None:
+                    attention.dropout = cfg.attention_dropout
+
+    def embed(self, table: nn.Embedding, tokens: torch.Tensor) -> torch.Tensor:
+        x = table(tokens) * math.sqrt(self.d_model) + self.positions[: tokens.shape[1]]
+        return self.dropout(x)
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        causal = torch.ones(tgt_in.shape[1], tgt_in.shape[1], dtype=torch.bool).triu(1)
+        src_pad = src == PAD
+        out = self.transformer(
+            self.embed(self.src_embed, src),
+            self.embed(self.tgt_embed, tgt_in),
+            tgt_mask=causal,
+            src_key_padding_mask=src_pad,
+            tgt_key_padding_mask=tgt_in == PAD,
+            memory_key_padding_mask=src_pad,
+            tgt_is_causal=True,
+        )
+        return F.linear(out, self.tgt_embed.weight)
+
+
+def torch_loss(logits: torch.Tensor, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Label-smoothed cross-entropy, mean over the non-PAD targets."""
+    flat = logits.reshape(-1, logits.shape[-1]).float()
+    return F.cross_entropy(flat, targets.reshape(-1), ignore_index=PAD, label_smoothing=smoothing)
+
+
+def torch_trainer(model: TorchSeq2Seq, config: ml_collections.ConfigDict):
+    """``step(batch) -> metrics``: the same update as ``attnlab.train`` (clip, AdamW, schedule)."""
+    from attnlab.train.optim import learning_rate_schedule
+
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay}],
+        lr=config.learning_rate,
+        betas=(config.adam_b1, config.adam_b2),
+        eps=config.adam_eps,
+        weight_decay=0.0,
+        fused=True,
+    )
+    schedule = learning_rate_schedule(config)
+    peak = float(config.learning_rate)
+    table = np.asarray(schedule(jnp.arange(config.num_train_steps + 1))) / peak
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda count: float(table[min(count, len(table) - 1)])
+    )
+
+    def step(src: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        model.train()
+        tgt_in = torch.cat([torch.full_like(targets[:, :1], BOS), targets[:, :-1]], dim=1)
+        logits = model(src, tgt_in)
+        loss = torch_loss(logits, targets, config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():  # the metrics our step returns besides the loss
+            mask = targets != PAD
+            nll = torch_loss(logits, targets, 0.0)
+            accuracy = ((logits.argmax(-1) == targets) & mask).sum() / mask.sum()
+        return {"loss": loss.item(), "nll": nll.item(), "accuracy": accuracy.item(),
+                "grad_norm": grad_norm.item()}  # fmt: skip
+
+    return step
+
+
+def copy_params(params: dict, model: TorchSeq2Seq) -> None:
+    """Load our parameters (``nnx.State.to_pure_dict()``) into the PyTorch reference."""
+
+    def t(array: Any) -> torch.Tensor:
+        return torch.from_numpy(np.array(array, np.float32))
+
+    def attention(ours: dict, theirs: nn.MultiheadAttention) -> None:
+        qkv = [ours[n] for n in ("query", "key", "value")]
+        theirs.in_proj_weight.copy_(torch.cat([t(p["kernel"]).T for p in qkv]))
+        theirs.in_proj_bias.copy_(torch.cat([t(p["bias"]) for p in qkv]))
+        linear(ours["out"], theirs.out_proj)
+
+    def linear(ours: dict, theirs: nn.Linear) -> None:
+        theirs.weight.copy_(t(ours["kernel"]).T)
+        theirs.bias.copy_(t(ours["bias"]))
+
+    def norm(ours: dict, theirs: nn.LayerNorm) -> None:
+        theirs.weight.copy_(t(ours["scale"]))
+        theirs.bias.copy_(t(ours["bias"]))
+
+    with torch.no_grad():
+        for side, table in (("encoder", model.src_embed), ("decoder", model.tgt_embed)):
+            stack, theirs = params[side], getattr(model.transformer, side)
+            table.weight.copy_(t(stack["embedder"]["tokens"]["embed"]["embedding"]))
+            norm(stack["final_norm"], theirs.norm)
+            for i, layer in enumerate(theirs.layers):
+                ours = stack["layers"][i]
+                attention(ours["attn"], layer.self_attn)
+                linear(ours["ffn"]["hidden"], layer.linear1)
+                linear(ours["ffn"]["output"], layer.linear2)
+                names = ["attn_norm", "ffn_norm"] if side == "encoder" else ["attn_norm"]
+                if side == "decoder":
+                    attention(ours["cross"], layer.multihead_attn)
+                    names += ["cross_norm", "ffn_norm"]
+                for k, name in enumerate(names):
+                    norm(ours[name], getattr(layer, f"norm{k + 1}"))
+
+
+def loss_difference(graphdef, state, model: TorchSeq2Seq, batch: dict, smoothing: float) -> float:
+    """|our loss - the reference's| with the same weights, dropout off: the same function."""
+    copy_params(state["params"].to_pure_dict(), model)
+    ours = merge_model(graphdef, state)
+    src, targets = jnp.asarray(batch["inputs"]), jnp.asarray(batch["targets"])
+    logits = ours(src, shift_right(targets), train=False)
+    total, _, _ = smoothed_cross_entropy(logits, targets, targets != PAD, smoothing)
+    jax_loss = float(total) / float(np.count_nonzero(batch["targets"]))
+    model.eval()
+    src_t, tgt_t = torch.from_numpy(batch["inputs"]).long(), torch.from_numpy(batch["targets"])
+    tgt_in = torch.cat([torch.full_like(tgt_t[:, :1], BOS), tgt_t[:, :-1]], dim=1).long()
+    with torch.no_grad():
+        torch_value = float(torch_loss(model(src_t, tgt_in), tgt_t.long(), smoothing))
+    return abs(jax_loss - torch_value)
+
+
+# --- FLOPs ----------------------------------------------------------------------------------
+def analytic_flops(cfg: ml_collections.ConfigDict, batch: int, src_len: int, tgt_len: int):
+    """(matmul FLOPs of one training step on the padded shapes, of which attention's)."""
+    d, f, vocab = cfg.d_model, cfg.d_ff, cfg.target_vocab_size
+    ns, nt = batch * src_len, batch * tgt_len  # positions
+    enc = cfg.num_encoder_layers * (4 * d * d + 2 * d * f) * ns
+    dec = cfg.num_decoder_layers * ((6 * d * d + 2 * d * f) * nt + 2 * d * d * ns)
+    head = d * vocab * nt
+    attention = (
+        2
+        * batch
+        * d
+        * (
+            cfg.num_encoder_layers * src_len**2
+            + cfg.num_decoder_layers * (tgt_len**2 + tgt_len * src_len)
+        )
+    )  # QK^T and AV: multiply-adds of the forward pass
+    return 6 * (enc + dec + head + attention), 6 * attention
+
+
+def xla_flops(compiled: Any) -> float:
+    """The ``flops`` of XLA's cost analysis of a compiled executable."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0]
+    return float(analysis["flops"])
+
+
+def param_count(params: Any) -> int:
+    return sum(int(np.prod(np.shape(p))) for p in jax.tree.leaves(params))
+
+
+# --- one bucket -----------------------------------------------------------------------------
+def measure_bucket(
+    config: ml_collections.ConfigDict, length: int, repeats: int, min_seconds: float, seed: int = 0
+) -> dict[str, Any]:
+    """One row: the JAX and PyTorch train steps on one bucket shape, with the matmul peak."""
+    cfg = config.model
+    batch = synthetic_batch(
+        seed, config.batch_size, length, (cfg.vocab_size, cfg.target_vocab_size)
+    )
+    graphdef, state, optimizer = create_train_state(config)
+    torch.manual_seed(seed)
+    reference = TorchSeq2Seq(cfg)
+    loss_diff = loss_difference(graphdef, state, reference, batch, config.label_smoothing)
+    jax_params = param_count(state["params"])
+    torch_params = sum(p.numel() for p in reference.parameters())
+
+    device_batch = {k: jnp.asarray(v) for k, v in batch.items()}
+    step_fn = make_train_step(graphdef, optimizer, config)
+    compiled = step_fn.lower(state, device_batch, jnp.asarray(1, jnp.int32)).compile()
+    holder = {"state": state, "step": 1}
+
+    def run_jax():
+        step = jnp.asarray(holder["step"], jnp.int32)
+        holder["state"], metrics = compiled(holder["state"], device_batch, step)
+        holder["step"] += 1
+        return metrics
+
+    torch_step = torch_trainer(reference, config)
+    src_t = torch.from_numpy(batch["inputs"]).long()
+    tgt_t = torch.from_numpy(batch["targets"]).long()
+    a, b = common.random_arrays(seed, (PEAK_SIZE, PEAK_SIZE), 2)
+    matmul = jax.jit(jnp.dot)
+    times = common.interleaved_times(
+        {"jax": run_jax, "torch": lambda: torch_step(src_t, tgt_t), "matmul": lambda: matmul(a, b)},
+        repeats,
+        warmup=2,
+        min_seconds=min_seconds,
+    )
+    tokens = int(np.count_nonzero(batch["targets"]))
+    flops, attention_flops = analytic_flops(cfg, config.batch_size, length, length)
+    peak_flops = 2 * PEAK_SIZE**3
+    speedup = common.paired_ratio(times["torch"], times["jax"])
+    jax_mfu = common.paired_ratio(times["matmul"], times["jax"])["median"] * flops / peak_flops
+    torch_mfu = common.paired_ratio(times["matmul"], times["torch"])["median"] * flops / peak_flops
+    xla = xla_flops(compiled)
+    jax_s, torch_s = float(np.median(times["jax"])), float(np.median(times["torch"]))
+    return {
+        "S": length,
+        "T": length,
+        "B": config.batch_size,
+        "tokens": tokens,
+        "src_fill": float(np.mean(batch["inputs"] != PAD)),
+        "tgt_fill": float(np.mean(batch["targets"] != PAD)),
+        "jax_s": jax_s,
+        "torch_s": torch_s,
+        "jax_tokens_per_s": tokens / jax_s,
+        "torch_tokens_per_s": tokens / torch_s,
+        "speedup": speedup["median"],
+        "speedup_q25": speedup["q25"],
+        "speedup_q75": speedup["q75"],
+        "peak_gflops": peak_flops / float(np.median(times["matmul"])) / 1e9,
+        "analytic_gflop": flops / 1e9,
+        "attention_gflop": attention_flops / 1e9,
+        "xla_gflop": xla / 1e9,
+        "mfu": jax_mfu,
+        "xla_mfu": jax_mfu * xla / flops,
+        "torch_mfu": torch_mfu,
+        "jax_params": jax_params,
+        "torch_params": torch_params,
+        "loss_diff": loss_diff,
+        "repeats": len(times["jax"]),
+        "met": speedup["median"] >= TARGET_SPEEDUP and jax_mfu >= TARGET_MFU,
+    }
+
+
+COLUMNS = [
+    ("T", "S=T"),
+    ("tgt_fill", "fill"),
+    ("jax_s", "jax s"),
+    ("torch_s", "torch s"),
+    ("jax_tokens_per_s", "jax tok/s"),
+    ("torch_tokens_per_s", "torch tok/s"),
+    ("speedup", "jax/torch"),
+    ("speedup_q25", "q25"),
+    ("speedup_q75", "q75"),
+    ("peak_gflops", "peak GF/s"),
+    ("analytic_gflop", "GFLOP"),
+    ("xla_gflop", "XLA GFLOP"),
+    ("mfu", "MFU"),
+    ("xla_mfu", "XLA MFU"),
+    ("torch_mfu", "torch MFU"),
+    ("loss_diff", "|dloss|"),
+    ("met", "met"),
+]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print its table, write its section; returns the section."""
+    parser = common.base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--buckets", type=common.int_list, default=None, help="S = T lengths")
+    parser.add_argument("--variant", default="at", help="g2p.py variant (at; at,quick: tiny)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: every core)")
+    args = parser.parse_args(argv)
+    buckets = args.buckets or ([12] if args.quick else [8, 12, 16])
+    repeats = args.repeats or (3 if args.quick else 8)
+    min_seconds = args.min_seconds if args.min_seconds >= 0 else (4.0 if args.quick else 20.0)
+    threads = args.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    config = load_config(args.variant)
+
+    rows = []
+    for length in buckets:
+        rows.append(measure_bucket(config, length, repeats, min_seconds))
+        row = rows[-1]
+        print(f"S=T={length}: jax/torch {row['speedup']:.2f}x, MFU {row['mfu']:.1%}", flush=True)
+
+    section = {
+        "description": "tokens/s of the g2p.py:at train step (JAX, jitted) over a PyTorch "
+        "nn.Transformer reference of the same model and optimizer, CPU, fp32; tokens = "
+        "non-PAD targets; MFU = analytic matmul FLOPs / step time / jitted 2048^3 fp32 "
+        "jnp.dot FLOP/s, each a median of interleaved per-repetition ratios",
+        "command": common.command_line(__file__, argv),
+        "quick": args.quick,
+        "variant": args.variant,
+        "machine": {
+            **common.machine_info(),
+            "torch": torch.__version__,
+            "torch_threads": threads,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        },
+        "targets": {
+            "speedup": f"jax/torch tokens/s >= {TARGET_SPEEDUP} in every bucket",
+            "mfu": f"MFU >= {TARGET_MFU:.0%} in every bucket",
+        },
+        "speedup_met": all(row["speedup"] >= TARGET_SPEEDUP for row in rows),
+        "mfu_met": all(row["mfu"] >= TARGET_MFU for row in rows),
+        "rows": rows,
+    }
+    section["met"] = section["speedup_met"] and section["mfu_met"]
+    print(common.format_table(rows, COLUMNS))
+    for name in ("speedup", "mfu"):
+        verdict = "met" if section[f"{name}_met"] else "MISSED"
+        print(f"target {section['targets'][name]}: {verdict}")
+    common.write_section(SECTION, section, args.results)
+    return section
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The batch-1 fast path (flat state, trimmed sources, narrow NAT canvases) changes no output.
+
+Reference: the same decoders with ``trim=False``, which decode every source at its padded
+width and every NAT length on the whole canvas, as before the fast path.
+"""
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from attnlab.analysis.systems import warm_up
+from attnlab.decode import compiled
+from attnlab.decode.at import at_searcher
+from attnlab.decode.nat import nat_decoder
+from attnlab.nn import build_model, model_config
+
+PAD, EOS = 0, 2
+VOCAB, MAX_LEN = 12, 24
+
+
+def tiny(name, seed):
+    cfg = model_config(
+        name=name,
+        vocab_size=VOCAB,
+        target_vocab_size=VOCAB,
+        d_model=16,
+        num_heads=2,
+        d_ff=32,
+        num_encoder_layers=1,
+        num_decoder_layers=2,
+        dropout=0.0,
+        max_len=MAX_LEN,
+        **({"length_mode": "offset", "decoder_input": "copy_source"} if name == "nat" else {}),
+    )
+    return build_model(cfg, rngs=nnx.Rngs(seed))
+
+
+def sources(seed, lengths, width=20):
+    rng = np.random.default_rng(seed)
+    out = np.zeros((len(lengths), width), np.int32)
+    for row, n in enumerate(lengths):
+        out[row, :n] = rng.integers(5, VOCAB, size=n)
+    return out
+
+
+def test_widths_buckets_and_trimming():
+    assert compiled.widths(32) == (8, 16, 32)
+    assert compiled.widths(20) == (8, 16, 20)
+    assert compiled.widths(5) == (5,)
+    assert [compiled.bucket(n, 20) for n in (1, 8, 9, 16, 17, 20)] == [8, 8, 16, 16, 20, 20]
+    src = sources(0, [3, 9])
+    assert compiled.trim_source(src).shape == (2, 16)
+    np.testing.assert_array_equal(compiled.trim_source(src), src[:, :16])
+    assert compiled.trim_source(np.zeros((1, 20), np.int32)).shape == (1, 8)
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+@pytest.mark.parametrize("lengths", [[3, 7, 1, 5], [12, 2, 4, 6], [20, 1, 1, 1]])
+def test_at_trimmed_sources_give_the_tokens_of_the_full_width(method, lengths):
+    model, src = tiny("seq2seq", 0), sources(1, lengths)
+    kw = dict(method=method, beam_size=3, max_len=10)
+    fast, fast_scores = at_searcher(model, **kw)(src)
+    full, full_scores = at_searcher(model, trim=False, **kw)(src)
+    np.testing.assert_array_equal(fast, full)
+    np.testing.assert_allclose(fast_scores, full_scores, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "strategy", ["length_pred", "length_beam:3", "oracle_length", "mask_predict:3", "eos_cut"]
+)
+def test_nat_narrow_canvases_give_the_output_of_the_whole_canvas(strategy):
+    model = tiny("nat", 1)
+    src = sources(2, [3, 6, 2, 5])
+    # One batch of lengths within 8, one reaching into 16 and one into the whole canvas.
+    for ref in ([4, 7, 3, 8], [4, 12, 3, 8], [1, 24, 2, 2]):
+        ref = np.asarray(ref, np.int32)
+        fast = nat_decoder(model, strategy, max_len=MAX_LEN)(src, ref)
+        full = nat_decoder(model, strategy, max_len=MAX_LEN, trim=False)(src, ref)
+        np.testing.assert_array_equal(fast.tokens, full.tokens)
+        np.testing.assert_array_equal(fast.lengths, full.lengths)
+        np.testing.assert_allclose(fast.scores, full.scores, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_forced_lengths_put_the_eos_exactly_there(method):
+    model, src = tiny("seq2seq", 3), sources(3, [3, 7, 1, 5])
+    search = at_searcher(model, method=method, beam_size=3, max_len=10)
+    tokens = np.asarray(search(src, np.array([1, 4, 10, 11]))[0])
+    for row, n in zip(tokens, [1, 4, 10]):
+        assert row[n - 1] == EOS and EOS not in row[: n - 1] and np.all(row[n:] == PAD)
+    assert EOS not in tokens[3] and PAD not in tokens[3]  # 11 > max_len: no EOS at all
+    with pytest.raises(ValueError, match="lengths must be"):
+        search(src, np.array([0, 1, 1, 1]))
+
+
+def test_warm_up_calls_once_per_source_width():
+    calls = []
+    pairs = [(sources(4, [n]), None) for n in (3, 5, 12, 8, 16, 9, 20)]
+    warm_up(lambda src, ref: calls.append(int(np.sum(src != PAD))), pairs)
+    assert calls == [3, 12, 20]  # the first source of each width: 8, 16, 20
+    assert [compiled.source_width(src) for src, _ in pairs] == [8, 8, 16, 8, 16, 16, 20]
