@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/long_sequences.py
 	$(PY) benchmarks/training.py
-	$(PY) benchmarks/decoding.py
+	$(PY) benchmarks/decoding.py $(if $(wildcard runs/g2p/at/checkpoints),--run_dir=runs/g2p)
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/summary.py
 
