@@ -4,39 +4,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from decode_testing import random_sources, tiny_model
 from flax import nnx
 
 from attnlab.decode import at as at_module
 from attnlab.decode.at import at_decode, at_log_prob, at_search
-from attnlab.nn import build_model, model_config
 
 PAD, BOS, EOS, MASK = 0, 1, 2, 4
-VOCAB, MAX_LEN = 12, 10
+MAX_LEN = 10
 
 
 def tiny_seq2seq(seed=0, **overrides):
-    cfg = dict(
-        name="seq2seq",
-        vocab_size=VOCAB,
-        target_vocab_size=VOCAB,
-        d_model=16,
-        num_heads=2,
-        d_ff=32,
-        num_encoder_layers=1,
-        num_decoder_layers=2,
-        dropout=0.0,
-        max_len=MAX_LEN,
-    )
-    cfg.update(overrides)
-    return build_model(model_config(**cfg), rngs=nnx.Rngs(seed))
+    return tiny_model("seq2seq", seed, max_len=MAX_LEN, **overrides)
 
 
 def sources(seed, lengths, width=7):
-    rng = np.random.default_rng(seed)
-    out = np.zeros((len(lengths), width), np.int32)
-    for row, n in enumerate(lengths):
-        out[row, :n] = rng.integers(5, VOCAB, size=n)
-    return jnp.asarray(out)
+    return jnp.asarray(random_sources(seed, lengths, width))
 
 
 # Every test decodes 4 sources of width 7 with these settings, so compilations are shared.

@@ -6,41 +6,23 @@ width and every NAT length on the whole canvas, as before the fast path.
 
 import numpy as np
 import pytest
-from flax import nnx
+from decode_testing import random_sources, tiny_model
 
 from attnlab.analysis.systems import warm_up
 from attnlab.decode import compiled
 from attnlab.decode.at import at_searcher
 from attnlab.decode.nat import nat_decoder
-from attnlab.nn import build_model, model_config
 
 PAD, EOS = 0, 2
-VOCAB, MAX_LEN = 12, 24
+MAX_LEN = 24
 
 
 def tiny(name, seed):
-    cfg = model_config(
-        name=name,
-        vocab_size=VOCAB,
-        target_vocab_size=VOCAB,
-        d_model=16,
-        num_heads=2,
-        d_ff=32,
-        num_encoder_layers=1,
-        num_decoder_layers=2,
-        dropout=0.0,
-        max_len=MAX_LEN,
-        **({"length_mode": "offset", "decoder_input": "copy_source"} if name == "nat" else {}),
-    )
-    return build_model(cfg, rngs=nnx.Rngs(seed))
+    return tiny_model(name, seed, max_len=MAX_LEN)
 
 
 def sources(seed, lengths, width=20):
-    rng = np.random.default_rng(seed)
-    out = np.zeros((len(lengths), width), np.int32)
-    for row, n in enumerate(lengths):
-        out[row, :n] = rng.integers(5, VOCAB, size=n)
-    return out
+    return random_sources(seed, lengths, width)
 
 
 def test_widths_buckets_and_trimming():
