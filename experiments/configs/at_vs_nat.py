@@ -41,6 +41,7 @@ SYSTEMS = (
     "nat_length_pred",
     "nat_length_beam3",
     "nat_length_beam5",
+    "nat_length_beam5_at_rescore",
     "nat_eos_cut",
     "nat_oracle_length",
     "nat_mask_predict4",

@@ -8,7 +8,7 @@ from decode_testing import random_sources, tiny_model
 from flax import nnx
 
 from attnlab.decode import at as at_module
-from attnlab.decode.at import at_decode, at_log_prob, at_search
+from attnlab.decode.at import at_decode, at_log_prob, at_scorer, at_search
 
 PAD, BOS, EOS, MASK = 0, 1, 2, 4
 MAX_LEN = 10
@@ -68,6 +68,9 @@ def test_beam_score_is_the_teacher_forced_log_prob_with_the_gnmt_penalty():
     lengths = np.sum(np.asarray(tokens) != PAD, axis=1)
     expected = np.asarray(at_log_prob(model, src, tokens)) / lp(lengths, 0.6)
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-5)
+    # at_scorer (the NAT length-beam rescorer) ranks by the same normalized score.
+    rescored = at_scorer(model, length_penalty=0.6)(src, tokens)
+    np.testing.assert_allclose(rescored, scores, rtol=1e-4, atol=1e-5)
 
 
 def test_repeated_calls_do_not_recompile():

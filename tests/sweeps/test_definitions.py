@@ -40,7 +40,7 @@ def test_the_six_sweeps_have_the_settings_the_study_asks_for(expanded):
     ]
     settings = {n: len(expanded[n, False][0]) // 2 for n in SWEEPS}  # two seeds each
     assert settings == {
-        "norm_batch": 3 * 6 * 2,
+        "norm_batch": 3 * 6 + 3,  # pre-norm grid, and post-norm at batch 64
         "attention_scores": 5,
         "heads": 4,
         "position": 5 * 2,
@@ -77,7 +77,13 @@ def test_norm_batch_sees_a_fixed_number_of_examples(expanded):
             assert all(abs(c.batch_size * c[key] - examples) <= c.batch_size / 2 for c in configs)
         assert {c.batch_size for c in configs} == {4, 8, 16, 32, 64, 128}
     full = expanded["norm_batch", False][1].values()
-    assert {c.batch_size * c.num_train_steps for c in full} == {64 * 4000}
+    assert {c.batch_size * c.num_train_steps for c in full} == {64 * 2000}
+    post = [c for c in full if c.model.norm_position == "post"]
+    assert sorted((c.model.norm, c.batch_size) for c in post if c.seed == 0) == [
+        ("batch", 64),
+        ("layer", 64),
+        ("rms", 64),
+    ]
 
 
 def test_heads_keep_d_model_and_position_includes_the_reverse_task(expanded):

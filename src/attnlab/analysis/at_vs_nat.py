@@ -61,7 +61,7 @@ def train_models(
     ``only`` trains (or resumes) just that model, so that the models can be trained by
     parallel processes (``nat_kd`` waits for nothing: it restores the finished AT teacher).
     """
-    needed = {SYSTEMS[s][0] for s in systems}
+    needed = {key for s in systems for key in (SYSTEMS[s].model, SYSTEMS[s].rescorer) if key}
     if only:
         if only not in MODELS:
             raise ValueError(f"unknown train_only model {only!r}; valid: {', '.join(MODELS)}")
@@ -131,7 +131,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     workdir.mkdir(parents=True, exist_ok=True)
     systems = parse_systems(config.systems)
     if not config.distill:
-        systems = [s for s in systems if SYSTEMS[s][0] != "nat_kd"]
+        systems = [s for s in systems if SYSTEMS[s].model != "nat_kd"]
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
     models = train_models(config, workdir, systems, only=config.get("train_only", ""))
     if config.get("train_only", ""):
@@ -144,15 +144,21 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     max_len = int(batches[0]["targets"].shape[1])
     rows, outputs = [], {}
     for name in systems:
-        key, method = SYSTEMS[name]
+        key, method, rescorer = SYSTEMS[name]
         logging.info("decoding the %s split with %s", config.test_split, name)
         decode = make_decoder(
-            models[key], method, max_len=max_len, length_penalty=config.at.length_penalty
+            models[key],
+            method,
+            max_len=max_len,
+            length_penalty=config.at.length_penalty,
+            rescorer=models[rescorer] if rescorer else None,
         )
         result = run_system(name, decode, batches, latency_examples=config.latency_examples)
         hyps = [vocab.decode(h) for h in result.hyps]
         outputs[name] = hyps
         row = {"system": name, "model": key, "decoding": method}
+        if rescorer:
+            row["rescored_by"] = rescorer
         row.update(
             score(
                 hyps,
@@ -166,7 +172,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
         row.update(
             latency_ms_b1=result.latency_ms_b1,
             throughput_seq_s_b64=result.throughput_seq_s,
-            params=count_params(models[key]),
+            # A rescored system runs two models: it holds both models' weights.
+            params=count_params(models[key]) + (count_params(models[rescorer]) if rescorer else 0),
         )
         rows.append(row)
     _add_speedups(rows)

@@ -22,28 +22,40 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 from flax import nnx
 
-from attnlab.decode.at import at_searcher
+from attnlab.decode.at import at_scorer, at_searcher
 from attnlab.decode.compiled import source_width
 from attnlab.decode.nat import nat_decoder
 
-# name -> (model key, method or NAT strategy), in the order of the report's table.
-SYSTEMS: dict[str, tuple[str, str]] = {
-    "at_greedy": ("at", "greedy"),
-    "at_beam4": ("at", "beam:4"),
-    "nat_length_pred": ("nat", "length_pred"),
-    "nat_length_beam3": ("nat", "length_beam:3"),
-    "nat_length_beam5": ("nat", "length_beam:5"),
-    "nat_eos_cut": ("nat_eos", "eos_cut"),
-    "nat_oracle_length": ("nat", "oracle_length"),
-    "nat_mask_predict4": ("nat", "mask_predict:4"),
-    "nat_mask_predict10": ("nat", "mask_predict:10"),
-    "nat_kd_length_pred": ("nat_kd", "length_pred"),
+
+class System(NamedTuple):
+    """A row of the table: which model, decoded how, and (NAT length beam) rescored by which."""
+
+    model: str  # key of the trained model: at | nat | nat_eos | nat_kd
+    method: str  # AT: greedy | beam:K; NAT: a strategy of attnlab.decode.nat
+    rescorer: str = ""  # key of an AT model that picks among length_beam candidates
+
+
+# name -> System, in the order of the report's table.
+SYSTEMS: dict[str, System] = {
+    "at_greedy": System("at", "greedy"),
+    "at_beam4": System("at", "beam:4"),
+    "nat_length_pred": System("nat", "length_pred"),
+    "nat_length_beam3": System("nat", "length_beam:3"),
+    "nat_length_beam5": System("nat", "length_beam:5"),
+    # Gu et al. (2018)'s noisy parallel decoding: the AT model scores the 5 candidates in one
+    # teacher-forced pass and the best by its length-normalized log-prob is kept.
+    "nat_length_beam5_at_rescore": System("nat", "length_beam:5", rescorer="at"),
+    "nat_eos_cut": System("nat_eos", "eos_cut"),
+    "nat_oracle_length": System("nat", "oracle_length"),
+    "nat_mask_predict4": System("nat", "mask_predict:4"),
+    "nat_mask_predict10": System("nat", "mask_predict:10"),
+    "nat_kd_length_pred": System("nat_kd", "length_pred"),
 }
 
 Decoder = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
@@ -56,12 +68,15 @@ def make_decoder(
     max_len: int,
     length_penalty: float,
     force_lengths: bool = False,
+    rescorer: nnx.Module | None = None,
 ) -> Decoder:
     """``decode(src [B, S], ref_lengths [B]) -> (tokens [B, T], lengths [B] or None)``.
 
     ``force_lengths`` makes an AT system emit exactly ``ref_lengths`` tokens (EOS forced
     there, forbidden before): for timing untrained models at the reference lengths, as
-    ``oracle_length`` does for a NAT. Its outputs are not decodings.
+    ``oracle_length`` does for a NAT. Its outputs are not decodings. ``rescorer``, an AT model,
+    picks among a NAT ``length_beam`` system's candidates by its log-prob, length-normalized
+    like beam search's hypotheses (``length_penalty``).
     """
     if method == "greedy" or method.startswith("beam:"):
         beam = int(method.split(":")[1]) if method.startswith("beam:") else 1
@@ -78,7 +93,8 @@ def make_decoder(
             return jax.block_until_ready(search(src, lengths)[0]), None
 
         return decode_at
-    nat = nat_decoder(model, method, max_len=max_len)
+    score = None if rescorer is None else at_scorer(rescorer, length_penalty=length_penalty)
+    nat = nat_decoder(model, method, max_len=max_len, rescorer=score)
 
     def decode_nat(src: np.ndarray, ref_lengths: np.ndarray):
         out = nat(src, ref_lengths)

@@ -38,7 +38,7 @@ import numpy as np
 from flax import nnx
 
 from attnlab.decode.compiled import FlatModel, model_jit, trim_source
-from attnlab.decode.search import beam_search, greedy_search
+from attnlab.decode.search import beam_search, greedy_search, length_penalty_factor
 from attnlab.nn.config import BOS_ID, EOS_ID, MASK_ID, PAD_ID
 
 METHODS = ("greedy", "beam")
@@ -235,11 +235,30 @@ def _log_prob(model: nnx.Module, src: jax.Array, tokens: jax.Array) -> jax.Array
 _compiled_log_prob = model_jit(_log_prob)
 
 
+def at_scorer(model: nnx.Module, *, length_penalty: float = 0.0) -> Callable:
+    """Split ``model`` once; return ``score(src [B, S], tokens [B, T]) -> [B]``.
+
+    The score is ``at_log_prob`` divided by the GNMT length penalty of the token count (EOS
+    included), the normalization beam search ranks finished hypotheses by; ``0`` gives the
+    plain sum. Made once, it costs one jitted call per use (no per-call ``nnx.split``).
+    """
+    flat = FlatModel.split(model)
+    run = flat.jit(_compiled_log_prob)
+    alpha = float(length_penalty)
+
+    def score(src: Any, tokens: Any) -> jax.Array:
+        tokens = jnp.asarray(tokens, jnp.int32)
+        logp = run(jnp.asarray(src, jnp.int32), tokens)
+        if alpha == 0.0:
+            return logp
+        return logp / length_penalty_factor(jnp.sum(tokens != PAD_ID, axis=1), alpha)
+
+    return score
+
+
 def at_log_prob(model: nnx.Module, src: jax.Array, tokens: jax.Array) -> jax.Array:
     """Teacher-forced ``sum_t log p(y_t | y_<t, x)`` [B] of ``tokens`` [B, T] (EOS, then PAD).
 
     ``p`` is the distribution the search uses: PAD, BOS and MASK excluded, renormalized.
     """
-    flat = FlatModel.split(model)
-    src, tokens = jnp.asarray(src, jnp.int32), jnp.asarray(tokens, jnp.int32)
-    return flat.jit(_compiled_log_prob)(src, tokens)
+    return at_scorer(model)(src, tokens)

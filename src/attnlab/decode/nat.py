@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from attnlab.decode.at import at_log_prob
+from attnlab.decode.at import at_scorer
 from attnlab.decode.compiled import FlatModel, model_jit, trim_source, widths
 from attnlab.nn.config import BOS_ID, EOS_ID, MASK_ID, PAD_ID
 
@@ -241,6 +241,8 @@ def nat_decoder(
     run = flat.jit(
         _compiled_decode, strategy=parsed, canvas=canvas, trim=bool(trim), pick=rescorer is None
     )
+    if isinstance(rescorer, nnx.Module):
+        rescorer = at_scorer(rescorer)
 
     def decode(src: jax.Array, ref_lengths: jax.Array | None = None) -> NATOutput:
         src = trim_source(src) if trim else jnp.asarray(src, jnp.int32)
@@ -262,10 +264,7 @@ def nat_decoder(
         tokens, lengths, _, possible = run(src, ref)
         batch, k, _ = tokens.shape
         flat_src, flat_tokens = jnp.repeat(src, k, axis=0), tokens.reshape(batch * k, -1)
-        if isinstance(rescorer, nnx.Module):
-            scores = at_log_prob(rescorer, flat_src, flat_tokens)
-        else:
-            scores = jnp.asarray(rescorer(flat_src, flat_tokens))
+        scores = jnp.asarray(rescorer(flat_src, flat_tokens))
         scores = jnp.where(possible, scores.reshape(batch, k), -jnp.inf)
         return _pick(tokens, lengths, scores)
 
