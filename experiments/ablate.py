@@ -9,7 +9,8 @@ attention_vs_cnn, input. Each run trains in ``DIR/<run-name>/seed<k>`` as a subp
 others from their checkpoints. Results: ``DIR/results.csv``, ``DIR/report.md``,
 ``DIR/<sweep>.png``.
 
-- ``--parallel=N`` runs N subprocesses at once (for machines with more devices or cores).
+- ``--parallel=N`` runs N subprocesses at once (for machines with more devices or cores),
+  each pinned to its own 1/N of the CPUs (``--nopin_cpus`` lets them share all of them).
 - ``--axis=model.norm=layer,rms`` replaces the values of one of the sweep's axes.
 - ``--set=num_train_steps=100`` overrides a config key in every run.
 - ``--groups=reverse`` keeps only the named grids of the sweep.
@@ -34,6 +35,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep directory: one subdirecto
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per setting (0, 1, ...).")
 _QUICK = flags.DEFINE_boolean("quick", False, "Tiny configs (each task's quick variant).")
 _PARALLEL = flags.DEFINE_integer("parallel", 1, "Runs trained at the same time.")
+_PIN_CPUS = flags.DEFINE_boolean(
+    "pin_cpus", True, "With --parallel=N, pin each run to its own 1/N of the CPUs."
+)
 _AXIS = flags.DEFINE_multi_string("axis", [], "KEY=V1,V2,...: new values for a sweep axis.")
 _SET = flags.DEFINE_multi_string("set", [], "KEY=VALUE: a config override for every run.")
 _GROUPS = flags.DEFINE_list("groups", [], "Only these grids of the sweep (comma-separated).")
@@ -98,6 +102,7 @@ def main(argv: Sequence[str]) -> None:
             configs_dir=configs_dir,
             train_script=_HERE / "train.py",
             parallel=_PARALLEL.value,
+            pin_cpus=_PIN_CPUS.value,
         )
     except ValueError as err:
         _fail(str(err).splitlines()[0])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from attnlab.sweeps.runner import DONE, LOG, SweepRunner, check_launches
+from attnlab.sweeps.runner import DONE, LOG, SweepRunner, check_launches, cpu_slots
 from attnlab.sweeps.spec import Run
 
 FAKE = Path(__file__).parent / "fake_train.py"
@@ -65,6 +65,22 @@ def test_parallel_runs_overlap_in_time_and_record_final_metrics(tmp_path):
         "tokens_per_sec": 5.0,
     }
     assert isinstance(done["params"], int) and done["params"] > 0
+    if len(os.sched_getaffinity(0)) >= 2:  # each run pinned to its own half of the CPUs
+        cpus = [set(json.loads((tmp_path / r.relpath / "cpus.json").read_text())) for r in runs]
+        assert cpus[0] and cpus[1] and not cpus[0] & cpus[1]
+        assert cpus[0] | cpus[1] == os.sched_getaffinity(0)
+
+
+@pytest.mark.parametrize("parallel", [1, 2, 3, 5])
+def test_cpu_slots_split_the_cpus_into_disjoint_near_equal_sets(parallel):
+    cpus = os.sched_getaffinity(0)
+    slots = cpu_slots(parallel)
+    if len(cpus) < parallel:
+        assert slots == []
+        return
+    assert len(slots) == parallel and set().union(*slots) == cpus
+    assert sum(len(s) for s in slots) == len(cpus)  # disjoint
+    assert max(map(len, slots)) - min(map(len, slots)) <= 1
 
 
 def test_divergence_is_a_result_and_a_failure_is_retried(tmp_path):
