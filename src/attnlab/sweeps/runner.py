@@ -232,8 +232,8 @@ class SweepRunner:
         if parallel < 1:
             raise ValueError(f"--parallel must be >= 1, got {parallel}")
         # Parallel runs each get their own share of this process's CPUs, so that the XLA
-        # thread pools of two runs do not fight over every core (on 2 cores, two unpinned
-        # runs were each slower than half a pinned one) and steps/s stay comparable.
+        # thread pools of two runs do not contend for the same cores and steps/s stay
+        # comparable between runs.
         self.cpu_slots = cpu_slots(parallel) if pin_cpus and parallel > 1 else []
         self.runs, self.steps, self.workdir = list(runs), steps, Path(workdir)
         self.configs_dir, self.train_script = Path(configs_dir), Path(train_script)
