@@ -49,6 +49,8 @@ DONE, LAUNCH, LOG, LOCK = "done.json", "launch.json", "train.log", "sweep.lock"
 _LAUNCHER = """
 import os, signal, subprocess, sys, time
 parent, asked = int(sys.argv[1]), []
+if os.environ.get("ATTNLAB_CPUS"):  # the runner's CPU slot, inherited by the run
+    os.sched_setaffinity(0, {int(c) for c in os.environ["ATTNLAB_CPUS"].split(",")})
 for sig in (signal.SIGTERM, signal.SIGINT):
     signal.signal(sig, lambda *_: asked.append(1))
 run, sent = subprocess.Popen(sys.argv[2:]), False
@@ -261,7 +263,9 @@ class SweepRunner:
         env = dict(os.environ)
         if self.parallel > 1:  # several runs share one accelerator: allocate memory on demand
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        cpus = self.cpu_slots[slot] if self.cpu_slots else None
+        env.pop("ATTNLAB_CPUS", None)
+        if self.cpu_slots:  # set by the supervisor (no JAX there), not by a preexec_fn
+            env["ATTNLAB_CPUS"] = ",".join(map(str, sorted(self.cpu_slots[slot])))
         process = subprocess.Popen(
             command,
             env=env,
@@ -269,7 +273,6 @@ class SweepRunner:
             stderr=subprocess.STDOUT,
             pass_fds=(lock_fd,),
             start_new_session=True,
-            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
         )
         return _Active(run, process, log, time.monotonic(), slot=slot)
 
