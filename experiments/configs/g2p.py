@@ -8,8 +8,8 @@ of the 121k training words). It was cut from d_model 256 (1.8 steps/s on one cor
 both) so that the AT model trains in under 90 minutes on the 2-core CPU. Speed of this config
 alone on both cores: 5.3-6.3 steps/s, about 10000-12000 target+source tokens/s: 20000 steps
 took 58.7 minutes, evaluations included; pinned to one core (`taskset -c 0`) while a second
-training used the other: 2.7-3.0 steps/s. At 12000 steps (the first full run) the AT model reached a test
-WER of 27.6%, short of the 27% bar; at 20000 steps, 25.4% (beam 4, PER 6.17%).
+training used the other: 2.7-3.0 steps/s. At 12000 steps (the first full run) the AT model
+reached a test WER of 27.6%, short of the 27% bar; at 20000 steps, 25.4% (beam 4, PER 6.17%).
 
 Expected result: see experiments/results/g2p/report.md (the AT-vs-NAT run trains exactly this
 config as its AT model).
