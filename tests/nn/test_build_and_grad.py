@@ -49,6 +49,8 @@ CASES = [
                     input="embedding")),
     ("classifier", dict(attention="conv", norm="batch", norm_position="pre",
                         position="learned", input="embedding")),
+    ("seq2seq", dict(attention="sigmoid_minus_log_length", norm="rms", norm_position="post",
+                     position="alibi", input="embedding")),
 ]  # fmt: skip
 
 

@@ -2,9 +2,9 @@
 
 Permuting the tokens fed to an encoder with ``position = none`` permutes its output the same
 way, for every attention that compares each query with every key through a score function
-(softmax, relu, relu_over_length, sigmoid, linear, chunked). Choices that look at where a key
-sits relative to the query (a local window, a convolution) or that add positions are not
-equivariant, and the property test shows it.
+(softmax, relu, relu_over_length, sigmoid, sigmoid_minus_log_length, linear, chunked). Choices
+that look at where a key sits relative to the query (a local window, a convolution) or that
+add positions are not equivariant, and the property test shows it.
 """
 
 import numpy as np
@@ -24,7 +24,16 @@ def _encoder_gap(train=False, **overrides):
 
 
 @pytest.mark.parametrize(
-    "attention", ["softmax", "relu", "relu_over_length", "sigmoid", "linear", "chunked"]
+    "attention",
+    [
+        "softmax",
+        "relu",
+        "relu_over_length",
+        "sigmoid",
+        "sigmoid_minus_log_length",
+        "linear",
+        "chunked",
+    ],
 )
 def test_permuting_the_input_permutes_the_encoder_output(attention):
     permuted_out, out_permuted = _encoder_gap(attention=attention, position="none")

@@ -96,6 +96,8 @@ def _brute_force(q, k, v, mask, bias, scores):
                     s = q[b, i, h] @ k[b, j, h] / np.sqrt(d) + bias[b, h, i, j]
                     if scores == "sigmoid":
                         w[b, h, i, j] = 1.0 / (1.0 + np.exp(-s))
+                    elif scores == "sigmoid_minus_log_length":
+                        w[b, h, i, j] = 1.0 / (1.0 + len(allowed) * np.exp(-s))
                     else:
                         w[b, h, i, j] = max(s, 0.0)
                         if scores == "relu_over_length":
@@ -109,11 +111,15 @@ def _weights_and_output(q, k, v, mask, bias, scores):
     return w, A.dot_product_attention(q, k, v, mask=mask, bias=bias, scores=scores)
 
 
-@pytest.mark.parametrize("scores", ["relu", "relu_over_length", "sigmoid"])
+@pytest.mark.parametrize(
+    "scores", ["relu", "relu_over_length", "sigmoid", "sigmoid_minus_log_length"]
+)
 @settings(max_examples=3, deadline=None)
 @given(shape=shapes)
 def test_relu_and_sigmoid_scores_equal_their_definitions(shape, scores):
-    """relu: w = relu(s); relu_over_length: relu(s) / (number of allowed keys); sigmoid(s).
+    """relu: w = relu(s); relu_over_length: relu(s) / L; sigmoid(s); sigmoid(s - log L).
+
+    L is the number of keys the query may attend; sigmoid(s - log L) = 1 / (1 + L exp(-s)).
 
     So a row of relu_over_length weights sums to (sum of relu scores) / L.
     """
@@ -134,6 +140,19 @@ def test_relu_over_length_without_mask_divides_by_the_number_of_keys():
     np.testing.assert_allclose(A.attention_weights(q, k, scores="relu_over_length"), relu / 6)
 
 
+def test_sigmoid_minus_log_length_at_zero_scores_gives_one_over_length_plus_one():
+    """With q = 0 every score is 0: sigmoid(-log L) = 1 / (L + 1), where sigmoid gives 1/2."""
+    _, k, _ = qkv(6, 1, 3, 6, 2, 4)
+    q = jnp.zeros((1, 3, 2, 4))
+    mask = jnp.array([True, True, True, False, False, False])[None, None, None, :]
+    w = A.attention_weights(q, k, mask=mask, scores="sigmoid_minus_log_length")
+    np.testing.assert_allclose(w[..., :3], 1 / 4, rtol=1e-6)
+    np.testing.assert_array_equal(w[..., 3:], 0.0)
+    unmasked = A.attention_weights(q, k, scores="sigmoid_minus_log_length")
+    np.testing.assert_allclose(unmasked, 1 / 7, rtol=1e-6)
+    np.testing.assert_allclose(A.attention_weights(q, k, scores="sigmoid"), 0.5)
+
+
 ALL_ATTENTIONS = {
     "softmax": lambda q, k, v, m: A.dot_product_attention(q, k, v, mask=m),
     "relu": lambda q, k, v, m: A.dot_product_attention(q, k, v, mask=m, scores="relu"),
@@ -141,6 +160,9 @@ ALL_ATTENTIONS = {
         q, k, v, mask=m, scores="relu_over_length"
     ),
     "sigmoid": lambda q, k, v, m: A.dot_product_attention(q, k, v, mask=m, scores="sigmoid"),
+    "sigmoid_minus_log_length": lambda q, k, v, m: A.dot_product_attention(
+        q, k, v, mask=m, scores="sigmoid_minus_log_length"
+    ),
     "linear": lambda q, k, v, m: A.linear_attention(q, k, v, mask=m),
     "chunked": lambda q, k, v, m: A.chunked_attention(q, k, v, mask=m, query_chunk=2, key_chunk=3),
 }

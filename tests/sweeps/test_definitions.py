@@ -41,7 +41,7 @@ def test_the_six_sweeps_have_the_settings_the_study_asks_for(expanded):
     settings = {n: len(expanded[n, False][0]) // 2 for n in SWEEPS}  # two seeds each
     assert settings == {
         "norm_batch": 3 * 6 + 3,  # pre-norm grid, and post-norm at batch 64
-        "attention_scores": 5,
+        "attention_scores": 6,
         "heads": 4,
         "position": 5 * 2,
         "attention_vs_cnn": 1 + 3,

@@ -4,7 +4,8 @@
 
 ``Attn`` is chosen by ``model.attention``:
 
-- ``softmax | relu | relu_over_length | sigmoid``: ``ops.dot_product_attention(scores=...)``.
+- ``softmax | relu | relu_over_length | sigmoid | sigmoid_minus_log_length``:
+  ``ops.dot_product_attention(scores=...)``.
 - ``linear``: ``ops.linear_attention`` (elu+1 feature map; causal in the decoder).
 - ``chunked``: ``ops.chunked_attention`` with ``chunk_size`` query and key chunks.
 - ``local``: dense softmax under ``ops.local_mask(local_window)`` (each query sees keys within

@@ -24,13 +24,14 @@ ATTENTIONS = (
     "relu",
     "relu_over_length",
     "sigmoid",
+    "sigmoid_minus_log_length",
     "linear",
     "chunked",
     "local",
     "conv",
 )
 # Choices that ``ops.dot_product_attention`` computes directly via its ``scores`` argument.
-SCORE_FUNCTIONS = ("softmax", "relu", "relu_over_length", "sigmoid")
+SCORE_FUNCTIONS = ("softmax", "relu", "relu_over_length", "sigmoid", "sigmoid_minus_log_length")
 NORMS = ("layer", "batch", "rms", "none")
 NORM_POSITIONS = ("pre", "post")
 POSITIONS = ("none", "sinusoidal", "learned", "rotary", "alibi")

@@ -39,7 +39,7 @@ __all__ = [
     "split_heads",
 ]
 
-SCORE_FUNCTIONS = ("softmax", "relu", "relu_over_length", "sigmoid")
+SCORE_FUNCTIONS = ("softmax", "relu", "relu_over_length", "sigmoid", "sigmoid_minus_log_length")
 
 
 def attention_weights(
@@ -64,11 +64,14 @@ def attention_weights(
     - ``relu_over_length``: ``A = relu(S) / L`` with ``L`` the number of keys the query may
       attend (Wortsman et al. 2023, "Replacing softmax with ReLU in Vision Transformers",
       divide by the sequence length; with padding that is the number of real keys).
-    - ``sigmoid``: ``A = sigmoid(S)`` (Ramapuram et al. 2024). Their recommended bias
-      ``b = -log(n)`` is not added here; pass it through ``bias`` when wanted.
+    - ``sigmoid``: ``A = sigmoid(S)`` (Ramapuram et al. 2024), with no bias.
+    - ``sigmoid_minus_log_length``: ``A = sigmoid(S - log L)``, the bias ``b = -log(n)`` that
+      Ramapuram et al. (2024) recommend, with ``L`` counted as for ``relu_over_length``. At
+      ``S = 0`` every weight is ``1 / (L + 1)``, close to softmax's ``1 / L``, where plain
+      sigmoid gives 1/2 to every key.
 
-    For relu, relu_over_length and sigmoid masked keys get weight exactly 0, so a row whose keys
-    are all masked has zero weights (output 0).
+    For every choice but softmax masked keys get weight exactly 0, so a row whose keys are all
+    masked has zero weights (output 0).
     """
     if scores not in SCORE_FUNCTIONS:
         raise ValueError(f"unknown scores {scores!r}; valid: {', '.join(SCORE_FUNCTIONS)}")
@@ -89,7 +92,12 @@ def attention_weights(
         if mask is not None:
             logits = jnp.where(mask, logits, MASK_VALUE)
         return jax.nn.softmax(logits, axis=-1)
-    weights = jax.nn.sigmoid(logits) if scores == "sigmoid" else jax.nn.relu(logits)
+    if scores == "sigmoid":
+        weights = jax.nn.sigmoid(logits)
+    elif scores == "sigmoid_minus_log_length":
+        weights = jax.nn.sigmoid(logits - jnp.log(_num_allowed_keys(mask, kv_len)))
+    else:
+        weights = jax.nn.relu(logits)
     if mask is not None:
         weights = jnp.where(mask, weights, 0.0)
     if scores == "relu_over_length":
@@ -110,12 +118,12 @@ def dot_product_attention(
     """Attention(Q, K, V) = A V, with the weights ``A`` of ``attention_weights``.
 
     Vaswani et al. 2017, eq. 1: ``softmax(Q K^T / sqrt(d_k)) V``, per head; ``scores`` swaps the
-    softmax for relu, relu/L or sigmoid (see ``attention_weights``). ``bias`` [B|1, H|1, Tq|1,
-    Tk] is added to the logits before masking (e.g. ALiBi). For ``scores="softmax"`` the result
-    equals ``jax.nn.dot_product_attention(query, key, value, bias, mask, scale=scale)``,
-    fully-masked rows included. Masked keys get weight exactly 0, so their keys and values never
-    change the output; the one exception is a softmax row whose keys are *all* masked, which is
-    jax's uniform average over every key.
+    softmax for relu, relu/L, sigmoid or sigmoid(S - log L) (see ``attention_weights``).
+    ``bias`` [B|1, H|1, Tq|1, Tk] is added to the logits before masking (e.g. ALiBi). For
+    ``scores="softmax"`` the result equals ``jax.nn.dot_product_attention(query, key, value,
+    bias, mask, scale=scale)``, fully-masked rows included. Masked keys get weight exactly 0,
+    so their keys and values never change the output; the one exception is a softmax row whose
+    keys are *all* masked, which is jax's uniform average over every key.
 
     Shapes: query [B, Tq, H, D], key [B, Tk, H, D], value [B, Tk, H, Dv] -> [B, Tq, H, Dv] in
     the dtype of ``value``. Scores and weights are float32; the weights are cast to the value

@@ -123,15 +123,25 @@ ATTENTION_SCORES = Sweep(
     name="attention_scores",
     question=(
         "Which function turns attention scores into weights? softmax, relu, relu divided by "
-        "the sequence length, sigmoid, and kernelized linear attention (elu+1 features), in "
-        "self- and cross-attention. Expected, after Wortsman et al. (2023): relu/length "
-        "approaches softmax, while unnormalized relu is worse."
+        "the sequence length, sigmoid without and with the bias -log(length), and kernelized "
+        "linear attention (elu+1 features), in self- and cross-attention. Expected, after "
+        "Wortsman et al. (2023): relu/length approaches softmax, while unnormalized relu is "
+        "worse; after Ramapuram et al. (2024): sigmoid needs the -log(length) bias."
     ),
     grids=(
         Grid(
             label="g2p",
             config=G2P,
-            axes={"model.attention": ("softmax", "relu", "relu_over_length", "sigmoid", "linear")},
+            axes={
+                "model.attention": (
+                    "softmax",
+                    "relu",
+                    "relu_over_length",
+                    "sigmoid",
+                    "sigmoid_minus_log_length",
+                    "linear",
+                )
+            },
             budget=G2P_BUDGET,
         ),
     ),
