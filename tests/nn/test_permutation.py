@@ -14,13 +14,13 @@ from nn_testing import assert_close, tiny_model, tokens
 PERM = np.array([2, 5, 0, 3, 1, 4])  # moves every token away from its neighbours
 
 
-def _encoder_gap(train=False, **overrides):
+def _encoder_gap(train=False, perm=PERM, **overrides):
     """Returns enc(permuted x) and permuted enc(x) for a batch of two length-6 sequences."""
     model = tiny_model(name="tagger", **overrides)
     x = tokens(0, [6, 6], 6)
     enc = model.encoder(x, train=train)
-    enc_perm = model.encoder(x[:, PERM], train=train)
-    return np.asarray(enc_perm), np.asarray(enc)[:, PERM]
+    enc_perm = model.encoder(x[:, perm], train=train)
+    return np.asarray(enc_perm), np.asarray(enc)[:, perm]
 
 
 @pytest.mark.parametrize(
@@ -58,3 +58,20 @@ def test_batchnorm_in_training_keeps_equivariance():
 def test_local_windows_convolutions_and_positions_break_equivariance(overrides):
     permuted_out, out_permuted = _encoder_gap(**overrides)
     assert np.abs(permuted_out - out_permuted).max() > 1e-3
+
+
+REVERSAL = np.arange(6)[::-1]
+
+
+def test_alibi_encoder_cannot_tell_left_from_right():
+    """ALiBi's encoder bias -m |i - j| depends on distance only, and reversing a sequence keeps
+    every distance: reversing the input reverses the output exactly. So an ALiBi encoder knows
+    how far apart tokens are but not their order (why it fails the position sweep's reverse
+    task). Any other permutation changes distances, and the absolute and rotary signals do see
+    the reversal."""
+    assert_close(*_encoder_gap(perm=REVERSAL, position="alibi"))
+    permuted_out, out_permuted = _encoder_gap(position="alibi")
+    assert np.abs(permuted_out - out_permuted).max() > 1e-3
+    for position in ("sinusoidal", "learned", "rotary"):
+        permuted_out, out_permuted = _encoder_gap(perm=REVERSAL, position=position)
+        assert np.abs(permuted_out - out_permuted).max() > 1e-3, position
