@@ -9,26 +9,23 @@ fixed. The base is a small G2P Transformer (``G2P_BUDGET``), sized so that one r
 where position is the whole point. ``--quick`` swaps the budget for each task's ``quick``
 variant (a tiny model, a 2000-example dataset, 40 steps) so a test can run a sweep.
 
-Expected wall time of the full form with 3 seeds, run one after another on the 2-core
-development machine. These are ESTIMATES, extrapolated from one full G2P run (179 s: 4000 steps
-at a median 34 steps/s, plus about 60 s of start-up, compilation, 4 evaluations and 8
-checkpoints; it reached eval_wer 0.53, eval_per 0.147) and from short runs at batch sizes 4, 16
-and 128 and on reverse (24 steps/s), all measured while the machine was shared (load average
-4-5), so expect +-30%:
+Measured wall time of the full form with 3 seeds on the 2-core development machine, with
+``--parallel=2`` (two runs at a time, each pinned to one core); one G2P run takes 2.2-2.6 min
+that way:
 
-| sweep            | runs | estimate  |
-|------------------|------|-----------|
-| norm_batch       | 63   | 2.5-3.2 h |
-| attention_scores | 15   | 45 min    |
-| heads            | 12   | 35 min    |
-| position         | 30   | 1.5 h     |
-| attention_vs_cnn | 12   | 35 min    |
-| input            | 6    | 20 min    |
+| sweep            | runs | wall time        |
+|------------------|------|------------------|
+| norm_batch       | 63   | 1 h 7 min 4 s    |
+| attention_scores | 18   | 23 min 28 s      |
+| heads            | 12   | 13 min 43 s      |
+| position         | 30   | 39 min 3 s       |
+| attention_vs_cnn | 12   | 17 min 17 s      |
+| input            | 6    | 6 min 51 s       |
 
-In norm_batch every run sees 128k examples, so a batch-4 run takes 32000 steps (100-175
-steps/s: 3-5 min) while a batch-128 run takes 1000 (15 steps/s: about 1 min), plus about a
-minute of start-up and evaluation each. (The first design, 256k examples and pre x post at
-every batch size, 108 runs, was estimated at 7-9.5 h: too long for this machine.)
+In norm_batch every run sees 128k examples, so a batch-4 run takes 32000 steps (about 115
+steps/s pinned to one core: about 5 min with start-up and evaluation) while a batch-128 run
+takes 1000. (The first design, 256k examples and pre x post at every batch size, 108 runs,
+was estimated at 7-9.5 h: too long for this machine.)
 """
 
 from __future__ import annotations
@@ -198,7 +195,8 @@ ATTENTION_VS_CNN = Sweep(
     question=(
         "Attention or convolution as the self-attention sub-layer (cross-attention stays "
         "softmax), with kernels of 3, 5 and 9, judged on quality and on training speed "
-        "(steps/s). Run it with the default --parallel=1 so steps/s are comparable. Expected: "
+        "(steps/s). Keep steps/s comparable: --parallel=1, or --parallel=N with the default "
+        "CPU pinning (each run on its own cores). Expected: "
         "convolutions are faster; on G2P, where the letters that decide a phoneme are near "
         "it, a wide enough kernel comes close to attention."
     ),
