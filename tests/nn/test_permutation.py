@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from nn_testing import assert_close, tiny_model, tokens
 
+from attnlab.nn.config import SCORE_FUNCTIONS
+
 PERM = np.array([2, 5, 0, 3, 1, 4])  # moves every token away from its neighbours
 
 
@@ -23,18 +25,7 @@ def _encoder_gap(train=False, perm=PERM, **overrides):
     return np.asarray(enc_perm), np.asarray(enc)[:, perm]
 
 
-@pytest.mark.parametrize(
-    "attention",
-    [
-        "softmax",
-        "relu",
-        "relu_over_length",
-        "sigmoid",
-        "sigmoid_minus_log_length",
-        "linear",
-        "chunked",
-    ],
-)
+@pytest.mark.parametrize("attention", [*SCORE_FUNCTIONS, "linear", "chunked"])
 def test_permuting_the_input_permutes_the_encoder_output(attention):
     permuted_out, out_permuted = _encoder_gap(attention=attention, position="none")
     assert_close(permuted_out, out_permuted)

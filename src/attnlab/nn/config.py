@@ -12,6 +12,8 @@ from typing import Any
 
 import ml_collections
 
+from attnlab.ops.attention import SCORE_FUNCTIONS
+
 # Special token ids, the same as ``attnlab.data.specials`` (nn/ may not import data/).
 PAD_ID = 0
 BOS_ID = 1
@@ -19,19 +21,9 @@ EOS_ID = 2
 MASK_ID = 4
 
 MODEL_NAMES = ("seq2seq", "nat", "tagger", "classifier")
-ATTENTIONS = (
-    "softmax",
-    "relu",
-    "relu_over_length",
-    "sigmoid",
-    "sigmoid_minus_log_length",
-    "linear",
-    "chunked",
-    "local",
-    "conv",
-)
-# Choices that ``ops.dot_product_attention`` computes directly via its ``scores`` argument.
-SCORE_FUNCTIONS = ("softmax", "relu", "relu_over_length", "sigmoid", "sigmoid_minus_log_length")
+# The score functions (softmax, relu, ...) that ``ops.dot_product_attention`` computes via its
+# ``scores`` argument, then the attention kinds with their own ops.
+ATTENTIONS = (*SCORE_FUNCTIONS, "linear", "chunked", "local", "conv")
 NORMS = ("layer", "batch", "rms", "none")
 NORM_POSITIONS = ("pre", "post")
 POSITIONS = ("none", "sinusoidal", "learned", "rotary", "alibi")
