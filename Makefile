@@ -21,7 +21,7 @@ test: $(STAMP)
 DEMO_DIR ?= runs/demo
 
 demo: $(STAMP)
-	$(PY) experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p,quick \
+	$(PY) experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p,demo \
 		--workdir=$(DEMO_DIR)
 
 bench: $(STAMP)

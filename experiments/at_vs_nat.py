@@ -4,10 +4,14 @@ r"""AT versus NAT decoding on one task: train, decode every system, write the re
 
 Running it again resumes every model from its checkpoint and redoes only the decoding. The
 workdir receives ``results.json``, ``report.md`` and the PNG plots; the table is printed.
+SIGTERM or Ctrl-C while a model trains saves its checkpoint and exits 0; while decoding, it
+exits 0 at once (the trained models are all saved, and decoding restarts on the next run).
 """
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Sequence
 
 from absl import app, flags
@@ -22,20 +26,35 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv: Sequence[str]) -> None:
     del argv
-    from attnlab.analysis.at_vs_nat import run
-    from attnlab.analysis.report import results_table
+    from attnlab.analysis.at_vs_nat import TrainingStopped, run
+    from attnlab.analysis.report import reading, results_table
     from attnlab.train.cli import fail, quiet_libraries
 
     quiet_libraries()
+    # Outside training (whose loop saves first), SIGTERM stops the process like Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         rows = run(_CONFIG.value, _WORKDIR.value)
     except (ValueError, FileNotFoundError, FloatingPointError) as err:
         fail("at_vs_nat.py", err)
+    except TrainingStopped as stop:
+        print(f"at_vs_nat.py: {stop}", file=sys.stderr)
+        return
+    except KeyboardInterrupt:
+        print(
+            "at_vs_nat.py: interrupted outside training; every trained model is saved, and "
+            "the same command resumes (decoding starts over)",
+            file=sys.stderr,
+        )
+        return
     if not rows:  # --config.train_only: one model trained, nothing decoded
         print(f"trained {_CONFIG.value.train_only} in {_WORKDIR.value}/{_CONFIG.value.train_only}")
         return
-    print(results_table(rows))
-    print(f"\nreport: {_WORKDIR.value}/report.md")
+    scale = _CONFIG.value.get("scale", "full")
+    g2p = _CONFIG.value.at.data.name == "cmudict_g2p"
+    print(results_table(rows, scale=scale))
+    print(f"\n{reading(rows, scale=scale, g2p=g2p)}")
+    print(f"\nThis run's report: {_WORKDIR.value}/report.md")
 
 
 if __name__ == "__main__":

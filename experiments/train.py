@@ -3,14 +3,17 @@ r"""Train any attnlab model on any attnlab dataset.
     python experiments/train.py --config=experiments/configs/g2p.py:at --workdir=runs/g2p_at \
         [--config.learning_rate=3e-4 ...]
 
-Running the same command again resumes from the latest checkpoint in the workdir. SIGTERM
-saves a checkpoint and exits 0. Multi-host: pass --coordinator_address, --num_processes and
---process_id on every host. A bad flag, variant, key or value exits with status 2 and one
-line naming it and the valid choices; a diverged loss exits with status 1.
+Running the same command again resumes from the latest checkpoint in the workdir; a config
+that differs from the one the workdir was trained with (beyond the keys listed in
+``attnlab.train.config.RESUMABLE_KEYS``) is refused. SIGTERM and Ctrl-C save a checkpoint and
+exit 0. Multi-host: pass --coordinator_address, --num_processes and --process_id on every
+host. A bad flag, variant, key, value or workdir exits with status 2 and one line naming it
+and the valid choices; a diverged loss exits with status 1.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from absl import app, flags, logging
@@ -35,6 +38,7 @@ def main(argv: Sequence[str]) -> None:
     from attnlab.train import NonFiniteLossError, train_and_evaluate
     from attnlab.train.cli import fail, quiet_libraries
     from attnlab.train.sharding import initialize_distributed
+    from attnlab.train.writers import summary_line
 
     quiet_libraries()
     initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
@@ -45,7 +49,16 @@ def main(argv: Sequence[str]) -> None:
     except ValueError as err:  # a bad config value; --verbosity=1 shows the traceback
         logging.debug("traceback of the error below", exc_info=True)
         fail(PROG, err)
-    logging.info("final: %s", result)
+    except KeyboardInterrupt:  # Ctrl-C before the training loop started: nothing to save
+        fail(PROG, "interrupted during set-up; no step was trained, nothing was lost", code=130)
+    if result["preempted"]:
+        print(
+            f"{PROG}: stopped at step {result['step']} on {result['signal']}; checkpoint saved "
+            f"in {_WORKDIR.value}; run the same command to resume",
+            file=sys.stderr,
+        )
+    else:
+        logging.info("final: %s", summary_line(result))
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

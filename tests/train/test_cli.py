@@ -63,7 +63,11 @@ def test_bad_flags_variants_keys_and_values_exit_2_with_one_line(tmp_path, data_
             [f"{config}:at", workdir, "--config.schedule=linear"],
             "unknown schedule 'linear'; valid: rsqrt, cosine, constant",
         ),
-        "flag": ([f"{config}:at", workdir, "--learning_rate=1"], "Unknown command line flag"),
+        "flag": (
+            [f"{config}:at", workdir, "--learning_rate=1"],
+            "unknown flag --learning_rate; valid: --config, --coordinator_address, "
+            "--num_processes, --process_id, --workdir",
+        ),
     }
     procs = {
         name: subprocess.Popen(

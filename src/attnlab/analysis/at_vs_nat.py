@@ -33,6 +33,20 @@ from attnlab.analysis.systems import SYSTEMS, make_decoder, run_system, valid_ro
 from attnlab.data import dataset_info, make_eval_batches
 from attnlab.train import restore_model, train_and_evaluate
 from attnlab.train.checkpoint import Checkpointer
+from attnlab.train.workdir import check_writable, write_config
+
+
+class TrainingStopped(Exception):  # noqa: N818 - a stop on request, not an error
+    """SIGTERM or Ctrl-C stopped a model's training; its checkpoint is saved."""
+
+
+def _train(config: ml_collections.ConfigDict, workdir: Path) -> None:
+    result = train_and_evaluate(config, workdir)
+    if result["preempted"]:
+        raise TrainingStopped(
+            f"stopped training {workdir.name!r} at step {result['step']} on {result['signal']}; "
+            f"checkpoint saved in {workdir}; run the same command to resume"
+        )
 
 
 def parse_systems(spec: str) -> list[str]:
@@ -74,7 +88,7 @@ def train_models(
                 _check_finished(config.at, workdir / key)
             else:
                 logging.info("training %s in %s", key, workdir / key)
-                train_and_evaluate(config[key], workdir / key)
+                _train(config[key], workdir / key)
             models[key] = restore_model(workdir / key, average_last=average)[0]
     if "nat_kd" in needed:
         kd = ml_collections.ConfigDict(config.nat_kd.to_dict())
@@ -87,7 +101,7 @@ def train_models(
             length_penalty=config.at.length_penalty,
         )
         logging.info("training nat_kd in %s", workdir / "nat_kd")
-        train_and_evaluate(kd, workdir / "nat_kd")
+        _train(kd, workdir / "nat_kd")
         models["nat_kd"] = restore_model(workdir / "nat_kd", average_last=average)[0]
     return models
 
@@ -128,11 +142,11 @@ def _test_batches(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
 def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str, Any]]:
     """Run the whole experiment; return the rows written to ``results.json``."""
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    check_writable(workdir)
     systems = parse_systems(config.systems)
     if not config.distill:
         systems = [s for s in systems if SYSTEMS[s].model != "nat_kd"]
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+    write_config(workdir, config)  # each model's own workdir checks its training config
     models = train_models(config, workdir, systems, only=config.get("train_only", ""))
     if config.get("train_only", ""):
         return []

@@ -101,6 +101,14 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     """
     for key, choices in _CHOICES.items():
         check_choice(key, cfg[key], choices)
+    for key in ("d_model", "num_heads", "d_ff", "max_len", "vocab_size", "target_vocab_size"):
+        if not 1 <= int(cfg[key]) <= 2**20:
+            raise ValueError(f"model.{key} must be in [1, {2**20}], got {cfg[key]}")
+    for key in ("num_encoder_layers", "num_decoder_layers"):
+        if not 0 <= int(cfg[key]) <= 1000:
+            raise ValueError(f"model.{key} must be in [0, 1000], got {cfg[key]}")
+    if not 0.0 <= float(cfg.dropout) < 1.0:
+        raise ValueError(f"model.dropout must be in [0, 1), got {cfg.dropout}")
     if cfg.d_model % cfg.num_heads:
         raise ValueError(f"d_model {cfg.d_model} is not divisible by num_heads {cfg.num_heads}")
     if cfg.attention == "linear" and cfg.position == "alibi":

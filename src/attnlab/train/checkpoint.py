@@ -14,8 +14,12 @@ previous step is used. A step whose shapes differ from the model is a config err
 
 from __future__ import annotations
 
+import gc
 import os
+import re
 import shutil
+import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -82,6 +86,54 @@ def _config_diff(saved: Mapping[str, Any] | None, current: Mapping[str, Any]) ->
     return f" ({'; '.join(diffs)})" if diffs else ""
 
 
+# What a failed orbax read leaves behind: TensorStore callbacks into asyncio loops that have
+# closed, and coroutines that fail when collected, each printing a traceback from a worker
+# thread or at exit (thousands of lines for one bad checkpoint). The read error itself is
+# reported in one line; these echoes of it are dropped.
+_LEFTOVER_ERRORS = ("Event loop is closed", "Encountered error while reading array index")
+
+
+def _is_leftover(error: BaseException | None) -> bool:
+    return any(text in str(error) for text in _LEFTOVER_ERRORS)
+
+
+def _drop_leftover_reports() -> None:
+    """Filter the echoes of a failed read out of Python's error hooks (once per process)."""
+    if getattr(sys.excepthook, "_attnlab_filter", False):
+        return
+    excepthook, unraisablehook, threadhook = (
+        sys.excepthook,
+        sys.unraisablehook,
+        threading.excepthook,
+    )
+
+    def on_exception(kind, value, tb):
+        if not _is_leftover(value):
+            excepthook(kind, value, tb)
+
+    def on_unraisable(info):
+        if not _is_leftover(info.exc_value):
+            unraisablehook(info)
+
+    def on_thread(args):
+        if not _is_leftover(args.exc_value):
+            threadhook(args)
+
+    on_exception._attnlab_filter = True
+    sys.excepthook, sys.unraisablehook, threading.excepthook = (
+        on_exception,
+        on_unraisable,
+        on_thread,
+    )
+
+
+def _reason(err: Exception) -> str:
+    """The first sentence of a read error, without TensorStore's object dump."""
+    text = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+    text = re.split(r"\.?\s*See full TensorStore details", text)[0]
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 class CheckpointMismatchError(ValueError):
     """The checkpoint was written by a model of a different shape."""
 
@@ -100,6 +152,7 @@ class Checkpointer:
                 shutil.rmtree(tmp, ignore_errors=True)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=None if read_only else max_to_keep,
+            save_interval_steps=0 if read_only else 1,
             create=not read_only,
             cleanup_tmp_directories=not read_only,
             read_only=read_only,
@@ -114,6 +167,17 @@ class Checkpointer:
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
+
+    def latest_meta(self) -> dict[str, Any] | None:
+        """The ``meta`` item of the latest step (cheap: no arrays), or None if unreadable."""
+        step = self._manager.latest_step()
+        if step is None:
+            return None
+        try:
+            args = ocp.args.Composite(meta=ocp.args.JsonRestore())
+            return dict(self._manager.restore(step, args=args)["meta"])
+        except Exception:  # noqa: BLE001 - the full restore deals with (and reports) it
+            return None
 
     def save(self, step: int, state: Any, meta: Mapping[str, Any]) -> None:
         """Start an (asynchronous) save of ``state`` and ``meta`` at ``step``."""
@@ -143,25 +207,29 @@ class Checkpointer:
         abstract = _abstract(template)
         steps = reversed(self.all_steps()) if only_step is None else [only_step]
         for step in steps:
-            try:
-                meta = self._manager.restore(
-                    step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
-                )
-                saved = self._manager.item_metadata(step)["state"]
-                saved = {name: tuple(md.shape) for name, md in saved.tree.items()}
-            except Exception as err:  # noqa: BLE001 - any read failure means a bad step
-                self._set_aside(step, err)
-                continue
-            meta = dict(meta["meta"])
-            self._check_shapes(step, saved, abstract, meta.get("model"), model_config)
-            try:
-                args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
-                flat = self._manager.restore(step, args=args)["state"]
-            except Exception as err:  # noqa: BLE001
-                self._set_aside(step, err)
-                continue
-            return unflatten_state(template, flat), meta
+            found = self._read_step(step, template, abstract, model_config)
+            if found is not None:
+                return found
         return None
+
+    def _read_step(self, step, template, abstract, model_config):
+        """``(state, meta)`` of ``step``, or None after setting an unreadable step aside."""
+        try:
+            meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+            saved = self._manager.item_metadata(step)["state"]
+            saved = {name: tuple(md.shape) for name, md in saved.tree.items()}
+        except Exception as err:  # noqa: BLE001 - any read failure means a bad step
+            self._set_aside(step, err)
+            return None
+        meta = dict(meta["meta"])
+        self._check_shapes(step, saved, abstract, meta.get("model"), model_config)
+        try:
+            args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+            flat = self._manager.restore(step, args=args)["state"]
+        except Exception as err:  # noqa: BLE001
+            self._set_aside(step, err)
+            return None
+        return unflatten_state(template, flat), meta
 
     def _check_shapes(self, step, saved, abstract, saved_model, model_config) -> None:
         where = f"checkpoint {self.directory / str(step)} does not match the config"
@@ -183,16 +251,15 @@ class Checkpointer:
             )
 
     def _set_aside(self, step: int, err: Exception) -> None:
-        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        _drop_leftover_reports()
+        gc.collect()  # the failed read's coroutines report now, through the filter
         target = self.directory.parent / "corrupt_checkpoints" / str(step)
-        logging.warning(
-            "checkpoint step %d is unreadable (%s); moving it to %s and trying the previous one",
-            step,
-            reason,
-            target,
-        )
         if self.read_only:
+            logging.warning("checkpoint step %d is unreadable (%s); skipped", step, _reason(err))
             return
+        logging.warning(
+            "checkpoint step %d is unreadable (%s); moved it to %s", step, _reason(err), target
+        )
         if jax.process_index() == 0:
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():

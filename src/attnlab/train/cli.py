@@ -70,6 +70,9 @@ def parse_flags(argv: list[str], config_flag: Any, *, prog: str) -> list[str]:
     try:
         rest = flags.FLAGS(argv)
         config_flag.value.keys()  # a config file that failed to load raises here
+    except flags.UnrecognizedFlagError as err:
+        own = sorted(f"--{f.name}" for f in flags.FLAGS.get_flags_for_module(sys.argv[0]))
+        fail(prog, f"unknown flag --{err.flagname}; valid: {', '.join(own)} (--helpfull for all)")
     except (AttributeError, KeyError) as err:  # ml_collections: an override names no key
         fail(prog, unknown_override(argv, config_flag.name) or err)
     except Exception as err:  # noqa: BLE001 - flag and config-file errors come in many types
@@ -80,10 +83,13 @@ def parse_flags(argv: list[str], config_flag: Any, *, prog: str) -> list[str]:
 
 
 class _QuietLibraries(std_logging.Filter):
-    """Keep orbax's per-save INFO chatter out of the progress log (warnings still show)."""
+    """Keep orbax's chatter out of the progress log: its INFO lines, and its warning that a
+    checkpoint directory opened read-only (on purpose) is read-only. Other warnings show."""
 
     def filter(self, record: std_logging.LogRecord) -> bool:
-        return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+        if "/orbax/" not in record.pathname:
+            return True
+        return record.levelno >= std_logging.WARNING and "is read only" not in record.getMessage()
 
 
 def quiet_libraries() -> None:

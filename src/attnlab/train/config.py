@@ -8,6 +8,7 @@ A run is described by one ``ml_collections.ConfigDict``: the training keys below
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,27 @@ SCHEDULES = ("rsqrt", "cosine", "constant")
 DECODE_METHODS = ("greedy", "beam")
 NAT_MASKINGS = ("all", "uniform")
 NAT_TARGETS = ("length", "eos_pad")
+INT32_MAX = 2**31 - 1
+
+# The keys that may differ when a workdir's run is resumed: how long it runs, how often it
+# logs, evaluates and saves, how it decodes for evaluation, and where the data lives. Every
+# other key describes the run itself; changing it means a new run in a new workdir.
+RESUMABLE_KEYS = (
+    "num_train_steps",
+    "log_every_steps",
+    "eval_every_steps",
+    "checkpoint_every_steps",
+    "max_to_keep",
+    "eval_split",
+    "eval_batch_size",
+    "eval_decode_examples",
+    "decode_method",
+    "beam_size",
+    "length_penalty",
+    "nat_strategy",
+    "restart_if_unreadable",
+    "data.data_dir",
+)
 
 _CHOICES = {
     "schedule": SCHEDULES,
@@ -37,6 +59,9 @@ def base_config() -> ml_collections.ConfigDict:
             "eval_every_steps": 500,
             "checkpoint_every_steps": 500,
             "max_to_keep": 3,
+            # With every checkpoint of the workdir unreadable, the run refuses to start over
+            # from step 0 unless this is True.
+            "restart_if_unreadable": False,
             # AdamW with linear warmup, then rsqrt or cosine decay; global-norm clipping.
             "learning_rate": 1e-3,
             "warmup_steps": 100,
@@ -122,10 +147,15 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     positive = ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps")
     positive += ("checkpoint_every_steps", "max_to_keep", "eval_batch_size", "beam_size")
     for key in positive:
-        if int(config[key]) < 1:
-            raise ValueError(f"{key} must be >= 1, got {config[key]}")
-    if config.warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be >= 0, got {config.warmup_steps}")
+        if not 1 <= int(config[key]) <= INT32_MAX:
+            raise ValueError(f"{key} must be in [1, {INT32_MAX}], got {config[key]}")
+    lr = float(config.learning_rate)
+    if not (math.isfinite(lr) and lr > 0.0):
+        raise ValueError(f"learning_rate must be finite and > 0, got {config.learning_rate}")
+    if int(config.eval_decode_examples) < 0:
+        raise ValueError(f"eval_decode_examples must be >= 0, got {config.eval_decode_examples}")
+    if not 0 <= config.warmup_steps <= INT32_MAX:
+        raise ValueError(f"warmup_steps must be in [0, {INT32_MAX}], got {config.warmup_steps}")
     if not 0.0 <= config.label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
     if config.schedule == "rsqrt" and config.warmup_steps < 1:

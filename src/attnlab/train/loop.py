@@ -33,13 +33,24 @@ from attnlab.train.preemption import PreemptionGuard
 from attnlab.train.resolve import create_train_state, resolve_config
 from attnlab.train.sharding import local_batch_size, make_mesh, replicated, shard_batch
 from attnlab.train.steps import make_eval_step, make_train_step, merge_model
-from attnlab.train.writers import MetricWriter, log_progress
+from attnlab.train.workdir import (
+    WorkdirError,
+    check_resume,
+    has_history,
+    unwritable_reason,
+    write_config,
+)
+from attnlab.train.writers import MetricWriter, log_progress, read_metrics
 
 _CHECKED = ("loss", "grad_norm", "param_norm")
 
 
 class NonFiniteLossError(FloatingPointError):
     """The loss (or the update) became NaN or Inf; nothing from that step was saved."""
+
+
+class NoReadableCheckpointError(ValueError):
+    """Every checkpoint of the workdir is unreadable, and starting over was not asked for."""
 
 
 def _count_tokens(batch: dict[str, np.ndarray]) -> int:
@@ -70,9 +81,10 @@ class _Run:
         config = self.config
         self.workdir = workdir
         self.primary = jax.process_index() == 0
-        workdir.mkdir(parents=True, exist_ok=True)
+        check_resume(workdir, config)  # before anything is written
+        had_checkpoints = has_history(workdir)
         if self.primary:
-            (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+            write_config(workdir, config)
         self.mesh = make_mesh()
         local_bs = local_batch_size(config.batch_size, self.mesh)
         local_batch_size(config.eval_batch_size, self.mesh)
@@ -93,6 +105,15 @@ class _Run:
 
         started = time.perf_counter()
         restored = self.ckpt.restore(self.state, model_config=config.model.to_dict())
+        if restored is None and had_checkpoints:
+            if not config.restart_if_unreadable:
+                self.ckpt.close()
+                raise NoReadableCheckpointError(
+                    f"no readable checkpoint in {workdir / 'checkpoints'} (the unreadable ones "
+                    f"are in {workdir / 'corrupt_checkpoints'}); refusing to start over from "
+                    "step 0: add --config.restart_if_unreadable=true to do that"
+                )
+            logging.warning("no readable checkpoint: starting over from step 0, as asked")
         self.step, self.window, self.pending_eval, data_state = 0, _empty_window(), False, None
         if restored is not None:
             self.state, meta = restored
@@ -179,7 +200,7 @@ class _Run:
         self.clock = _Clock()
         with PreemptionGuard() as guard:
             if self.pending_eval and not self._evaluate(self.step, guard):
-                return self._finish(preempted=True)
+                return self._finish(preempted=True, guard=guard)
             pending = None
             for step in range(self.step + 1, total + 1):
                 batch = next(self.train_iter)
@@ -212,14 +233,18 @@ class _Run:
                     break
             if self.saved_step != self.step and guard.requested:
                 self._save(self.step)
-            preempted = preempted or guard.requested
-        return self._finish(preempted=preempted)
+            # Inside the guard: a second Ctrl-C cannot interrupt the save's last writes.
+            return self._finish(preempted=preempted or guard.requested, guard=guard)
 
-    def _finish(self, *, preempted: bool) -> dict[str, Any]:
+    def _finish(self, *, preempted: bool, guard: PreemptionGuard) -> dict[str, Any]:
         self.close()
+        result = {"step": self.step, "preempted": preempted}
         if preempted:
-            logging.info("stopped at step %d on SIGTERM; checkpoint saved", self.step)
-        return {"step": self.step, "preempted": preempted, **self.last_train, **self.last_eval}
+            result["signal"] = guard.signal_name
+            logging.info("stopped at step %d on %s; checkpoint saved", self.step, guard.signal_name)
+        if not (self.last_train or self.last_eval):  # nothing ran now: report the record
+            return {**_recorded_metrics(self.workdir), **result}
+        return {**result, **self.last_train, **self.last_eval}
 
     def close(self) -> None:
         self.ckpt.wait()
@@ -238,12 +263,50 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     ValueError for a bad config or a checkpoint of another shape, and ``NonFiniteLossError``
     when the loss diverges.
     """
-    run = _Run(config, Path(workdir))
+    workdir = Path(workdir)
+    finished = _finished(config, workdir)
+    if finished is not None:
+        return finished
+    reason = unwritable_reason(workdir)
+    if reason is not None:
+        raise WorkdirError(f"cannot write to workdir {workdir}: {reason}; pick another --workdir")
+    run = _Run(config, workdir)
     try:
         return run.run()
     except BaseException:
         run.close()
         raise
+
+
+def _finished(config: ml_collections.ConfigDict, workdir: Path) -> dict | None:
+    """The result of a run that has nothing left to do (reported, nothing built or written).
+
+    Finished means: the latest checkpoint is at ``num_train_steps`` or later, its evaluation
+    was not cut short, and the config may resume it. A workdir we cannot write (a read-only
+    mount) may still hold a finished run.
+    """
+    if not (workdir / "checkpoints").is_dir() or not (workdir / "config.json").exists():
+        return None
+    config = resolve_config(config)[0]
+    check_resume(workdir, config)
+    ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=1, read_only=True)
+    try:
+        meta = ckpt.latest_meta()
+    finally:
+        ckpt.close()
+    if meta is None or int(meta["step"]) < config.num_train_steps or meta.get("pending_eval"):
+        return None
+    step = int(meta["step"])
+    logging.info("the run in %s is finished: step %d of %d", workdir, step, config.num_train_steps)
+    return {**_recorded_metrics(workdir), "step": step, "preempted": False}
+
+
+def _recorded_metrics(workdir: Path) -> dict[str, float]:
+    """The latest value of every metric in ``metrics.jsonl``."""
+    last: dict[str, float] = {}
+    for record in read_metrics(workdir):
+        last.update({k: v for k, v in record.items() if k != "step"})
+    return last
 
 
 def restore_model(

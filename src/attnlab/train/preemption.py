@@ -1,8 +1,10 @@
-"""SIGTERM handling: remember the request; the loop saves at the current step and returns.
+"""SIGTERM and Ctrl-C: remember the request; the loop saves at the current step and returns.
 
-Schedulers send SIGTERM some seconds before they kill a job. The handler only sets a flag
-(no work inside a signal handler); the training loop checks it after every step and between
-evaluation batches.
+Schedulers send SIGTERM some seconds before they kill a job, and a user at a terminal presses
+Ctrl-C (SIGINT). Both take the same path: the handler only sets a flag (no work inside a
+signal handler); the training loop checks it after every step and between evaluation
+batches, saves, and returns. Further signals while the loop stops (and saves) are ignored with
+a log line, so a second Ctrl-C cannot cut the save short.
 """
 
 from __future__ import annotations
@@ -13,26 +15,32 @@ from types import FrameType
 
 from absl import logging
 
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
 
 class PreemptionGuard:
-    """Context manager: while active, SIGTERM sets ``requested`` instead of killing."""
+    """Context manager: while active, SIGTERM and SIGINT set ``requested`` instead of killing."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous = None
+        self.signal_name = ""
+        self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         del frame
-        if not self.requested:
-            logging.warning("received signal %d: saving a checkpoint and stopping", signum)
-        self.requested = True
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        if self.requested:
+            logging.warning("%s again: already stopping; wait for the checkpoint to be saved", name)
+            return
+        logging.warning("received %s: saving a checkpoint and stopping", name)
+        self.requested, self.signal_name = True, name
 
     def __enter__(self) -> PreemptionGuard:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}

@@ -60,6 +60,12 @@ def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.Co
             f"model.name {model.name!r} cannot train on the {info.task} dataset "
             f"{config.data.name!r}; valid: {', '.join(valid)}"
         )
+    train_size = int(info.split_sizes.get("train", 0))
+    if config.batch_size > train_size:
+        raise ValueError(
+            f"batch_size {config.batch_size} is larger than the {train_size} training examples "
+            f"of {config.data.name!r}; valid: 1 to {train_size}"
+        )
     needed = max(int(info.max_len), int(info.max_target_len))
     if model.max_len < needed:  # positions and NAT length classes must cover the data
         model.max_len = needed

@@ -39,18 +39,28 @@ class MetricWriter:
 
     def __init__(self, workdir: str | os.PathLike, *, start_step: int, primary: bool = True):
         self.primary = primary
+        self._workdir = str(workdir)
         self._path = Path(workdir) / "metrics.jsonl"
+        self._start_step = start_step
         self._tb = None
         if not primary:
             return
         kept = [r for r in read_metrics(workdir) if r.get("step", math.inf) <= start_step]
-        tmp = self._path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, self._path)
-        from tensorboardX import SummaryWriter  # import here: it is slow to import
+        text = "".join(json.dumps(r) + "\n" for r in kept)
+        if not self._path.exists() or self._path.read_text() != text:
+            tmp = self._path.with_suffix(".jsonl.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, self._path)
 
-        purge = start_step + 1 if start_step > 0 else None
-        self._tb = SummaryWriter(str(workdir), purge_step=purge, flush_secs=30)
+    def _tensorboard(self):
+        """The TensorBoard writer, opened at the first event (a run with nothing left to do
+        adds no event file)."""
+        if self._tb is None:
+            from tensorboardX import SummaryWriter  # import here: it is slow to import
+
+            purge = self._start_step + 1 if self._start_step > 0 else None
+            self._tb = SummaryWriter(self._workdir, purge_step=purge, flush_secs=30)
+        return self._tb
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         """Append one event: a JSON line and one TensorBoard scalar per value."""
@@ -59,9 +69,10 @@ class MetricWriter:
         record = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
         with self._path.open("a") as f:
             f.write(json.dumps(record) + "\n")
+        tb = self._tensorboard()
         for key, value in metrics.items():
             tag = f"eval/{key[5:]}" if key.startswith("eval_") else f"train/{key}"
-            self._tb.add_scalar(tag, float(value), int(step))
+            tb.add_scalar(tag, float(value), int(step))
 
     def flush(self) -> None:
         if self._tb is not None:
@@ -90,3 +101,12 @@ def progress_line(step: int, total: int, metrics: Mapping[str, float]) -> str:
 
 def log_progress(step: int, total: int, metrics: Mapping[str, float]) -> None:
     logging.info("%s", progress_line(step, total, metrics))
+
+
+def summary_line(result: Mapping[str, object]) -> str:
+    """The final result of a run as one line: ``step 40 | loss 3.21 | eval_wer 0.971 | ...``."""
+    parts = [f"step {result['step']}"]
+    for key, value in result.items():
+        if isinstance(value, float) and key not in TIMING_KEYS:
+            parts.append(f"{key} {value:.4g}")
+    return " | ".join(parts)

@@ -1,0 +1,122 @@
+"""The run directory: can we write it, and may this config resume the run it holds?
+
+A workdir remembers the config it was trained with in ``DIR/config.json``. Running again
+resumes that run, so the new config must describe the same run: only the keys of
+``RESUMABLE_KEYS`` (``attnlab.train.config``) may differ. Anything else is refused with one
+line naming each changed key and both values, before anything is written. ``config.json`` is
+written only once the run is accepted, and atomically (a temporary file, then a rename), so
+an interrupted write never leaves a half file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from attnlab.train.config import RESUMABLE_KEYS
+
+CONFIG_FILE = "config.json"
+
+
+class WorkdirError(ValueError):
+    """The workdir cannot be used: not writable, under a file, or trained with another config."""
+
+
+def unwritable_reason(workdir: Path) -> str | None:
+    """None if ``workdir`` exists (or can be made) and takes a file; otherwise why not."""
+    for path in (workdir, *workdir.parents):
+        if path.exists():
+            if not path.is_dir():
+                return f"{path} is a file, not a directory"
+            break
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test_"):
+            pass
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    return None
+
+
+def check_writable(workdir: Path) -> None:
+    reason = unwritable_reason(workdir)
+    if reason:
+        raise WorkdirError(f"cannot write to workdir {workdir}: {reason}; pick another --workdir")
+
+
+def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_as_json(config: ml_collections.ConfigDict) -> str:
+    return config.to_json_best_effort(indent=2, sort_keys=True) + "\n"
+
+
+def saved_config(workdir: Path) -> dict[str, Any] | None:
+    path = workdir / CONFIG_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise WorkdirError(f"{path} is unreadable ({err}); pick another --workdir") from None
+
+
+def config_changes(saved: Mapping[str, Any], config: ml_collections.ConfigDict) -> list[str]:
+    """``key: old -> new`` for each key that differs and may not change on resume.
+
+    A key that only one side has (a key added to or removed from the code since the run
+    started) is not a change.
+    """
+    old, new = _flat(saved), _flat(json.loads(config_as_json(config)))
+    changed = [k for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
+    return [f"{k} is {old[k]!r} there, {new[k]!r} now" for k in changed if k not in RESUMABLE_KEYS]
+
+
+def has_history(workdir: Path) -> bool:
+    """True when the workdir holds checkpoints (readable or set aside as corrupt)."""
+    return any(
+        p.name.isdigit()
+        for d in ("checkpoints", "corrupt_checkpoints")
+        if (workdir / d).is_dir()
+        for p in (workdir / d).iterdir()
+    )
+
+
+def check_resume(workdir: Path, config: ml_collections.ConfigDict) -> None:
+    """Refuse a config that differs from the one ``workdir`` was trained with."""
+    saved = saved_config(workdir)
+    if saved is None or not has_history(workdir):
+        return
+    changes = config_changes(saved, config)
+    if changes:
+        raise WorkdirError(
+            f"workdir {workdir} was trained with another config: {'; '.join(changes)}. "
+            f"Only {', '.join(RESUMABLE_KEYS)} may change on resume; "
+            "to train the new config, give a new --workdir"
+        )
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (no half files)."""
+    if path.exists() and path.read_text() == text:
+        return
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
+    write_text_atomic(workdir / CONFIG_FILE, config_as_json(config))

@@ -1,0 +1,234 @@
+"""What a new user hits in the first hour: Ctrl-C, a changed config on resume, bad workdirs,
+corrupt checkpoints, absurd values. Each loses no work and says what happened in one line."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from train_testing import assert_same_state, cli_command, model_metrics, quick_config
+
+from attnlab.train import restore_model, train_and_evaluate
+from attnlab.train.workdir import WorkdirError
+from attnlab.train.writers import read_metrics
+
+SPEC = "synthetic.py:at,quick"
+STEPS = {"num_train_steps": 60, "log_every_steps": 5, "eval_every_steps": 30}
+
+
+def _env():
+    return {**os.environ, "JAX_PLATFORMS": "cpu"}
+
+
+def _run(command, **kwargs):
+    return subprocess.run(
+        command, capture_output=True, text=True, env=_env(), timeout=300, **kwargs
+    )
+
+
+def _not_info(stderr: str) -> list[str]:
+    """stderr lines other than absl INFO lines."""
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("I")]
+
+
+def _small_run(data_dir, workdir, **overrides):
+    steps = {"num_train_steps": 4, "checkpoint_every_steps": 2, "eval_every_steps": 4}
+    config = quick_config(SPEC, data_dir, **{**steps, **overrides})
+    return train_and_evaluate(config, workdir)
+
+
+def test_ctrl_c_twice_saves_once_exits_0_and_the_resume_is_exact(data_dir, tmp_path):
+    reference = tmp_path / "reference"
+    train_and_evaluate(quick_config(SPEC, data_dir, **STEPS), reference)
+    workdir = tmp_path / "run"
+    command = cli_command(SPEC, workdir, data_dir, **STEPS)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+    )
+    deadline = time.monotonic() + 180
+    while not any(r["step"] >= 10 for r in read_metrics(workdir)):
+        assert proc.poll() is None and time.monotonic() < deadline, "no progress"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # a second Ctrl-C, while it stops and saves
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("train.py: stopped at step ") and "on Ctrl-C; checkpoint saved" in last
+    stopped = int(last.split("stopped at step ")[1].split()[0])
+    assert 10 <= stopped < 60
+    saved = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+    assert saved[-1] == stopped and not list((workdir / "checkpoints").glob("*tmp*"))
+
+    assert _run(command).returncode == 0
+    assert_same_state(restore_model(workdir)[0], restore_model(reference)[0])
+    assert model_metrics(workdir) == model_metrics(reference)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"learning_rate": 1e-2},
+        {"model.num_heads": 4},
+        {"data.synthetic_task": "copy"},
+    ],
+    ids=["learning_rate", "num_heads", "task"],
+)
+def test_a_changed_config_is_refused_and_config_json_is_untouched(data_dir, tmp_path, change):
+    _small_run(data_dir, tmp_path)
+    before = (tmp_path / "config.json").read_bytes()
+    with pytest.raises(WorkdirError) as err:
+        _small_run(data_dir, tmp_path, **change)
+    message = str(err.value)
+    key, value = next(iter(change.items()))
+    old = json.loads(before)
+    for part in key.split("."):
+        old = old[part]
+    assert "\n" not in message
+    assert f"{key} is {old!r} there, {value!r} now" in message
+    assert "give a new --workdir" in message and "num_train_steps" in message
+    assert (tmp_path / "config.json").read_bytes() == before
+
+
+def test_resumable_keys_may_change_and_are_recorded(data_dir, tmp_path):
+    _small_run(data_dir, tmp_path)
+    result = _small_run(data_dir, tmp_path, num_train_steps=6, eval_decode_examples=8)
+    assert result["step"] == 6
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["num_train_steps"] == 6 and saved["eval_decode_examples"] == 8
+
+
+def test_a_finished_run_resumed_adds_no_event_file_and_prints_no_warning(data_dir, tmp_path):
+    command = cli_command(SPEC, tmp_path, data_dir, num_train_steps=4, checkpoint_every_steps=2)
+    assert _run(command).returncode == 0
+    events = sorted(p.name for p in tmp_path.glob("events.out.tfevents.*"))
+    again = _run(command)
+    assert again.returncode == 0
+    assert _not_info(again.stderr) == []  # no library warnings on a plain resume
+    assert "final: step 4 |" in again.stderr
+    assert sorted(p.name for p in tmp_path.glob("events.out.tfevents.*")) == events
+
+
+def test_a_workdir_under_a_file_is_one_line(data_dir, tmp_path):
+    (tmp_path / "file").write_text("")
+    run = _run(cli_command(SPEC, tmp_path / "file" / "run", data_dir))
+    assert run.returncode == 2
+    assert _not_info(run.stderr) == [
+        f"train.py: error: cannot write to workdir {tmp_path}/file/run: {tmp_path}/file is a "
+        "file, not a directory; pick another --workdir"
+    ]
+
+
+@pytest.fixture
+def read_only_mount(tmp_path):
+    """``mount(src) -> path``: a read-only bind mount of ``src`` (needs root; CI is root)."""
+    mounts = []
+
+    def mount(src: Path) -> Path:
+        target = tmp_path / f"ro{len(mounts)}"
+        target.mkdir()
+        done = subprocess.run(["mount", "--bind", "-o", "ro", str(src), str(target)], check=False)
+        if done.returncode:
+            pytest.skip("cannot bind-mount read-only here (not root?)")
+        mounts.append(target)
+        return target
+
+    yield mount
+    for target in mounts:
+        subprocess.run(["umount", str(target)], check=False)
+
+
+def test_read_only_workdirs_refuse_a_new_run_and_report_a_finished_one(
+    data_dir, tmp_path, read_only_mount
+):
+    empty, finished = tmp_path / "empty", tmp_path / "finished"
+    empty.mkdir()
+    _small_run(data_dir, finished)
+    fresh = _run(cli_command(SPEC, read_only_mount(empty), data_dir))
+    assert fresh.returncode == 2
+    lines = _not_info(fresh.stderr)
+    assert len(lines) == 1 and "Read-only file system; pick another --workdir" in lines[0]
+    steps = {"num_train_steps": 4, "checkpoint_every_steps": 2, "eval_every_steps": 4}
+    done = _run(cli_command(SPEC, read_only_mount(finished), data_dir, **steps))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _not_info(done.stderr) == []
+    assert "is finished: step 4 of 4" in done.stderr
+
+
+def _corrupt(workdir: Path, steps) -> None:
+    for step in steps:
+        for f in (workdir / "checkpoints" / str(step) / "state").rglob("*"):
+            if f.is_file() and f.parent.name == "d":
+                f.write_bytes(b"")
+
+
+def test_corrupt_checkpoints_take_one_line_each_and_none_readable_refuses(data_dir, tmp_path):
+    command = cli_command(SPEC, tmp_path, data_dir, num_train_steps=4, checkpoint_every_steps=2)
+    assert _run(command).returncode == 0
+    _corrupt(tmp_path, [4])
+    fallback = _run(command)
+    assert fallback.returncode == 0
+    assert _not_info(fallback.stderr) == [
+        line for line in _not_info(fallback.stderr) if "checkpoint step 4 is unreadable" in line
+    ]
+    assert len(_not_info(fallback.stderr)) == 1
+    assert f"moved it to {tmp_path}/corrupt_checkpoints/4" in fallback.stderr
+    assert "bound method" not in fallback.stderr
+
+    _corrupt(tmp_path, [2, 4])
+    refused = _run(command)
+    assert refused.returncode == 2
+    lines = _not_info(refused.stderr)
+    assert len(lines) == 3 and "Traceback" not in refused.stderr
+    assert lines[-1].startswith("train.py: error: no readable checkpoint in")
+    assert "--config.restart_if_unreadable=true" in lines[-1]
+    assert not (tmp_path / "checkpoints" / "2").exists()  # nothing was trained over them
+    restarted = _run([*command, "--config.restart_if_unreadable=true"])
+    assert restarted.returncode == 0
+    assert "starting over from step 0, as asked" in restarted.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"batch_size": 100_000_000}, "batch_size 100000000 is larger than the "),
+        ({"learning_rate": float("nan")}, "learning_rate must be finite and > 0, got nan"),
+        ({"learning_rate": 0.0}, "learning_rate must be finite and > 0, got 0.0"),
+        ({"num_train_steps": 2**31}, "num_train_steps must be in [1, 2147483647]"),
+        ({"eval_batch_size": 0}, "eval_batch_size must be in [1, 2147483647], got 0"),
+        ({"model.d_model": -8}, "model.d_model must be in [1, 1048576], got -8"),
+        ({"model.num_encoder_layers": -1}, "model.num_encoder_layers must be in [0, 1000]"),
+    ],
+    ids=["batch", "lr_nan", "lr_zero", "steps", "eval_batch", "d_model", "layers"],
+)
+def test_absurd_values_are_refused_before_any_work(data_dir, tmp_path, override, expected):
+    with pytest.raises(ValueError) as err:
+        train_and_evaluate(quick_config(SPEC, data_dir, **override), tmp_path / "run")
+    assert expected in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_second_entry_point_keeps_its_trained_models_on_ctrl_c(data_dir, tmp_path, monkeypatch):
+    """at_vs_nat: Ctrl-C while a model trains stops the experiment with that model saved."""
+    from attnlab.analysis import at_vs_nat
+    from attnlab.train import loop
+
+    real = loop.teacher_forced_metrics
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C during the first evaluation
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "teacher_forced_metrics", interrupted)
+    config = quick_config(SPEC, data_dir, num_train_steps=8, eval_every_steps=4)
+    with pytest.raises(
+        at_vs_nat.TrainingStopped, match=r"stopped training .at. at step 4 on Ctrl-C"
+    ):
+        at_vs_nat._train(config, tmp_path / "at")
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path / "at" / "checkpoints")) == ["4"]
