@@ -1,10 +1,13 @@
-"""Test-wide settings: CPU only, deterministic hypothesis profile."""
+"""Test-wide settings: CPU only, deterministic hypothesis profile, a compilation cache."""
 
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import jax  # noqa: E402
+import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
+from jax.experimental.compilation_cache import compilation_cache  # noqa: E402
 
 settings.register_profile(
     "attnlab",
@@ -14,3 +17,29 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("attnlab")
+
+
+@pytest.fixture(scope="session")
+def compilation_cache_dir(tmp_path_factory):
+    """JAX's persistent compilation cache for the rest of the session, and its subprocesses.
+
+    For tests that compile the same programs many times (``tests/train`` uses it for every
+    test). It changes no result: a cache hit runs the executable a fresh compile would have
+    produced.
+    """
+    path = str(tmp_path_factory.mktemp("jax_cache"))
+    before = (
+        jax.config.jax_compilation_cache_dir,
+        jax.config.jax_persistent_cache_min_compile_time_secs,
+    )
+    compilation_cache.set_cache_dir(path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    compilation_cache.reset_cache()  # takes effect even if something compiled before
+    env = {"JAX_COMPILATION_CACHE_DIR": path, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2"}
+    os.environ.update(env)  # subprocesses share it
+    yield path
+    for key in env:
+        os.environ.pop(key, None)
+    compilation_cache.set_cache_dir(before[0])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
+    compilation_cache.reset_cache()

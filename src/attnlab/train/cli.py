@@ -65,16 +65,21 @@ def unknown_override(argv: Sequence[str], flag_name: str = "config") -> str | No
     return None
 
 
-def parse_flags(argv: list[str], config_flag: Any, *, prog: str) -> list[str]:
-    """absl flag parsing that turns every problem into ``fail(prog, ...)`` (status 2)."""
+def parse_flags(argv: list[str], config_flag: Any | None, *, prog: str) -> list[str]:
+    """absl flag parsing that turns every problem into ``fail(prog, ...)`` (status 2).
+
+    ``config_flag`` is the entry point's ``config_flags`` flag, or None when it has none.
+    """
     try:
         rest = flags.FLAGS(argv)
-        config_flag.value.keys()  # a config file that failed to load raises here
+        if config_flag is not None:
+            config_flag.value.keys()  # a config file that failed to load raises here
     except flags.UnrecognizedFlagError as err:
         own = sorted(f"--{f.name}" for f in flags.FLAGS.get_flags_for_module(sys.argv[0]))
         fail(prog, f"unknown flag --{err.flagname}; valid: {', '.join(own)} (--helpfull for all)")
     except (AttributeError, KeyError) as err:  # ml_collections: an override names no key
-        fail(prog, unknown_override(argv, config_flag.name) or err)
+        hint = None if config_flag is None else unknown_override(argv, config_flag.name)
+        fail(prog, hint or err)
     except Exception as err:  # noqa: BLE001 - flag and config-file errors come in many types
         fail(prog, err)
     if len(rest) > 1:

@@ -1,0 +1,344 @@
+"""Use a trained model: ``load(workdir)`` gives a ``Predictor`` whose ``predict(texts)`` answers.
+
+``load`` reads ``DIR/config.json`` (the resolved config of the run), restores the newest
+readable checkpoint (or ``step=N``) and the dataset's vocabularies and label names, which live
+beside the data (``attnlab.data.dataset_info``; a dataset not built yet is built first).
+
+``Predictor.predict(texts, decode=None, unknown="error")`` returns one result per text:
+
+- seq2seq (AT ``Seq2Seq`` or ``NATSeq2Seq``, e.g. G2P): a ``Transduction``, the output tokens
+  (phonemes) and their text;
+- tagger (e.g. ``cn_address``): a ``Tagging``, the tag of every input token and the text cut
+  into typed pieces that cover every character once (``广东省/province 深圳市/city ...``,
+  runs outside any entity as ``/O``), from ``attnlab.metrics.bio_segments``;
+- classifier (e.g. ``cmudict_syllables``): a ``Classification``, the class id, its label
+  name and probability.
+
+``str(result)`` is the line ``experiments/predict.py`` prints.
+
+Decoding (``decode``), seq2seq only: ``greedy`` or ``beam:K`` for AT; for a NAT, the strategies
+of ``attnlab.decode.nat`` that its training recipe makes meaningful (``decode_choices``):
+``eos_cut`` for a model trained on the whole canvas (``nat_target="eos_pad"``), otherwise
+``length_pred``, ``length_beam:K``, and, for a CMLM (``nat_masking="uniform"``), refinement by
+``mask_predict:T`` alone or after ``+``. ``oracle_length`` needs a reference, and refining a
+vanilla NAT is the known trap that gives garbage, so both are refused. The default is the
+config's own ``decode_method``/``beam_size`` or ``nat_strategy``. Outputs are decoded up to
+the dataset's longest target, as evaluation during training does.
+
+Inputs. Surrounding whitespace is removed. A text that is empty, longer than the model's
+``max_len`` tokens, or holds tokens outside the source vocabulary raises ``InputError``
+naming the text and the problem; with ``unknown="unk"`` unknown tokens are read as ``<unk>``
+instead (as the training pipeline does) and listed in the result's ``unknown``.
+
+Speed. Texts are sorted by length and decoded in batches of at most ``BATCH`` rows; a batch is
+padded to a row count in ``ROW_BUCKETS`` (repeating its first text) and to a source width of
+``attnlab.decode.compiled.widths`` (8, 16, 32, ...), so each (rows, width) bucket compiles
+once and is reused by every later call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from attnlab.data import dataset_info
+from attnlab.data.specials import NUM_SPECIALS, PAD, UNK, UNK_TOKEN
+from attnlab.decode.at import at_searcher
+from attnlab.decode.compiled import FlatModel, bucket, model_jit
+from attnlab.decode.nat import nat_decoder, parse_strategy
+from attnlab.metrics import bio_segments
+from attnlab.train.checkpoint import Checkpointer
+from attnlab.train.resolve import create_train_state
+from attnlab.train.steps import merge_model
+
+BATCH = 64
+ROW_BUCKETS = (1, 4, 16, BATCH)
+UNKNOWN_POLICIES = ("error", "unk")
+_BEAM = re.compile(r"beam:([1-9][0-9]*)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Transduction:
+    """A seq2seq output: ``tokens`` (no EOS) and their ``text``; ``score`` is the decoder's."""
+
+    tokens: tuple[str, ...]
+    text: str
+    score: float
+    unknown: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclasses.dataclass(frozen=True)
+class Tagging:
+    """A tag per input token, and ``spans``: ``(piece, type)`` covering the text in order."""
+
+    tags: tuple[str, ...]
+    spans: tuple[tuple[str, str], ...]
+    unknown: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return " ".join(f"{piece}/{kind}" for piece, kind in self.spans)
+
+
+@dataclasses.dataclass(frozen=True)
+class Classification:
+    """A class id, its label name (the id as text when the dataset names none), p(class)."""
+
+    label: int
+    name: str
+    probability: float
+    unknown: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class InputError(ValueError):
+    """A text the model cannot read: ``index`` (0-based), ``problem``, and how many were bad."""
+
+    def __init__(self, index: int, problem: str, *, bad: int = 1, unknown: bool = False) -> None:
+        self.index, self.problem, self.bad, self.unknown = index, problem, bad, unknown
+        more = f" (and {bad - 1} more bad texts)" if bad > 1 else ""
+        hint = "; unknown='unk' reads them as <unk>" if unknown else ""
+        super().__init__(f"text {index}: {problem}{hint}{more}")
+
+
+def restore(workdir: str | os.PathLike, step: int | None = None) -> tuple[nnx.Module, Any, int]:
+    """``(model, resolved config, step)`` of the newest readable checkpoint, or of ``step``.
+
+    Like ``attnlab.train.restore_model``, with a chosen step and an error that names the
+    problem: no directory, not a training workdir, no checkpoint, no such step.
+    """
+    workdir = Path(workdir)
+    path = workdir / "config.json"
+    if not workdir.is_dir():
+        raise FileNotFoundError(f"workdir {workdir} does not exist")
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raw = None
+    if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict) or "data" not in raw:
+        raise FileNotFoundError(
+            f"{workdir} is not a training workdir: no readable config.json with model and data "
+            "(experiments/train.py writes one)"
+        )
+    config = ml_collections.ConfigDict(raw)
+    directory = workdir / "checkpoints"
+    steps = sorted(int(p.name) for p in directory.glob("*") if p.name.isdigit())
+    if not steps:
+        raise FileNotFoundError(f"no checkpoint in {directory}: train first, or wait for a save")
+    if step is not None and step not in steps:
+        raise FileNotFoundError(
+            f"no checkpoint of step {step} in {directory}; valid: {', '.join(map(str, steps))}"
+        )
+    graphdef, state, _ = create_train_state(config)
+    ckpt = Checkpointer(directory, max_to_keep=len(steps), read_only=True)
+    try:
+        restored = ckpt.restore(state, model_config=config.model.to_dict(), only_step=step)
+    finally:
+        ckpt.close()
+    if restored is None:
+        raise FileNotFoundError(f"no readable checkpoint in {directory}")
+    state, meta = restored
+    return merge_model(graphdef, state), config, int(meta["step"])
+
+
+def _logits(model: nnx.Module, tokens: jax.Array) -> jax.Array:
+    return model(tokens)
+
+
+_compiled_logits = model_jit(_logits)
+
+
+class Predictor:
+    """A restored model with its vocabularies; see the module docstring."""
+
+    def __init__(self, model: nnx.Module, config: Any, info: Any, step: int) -> None:
+        self.model, self.config, self.info, self.step = model, config, info, step
+        self.kind = str(config.model.name)  # seq2seq | nat | tagger | classifier
+        self.max_len = int(config.model.max_len)  # the longest input, in tokens
+        self._decoders: dict[str, Callable] = {}
+        self._flat = FlatModel.split(model)
+        self._forward = None
+        if self.kind in ("tagger", "classifier"):
+            self._forward = self._flat.jit(_compiled_logits)
+
+    # --- decoding choices ----------------------------------------------------------------
+    def decode_choices(self) -> tuple[str, ...]:
+        """The ``decode`` forms this model accepts (K, T >= 1); empty for taggers/classifiers."""
+        if self.kind == "seq2seq":
+            return ("greedy", "beam:K")
+        if self.kind != "nat":
+            return ()
+        if self.config.nat_target == "eos_pad":
+            return ("eos_cut",)
+        lengths = ("length_pred", "length_beam:K")
+        if self.config.nat_masking == "uniform":
+            return (*lengths, "mask_predict:T", "<length_pred|length_beam:K>+mask_predict:T")
+        return lengths
+
+    def default_decode(self) -> str | None:
+        if self.kind == "seq2seq":
+            beam = self.config.decode_method == "beam"
+            return f"beam:{self.config.beam_size}" if beam else "greedy"
+        if self.kind != "nat":
+            return None
+        try:
+            return self._check_decode(str(self.config.nat_strategy))
+        except ValueError:
+            return self.decode_choices()[0]
+
+    def _check_decode(self, decode: str) -> str:
+        choices = self.decode_choices()
+        if not choices:
+            raise ValueError(f"decode applies to seq2seq models; this one is a {self.kind}")
+        refused = ValueError(
+            f"unknown decode {decode!r} for this {self.kind} model; valid: {', '.join(choices)}"
+        )
+        if self.kind == "seq2seq":
+            if decode != "greedy" and not _BEAM.fullmatch(decode):
+                raise refused
+            return decode
+        try:
+            parsed = parse_strategy(decode)
+        except ValueError:
+            raise refused from None
+        eos_model = self.config.nat_target == "eos_pad"
+        refine = parsed.iterations > 1 or "mask_predict" in decode
+        if (
+            parsed.length == "oracle_length"
+            or (parsed.length == "eos_cut") != eos_model
+            or (refine and self.config.nat_masking != "uniform")
+        ):
+            raise refused
+        return decode
+
+    def _decoder(self, decode: str) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """``run(src [B, S]) -> (tokens [B, T], scores [B])``, made once per ``decode``."""
+        if decode not in self._decoders:
+            canvas = int(self.info.max_target_len)
+            if self.kind == "seq2seq":
+                beam = _BEAM.fullmatch(decode)
+                search = at_searcher(
+                    self.model,
+                    method="beam" if beam else "greedy",
+                    beam_size=int(beam.group(1)) if beam else 1,
+                    max_len=canvas,
+                    length_penalty=float(self.config.length_penalty),
+                )
+                self._decoders[decode] = search
+            else:
+                run = nat_decoder(self.model, decode, max_len=canvas)
+                self._decoders[decode] = lambda src: run(src)[::2]  # (tokens, scores)
+        return self._decoders[decode]
+
+    # --- inputs ----------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], *, unknown: str = "error") -> list[tuple]:
+        """``[(tokens, ids, unknown tokens), ...]``; raises ``InputError`` for the first bad one."""
+        if isinstance(texts, str):
+            raise ValueError("texts must be a list of strings, not one string")
+        if unknown not in UNKNOWN_POLICIES:
+            raise ValueError(f"unknown={unknown!r}; valid: {', '.join(UNKNOWN_POLICIES)}")
+        vocab = self.info.src_vocab
+        unit = "characters" if vocab.tokenizer == "char" else "tokens"
+        encoded, errors = [], []
+        for i, text in enumerate(texts):
+            tokens = vocab.tokenize(str(text).strip())
+            ids = [UNK if t < NUM_SPECIALS else t for t in vocab.encode(tokens)]
+            outside = sorted({tok for tok, t in zip(tokens, ids) if t == UNK} - {UNK_TOKEN})
+            if not tokens:
+                errors.append(InputError(i, "empty"))
+            elif len(tokens) > self.max_len:
+                problem = f"{len(tokens)} {unit}; the model reads at most {self.max_len}"
+                errors.append(InputError(i, problem))
+            elif outside and unknown == "error":
+                listed = ", ".join(repr(t) for t in outside)
+                problem = f"{unit} not in the vocabulary of {self.info.name}: {listed}"
+                errors.append(InputError(i, problem, unknown=True))
+            encoded.append((tokens, ids, tuple(outside)))
+        if errors:
+            first = errors[0]
+            raise InputError(first.index, first.problem, bad=len(errors), unknown=first.unknown)
+        return encoded
+
+    # --- prediction ------------------------------------------------------------------------
+    def predict(
+        self, texts: Sequence[str], decode: str | None = None, *, unknown: str = "error"
+    ) -> list[Transduction | Tagging | Classification]:
+        """One result per text, in order; see the module docstring."""
+        if decode is not None:
+            decode = self._check_decode(str(decode))
+        elif self.kind in ("seq2seq", "nat"):
+            decode = self.default_decode()
+        encoded = self.encode(texts, unknown=unknown)
+        results: list[Any] = [None] * len(encoded)
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][1]))
+        for start in range(0, len(order), BATCH):
+            chunk = order[start : start + BATCH]
+            src = self._batch([encoded[i][1] for i in chunk])
+            for i, result in zip(chunk, self._run(src, decode, [encoded[i] for i in chunk])):
+                results[i] = result
+        return results
+
+    def _batch(self, rows: list[list[int]]) -> np.ndarray:
+        """Rows padded with PAD to a width bucket, then to a row bucket (first row repeated)."""
+        width = bucket(max(len(r) for r in rows), self.max_len)
+        src = np.full((bucket_rows(len(rows)), width), PAD, np.int32)
+        for i in range(src.shape[0]):
+            row = rows[i] if i < len(rows) else rows[0]
+            src[i, : len(row)] = row
+        return src
+
+    def _run(self, src: np.ndarray, decode: str | None, items: list) -> list[Any]:
+        labels = self.info.label_names
+        if self.kind in ("seq2seq", "nat"):
+            tokens, scores = (np.asarray(x) for x in self._decoder(decode)(src))
+            vocab = self.info.tgt_vocab
+            out = []
+            for row, (_, _, outside) in enumerate(items):
+                words = vocab.decode(tokens[row].tolist())
+                out.append(
+                    Transduction(tuple(words), vocab.detokenize(words), float(scores[row]), outside)
+                )
+            return out
+        logits = np.asarray(self._forward(src), np.float32)
+        if self.kind == "classifier":
+            probs = np.asarray(jax.nn.softmax(logits, axis=-1))
+            out = []
+            for row, (_, _, outside) in enumerate(items):
+                k = int(np.argmax(probs[row]))
+                name = labels[k] if labels else str(k)
+                out.append(Classification(k, name, float(probs[row, k]), outside))
+            return out
+        out = []
+        detokenize = self.info.src_vocab.detokenize
+        for row, (tokens, _, outside) in enumerate(items):
+            tags = tuple(labels[int(k)] for k in np.argmax(logits[row, : len(tokens)], axis=-1))
+            spans = tuple(
+                (detokenize(tokens[a:b]), kind) for kind, a, b in bio_segments(list(tags))
+            )
+            out.append(Tagging(tags, spans, outside))
+        return out
+
+
+def bucket_rows(n: int) -> int:
+    """The smallest of ``ROW_BUCKETS`` that holds ``n`` rows (``n <= BATCH``)."""
+    return next(b for b in ROW_BUCKETS if b >= n)
+
+
+def load(workdir: str | os.PathLike, step: int | None = None) -> Predictor:
+    """A ``Predictor`` for the training workdir ``workdir`` (newest checkpoint, or ``step``)."""
+    model, config, step = restore(workdir, step)
+    return Predictor(model, config, dataset_info(config.data), step)
