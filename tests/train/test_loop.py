@@ -5,6 +5,8 @@ import os
 import shutil
 import signal
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from train_testing import (
@@ -145,20 +147,52 @@ def test_corrupt_latest_checkpoint_falls_back_and_still_matches(reference, data_
     assert model_metrics(workdir) == model_metrics(ref_dir)
 
 
-def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
+def _diverging_from(monkeypatch, first_bad_step):
+    """Make the train step's update NaN from ``first_bad_step`` on (a stand-in for a run that
+    diverges mid-way: resuming with another learning rate is refused, test_first_hour.py)."""
+    real = loop_module.make_train_step
+
+    def make(*args, **kwargs):
+        step_fn = real(*args, **kwargs)
+
+        def step(state, batch, step_no):
+            state, metrics = step_fn(state, batch, step_no)
+            if int(step_no) >= first_bad_step:
+                poison = lambda x: x * jnp.nan if jnp.issubdtype(x.dtype, jnp.floating) else x
+                state = jax.tree.map(poison, state)
+                metrics = {**metrics, "loss": metrics["loss"] * jnp.nan}
+            return state, metrics
+
+        return step
+
+    monkeypatch.setattr(loop_module, "make_train_step", make)
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
+    data_dir, tmp_path, monkeypatch
+):
     steps = {"num_train_steps": 4, "checkpoint_every_steps": 2, "eval_every_steps": 100}
     train_and_evaluate(quick_config("synthetic.py:at,quick", data_dir, **steps), tmp_path)
     good = state_leaves(restore_model(tmp_path)[0])
-    diverging = {**steps, "num_train_steps": 10, "learning_rate": 1e30}  # the update explodes
+    _diverging_from(monkeypatch, 5)
     expected = r"NaN/Inf at step 5 .*last good checkpoint: step 4"
     with pytest.raises(NonFiniteLossError, match=expected):
-        train_and_evaluate(quick_config("synthetic.py:at,quick", data_dir, **diverging), tmp_path)
+        longer = {**steps, "num_train_steps": 10}
+        train_and_evaluate(quick_config("synthetic.py:at,quick", data_dir, **longer), tmp_path)
+    monkeypatch.undo()
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
     after = state_leaves(restore_model(tmp_path)[0])
     for key in good:
         np.testing.assert_array_equal(after[key], good[key])
         assert np.all(np.isfinite(after[key].astype(np.float64)))
     assert max(r["step"] for r in model_metrics(tmp_path)) == 4
+
+
+def test_a_learning_rate_that_explodes_at_once_says_nothing_was_saved(data_dir, tmp_path):
+    steps = {"num_train_steps": 10, "checkpoint_every_steps": 2, "learning_rate": 1e30}
+    with pytest.raises(NonFiniteLossError, match=r"no checkpoint was saved before it"):
+        train_and_evaluate(quick_config("synthetic.py:at,quick", data_dir, **steps), tmp_path)
+    assert not list((tmp_path / "checkpoints").iterdir())
 
 
 def test_a_checkpoint_of_another_shape_is_a_one_line_error(data_dir, tmp_path):

@@ -140,7 +140,11 @@ class _Run:
             detail = ", ".join(f"{k}={values[k]:.4g}" for k in _CHECKED)
             raise NonFiniteLossError(
                 f"NaN/Inf at step {step} ({detail}); stopped without saving it; "
-                f"last good checkpoint: step {self.ckpt.latest_step()}"
+                + (
+                    f"last good checkpoint: step {self.ckpt.latest_step()}"
+                    if self.ckpt.latest_step() is not None
+                    else "no checkpoint was saved before it"
+                )
             )
         sums = self.window["sums"]
         for k, v in values.items():
@@ -264,12 +268,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     when the loss diverges.
     """
     workdir = Path(workdir)
-    finished = _finished(config, workdir)
-    if finished is not None:
-        return finished
     reason = unwritable_reason(workdir)
-    if reason is not None:
-        raise WorkdirError(f"cannot write to workdir {workdir}: {reason}; pick another --workdir")
+    if reason is not None:  # a read-only workdir may still hold a finished run to report
+        finished = _finished(config, workdir)
+        if finished is None:
+            raise WorkdirError(
+                f"cannot write to workdir {workdir}: {reason}; pick another --workdir"
+            )
+        return finished
     run = _Run(config, workdir)
     try:
         return run.run()
@@ -279,11 +285,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
 
 def _finished(config: ml_collections.ConfigDict, workdir: Path) -> dict | None:
-    """The result of a run that has nothing left to do (reported, nothing built or written).
+    """The result of a finished run, read from its files without building anything.
 
     Finished means: the latest checkpoint is at ``num_train_steps`` or later, its evaluation
-    was not cut short, and the config may resume it. A workdir we cannot write (a read-only
-    mount) may still hold a finished run.
+    was not cut short, and the config may resume it. Only its metadata is read, so a corrupt
+    state would go unnoticed: this is for workdirs we cannot write (a read-only mount), where
+    nothing could be repaired anyway; a writable workdir takes the full restore.
     """
     if not (workdir / "checkpoints").is_dir() or not (workdir / "config.json").exists():
         return None
@@ -297,7 +304,12 @@ def _finished(config: ml_collections.ConfigDict, workdir: Path) -> dict | None:
     if meta is None or int(meta["step"]) < config.num_train_steps or meta.get("pending_eval"):
         return None
     step = int(meta["step"])
-    logging.info("the run in %s is finished: step %d of %d", workdir, step, config.num_train_steps)
+    logging.info(
+        "the run in %s is finished: step %d of %d (read-only workdir: nothing written)",
+        workdir,
+        step,
+        config.num_train_steps,
+    )
     return {**_recorded_metrics(workdir), "step": step, "preempted": False}
 
 
