@@ -4,8 +4,8 @@ Conventions, so a figure reads like the table beside it:
 
 - Rates (WER, PER, exact match, accuracies) are stored as fractions and drawn in percent, as the
   report tables print them (``is_percent``, ``percent_axis``).
-- Point labels never overprint: ``place_labels`` puts each label beside its point and, where
-  that spot is taken, moves it up or down (with a thin leader line) until it is free.
+- Point labels never overprint (``labels.place_labels``: beside the point where that is free,
+  else moved off it, with a thin leader line).
 - Log axes label their ticks as plain numbers (1, 2, 5, 10 ms), never ``3x10^0``.
 - Heat maps carry a colorbar.
 
@@ -28,7 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.transforms import Bbox  # noqa: E402
+
+from attnlab.analysis.labels import place_labels  # noqa: E402
 
 DPI = 120
 _PERCENT = ("wer", "per", "accuracy", "exact_match", "length_accuracy")
@@ -67,94 +68,6 @@ def plain_log_axis(ax: Axes, axis: str = "x") -> None:
     target.set_major_locator(LogLocator(base=10, subs=subs if decades <= 3 else (1.0,)))
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())
-
-
-def place_labels(
-    ax: Axes, points: Sequence[tuple[float, float]], labels: Sequence[str], *, fontsize: float = 7
-) -> list:
-    """Annotate each data point with its label so that no two labels (or markers) overlap.
-
-    The axes' layout must be final (call ``tight_layout`` first). Working in display pixels,
-    each label tries, in order, the spot right of its point, left of it, then one label height
-    lower, higher, two lower, ... and takes the first spot inside the axes that touches no
-    placed label, marker or leader line. A label moved off its point's height gets a leader
-    line. Where no spot is free, it takes the one with the fewest overlaps, then crossings.
-    """
-    fig = ax.figure
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    to_points = 72.0 / fig.dpi
-    frame = ax.get_window_extent(renderer)
-    xy = ax.transData.transform(np.asarray(points, dtype=float).reshape(-1, 2))
-    radius, gap, pad = 4.0, 6.0, 3.0
-    taken = [Bbox.from_bounds(x - radius, y - radius, 2 * radius, 2 * radius) for x, y in xy]
-    sizes = []
-    for label in labels:
-        probe = ax.text(0, 0, label, fontsize=fontsize)
-        box = probe.get_window_extent(renderer)
-        probe.remove()
-        sizes.append((box.width, box.height))
-    step = max(h for _, h in sizes) + pad if sizes else 0.0
-    shifts = [0.0] + [s * k * step for k in range(1, len(labels) + 2) for s in (-1, 1)]
-    placed: list[Bbox] = []
-    leaders: list[tuple[np.ndarray, Bbox]] = []
-    annotations = []
-    for i in sorted(range(len(labels)), key=lambda i: (-xy[i][1], xy[i][0])):
-        (px, py), (w, h) = xy[i], sizes[i]
-        best = None
-        for dy in shifts:
-            for side in (1, -1):
-                x0 = px + gap if side == 1 else px - gap - w
-                box = Bbox.from_bounds(x0, py + dy - h / 2, w, h)
-                inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
-                overlaps = sum(_overlap_area(box, o) > 0 for o in [*taken, *placed])
-                crossings = sum(_crosses(line, own, box) for line, own in leaders)
-                if abs(dy) > 0.5:
-                    line = _leader((px, py), box)
-                    crossings += sum(_crosses(line, box, o) for o in placed)
-                score = (not inside, overlaps, crossings)
-                if best is None or score < best[0]:
-                    best = (score, box, side, dy)
-            if best[0] == (False, 0, 0):
-                break
-        _, box, side, dy = best
-        placed.append(box.padded(pad))
-        if abs(dy) > 0.5:
-            leaders.append((_leader((px, py), box), box))
-        offset = ((box.x0 - px) if side == 1 else (box.x1 - px), dy)
-        moved = abs(dy) > 0.5
-        annotations.append(
-            ax.annotate(
-                labels[i],
-                points[i],
-                xytext=(offset[0] * to_points, offset[1] * to_points),
-                textcoords="offset points",
-                ha="left" if side == 1 else "right",
-                va="center",
-                fontsize=fontsize,
-                arrowprops=dict(arrowstyle="-", color="0.55", lw=0.6, shrinkA=0, shrinkB=3)
-                if moved
-                else None,
-            )
-        )
-    return annotations
-
-
-def _leader(point: tuple[float, float], box: Bbox) -> np.ndarray:
-    """Sample points of the leader line from a data point to its label's centre."""
-    t = np.linspace(0.0, 1.0, 33)[:, None]
-    return (1 - t) * np.asarray(point) + t * np.asarray([box.x0 + box.x1, box.y0 + box.y1]) / 2
-
-
-def _crosses(line: np.ndarray, own: Bbox, other: Bbox) -> bool:
-    """Whether a leader line, outside its own label ``own``, passes through ``other``."""
-    return any(other.contains(x, y) and not own.contains(x, y) for x, y in line)
-
-
-def _overlap_area(a: Bbox, b: Bbox) -> float:
-    w = min(a.x1, b.x1) - max(a.x0, b.x0)
-    h = min(a.y1, b.y1) - max(a.y0, b.y0)
-    return max(w, 0.0) * max(h, 0.0)
 
 
 def _save(fig: Figure, path: Path) -> Path:
