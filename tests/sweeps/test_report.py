@@ -79,7 +79,8 @@ def test_report_gives_mean_and_sample_std_and_marks_the_best_non_diverged_settin
     for knob, values in WER.items():
         finished = np.array([v for v in values if v is not None])
         mean, std = finished.mean(), finished.std(ddof=1)
-        assert f"{mean:.4g} ± {std:.2g}" in table[str(knob)]
+        # eval_wer is a rate: printed in percent
+        assert f"{100 * mean:.2f} ± {100 * std:.2g}" in table[str(knob)]
     # knob=4 has the lowest mean but a diverged seed, so knob=2 is the best.
     assert "(1 diverged)" in table["4"] and "best" not in table["4"]
     assert "best**" in table["2"] and "best" not in table["1"]

@@ -1,7 +1,23 @@
-"""PNG figures for experiment reports (matplotlib, Agg backend: no display needed)."""
+"""PNG figures for experiment reports (matplotlib, Agg backend: no display needed).
+
+Conventions, so a figure reads like the table beside it:
+
+- Rates (WER, PER, exact match, accuracies) are stored as fractions and drawn in percent, as the
+  report tables print them (``is_percent``, ``percent_axis``).
+- Point labels never overprint (``labels.place_labels``: beside the point where that is free,
+  else moved off it, with a thin leader line).
+- Log axes label their ticks as plain numbers (1, 2, 5, 10 ms), never ``3x10^0``.
+- Heat maps carry a colorbar.
+
+``length_error_histogram`` also writes its counts to ``length_errors.json`` and
+``render_plots(results_dir)`` re-draws the figures of an AT-vs-NAT results directory from
+``results.json`` (and that file, where present) without the models.
+"""
 
 from __future__ import annotations
 
+import collections
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -10,71 +26,218 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from attnlab.analysis.labels import place_labels  # noqa: E402
+
+DPI = 120
+_PERCENT = ("wer", "per", "accuracy", "exact_match", "length_accuracy")
+
+
+def is_percent(metric: str) -> bool:
+    """Whether ``metric`` is a rate in [0, 1] that the tables print in percent."""
+    return metric.removeprefix("eval_") in _PERCENT
+
+
+def percent_axis(ax: Axes, axis: str = "y") -> None:
+    """Tick labels of a fraction-valued axis in percent: 0.254 -> ``25.4%``."""
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(percent_formatter())
+
+
+def percent_formatter():
+    """A tick formatter for fractions: 0.6 -> ``60%``, 0.525 -> ``52.5%``."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{100 * v:.4g}%")
+
+
+def plain_log_axis(ax: Axes, axis: str = "x") -> None:
+    """A log axis with ticks labelled as plain numbers (1, 2, 5 ms, never ``3x10^0``).
+
+    Call it after the data are drawn: the tick set depends on the decades in view, denser
+    (1, 1.5, 2, 3, 5, 7) within about one decade, 1, 2, 5 up to three, powers of 10 beyond.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    decades = np.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+    subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0) if decades <= 1.5 else (1.0, 2.0, 5.0)
+    target.set_major_locator(LogLocator(base=10, subs=subs if decades <= 3 else (1.0,)))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return Path(path)
+
+
+# --- length errors -------------------------------------------------------------------------
+def length_error_counts(errors: Mapping[str, Sequence[int]]) -> dict[str, dict[int, int]]:
+    """``{system: {predicted - true length: number of examples}}``."""
+    return {
+        name: dict(sorted(collections.Counter(map(int, v)).items())) for name, v in errors.items()
+    }
+
+
+def length_error_figure(counts: Mapping[str, Mapping[int, int]], *, window: int = 5) -> Figure:
+    """Heat map of the length-error distribution: one row per NAT system, one column per error.
+
+    Errors beyond ``+-window`` are pooled into two tail columns (``<=-6``, ``>=+6``) so the
+    columns stay wide enough for their labels; each cell prints its percentage.
+    """
+    names = list(counts)
+    seen = [int(e) for c in counts.values() for e in c]
+    lo = max(min(seen, default=0), -window)
+    hi = min(max(seen, default=0), window)
+    lo, hi = min(lo, 0), max(hi, 0)
+    left_tail = any(e < lo for e in seen)
+    right_tail = any(e > hi for e in seen)
+    columns = [f"≤{_signed(lo - 1)}"] * left_tail + [_signed(e) for e in range(lo, hi + 1)]
+    columns += [f"≥{_signed(hi + 1)}"] * right_tail
+    table = np.zeros((len(names), len(columns)))
+    for r, name in enumerate(names):
+        total = sum(counts[name].values()) or 1
+        for e, n in counts[name].items():
+            c = min(max(int(e), lo - left_tail), hi + right_tail) - lo + left_tail
+            table[r, c] += n / total
+    fig, ax = plt.subplots(
+        figsize=(1.6 + 0.55 * len(columns) + 1.5, 1.3 + 0.32 * len(names)),
+        dpi=DPI,
+        layout="constrained",
+    )
+    image = ax.imshow(table, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    for (r, c), v in np.ndenumerate(table):
+        if v > 0:
+            text = f"{100 * v:.1f}" if v >= 0.001 else "<0.1"
+            color = "white" if v > 0.6 else "black"
+            ax.text(c, r, text, ha="center", va="center", fontsize=6.5, color=color)
+    ax.set_xticks(range(len(columns)), columns, fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("predicted length - true length (closest reference)")
+    ax.set_title("NAT length prediction errors (% of test examples per system)", fontsize=9)
+    colorbar = fig.colorbar(image, ax=ax, pad=0.02)
+    colorbar.set_label("% of test examples")
+    colorbar.ax.yaxis.set_major_formatter(percent_formatter())
+    return fig
+
+
+def _signed(e: int) -> str:
+    return f"+{e}" if e > 0 else str(e).replace("-", "−")
 
 
 def length_error_histogram(errors: Mapping[str, Sequence[int]], path: Path) -> Path:
-    """Bars of predicted minus true length, one group per NAT system."""
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    names = list(errors)
-    lo = min(min(v) for v in errors.values())
-    hi = max(max(v) for v in errors.values())
-    bins = np.arange(lo, hi + 1)
-    width = 0.8 / max(len(names), 1)
-    for k, name in enumerate(names):
-        values = np.asarray(errors[name])
-        counts = [(values == b).mean() for b in bins]
-        ax.bar(bins + (k - (len(names) - 1) / 2) * width, counts, width=width, label=name)
-    ax.set_xlabel("predicted length - true length")
-    ax.set_ylabel("fraction of test examples")
-    ax.set_xticks(bins)
-    ax.legend(fontsize=8)
-    ax.set_title("NAT length prediction errors")
+    """Draw ``length_error_figure`` to ``path``; its counts go to ``length_errors.json`` beside."""
+    counts = length_error_counts(errors)
+    data = {name: {str(e): n for e, n in c.items()} for name, c in counts.items()}
+    Path(path).with_name("length_errors.json").write_text(json.dumps(data, indent=1) + "\n")
+    return _save(length_error_figure(counts), path)
+
+
+# --- quality against latency ---------------------------------------------------------------
+def quality_vs_latency_figure(
+    rows: Sequence[Mapping], *, quality: str = "wer", lower_is_better: bool = True
+) -> Figure:
+    """Quality (with its 95% CI where known) against batch-1 latency on a log axis."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=DPI)
+    points = []
+    for row in rows:
+        color = "tab:blue" if row["system"].startswith("at_") else "tab:orange"
+        x, y = float(row["latency_ms_b1"]), float(row[quality])
+        lo, hi = row.get(f"{quality}_ci95", (y, y))
+        ax.errorbar(x, y, yerr=[[y - lo], [hi - y]], fmt="o", color=color, capsize=2, lw=1)
+        points.append((x, y))
+    plain_log_axis(ax, "x")
+    ys = [y for _, y in points]
+    scale = 1.0 if is_percent(quality) else 100.0
+    if ys and max(ys) - min(ys) < 0.02 * scale:  # all (nearly) equal: give the labels room
+        top = min(max(ys) + 0.05, 1.005) if is_percent(quality) else max(ys) + 5
+        ax.set_ylim(min(ys) - 0.12 * scale, top)
+    else:
+        ax.margins(x=0.08, y=0.1)
+    name = quality.upper() if quality in ("wer", "per", "bleu") else quality
+    if is_percent(quality):
+        percent_axis(ax, "y")
+    ax.set_xlabel("latency per sequence at batch 1 (ms, log scale)")
+    ax.set_ylabel(f"{name} ({'lower' if lower_is_better else 'higher'} is better)")
+    title = f"{name} versus latency: AT (blue) and NAT (orange); bars: 95% CI"
+    if ys and len(set(ys)) == 1:
+        value = f"{100 * ys[0]:.1f}%" if is_percent(quality) else f"{ys[0]:.1f}"
+        title += f"\nevery system has {name} {value}: {name} does not separate them"
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    place_labels(ax, points, [row["system"] for row in rows])
+    return fig
 
 
 def quality_vs_latency(
     rows: Sequence[Mapping], path: Path, *, quality: str = "wer", lower_is_better: bool = True
 ) -> Path:
-    """Scatter of a quality metric against batch-1 latency (log scale), one point per system."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for row in rows:
-        color = "tab:blue" if row["system"].startswith("at_") else "tab:orange"
-        ax.scatter(row["latency_ms_b1"], row[quality], color=color)
-        ax.annotate(
-            row["system"],
-            (row["latency_ms_b1"], row[quality]),
-            fontsize=7,
-            xytext=(4, 2),
-            textcoords="offset points",
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("latency per sequence at batch 1 (ms, log scale)")
-    direction = "lower is better" if lower_is_better else "higher is better"
-    ax.set_ylabel(f"{quality} ({direction})")
-    ax.set_title("Quality versus latency: AT (blue) and NAT (orange)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    """Draw ``quality_vs_latency_figure`` to ``path``."""
+    fig = quality_vs_latency_figure(rows, quality=quality, lower_is_better=lower_is_better)
+    return _save(fig, path)
 
 
-def attention_maps(
-    maps: Sequence[tuple[str, np.ndarray, Sequence[str], Sequence[str]]], path: Path
-) -> Path:
-    """Heat maps side by side: ``(title, weights [T, S], output tokens, source tokens)``."""
-    fig, axes = plt.subplots(1, len(maps), figsize=(4.5 * len(maps), 4.2), squeeze=False)
+# --- attention maps ------------------------------------------------------------------------
+def attention_maps_figure(
+    maps: Sequence[tuple[str, np.ndarray, Sequence[str], Sequence[str]]],
+) -> Figure:
+    """Heat maps side by side, ``(title, weights [T, S], output tokens, source tokens)``.
+
+    Attention weights are probabilities, so every panel uses one colour scale, 0 to 1, shown by
+    one shared colorbar.
+    """
+    fig, axes = plt.subplots(
+        1, len(maps), figsize=(4.5 * len(maps) + 1.0, 4.2), squeeze=False, layout="constrained"
+    )
+    image = None
     for ax, (title, weights, out_tokens, src_tokens) in zip(axes[0], maps, strict=True):
-        ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0)
+        image = ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
         ax.set_xticks(range(len(src_tokens)), src_tokens, fontsize=8)
         ax.set_yticks(range(len(out_tokens)), out_tokens, fontsize=8)
         ax.set_xlabel("source")
         ax.set_ylabel("output")
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    if image is not None:
+        fig.colorbar(image, ax=list(axes[0]), shrink=0.9, label="attention weight")
+    return fig
+
+
+def attention_maps(
+    maps: Sequence[tuple[str, np.ndarray, Sequence[str], Sequence[str]]], path: Path
+) -> Path:
+    """Draw ``attention_maps_figure`` to ``path``."""
+    return _save(attention_maps_figure(maps), path)
+
+
+# --- re-drawing a results directory --------------------------------------------------------
+def render_plots(
+    results_dir: Path, *, quality: str = "wer", lower_is_better: bool = True
+) -> list[Path]:
+    """Re-draw the figures of an AT-vs-NAT results directory from its saved data, no models.
+
+    ``quality_vs_latency.png`` comes from ``results.json``; ``length_errors.png`` from
+    ``length_errors.json`` where that file exists. ``attention_maps.png`` needs the trained
+    models and is not re-drawn.
+    """
+    results_dir = Path(results_dir)
+    rows = json.loads((results_dir / "results.json").read_text())
+    out = [
+        quality_vs_latency(
+            rows,
+            results_dir / "quality_vs_latency.png",
+            quality=quality,
+            lower_is_better=lower_is_better,
+        )
+    ]
+    counts_path = results_dir / "length_errors.json"
+    if counts_path.exists():
+        saved = json.loads(counts_path.read_text())
+        counts = {name: {int(e): n for e, n in c.items()} for name, c in saved.items()}
+        out.append(_save(length_error_figure(counts), results_dir / "length_errors.png"))
+    return out

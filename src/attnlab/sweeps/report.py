@@ -1,8 +1,16 @@
 """A sweep's results: ``results.csv`` (one row per run), ``report.md`` and ``<sweep>.png``.
 
 The report groups runs by setting and gives the mean and the sample standard deviation
-(ddof=1) over the seeds that finished. Settings are compared within one task config; the best
-mean of the sweep's metric is marked among the settings where no seed diverged.
+(ddof=1) over the seeds that finished. Rates (WER, PER, accuracies) are printed and plotted in
+percent. Settings are compared within one task config, among the settings where no seed
+diverged. **best** marks a setting only when its mean of the sweep's metric, as printed, is
+strictly better than every other setting's: a tie (a metric that is the same for every run,
+such as a WER of 100% after a quick run) marks nothing and says so under the table, and the
+plot then adds a metric that does vary (``eval_loss``). Runs of a task's ``quick`` variant are
+never ranked: tiny models trained for a few dozen steps show that the code runs, not which
+setting is better.
+
+``render_from_csv`` re-draws ``report.md`` and the plot from a committed ``results.csv``.
 """
 
 from __future__ import annotations
@@ -14,8 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from attnlab.analysis.plots import is_percent, percent_axis
 from attnlab.sweeps.runner import DONE, read_json
-from attnlab.sweeps.spec import Run, Sweep, format_value
+from attnlab.sweeps.spec import Run, Sweep, format_value, parse_value
 
 _RATES = ("steps_per_sec", "tokens_per_sec")
 _TAIL = (*_RATES, "params", "wall_seconds")
@@ -78,20 +87,47 @@ def summarize(rows: Sequence[dict[str, Any]], sweep: Sweep) -> list[dict[str, An
             c: _mean_std([float(r[c]) for r in finished if r.get(c) is not None]) for c in columns
         }
         out.append(entry)
-    sign = 1 if sweep.lower_is_better else -1
     for task in dict.fromkeys(e["task"] for e in out):
-        eligible = [
-            e
-            for e in out
-            if e["task"] == task
-            and not e["diverged"]
-            and not math.isnan(e["stats"][sweep.metric][0])
-        ]
-        if eligible:
-            best = min(sign * e["stats"][sweep.metric][0] for e in eligible)
-            for e in eligible:
-                e["best"] = sign * e["stats"][sweep.metric][0] == best  # ties: all marked
+        note = _mark_best([e for e in out if e["task"] == task], sweep)
+        for e in out:
+            if e["task"] == task:
+                e["note"] = note
     return out
+
+
+def is_quick(task: str) -> bool:
+    """Whether a task config argument names a ``quick`` variant (``g2p.py:at,quick``)."""
+    return "quick" in task.partition(":")[2].split(",")
+
+
+def _mark_best(entries: Sequence[dict[str, Any]], sweep: Sweep) -> str | None:
+    """Set ``best`` on the one setting that is strictly best as printed; else say why not."""
+    metric = sweep.metric
+    for e in entries:
+        e["best"] = False
+    eligible = [e for e in entries if not e["diverged"] and not math.isnan(e["stats"][metric][0])]
+    note, top = "", None
+    if len(eligible) > 1:
+        shown = {id(e): _cell(e["stats"][metric][0], math.nan, metric) for e in eligible}
+        sign = 1 if sweep.lower_is_better else -1
+        top = min(eligible, key=lambda e: sign * e["stats"][metric][0])
+        tied = [e for e in eligible if shown[id(e)] == shown[id(top)]]
+        value = shown[id(top)] + ("%" if is_percent(metric) else "")
+        if len(tied) == len(eligible):
+            note = f"{metric} is {value} for every setting: it does not separate the runs."
+        elif len(tied) > 1:
+            note = f"No single best: {len(tied)} settings tie at {metric} {value}."
+    if is_quick(entries[0]["task"]):
+        quick = (
+            "Quick run (each task's tiny `quick` variant): these numbers show that every run "
+            "works, not which setting is better, so no setting is marked best."
+        )
+        return f"{quick} {note}".strip()
+    if note:
+        return f"{note} No setting is marked best."
+    if top is not None:
+        top["best"] = True
+    return None
 
 
 def _cell(mean: float, std: float, key: str) -> str:
@@ -99,6 +135,9 @@ def _cell(mean: float, std: float, key: str) -> str:
         return "-"
     if key == "params":
         return f"{mean:,.0f}"
+    if is_percent(key):
+        text = f"{100 * mean:.2f}"
+        return text if math.isnan(std) else f"{text} ± {100 * std:.2g}"
     return f"{mean:.4g}" if math.isnan(std) else f"{mean:.4g} ± {std:.2g}"
 
 
@@ -117,15 +156,18 @@ def write_report(
     lines += [command, "```", ""]
     lines.append(
         f"{done} of {total} runs done. Each cell is the mean ± sample std (ddof=1) over the "
-        f"seeds that finished; **best** marks the {direction} mean {sweep.metric} among "
-        "settings with no diverged seed. steps/s is the median over logging windows."
+        "seeds that finished; columns marked % are rates in percent. **best** marks the "
+        f"{direction} mean {sweep.metric} among settings with no diverged seed, only where it "
+        "is strictly better as printed (ties mark nothing). steps/s is the median over "
+        "logging windows."
     )
     for task in dict.fromkeys(s["task"] for s in summaries):
         entries = [s for s in summaries if s["task"] == task]
         keys = list(dict.fromkeys(k for s in entries for k in s["settings"]))
         columns = list(entries[0]["stats"])
+        heads = [f"{c} %" if is_percent(c) else c for c in columns]
         lines += ["", f"## {task}", ""]
-        lines.append("| " + " | ".join([*keys, "seeds", *columns]) + " |")
+        lines.append("| " + " | ".join([*keys, "seeds", *heads]) + " |")
         lines.append("|" + "---|" * (len(keys) + 1 + len(columns)))
         for s in entries:
             cells = [format_value(s["settings"].get(k, "")) for k in keys]
@@ -135,19 +177,57 @@ def write_report(
                 i = columns.index(sweep.metric)
                 stats[i] = f"**{stats[i]} best**"
             lines.append("| " + " | ".join([*cells, seeds, *stats]) + " |")
+        if entries[0].get("note"):
+            lines += ["", entries[0]["note"]]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def plot(summaries: Sequence[dict[str, Any]], sweep: Sweep, path: Path) -> Path:
-    """One panel per (task, plot metric): lines over ``plot_x`` if set, else one bar per setting."""
-    import matplotlib
+def _constant(entries: Sequence[dict[str, Any]], metric: str) -> bool:
+    """Whether every finished setting (two or more) prints the same mean of ``metric``."""
+    shown = [
+        _cell(e["stats"][metric][0], math.nan, metric)
+        for e in entries
+        if e["finished"] and metric in e["stats"] and not math.isnan(e["stats"][metric][0])
+    ]
+    return len(shown) > 1 and len(set(shown)) == 1
 
-    matplotlib.use("Agg")
+
+def panel_metrics(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> list[str]:
+    """``sweep.plot_metrics``, plus a metric that varies where one of them is constant."""
+    metrics = list(sweep.plot_metrics)
+    groups = [
+        [s for s in summaries if s["task"] == t]
+        for t in dict.fromkeys(s["task"] for s in summaries)
+    ]
+    if any(_constant(g, m) for g in groups for m in metrics):
+        for extra in ("eval_loss", "eval_accuracy", *sweep.report_metrics):
+            varies = all(extra in g[0]["stats"] and not _constant(g, extra) for g in groups)
+            if extra not in metrics and varies:
+                return [*metrics, extra]
+    return metrics
+
+
+def plot(summaries: Sequence[dict[str, Any]], sweep: Sweep, path: Path) -> Path:
+    """Draw ``figure`` to ``path``."""
     import matplotlib.pyplot as plt
 
+    fig = figure(summaries, sweep)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def figure(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> Any:
+    """One panel per (task, plot metric): lines over ``plot_x`` if set, else one bar per setting.
+
+    Rates are drawn in percent. A metric with the same mean in every setting is drawn with a
+    note saying it does not separate the runs, beside a metric that does (``panel_metrics``).
+    """
+    import matplotlib.pyplot as plt  # the Agg backend: set by attnlab.analysis.plots
+
     tasks = list(dict.fromkeys(s["task"] for s in summaries))
-    metrics = sweep.plot_metrics
+    metrics = panel_metrics(summaries, sweep)
     fig, axes = plt.subplots(
         len(tasks), len(metrics), figsize=(5.5 * len(metrics), 3.8 * len(tasks)), squeeze=False
     )
@@ -155,17 +235,39 @@ def plot(summaries: Sequence[dict[str, Any]], sweep: Sweep, path: Path) -> Path:
         entries = [s for s in summaries if s["task"] == task]
         for j, metric in enumerate(metrics):
             ax = axes[i][j]
-            if sweep.plot_x and all(sweep.plot_x in s["settings"] for s in entries):
+            lines = sweep.plot_x and all(sweep.plot_x in s["settings"] for s in entries)
+            if lines:
                 _lines(ax, entries, sweep.plot_x, metric)
             else:
                 _bars(ax, entries, metric)
-            ax.set_ylabel(metric)
-            ax.set_title(f"{sweep.name}: {task}", fontsize=9)
+            direction = "lower" if sweep.lower_is_better else "higher"
+            better = f" ({direction} is better)" if metric == sweep.metric else ""
+            ax.set_ylabel(f"{metric}{better}")
+            if is_percent(metric):
+                percent_axis(ax)
+            title = f"{sweep.name}: {task}"
+            if is_quick(task):
+                title += "\nquick run: tiny models, not a comparison"
+            ax.set_title(title, fontsize=9)
             ax.grid(alpha=0.3)
+            if _constant(entries, metric):
+                means = [e["stats"][metric][0] for e in entries if e["finished"]]
+                mean = next(m for m in means if not math.isnan(m))
+                if is_percent(metric) and lines:  # no empty band above 100%
+                    ax.set_ylim(mean - 0.06, min(mean + 0.06, 1.005))
+                value = _cell(mean, math.nan, metric) + ("%" if is_percent(metric) else "")
+                ax.text(
+                    0.5,
+                    0.2,
+                    f"{metric} is {value} in every setting:\nit does not separate the runs",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    bbox=dict(facecolor="white", edgecolor="0.6", alpha=0.9),
+                )
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _lines(ax: Any, entries: Sequence[dict[str, Any]], x_key: str, metric: str) -> None:
@@ -192,7 +294,8 @@ def _lines(ax: Any, entries: Sequence[dict[str, Any]], x_key: str, metric: str) 
         ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [str(x) for x in xs])
     ax.set_xlabel(x_key)
-    ax.legend(fontsize=7)
+    if len(series) > 1:
+        ax.legend(fontsize=7)
 
 
 def _bars(ax: Any, entries: Sequence[dict[str, Any]], metric: str) -> None:
@@ -219,3 +322,47 @@ def write_results(
     )
     png = plot(summaries, sweep, workdir / f"{sweep.name}.png") if summaries else None
     return csv_path, report, png
+
+
+def read_csv(path: Path, sweep: Sweep) -> list[dict[str, Any]]:
+    """The rows of a ``results.csv`` as ``collect`` gives them: typed values, blanks dropped."""
+    settings = set(sweep.setting_keys())
+    rows = []
+    with Path(path).open(newline="") as f:
+        for raw in csv.DictReader(f):
+            row: dict[str, Any] = {}
+            for key, text in raw.items():
+                if text == "":
+                    if key in _TAIL:
+                        row[key] = None
+                elif key in ("run", "group", "task", "status"):
+                    row[key] = text
+                elif key == "seed":
+                    row[key] = int(text)
+                else:
+                    row[key] = parse_value(text) if key in settings else float(text)
+            rows.append(row)
+    return rows
+
+
+def render_from_csv(
+    sweep: Sweep, workdir: Path, *, command: str, total: int | None = None
+) -> tuple[Path, Path | None]:
+    """Re-draw ``report.md`` and ``<sweep>.png`` of ``workdir`` from its ``results.csv``.
+
+    For a committed results directory, whose run directories are gone: ``command`` is the
+    command that ran the sweep and ``total`` its number of planned runs (default: the rows).
+    """
+    workdir = Path(workdir)
+    rows = read_csv(workdir / "results.csv", sweep)
+    summaries = summarize(rows, sweep)
+    report = write_report(
+        summaries,
+        sweep,
+        workdir / "report.md",
+        command=command,
+        done=len(rows),
+        total=len(rows) if total is None else total,
+    )
+    png = plot(summaries, sweep, workdir / f"{sweep.name}.png") if summaries else None
+    return report, png

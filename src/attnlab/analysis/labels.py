@@ -1,0 +1,153 @@
+"""Point labels that do not overprint: a small greedy label placer in display pixels.
+
+Each label tries, in order, the spot right of its point, left of it, then one label height
+lower, higher, two lower, ... (beside the point or centred on it). It takes the first spot
+inside the axes that touches no placed label (kept a word space apart), no marker and no
+leader line, and whose own leader line crosses no label and no other marker. A label moved
+off its point's height gets a thin leader line. A greedy placement depends on the order the
+labels are placed in, so a few orders are tried (both "beside first" and "centred first"),
+and the layout with the fewest overlaps, then crossings, then the least total shift is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.transforms import Bbox
+
+_RADIUS = 4.0  # half the size of a marker's keep-out box (pixels)
+_GAP = 6.0  # from a point to the near edge of a label beside it
+_SPACE = 10.0  # kept free left and right of a placed label, so two never read as one
+
+
+def place_labels(
+    ax: Axes, points: Sequence[tuple[float, float]], labels: Sequence[str], *, fontsize: float = 7
+) -> list:
+    """Annotate each data point with its label (see the module docstring); returns the texts.
+
+    The axes' layout must be final: call ``tight_layout`` first and do not change it after.
+    """
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    xy = ax.transData.transform(np.asarray(points, dtype=float).reshape(-1, 2))
+    sizes = []
+    for label in labels:
+        probe = ax.text(0, 0, label, fontsize=fontsize)
+        box = probe.get_window_extent(renderer)
+        probe.remove()
+        sizes.append((box.width, box.height))
+    n = len(labels)
+    rng = np.random.default_rng(0)
+    orders = [
+        sorted(range(n), key=lambda i: (-xy[i][1], xy[i][0])),
+        sorted(range(n), key=lambda i: (-xy[i][1], -xy[i][0])),
+        sorted(range(n), key=lambda i: -sizes[i][0]),
+        *(rng.permutation(n).tolist() for _ in range(5)),
+    ]
+    layouts = [
+        _layout(xy, sizes, frame, order, sides)
+        for sides in ((1, -1, 0), (0, 1, -1))
+        for order in orders
+    ]
+    _, layout = min(layouts, key=lambda r: r[0])  # the first of equal cost
+    to_points = 72.0 / fig.dpi
+    texts = []
+    for i, (box, side, dy) in sorted(layout.items()):
+        anchor = {1: box.x0, -1: box.x1, 0: (box.x0 + box.x1) / 2}[side]
+        moved = abs(dy) > 0.5
+        texts.append(
+            ax.annotate(
+                labels[i],
+                points[i],
+                xytext=((anchor - xy[i][0]) * to_points, dy * to_points),
+                textcoords="offset points",
+                ha={1: "left", -1: "right", 0: "center"}[side],
+                va="center",
+                fontsize=fontsize,
+                arrowprops=dict(arrowstyle="-", color="0.5", lw=0.6, shrinkA=0, shrinkB=3)
+                if moved
+                else None,
+            )
+        )
+    return texts
+
+
+def _layout(xy: np.ndarray, sizes, frame: Bbox, order: Sequence[int], sides: Sequence[int]):
+    """Place the labels greedily in ``order``: ``(cost, {index: (box, side, dy)})``.
+
+    ``sides`` is the order in which a moved label tries the spots right of its point (1), left
+    of it (-1) and centred on it (0). Boxes are ``[x0, y0, x1, y1]`` arrays in pixels.
+    """
+    step = max(h for _, h in sizes) + 3.0 if sizes else 0.0
+    shifts = [0.0] + [s * k * step for k in range(1, len(order) + 2) for s in (-1, 1)]
+    markers = np.concatenate([xy - _RADIUS, xy + _RADIUS], axis=1)
+    limits = np.asarray(frame.extents)
+    placed = np.zeros((0, 4))  # each placed label with its margins: no label may touch one
+    texts = np.zeros((0, 4))  # the same labels as drawn: no leader line may cross one
+    lines = np.zeros((0, 2))  # sample points of the placed leader lines, outside their labels
+    owners = np.zeros(0, dtype=int)  # which leader each sample belongs to
+    layout, total = {}, np.zeros(4)
+    for i in order:
+        (px, py), (w, h) = xy[i], sizes[i]
+        others = np.delete(markers, i, axis=0)
+        best = None
+        for dy in shifts:
+            for side in (1, -1) if dy == 0 else sides:
+                x0 = {1: px + _GAP, -1: px - _GAP - w, 0: px - w / 2}[side]
+                box = np.array([x0, py + dy - h / 2, x0 + w, py + dy + h / 2])
+                outside = bool(np.any(box[:2] < limits[:2]) or np.any(box[2:] > limits[2:]))
+                overlaps = _overlaps(box, markers) + _overlaps(box, placed)
+                if best is not None and (outside, overlaps) > best[0][:2]:
+                    continue  # cannot beat the best spot so far
+                crossings = len(np.unique(owners[_inside(lines, box[None])[:, 0]]))
+                if abs(dy) > 0.5:
+                    line = _leader((px, py), box)
+                    crossings += _crossed(line, box, texts) + _crossed(line, box, others)
+                score = (outside, overlaps, crossings, abs(dy))
+                if best is None or score < best[0]:
+                    best = (score, box, side, dy)
+            if best[0][:3] == (False, 0, 0):
+                break
+        score, box, side, dy = best
+        total += np.asarray(score, dtype=float)
+        margin = np.array([-_SPACE, -1.0, _SPACE, 1.0])
+        placed = np.vstack([placed, box + margin])
+        texts = np.vstack([texts, box])
+        if abs(dy) > 0.5:
+            line = _leader((px, py), box)
+            line = line[~_inside(line, box[None])[:, 0]]
+            lines = np.vstack([lines, line])
+            owners = np.concatenate([owners, np.full(len(line), i)])
+        layout[i] = (Bbox.from_extents(*box), side, dy)
+    return tuple(total), layout
+
+
+def _leader(point: tuple[float, float], box: np.ndarray) -> np.ndarray:
+    """Sample points [33, 2] of the leader line from a data point to its label's centre."""
+    t = np.linspace(0.0, 1.0, 33)[:, None]
+    return (1 - t) * np.asarray(point) + t * (box[:2] + box[2:]) / 2
+
+
+def _inside(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """[points, boxes] booleans: whether each point lies in each box."""
+    x, y = points[:, :1], points[:, 1:]
+    return (x >= boxes[:, 0]) & (x <= boxes[:, 2]) & (y >= boxes[:, 1]) & (y <= boxes[:, 3])
+
+
+def _crossed(line: np.ndarray, own: np.ndarray, boxes: np.ndarray) -> int:
+    """How many ``boxes`` a leader line passes through, outside its own label ``own``."""
+    free = line[~_inside(line, own[None])[:, 0]]
+    return int(_inside(free, boxes).any(axis=0).sum()) if len(boxes) and len(free) else 0
+
+
+def _overlaps(box: np.ndarray, boxes: np.ndarray) -> int:
+    """How many ``boxes`` overlap ``box`` (touching edges do not count)."""
+    if not len(boxes):
+        return 0
+    w = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
+    h = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
+    return int(((w > 0) & (h > 0)).sum())

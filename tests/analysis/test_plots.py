@@ -1,0 +1,214 @@
+"""The report figures read like the tables: percent axes, no overprinted labels or ticks,
+a colorbar on every heat map. Overlap is measured on the drawn figure (Agg renderer)."""
+
+import collections
+import itertools
+import json
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+
+from attnlab.analysis import plots  # noqa: E402
+from attnlab.analysis.systems import SYSTEMS as ALL_SYSTEMS  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "results"
+SYSTEMS = tuple(ALL_SYSTEMS)  # the eleven AT and NAT systems of the experiment
+
+
+def rows_with(wers, latencies):
+    return [
+        {"system": s, "wer": w, "wer_ci95": (w, w), "latency_ms_b1": t}
+        for s, w, t in zip(SYSTEMS, wers, latencies, strict=False)
+    ]
+
+
+def overlapping_pairs(boxes):
+    return [
+        (i, j)
+        for (i, a), (j, b) in itertools.combinations(enumerate(boxes), 2)
+        if min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.y1, b.y1) > max(a.y0, b.y0)
+    ]
+
+
+def label_boxes(fig):
+    """Window extents of the point labels (the text only, not the leader lines)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.axes[0].texts if t.get_text() in SYSTEMS]
+    return texts, [Text.get_window_extent(t, renderer) for t in texts]
+
+
+def visible_tick_labels(axis):
+    """(text, window extent) of the tick labels drawn inside the axis' view."""
+    fig = axis.axes.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    lo, hi = sorted(axis.get_view_interval())
+    ticks = [t for t in axis.get_major_ticks() if lo <= t.get_loc() <= hi]
+    labels = [t.label1 for t in ticks if t.label1.get_visible() and t.label1.get_text()]
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in labels]
+
+
+@pytest.mark.parametrize(
+    "latencies",
+    [
+        [2.0 + 0.04 * k for k in range(11)],  # equal WER, close latencies (a quick run)
+        [2.0] * 11,  # equal WER and equal latency: every point on the same spot
+    ],
+)
+def test_labels_of_systems_with_equal_wer_do_not_overlap(latencies):
+    fig = plots.quality_vs_latency_figure(rows_with([1.0] * 11, latencies))
+    texts, boxes = label_boxes(fig)
+    assert sorted(t.get_text() for t in texts) == sorted(SYSTEMS)
+    assert overlapping_pairs(boxes) == []
+    frame = fig.axes[0].get_window_extent()
+    for box in boxes:  # every label stays readable inside the plot
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0
+        assert box.y1 <= frame.y1
+    for text in texts:  # each label is attached to its own point
+        assert text.xy == (latencies[SYSTEMS.index(text.get_text())], 1.0)
+    plt.close(fig)
+
+
+def test_labels_of_the_committed_g2p_results_do_not_overlap():
+    rows = json.loads((RESULTS / "g2p" / "results.json").read_text())
+    fig = plots.quality_vs_latency_figure(rows)
+    texts, boxes = label_boxes(fig)
+    assert len(texts) == len(rows) and overlapping_pairs(boxes) == []
+    plt.close(fig)
+
+
+def test_wer_axis_is_in_percent_as_in_the_table():
+    rows = rows_with([0.254, 0.26, 0.383, 0.64], [1.05, 2.33, 1.11, 1.13])
+    fig = plots.quality_vs_latency_figure(rows)
+    ax = fig.axes[0]
+    assert ax.yaxis.get_major_formatter()(0.254, 0) == "25.4%"
+    labels = visible_tick_labels(ax.yaxis)
+    assert len(labels) >= 3
+    formatter = ax.yaxis.get_major_formatter()
+    for text, _ in labels:  # each tick prints its own position in percent
+        assert text.endswith("%") and 0 <= float(text[:-1]) <= 100
+    for loc in ax.get_yticks():
+        assert formatter(loc, 0) == f"{100 * loc:.4g}%"
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("span", [(0.7, 6.0), (0.1, 100.0), (2.0, 2.4), (1.0, 3.3)])
+def test_log_latency_ticks_are_plain_numbers_that_do_not_collide(span):
+    latencies = np.geomspace(*span, num=4).tolist()
+    fig = plots.quality_vs_latency_figure(rows_with([0.3, 0.4, 0.5, 0.6], latencies))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    labels = visible_tick_labels(ax.xaxis)
+    assert len(labels) >= 2, labels
+    for text, _ in labels:
+        float(text.replace("−", "-"))  # a plain number, not 3x10^0
+    assert overlapping_pairs([box.padded(2) for _, box in labels]) == []
+    plt.close(fig)
+
+
+def length_errors():
+    rng = np.random.default_rng(0)
+    return {
+        "nat_length_pred": [*rng.integers(-3, 4, size=200).tolist(), 29, -7, 12],
+        "nat_oracle_length": [0] * 50,
+        "nat_eos_cut": [*rng.integers(-1, 2, size=100).tolist(), 8, 8],
+    }
+
+
+def test_length_error_ticks_are_spaced_integers_with_pooled_tails():
+    fig = plots.length_error_figure(plots.length_error_counts(length_errors()))
+    ax = fig.axes[0]
+    labels = visible_tick_labels(ax.xaxis)
+    texts = [t for t, _ in labels]
+    assert texts[0] == "≤−6" and texts[-1] == "≥+6"
+    values = [int(t.strip("≤≥").replace("−", "-")) for t in texts]
+    assert values == list(range(-6, 7))  # consecutive integers, one per column
+    assert overlapping_pairs([box.padded(3) for _, box in labels]) == []
+    plt.close(fig)
+
+
+def test_length_error_cells_are_the_percent_of_each_system():
+    errors = length_errors()
+    fig = plots.length_error_figure(plots.length_error_counts(errors))
+    table = fig.axes[0].images[0].get_array()
+    for row, values in zip(table, errors.values(), strict=True):
+        values = np.clip(values, -6, 6)  # the two tail columns pool the rest
+        expected = [np.mean(values == e) for e in range(-6, 7)]
+        np.testing.assert_allclose(row, expected)
+    assert fig.axes[0].images[0].colorbar is not None
+    plt.close(fig)
+
+
+def test_a_results_dir_is_redrawn_from_its_saved_data(tmp_path):
+    shutil.copy(RESULTS / "g2p_small" / "results.json", tmp_path)
+    errors = length_errors()
+    plots.length_error_histogram(errors, tmp_path / "length_errors.png")
+    saved = json.loads((tmp_path / "length_errors.json").read_text())
+    assert saved == {
+        k: {str(e): n for e, n in collections.Counter(v).items()} for k, v in errors.items()
+    }
+    (tmp_path / "length_errors.png").unlink()
+    paths = plots.render_plots(tmp_path)
+    assert [p.name for p in paths] == ["quality_vs_latency.png", "length_errors.png"]
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def assert_one_shared_colorbar(fig):
+    """Two heat maps on one 0..1 scale, and one colorbar (its own axes) that shows it."""
+    images = [im for ax in fig.axes for im in ax.images]
+    assert len(images) == 2 and all(im.get_clim() == (0.0, 1.0) for im in images)
+    (colorbar,) = [im.colorbar for im in images if im.colorbar is not None]
+    assert colorbar.ax in fig.axes and len(fig.axes) == 3  # two panels and the colorbar
+    assert (colorbar.vmin, colorbar.vmax) == (0.0, 1.0)
+    assert colorbar.ax.get_ylabel() == "attention weight"
+
+
+def test_attention_heat_maps_share_one_colorbar_from_0_to_1():
+    rng = np.random.default_rng(0)
+    maps = [
+        ("AT", rng.dirichlet(np.ones(5), size=4), list("ABCD"), list("abcde")),
+        ("NAT", rng.dirichlet(np.ones(5), size=3), list("ABC"), list("abcde")),
+    ]
+    fig = plots.attention_maps_figure(maps)
+    assert_one_shared_colorbar(fig)
+    plt.close(fig)
+
+
+def test_the_report_attention_figure_of_tiny_random_models_has_a_colorbar(tmp_path, monkeypatch):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nn"))
+    from flax import nnx
+    from nn_testing import VOCAB, tiny_config, tokens
+
+    from attnlab.analysis import report
+    from attnlab.data.vocab import Vocab
+    from attnlab.nn import build_model
+
+    figures = []
+    draw = plots.attention_maps_figure
+    monkeypatch.setattr(
+        plots, "attention_maps_figure", lambda m: figures.append(draw(m)) or figures[-1]
+    )
+    letters = [chr(ord("a") + i) for i in range(VOCAB - 5)]
+    info = types.SimpleNamespace(
+        src_vocab=Vocab(letters), tgt_vocab=Vocab([c.upper() for c in letters], tokenizer="space")
+    )
+    models = {
+        "at": build_model(tiny_config(name="seq2seq"), rngs=nnx.Rngs(0)),
+        "nat": build_model(tiny_config(name="nat"), rngs=nnx.Rngs(1)),
+    }
+    batches = [{"inputs": tokens(0, [5, 3], 8), "targets": tokens(1, [4, 2], 8)}]
+    path = report._attention_figure(models, batches, info, tmp_path / "attention_maps.png", 8)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (fig,) = figures
+    assert_one_shared_colorbar(fig)
