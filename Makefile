@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
-export JAX_PLATFORMS ?= cpu
 
 .PHONY: setup test demo lint format bench clean
 
@@ -16,7 +15,7 @@ $(STAMP): pyproject.toml requirements.lock
 setup: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile
+	JAX_PLATFORMS=cpu $(PY) -m pytest -n 2 --dist loadfile  # the suite is CPU-only, also on a GPU host
 
 DEMO_DIR ?= runs/demo
 
