@@ -13,8 +13,8 @@ from data_testing import tiny
 
 from attnlab.data import dataset_info, make_eval_batches, make_train_iterator, write_distilled
 from attnlab.data.datasets import clear_cache, iter_records, prepare, text
-from attnlab.data.specials import EOS
 from attnlab.data.vocab import Vocab
+from attnlab.specials import EOS
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attnlab.data import specials
+from attnlab import specials
 from attnlab.data.vocab import Vocab
 
 WORDS = ["hello", "world", "held", "low", "ode", "ñandú", "日本語"]

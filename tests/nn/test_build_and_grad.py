@@ -26,11 +26,11 @@ from attnlab.nn.config import (
     DECODER_INPUTS,
     INPUTS,
     LENGTH_MODES,
-    MASK_ID,
     NORM_POSITIONS,
     NORMS,
     POSITIONS,
 )
+from attnlab.specials import MASK
 
 CASES = [
     ("seq2seq", dict(attention="softmax", norm="layer", norm_position="pre",
@@ -80,7 +80,7 @@ def _loss(model, name, batch):
     if name == "seq2seq":
         return _xent(model(src, tgt, train=True), tgt)
     if name == "nat":
-        dec = jnp.where(tgt != 0, MASK_ID, 0)
+        dec = jnp.where(tgt != 0, MASK, 0)
         logits, length_logits = model(src, dec, train=True)
         classes = model.length_classes((tgt != 0).sum(1), (src != 0).sum(1))
         return _xent(logits, tgt) + _xent(length_logits, classes)

@@ -11,7 +11,8 @@ import pytest
 from flax import nnx
 from nn_testing import assert_close, tiny_model, tokens
 
-from attnlab.nn.config import ATTENTIONS, BOS_ID, POSITIONS
+from attnlab.nn.config import ATTENTIONS, POSITIONS
+from attnlab.specials import BOS
 
 T, CACHE_LEN = 6, 8
 
@@ -28,7 +29,7 @@ def test_decode_steps_match_the_full_pass(overrides):
     model = tiny_model(**overrides)
     src = tokens(0, [6, 3], 6)
     targets = tokens(1, [T, T], T)
-    tgt_in = np.concatenate([np.full((2, 1), BOS_ID, np.int32), targets[:, :-1]], axis=1)
+    tgt_in = np.concatenate([np.full((2, 1), BOS, np.int32), targets[:, :-1]], axis=1)
     full = model(src, tgt_in)
 
     cache = model.init_cache(src, CACHE_LEN)

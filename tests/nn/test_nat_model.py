@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nn_testing import MAX_LEN, assert_close, tiny_model, tokens
 
-from attnlab.nn.config import MASK_ID
 from attnlab.nn.nat import copy_indices
+from attnlab.specials import MASK
 
 
 @pytest.mark.parametrize("length_mode", ["absolute", "offset"])
@@ -48,8 +48,8 @@ def test_copy_source_feeds_the_decoder_the_copied_source_embeddings():
     model = tiny_model(name="nat", decoder_input="copy_source")
     src = tokens(0, [6, 3], 7)
     dec = np.zeros((2, 5), np.int32)
-    dec[0, :5] = MASK_ID
-    dec[1, :4] = [MASK_ID, 9, MASK_ID, MASK_ID]  # an observed token stays itself
+    dec[0, :5] = MASK
+    dec[1, :4] = [MASK, 9, MASK, MASK]  # an observed token stays itself
     inputs = np.asarray(model.decoder_inputs(dec, src))
     src_vectors = np.asarray(model.encoder.embedder.tokens(src))
     expected = {(0, j): round(j * 5 / 4) for j in range(5)}
@@ -62,8 +62,8 @@ def test_copy_source_feeds_the_decoder_the_copied_source_embeddings():
 def test_mask_input_feeds_the_mask_embedding():
     model = tiny_model(name="nat", decoder_input="mask")
     src = tokens(0, [6], 7)
-    dec = np.full((1, 4), MASK_ID, np.int32)
+    dec = np.full((1, 4), MASK, np.int32)
     inputs = np.asarray(model.decoder_inputs(dec, src))
-    mask_vector = np.asarray(model.decoder.embedder.tokens(jnp.array(MASK_ID)))
+    mask_vector = np.asarray(model.decoder.embedder.tokens(jnp.array(MASK)))
     for j in range(4):
         assert_close(inputs[0, j], mask_vector)

@@ -15,7 +15,7 @@ from attnlab.analysis import plots
 from attnlab.analysis.systems import valid_rows
 from attnlab.decode.nat import nat_decode
 from attnlab.nn.attention import capture_cross_attention
-from attnlab.nn.config import BOS_ID, EOS_ID, MASK_ID, PAD_ID
+from attnlab.specials import BOS, EOS, MASK, PAD
 
 _COLUMNS = (
     ("system", "system", "{}"),
@@ -123,18 +123,18 @@ def _attention_figure(models, batches, info, path: Path, max_len: int) -> Path |
     if "at" not in models or "nat" not in models:
         return None
     src = jnp.asarray(batches[0]["inputs"][:1])
-    n_src = int(np.sum(np.asarray(src) != PAD_ID))
+    n_src = int(np.sum(np.asarray(src) != PAD))
     src_tokens = info.src_vocab.decode(np.asarray(src[0, :n_src]).tolist())
     from attnlab.decode.at import at_decode
 
     at, nat = models["at"], models["nat"]
     hyp = np.asarray(at_decode(at, src, method="greedy", max_len=max_len))[0]
-    n_out = int(np.argmax(hyp == EOS_ID)) + 1 if (hyp == EOS_ID).any() else len(hyp)
-    tgt_in = jnp.asarray([[BOS_ID, *hyp[: n_out - 1].tolist()]])
+    n_out = int(np.argmax(hyp == EOS)) + 1 if (hyp == EOS).any() else len(hyp)
+    tgt_in = jnp.asarray([[BOS, *hyp[: n_out - 1].tolist()]])
     _, at_maps = capture_cross_attention(at, at, src, tgt_in)
     out = nat_decode(nat, src, "length_pred", max_len=max_len)
     length = int(out.lengths[0])
-    dec = jnp.where(jnp.arange(max_len)[None] < length, MASK_ID, PAD_ID).astype(jnp.int32)
+    dec = jnp.where(jnp.arange(max_len)[None] < length, MASK, PAD).astype(jnp.int32)
     _, nat_maps = capture_cross_attention(nat, nat.decode, dec, nat.encode(src), src)
     if not at_maps or not nat_maps:
         return None

@@ -8,7 +8,6 @@
   (sequence-level knowledge distillation); returns the data config that reads it.
 """
 
-from attnlab.data import specials
 from attnlab.data.config import data_config
 from attnlab.data.datasets import KNOWN_NAMES, TASKS, DatasetInfo, dataset_info
 from attnlab.data.distilled import write_distilled
@@ -28,6 +27,5 @@ __all__ = [
     "dataset_info",
     "make_eval_batches",
     "make_train_iterator",
-    "specials",
     "write_distilled",
 ]

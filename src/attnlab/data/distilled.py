@@ -51,8 +51,8 @@ from attnlab.data.datasets import (
     prepare,
     quiet_progress,
 )
-from attnlab.data.specials import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN
 from attnlab.data.vocab import Vocab
+from attnlab.specials import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN
 
 FORMAT = "attnlab-distilled-1"
 MANIFEST = "manifest.json"

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from attnlab.data.datasets import Fields, get_field, text
-from attnlab.data.specials import EOS, UNK
 from attnlab.data.vocab import Vocab
+from attnlab.specials import EOS, UNK
 
 
 @dataclasses.dataclass

@@ -1,4 +1,4 @@
-"""Vocabularies: token <-> id maps that share the special ids of ``attnlab.data.specials``.
+"""Vocabularies: token <-> id maps that share the special ids of ``attnlab.specials``.
 
 A ``Vocab`` knows its tokenizer, so it turns raw text into ids and back:
 
@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from attnlab.data.specials import BOS, EOS, NUM_SPECIALS, PAD, SPECIAL_TOKENS, UNK
+from attnlab.specials import BOS, EOS, NUM_SPECIALS, PAD, SPECIAL_TOKENS, UNK
 
 TOKENIZERS = ("char", "space", "sentencepiece")
 _FORMAT = "attnlab-vocab-1"

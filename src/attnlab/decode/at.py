@@ -39,10 +39,10 @@ from flax import nnx
 
 from attnlab.decode.compiled import FlatModel, model_jit, trim_source
 from attnlab.decode.search import beam_search, greedy_search, length_penalty_factor
-from attnlab.nn.config import BOS_ID, EOS_ID, MASK_ID, PAD_ID
+from attnlab.specials import BOS, EOS, MASK, PAD
 
 METHODS = ("greedy", "beam")
-_FORBIDDEN = (PAD_ID, BOS_ID, MASK_ID)
+_FORBIDDEN = (PAD, BOS, MASK)
 
 
 def _forbid(logits: jax.Array) -> jax.Array:
@@ -65,7 +65,7 @@ def uncached_step(model: nnx.Module, src: jax.Array, max_len: int) -> tuple[Call
     cache = {
         "enc": model.encode(src),
         "src": src,
-        "prefix": jnp.full((batch, max_len), PAD_ID, jnp.int32),
+        "prefix": jnp.full((batch, max_len), PAD, jnp.int32),
         "index": jnp.zeros((batch,), jnp.int32),
     }
 
@@ -90,7 +90,7 @@ def forced_length(tokens_to_logits: Callable) -> Callable:
     def step(tokens: jax.Array, cache: Any) -> tuple[jax.Array, Any]:
         at_eos = (cache["index"] == cache["eos_at"])[:, None]
         logits, cache = tokens_to_logits(tokens, cache)
-        is_eos = jnp.arange(logits.shape[-1])[None, :] == EOS_ID
+        is_eos = jnp.arange(logits.shape[-1])[None, :] == EOS
         return jnp.where(jnp.where(at_eos, is_eos, ~is_eos), logits, -jnp.inf), cache
 
     return step
@@ -114,8 +114,8 @@ def _search(
     common = dict(
         batch_size=src.shape[0],
         max_len=max_len,
-        bos_id=BOS_ID,
-        eos_id=EOS_ID,
+        bos_id=BOS,
+        eos_id=EOS,
         length_penalty=length_penalty,
     )
     if method == "greedy":
@@ -225,11 +225,11 @@ def at_decode(
 
 
 def _log_prob(model: nnx.Module, src: jax.Array, tokens: jax.Array) -> jax.Array:
-    tgt_in = jnp.concatenate([jnp.full_like(tokens[:, :1], BOS_ID), tokens[:, :-1]], axis=1)
+    tgt_in = jnp.concatenate([jnp.full_like(tokens[:, :1], BOS), tokens[:, :-1]], axis=1)
     logits = model(src, tgt_in).astype(jnp.float32)
     logp = jax.nn.log_softmax(logits.at[..., jnp.array(_FORBIDDEN)].set(-jnp.inf), axis=-1)
     token_logp = jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
-    return jnp.sum(jnp.where(tokens != PAD_ID, token_logp, 0.0), axis=1)
+    return jnp.sum(jnp.where(tokens != PAD, token_logp, 0.0), axis=1)
 
 
 _compiled_log_prob = model_jit(_log_prob)
@@ -251,7 +251,7 @@ def at_scorer(model: nnx.Module, *, length_penalty: float = 0.0) -> Callable:
         logp = run(jnp.asarray(src, jnp.int32), tokens)
         if alpha == 0.0:
             return logp
-        return logp / length_penalty_factor(jnp.sum(tokens != PAD_ID, axis=1), alpha)
+        return logp / length_penalty_factor(jnp.sum(tokens != PAD, axis=1), alpha)
 
     return score
 

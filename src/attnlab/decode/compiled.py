@@ -29,7 +29,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from attnlab.nn.config import PAD_ID
+from attnlab.specials import PAD
 
 SMALLEST_WIDTH = 8
 
@@ -97,7 +97,7 @@ def bucket(extent: int, full: int) -> int:
 def source_width(src: np.ndarray) -> int:
     """The width ``trim_source`` cuts ``src`` [B, S] to."""
     src = np.asarray(src)
-    used = np.flatnonzero(np.any(src != PAD_ID, axis=0))
+    used = np.flatnonzero(np.any(src != PAD, axis=0))
     return bucket(int(used[-1]) + 1 if used.size else 1, src.shape[1])
 
 

@@ -49,7 +49,7 @@ from flax import nnx
 
 from attnlab.decode.at import at_scorer
 from attnlab.decode.compiled import FlatModel, model_jit, trim_source, widths
-from attnlab.nn.config import BOS_ID, EOS_ID, MASK_ID, PAD_ID
+from attnlab.specials import BOS, EOS, MASK, PAD
 
 VALID_FORMS = (
     "length_pred",
@@ -59,8 +59,8 @@ VALID_FORMS = (
     "mask_predict:T",
     "<length_pred|length_beam:K|oracle_length>+mask_predict:T",
 )
-_CONTENT_FORBIDDEN = (PAD_ID, BOS_ID, EOS_ID, MASK_ID)
-_CANVAS_FORBIDDEN = (BOS_ID, MASK_ID)
+_CONTENT_FORBIDDEN = (PAD, BOS, EOS, MASK)
+_CANVAS_FORBIDDEN = (BOS, MASK)
 
 
 class NATStrategy(NamedTuple):
@@ -111,10 +111,10 @@ def _predict(model, enc, src, dec_tokens, lengths):
     logp = jax.nn.log_softmax(model.decode(dec_tokens, enc, src).astype(jnp.float32), axis=-1)
     pos = jnp.arange(dec_tokens.shape[1])[None, :]
     is_eos = pos == (lengths - 1)[:, None]
-    tokens = jnp.where(is_eos, EOS_ID, jnp.argmax(_allowed(logp, _CONTENT_FORBIDDEN), axis=-1))
-    tokens = jnp.where(pos < lengths[:, None], tokens, PAD_ID).astype(jnp.int32)
+    tokens = jnp.where(is_eos, EOS, jnp.argmax(_allowed(logp, _CONTENT_FORBIDDEN), axis=-1))
+    tokens = jnp.where(pos < lengths[:, None], tokens, PAD).astype(jnp.int32)
     token_logp = jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
-    return tokens, jnp.where(tokens != PAD_ID, token_logp, 0.0)
+    return tokens, jnp.where(tokens != PAD, token_logp, 0.0)
 
 
 def _mask_predict(model, enc, src, lengths, canvas: int, iterations: int):
@@ -122,7 +122,7 @@ def _mask_predict(model, enc, src, lengths, canvas: int, iterations: int):
     pos = jnp.arange(canvas)[None, :]
     inside = pos < lengths[:, None]
     content = pos < (lengths - 1)[:, None]
-    dec = jnp.where(inside, MASK_ID, PAD_ID).astype(jnp.int32)
+    dec = jnp.where(inside, MASK, PAD).astype(jnp.int32)
     tokens, token_logp = _predict(model, enc, src, dec, lengths)
     num_content = jnp.maximum(lengths - 1, 0)
     for t in range(1, iterations):
@@ -130,9 +130,7 @@ def _mask_predict(model, enc, src, lengths, canvas: int, iterations: int):
         confidence = jnp.where(content, token_logp, jnp.inf)
         rank = jnp.argsort(jnp.argsort(confidence, axis=1, stable=True), axis=1)
         remask = content & (rank < n[:, None])
-        new_tokens, new_logp = _predict(
-            model, enc, src, jnp.where(remask, MASK_ID, tokens), lengths
-        )
+        new_tokens, new_logp = _predict(model, enc, src, jnp.where(remask, MASK, tokens), lengths)
         tokens = jnp.where(remask, new_tokens, tokens)
         token_logp = jnp.where(remask, new_logp, token_logp)
     return tokens, token_logp
@@ -143,14 +141,14 @@ def _mean(token_logp: jax.Array, lengths: jax.Array) -> jax.Array:
 
 
 def _eos_cut(model, enc, src, canvas: int):
-    dec = jnp.full((src.shape[0], canvas), MASK_ID, jnp.int32)
+    dec = jnp.full((src.shape[0], canvas), MASK, jnp.int32)
     logp = jax.nn.log_softmax(model.decode(dec, enc, src).astype(jnp.float32), axis=-1)
     tokens = jnp.argmax(_allowed(logp, _CANVAS_FORBIDDEN), axis=-1).astype(jnp.int32)
-    is_eos = tokens == EOS_ID
+    is_eos = tokens == EOS
     lengths = jnp.where(jnp.any(is_eos, axis=1), jnp.argmax(is_eos, axis=1) + 1, canvas)
     keep = jnp.arange(canvas)[None, :] < lengths[:, None]
     token_logp = jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
-    tokens = jnp.where(keep, tokens, PAD_ID)
+    tokens = jnp.where(keep, tokens, PAD)
     token_logp = jnp.where(keep, token_logp, 0.0)
     return tokens[:, None], lengths[:, None], _mean(token_logp, lengths)[:, None]
 
@@ -177,7 +175,7 @@ def _candidates(model, src, ref_lengths, strategy: NATStrategy, canvas: int, tri
         def run() -> tuple[jax.Array, jax.Array]:
             tokens, token_logp = _mask_predict(model, enc, src, rows, width, strategy.iterations)
             pad = ((0, 0), (0, canvas - width))
-            return jnp.pad(tokens, pad, constant_values=PAD_ID), jnp.pad(token_logp, pad)
+            return jnp.pad(tokens, pad, constant_values=PAD), jnp.pad(token_logp, pad)
 
         return run
 

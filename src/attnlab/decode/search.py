@@ -45,9 +45,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from attnlab.specials import BOS, EOS, PAD
+
 TokensToLogits = Callable[[jax.Array, Any], tuple[jax.Array, Any]]
 
-PAD_ID = 0
 NEG_INF = -jnp.inf
 
 
@@ -104,8 +105,8 @@ def beam_search(
     batch_size: int,
     beam_size: int,
     max_len: int,
-    bos_id: int = 1,
-    eos_id: int = 2,
+    bos_id: int = BOS,
+    eos_id: int = EOS,
     length_penalty: float = 0.6,
 ) -> tuple[jax.Array, jax.Array]:
     """Beam search; returns ``(sequences [B, beam, max_len], scores [B, beam])``, best first.
@@ -146,7 +147,7 @@ def beam_search(
         live_parent, live_last = flat // vocab, flat % vocab
         live_seqs = jnp.take_along_axis(s.live_seqs, live_parent[:, :, None], axis=1)
         live_seqs = live_seqs.at[:, :, s.step].set(live_last)
-        live_seqs = jnp.where((live_logp > NEG_INF)[:, :, None], live_seqs, PAD_ID)
+        live_seqs = jnp.where((live_logp > NEG_INF)[:, :, None], live_seqs, PAD)
         return _BeamState(
             step=s.step + 1,
             live_seqs=live_seqs,
@@ -160,11 +161,11 @@ def beam_search(
 
     init = _BeamState(
         step=jnp.array(0, jnp.int32),
-        live_seqs=jnp.full((B, K, max_len), PAD_ID, jnp.int32),
+        live_seqs=jnp.full((B, K, max_len), PAD, jnp.int32),
         # Only beam 0 is live at the start; the others would duplicate it.
         live_logp=jnp.tile(jnp.array([0.0] + [NEG_INF] * (K - 1), jnp.float32), (B, 1)),
         last=jnp.full((B, K), bos_id, jnp.int32),
-        fin_seqs=jnp.full((B, K, max_len), PAD_ID, jnp.int32),
+        fin_seqs=jnp.full((B, K, max_len), PAD, jnp.int32),
         fin_scores=jnp.full((B, K), NEG_INF, jnp.float32),
         fin_flags=jnp.zeros((B, K), bool),
         cache=expand_to_beams(cache, K),
@@ -183,7 +184,7 @@ def beam_search(
     by_flag = jnp.argsort(~finished, axis=1, stable=True)[:, :K]
     seqs = jnp.take_along_axis(seqs, by_flag[:, :, None], axis=1)
     scores = jnp.take_along_axis(scores, by_flag, axis=1)
-    seqs = jnp.where((scores > NEG_INF)[:, :, None], seqs, PAD_ID)
+    seqs = jnp.where((scores > NEG_INF)[:, :, None], seqs, PAD)
     return seqs, scores
 
 
@@ -203,8 +204,8 @@ def greedy_search(
     *,
     batch_size: int,
     max_len: int,
-    bos_id: int = 1,
-    eos_id: int = 2,
+    bos_id: int = BOS,
+    eos_id: int = EOS,
     length_penalty: float = 0.6,
 ) -> tuple[jax.Array, jax.Array]:
     """Greedy search; returns ``(sequences [B, max_len], scores [B])``.
@@ -229,7 +230,7 @@ def greedy_search(
         logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
         token = jnp.argmax(logp, axis=-1).astype(jnp.int32)
         token_logp = jnp.take_along_axis(logp, token[:, None], axis=1)[:, 0]
-        token = jnp.where(s.done, PAD_ID, token)
+        token = jnp.where(s.done, PAD, token)
         return _GreedyState(
             step=s.step + 1,
             seqs=s.seqs.at[:, s.step].set(token),
@@ -242,7 +243,7 @@ def greedy_search(
 
     init = _GreedyState(
         step=jnp.array(0, jnp.int32),
-        seqs=jnp.full((B, max_len), PAD_ID, jnp.int32),
+        seqs=jnp.full((B, max_len), PAD, jnp.int32),
         logp=jnp.zeros((B,), jnp.float32),
         last=jnp.full((B,), bos_id, jnp.int32),
         length=jnp.zeros((B,), jnp.int32),

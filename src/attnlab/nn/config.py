@@ -14,12 +14,6 @@ import ml_collections
 
 from attnlab.ops.attention import SCORE_FUNCTIONS
 
-# Special token ids, the same as ``attnlab.data.specials`` (nn/ may not import data/).
-PAD_ID = 0
-BOS_ID = 1
-EOS_ID = 2
-MASK_ID = 4
-
 MODEL_NAMES = ("seq2seq", "nat", "tagger", "classifier")
 # The score functions (softmax, relu, ...) that ``ops.dot_product_attention`` computes via its
 # ``scores`` argument, then the attention kinds with their own ops.

@@ -6,8 +6,9 @@ import jax
 import ml_collections
 from flax import nnx
 
-from attnlab.nn.config import PAD_ID, validate
+from attnlab.nn.config import validate
 from attnlab.nn.stacks import Encoder, masked_mean
+from attnlab.specials import PAD
 
 
 class Tagger(nnx.Module):
@@ -32,4 +33,4 @@ class Classifier(nnx.Module):
 
     def __call__(self, tokens: jax.Array, *, train: bool = False) -> jax.Array:
         enc = self.encoder(tokens, train=train)
-        return self.head(masked_mean(enc, tokens != PAD_ID))
+        return self.head(masked_mean(enc, tokens != PAD))

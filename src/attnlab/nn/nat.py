@@ -24,8 +24,9 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from attnlab.nn.config import MASK_ID, PAD_ID, validate
+from attnlab.nn.config import validate
 from attnlab.nn.stacks import Decoder, Encoder, masked_mean
+from attnlab.specials import MASK, PAD
 
 
 class LengthPredictor(nnx.Module):
@@ -67,7 +68,7 @@ class NATSeq2Seq(nnx.Module):
     # -- length ------------------------------------------------------------------------
     def length_logits(self, enc: jax.Array, src: jax.Array) -> jax.Array:
         """Raw logits over the length classes, [B, max_len + 1]."""
-        return self.length_predictor(enc, src != PAD_ID)
+        return self.length_predictor(enc, src != PAD)
 
     def length_classes(self, tgt_lengths: jax.Array, src_lengths: jax.Array) -> jax.Array:
         """The class id [B] that encodes each target length (the length-loss target)."""
@@ -85,7 +86,7 @@ class NATSeq2Seq(nnx.Module):
         logits = self.length_logits(enc, src)
         if not self.offset:
             return jax.nn.log_softmax(logits, axis=-1)
-        src_lengths = (src != PAD_ID).sum(axis=1)
+        src_lengths = (src != PAD).sum(axis=1)
         lengths = jnp.arange(self.max_len + 1)[None, :]
         classes = lengths - src_lengths[:, None] + self.max_len // 2
         inside = (classes >= 0) & (classes <= self.max_len)
@@ -100,10 +101,10 @@ class NATSeq2Seq(nnx.Module):
             return vectors
         src_vectors = self.encoder.embedder.tokens(src)
         idx = copy_indices(
-            (src != PAD_ID).sum(axis=1), (dec_tokens != PAD_ID).sum(axis=1), dec_tokens.shape[1]
+            (src != PAD).sum(axis=1), (dec_tokens != PAD).sum(axis=1), dec_tokens.shape[1]
         )
         copied = jnp.take_along_axis(src_vectors, idx[..., None], axis=1)
-        return jnp.where((dec_tokens == MASK_ID)[..., None], copied, vectors)
+        return jnp.where((dec_tokens == MASK)[..., None], copied, vectors)
 
     def decode(
         self, dec_tokens: jax.Array, enc: jax.Array, src: jax.Array, *, train: bool = False
@@ -112,7 +113,7 @@ class NATSeq2Seq(nnx.Module):
         return self.decoder(
             dec_tokens,
             context=enc,
-            context_valid=src != PAD_ID,
+            context_valid=src != PAD,
             token_vectors=self.decoder_inputs(dec_tokens, src),
             train=train,
         )

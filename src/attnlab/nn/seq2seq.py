@@ -25,8 +25,9 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from attnlab.nn.config import PAD_ID, validate
+from attnlab.nn.config import validate
 from attnlab.nn.stacks import Decoder, Encoder
+from attnlab.specials import PAD
 
 
 class Seq2Seq(nnx.Module):
@@ -46,7 +47,7 @@ class Seq2Seq(nnx.Module):
         self, tgt_in: jax.Array, enc: jax.Array, src: jax.Array, *, train: bool = False
     ) -> jax.Array:
         """Causal decoder: ``tgt_in`` [B, T] -> logits [B, T, V]; ``src`` gives the mask."""
-        return self.decoder(tgt_in, context=enc, context_valid=src != PAD_ID, train=train)
+        return self.decoder(tgt_in, context=enc, context_valid=src != PAD, train=train)
 
     def __call__(self, src: jax.Array, tgt_in: jax.Array, *, train: bool = False) -> jax.Array:
         return self.decode(tgt_in, self.encode(src, train=train), src, train=train)
@@ -71,6 +72,6 @@ class Seq2Seq(nnx.Module):
     ) -> tuple[jax.Array, dict[str, Any]]:
         """Feed one token per row, ``tokens`` [B], -> (logits [B, V], advanced cache)."""
         logits, layers = self.decoder.step(
-            tokens, cache["layers"], cache["index"], cache["src"] != PAD_ID
+            tokens, cache["layers"], cache["index"], cache["src"] != PAD
         )
         return logits, {**cache, "layers": layers, "index": cache["index"] + 1}

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from attnlab.nn.config import PAD_ID
 from attnlab.nn.embed import Embedder
 from attnlab.nn.layers import DecoderLayer, EncoderLayer
 from attnlab.nn.norms import Identity, make_norm
+from attnlab.specials import PAD
 
 
 def masked_mean(x: jax.Array, valid: jax.Array) -> jax.Array:
@@ -48,7 +48,7 @@ class Encoder(nnx.Module):
         self.final_norm = _final_norm(cfg)
 
     def __call__(self, tokens: jax.Array, *, train: bool = False) -> jax.Array:
-        valid = tokens != PAD_ID
+        valid = tokens != PAD
         x = self.embedder(tokens, train=train)
         for layer in self.layers:
             x = layer(x, valid=valid, train=train)
@@ -85,7 +85,7 @@ class Decoder(nnx.Module):
         train: bool = False,
     ) -> jax.Array:
         """Full pass. ``token_vectors`` [B, T, d], if given, replace the token lookup."""
-        valid = tokens != PAD_ID
+        valid = tokens != PAD
         if token_vectors is None:
             token_vectors = self.embedder.tokens(tokens)
         x = self.embedder.embed_tokens(token_vectors, train=train)

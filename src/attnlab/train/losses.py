@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-PAD_ID, BOS_ID, MASK_ID = 0, 1, 4
+from attnlab.specials import BOS, MASK, PAD
 
 # A statistic is a (sum, count) pair; its value is sum / count.
 Stats = dict[str, tuple[jax.Array, jax.Array]]
@@ -44,7 +44,7 @@ def _token_stats(logits, targets, mask, smoothing) -> Stats:
 
 def shift_right(targets: jax.Array) -> jax.Array:
     """Teacher-forcing decoder input: ``[BOS] + targets[:-1]``."""
-    bos = jnp.full_like(targets[:, :1], BOS_ID)
+    bos = jnp.full_like(targets[:, :1], BOS)
     return jnp.concatenate([bos, targets[:, :-1]], axis=1)
 
 
@@ -61,9 +61,9 @@ def nat_decoder_input(
     are the whole padded canvas, so the decoder learns to emit the tokens, EOS, and then PAD
     at every later position; it never needs to be told the length.
     """
-    present = jnp.ones_like(targets, bool) if canvas else targets != PAD_ID
+    present = jnp.ones_like(targets, bool) if canvas else targets != PAD
     if masking == "all":
-        return jnp.where(present, MASK_ID, PAD_ID), present
+        return jnp.where(present, MASK, PAD), present
     if masking != "uniform":
         raise ValueError(f"unknown nat_masking {masking!r}; valid: all, uniform")
     k_key, order_key = jax.random.split(key)
@@ -72,7 +72,7 @@ def nat_decoder_input(
     scores = jnp.where(present, jax.random.uniform(order_key, targets.shape), 2.0)
     rank = jnp.argsort(jnp.argsort(scores, axis=-1), axis=-1)
     masked = present & (rank < k[:, None])
-    return jnp.where(masked, MASK_ID, targets), masked
+    return jnp.where(masked, MASK, targets), masked
 
 
 def compute_stats(
@@ -90,7 +90,7 @@ def compute_stats(
     if name == "seq2seq":
         src, targets = batch["inputs"], batch["targets"]
         logits = model(src, shift_right(targets), train=train)
-        stats = _token_stats(logits, targets, (targets != PAD_ID) & valid[:, None], smoothing)
+        stats = _token_stats(logits, targets, (targets != PAD) & valid[:, None], smoothing)
     elif name == "nat":
         src, targets = batch["inputs"], batch["targets"]
         masking = config.nat_masking if train else "all"
@@ -99,7 +99,7 @@ def compute_stats(
         logits, length_logits = model(src, dec, train=train)
         stats = _token_stats(logits, targets, loss_mask & valid[:, None], smoothing)
         length_target = model.length_classes(
-            jnp.sum(targets != PAD_ID, axis=-1), jnp.sum(src != PAD_ID, axis=-1)
+            jnp.sum(targets != PAD, axis=-1), jnp.sum(src != PAD, axis=-1)
         )
         l_loss, _, l_correct = smoothed_cross_entropy(length_logits, length_target, valid, 0.0)
         rows = jnp.sum(valid.astype(jnp.float32))
@@ -108,7 +108,7 @@ def compute_stats(
     elif name == "tagger":
         tokens, labels = batch["inputs"], batch["labels"]
         logits = model(tokens, train=train)
-        stats = _token_stats(logits, labels, (tokens != PAD_ID) & valid[:, None], smoothing)
+        stats = _token_stats(logits, labels, (tokens != PAD) & valid[:, None], smoothing)
     elif name == "classifier":
         logits = model(batch["inputs"], train=train)
         stats = _token_stats(logits, batch["label"], valid, smoothing)

@@ -1,4 +1,4 @@
-"""Special token ids shared by every vocabulary, model and decoder.
+"""Special token ids shared by every vocabulary, model, loss and decoder: the one definition.
 
 Ids 0..4 are reserved in every vocabulary, in this order; real tokens start at ``NUM_SPECIALS``.
 Padding is always on the right.
