@@ -43,7 +43,6 @@ no-op taking the model as the old decoders passed it (an ``nnx.State`` plus a st
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -65,6 +64,7 @@ from attnlab.data import make_eval_batches  # noqa: E402
 from attnlab.decode.at import at_searcher  # noqa: E402
 from attnlab.decode.compiled import FlatModel, model_jit  # noqa: E402
 from attnlab.nn import build_model  # noqa: E402
+from attnlab.train.config import load_config_file  # noqa: E402
 from benchmarks import common  # noqa: E402
 
 SECTION = "decoding"
@@ -79,10 +79,7 @@ def g2p_config(variant: str, data_dir: str = "") -> ml_collections.ConfigDict:
     """``experiments/configs/g2p.py:<variant>``, resolved as training resolves it."""
     from attnlab.train.resolve import resolve_config
 
-    spec = importlib.util.spec_from_file_location("bench_g2p_config", G2P_CONFIG)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(variant)
+    config = load_config_file(f"{G2P_CONFIG}:{variant}")
     if data_dir:
         config.data.data_dir = data_dir
     return resolve_config(config)[0]

@@ -23,7 +23,6 @@ of ``benchmarks/results.json``.
 from __future__ import annotations
 
 import collections
-import importlib.util
 import itertools
 import sys
 import time
@@ -39,6 +38,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from attnlab.data import dataset_info, make_train_iterator  # noqa: E402
+from attnlab.train.config import load_config_file  # noqa: E402
 from attnlab.train.resolve import create_train_state, resolve_config  # noqa: E402
 from attnlab.train.sharding import make_mesh, replicated, shard_batch  # noqa: E402
 from attnlab.train.steps import make_train_step  # noqa: E402
@@ -50,15 +50,11 @@ CONFIG = "experiments/configs/g2p.py:at"
 
 
 def load_config(spec: str):
-    """``path.py:arg`` -> ``get_config(arg)`` of that config file."""
-    path, _, arg = spec.partition(":")
-    path = Path(path) if Path(path).is_absolute() else ROOT / path
-    if not path.is_file():
-        raise SystemExit(f"--config: no config file {path}; expected e.g. {CONFIG}")
-    module_spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(arg or None)
+    """``path.py:arg`` (relative to the repository) -> ``get_config(arg)`` of that file."""
+    try:
+        return load_config_file(spec if Path(spec).is_absolute() else ROOT / spec)
+    except ValueError as err:
+        raise SystemExit(f"--config: {err}") from None
 
 
 class Consumer:

@@ -51,7 +51,6 @@ The figures go into the ``training`` section of ``benchmarks/results.json``.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import sys
@@ -70,6 +69,8 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
 from attnlab.nn.config import model_config  # noqa: E402
+from attnlab.specials import BOS, EOS, PAD  # noqa: E402
+from attnlab.train.config import load_config_file  # noqa: E402
 from attnlab.train.losses import shift_right, smoothed_cross_entropy  # noqa: E402
 from attnlab.train.resolve import create_train_state  # noqa: E402
 from attnlab.train.steps import make_train_step, merge_model  # noqa: E402
@@ -95,17 +96,13 @@ TARGET_SPEEDUP = 1.25  # JAX tokens/s over PyTorch tokens/s
 TARGET_MFU = 0.40
 CONFIG = ROOT / "experiments" / "configs" / "g2p.py"
 G2P_VOCAB = (33, 44)  # cmudict_g2p source and target vocabulary sizes, specials included
-PAD, BOS, EOS = 0, 1, 2
 PEAK_SIZE = 2048
 MIN_FILL = 0.55  # shortest synthetic sequence, as a fraction of the bucket length
 
 
 def load_config(variant: str, vocab: tuple[int, int] = G2P_VOCAB) -> ml_collections.ConfigDict:
     """``g2p.py:<variant>`` with every model key resolved, without building the dataset."""
-    spec = importlib.util.spec_from_file_location("g2p_config", CONFIG)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(variant)
+    config = load_config_file(f"{CONFIG}:{variant}")
     if config.model.name != "seq2seq":
         raise ValueError(f"variant {variant!r} is not an AT model; valid: at, at,quick")
     sizes = {"vocab_size": vocab[0], "target_vocab_size": vocab[1], "max_len": 32}

@@ -33,12 +33,11 @@ Each model is an ordinary training config (``config.at``, ``config.nat``, ...), 
 training key can be overridden, e.g. ``--config.at.num_train_steps=5000``.
 """
 
-import importlib.util
 from pathlib import Path
 
 import ml_collections
 
-from attnlab.train.config import parse_variant
+from attnlab.train.config import load_config_file, parse_variant
 
 SYSTEMS = (
     "at_greedy",
@@ -56,11 +55,7 @@ SYSTEMS = (
 
 
 def _task_config(file: str, variant: str):
-    path = Path(__file__).with_name(file)
-    spec = importlib.util.spec_from_file_location(f"_attnlab_cfg_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
+    return load_config_file(f"{Path(__file__).with_name(file)}:{variant}")
 
 
 def get_config(arg: str | None = None):

@@ -7,6 +7,7 @@ import pytest
 
 from attnlab.analysis.at_vs_nat import parse_systems, run
 from attnlab.analysis.systems import SYSTEMS
+from attnlab.train.config import load_config_file
 
 REQUIRED = (
     "system",
@@ -24,12 +25,7 @@ REQUIRED = (
 
 
 def quick_config():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("avn_cfg", "experiments/configs/at_vs_nat.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config("g2p,quick")
+    return load_config_file("experiments/configs/at_vs_nat.py:g2p,quick")
 
 
 @pytest.fixture(scope="module")

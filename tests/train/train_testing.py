@@ -1,6 +1,5 @@
 """Helpers for the train tests: tiny configs on small real datasets, exact state comparison."""
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from attnlab.train.config import load_config_file
 from attnlab.train.writers import TIMING_KEYS, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,11 +31,7 @@ RESUME = {
 
 def load_config(spec: str):
     """``get_config`` of ``experiments/configs/<file>`` with its variant, as the CLI does."""
-    file, _, variant = spec.partition(":")
-    module_spec = importlib.util.spec_from_file_location(f"config_{file[:-3]}", CONFIGS / file)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(variant or None)
+    return load_config_file(CONFIGS / spec)
 
 
 def quick_config(spec: str, data_dir: str, **overrides):

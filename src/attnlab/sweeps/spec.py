@@ -12,13 +12,14 @@ value fails before any run starts.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import ml_collections
+
+from attnlab.train.config import load_config_file
 
 # Keys counted in steps; a fixed-token sweep scales them by reference_batch / batch_size.
 STEP_KEYS = (
@@ -131,15 +132,7 @@ def parse_value(text: str) -> Any:
 
 def load_task_config(configs_dir: str | Path, task: str) -> ml_collections.ConfigDict:
     """``get_config(variant)`` of ``<configs_dir>/<file>``, as ``--config=file:variant`` does."""
-    file, _, variant = task.partition(":")
-    path = Path(configs_dir) / file
-    if not path.is_file():
-        valid = sorted(p.name for p in Path(configs_dir).glob("*.py"))
-        raise ValueError(f"config file {str(path)!r} not found; valid: {', '.join(valid)}")
-    spec = importlib.util.spec_from_file_location(f"_attnlab_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant or None)
+    return load_config_file(Path(configs_dir) / task)
 
 
 def set_key(config: ml_collections.ConfigDict, key: str, value: Any) -> None:

@@ -7,13 +7,14 @@ and one line, ``<prog>: error: <what> ...; valid: ...``, never a traceback.
 
 from __future__ import annotations
 
-import importlib.util
 import logging as std_logging
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from absl import flags, logging
+
+from attnlab.train.config import load_config_file
 
 
 def one_line(text: str) -> str:
@@ -31,15 +32,6 @@ def fail(prog: str, error: Exception | str, code: int = 2) -> NoReturn:
     """Print ``<prog>: error: <one line>`` to stderr and exit with ``code``."""
     print(f"{prog}: error: {one_line(str(error))}", file=sys.stderr)
     sys.exit(code)
-
-
-def load_config_file(spec: str) -> Any:
-    """``get_config(variant)`` of ``path.py[:variant]``, the way ``config_flags`` loads it."""
-    path, _, variant = spec.partition(":")
-    module_spec = importlib.util.spec_from_file_location("_attnlab_config_file", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(variant or None)
 
 
 def unknown_override(argv: Sequence[str], flag_name: str = "config") -> str | None:

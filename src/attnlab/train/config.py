@@ -8,8 +8,11 @@ A run is described by one ``ml_collections.ConfigDict``: the training keys below
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import ml_collections
@@ -137,6 +140,25 @@ def parse_variant(
         choices = ", ".join(groups[missing[0]])
         raise ValueError(f"{config_name} needs a variant for {missing[0]}; valid: {choices}")
     return chosen
+
+
+def load_config_file(spec: str | os.PathLike) -> ml_collections.ConfigDict:
+    """``get_config(variant)`` of a task config named as on the command line: ``file.py[:variant]``.
+
+    What ``--config=file.py:variant`` gives an entry point (ml_collections ``config_flags``),
+    for the code that needs a task config without parsing flags: the sweep runner, the
+    benchmarks, a config that builds on another. A missing file is a one-line ValueError that
+    lists the config files beside it.
+    """
+    file, _, variant = str(spec).partition(":")
+    path = Path(file)
+    if not path.is_file():
+        valid = sorted(p.name for p in path.parent.glob("*.py"))
+        raise ValueError(f"config file {file!r} not found; valid: {', '.join(valid)}")
+    module_spec = importlib.util.spec_from_file_location(f"_attnlab_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(variant or None)
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
