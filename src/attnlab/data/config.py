@@ -12,8 +12,11 @@ from typing import Any
 
 import ml_collections
 
+from attnlab.choices import check_choices
+
 LONG_POLICIES = ("filter", "truncate")
 SEQ_TOKENIZERS = ("char", "sentencepiece")  # for tfds:NAME text features
+CHOICES = {"long_policy": LONG_POLICIES, "tokenizer": SEQ_TOKENIZERS}
 DISTILLED = "distilled"  # data.name of a dataset written by attnlab.data.write_distilled
 DEFAULT_DATA_DIR = "~/.cache/attnlab/tfds"
 
@@ -72,14 +75,7 @@ def resolve(
         raise ValueError(f"unknown data key {unknown[0]!r}; valid: {', '.join(_DEFAULTS)}")
     merged = {**_DEFAULTS, **given}
     merged["bucket_boundaries"] = tuple(int(b) for b in merged["bucket_boundaries"] or ())
-    if merged["long_policy"] not in LONG_POLICIES:
-        raise ValueError(
-            f"unknown data.long_policy {merged['long_policy']!r}; valid: {', '.join(LONG_POLICIES)}"
-        )
-    if merged["tokenizer"] not in SEQ_TOKENIZERS:
-        raise ValueError(
-            f"unknown data.tokenizer {merged['tokenizer']!r}; valid: {', '.join(SEQ_TOKENIZERS)}"
-        )
+    check_choices(merged, CHOICES, prefix="data.")
     for key in ("max_len", "max_target_len", "max_source_examples", "vocab_examples"):
         if int(merged[key]) < 0:
             raise ValueError(f"data.{key} must be >= 0, got {merged[key]}")

@@ -21,6 +21,7 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
+from attnlab.choices import check_choice
 from attnlab.data.builders import BUILDERS, make_builder
 from attnlab.data.config import DISTILLED, data_dir, resolve
 from attnlab.data.vocab import Vocab
@@ -249,7 +250,7 @@ def prepare(data_cfg: Any) -> Prepared:
 
             prepared = prepare_distilled(cfg)
         else:
-            raise ValueError(f"unknown data.name {name!r}; valid: {', '.join(KNOWN_NAMES)}")
+            check_choice("data.name", name, KNOWN_NAMES)  # raises: no dataset has that name
         prepared.cfg = cfg
         _CACHE[key] = prepared
     return _CACHE[key]

@@ -22,15 +22,11 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from attnlab.choices import check_choice
 from attnlab.specials import BOS, EOS, NUM_SPECIALS, PAD, SPECIAL_TOKENS, UNK
 
 TOKENIZERS = ("char", "space", "sentencepiece")
 _FORMAT = "attnlab-vocab-1"
-
-
-def check_tokenizer(tokenizer: str) -> None:
-    if tokenizer not in TOKENIZERS:
-        raise ValueError(f"unknown tokenizer {tokenizer!r}; valid: {', '.join(TOKENIZERS)}")
 
 
 class Vocab:
@@ -39,7 +35,7 @@ class Vocab:
     def __init__(
         self, tokens: Sequence[str], *, tokenizer: str = "char", spm_model: bytes | None = None
     ) -> None:
-        check_tokenizer(tokenizer)
+        check_choice("tokenizer", tokenizer, TOKENIZERS)
         if (tokenizer == "sentencepiece") != (spm_model is not None):
             raise ValueError("a sentencepiece Vocab needs spm_model, and only it takes one")
         tokens = list(tokens)

@@ -37,11 +37,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from attnlab.choices import check_choice
 from attnlab.decode.compiled import FlatModel, model_jit, trim_source
 from attnlab.decode.search import beam_search, greedy_search, length_penalty_factor
 from attnlab.specials import BOS, EOS, MASK, PAD
 
-METHODS = ("greedy", "beam")
+DECODE_METHODS = ("greedy", "beam")
 _FORBIDDEN = (PAD, BOS, MASK)
 
 
@@ -146,8 +147,7 @@ def at_searcher(
     made. ``trim=False`` decodes the source at its given width (same output, more work).
     ``lengths`` [B] (counting the EOS) forces the output lengths, see ``forced_length``.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown decode method {method!r}; valid: {', '.join(METHODS)}")
+    check_choice("decode method", method, DECODE_METHODS)
     if method == "beam" and beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     limit = getattr(model, "max_len", None)  # positions beyond it would be silently clamped

@@ -9,8 +9,9 @@ from __future__ import annotations
 import ml_collections
 from flax import nnx
 
+from attnlab.choices import check_choice
 from attnlab.nn.attention import MultiHeadAttention
-from attnlab.nn.config import MODEL_NAMES, check_choice, model_config
+from attnlab.nn.config import MODEL_NAMES, model_config
 from attnlab.nn.conv import ConvMixer
 from attnlab.nn.encoders import Classifier, Tagger
 from attnlab.nn.layers import DecoderLayer, EncoderLayer, FeedForward
@@ -23,7 +24,7 @@ _MODELS = {"seq2seq": Seq2Seq, "nat": NATSeq2Seq, "tagger": Tagger, "classifier"
 
 def build_model(cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> nnx.Module:
     """The model named by ``cfg.name`` (``seq2seq | nat | tagger | classifier``)."""
-    return _MODELS[check_choice("name", cfg.name, MODEL_NAMES)](cfg, rngs=rngs)
+    return _MODELS[check_choice("model.name", cfg.name, MODEL_NAMES)](cfg, rngs=rngs)
 
 
 __all__ = [

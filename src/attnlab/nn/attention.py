@@ -32,7 +32,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from attnlab.nn.config import ATTENTIONS, POSITIONS, SCORE_FUNCTIONS, check_choice
+from attnlab.choices import check_choice
+from attnlab.nn.config import ATTENTIONS, POSITIONS, SCORE_FUNCTIONS, check_position_fits
 from attnlab.ops import attention as ops_attn
 from attnlab.ops import positional
 
@@ -59,12 +60,11 @@ class MultiHeadAttention(nnx.Module):
         chunk_size: int = 32,
         rngs: nnx.Rngs,
     ) -> None:
-        check_choice("attention", attention, ATTENTIONS)
-        check_choice("position", position, POSITIONS)
+        check_choice("model.attention", attention, ATTENTIONS)
+        check_choice("model.position", position, POSITIONS)
         if attention == "conv":
             raise ValueError("attention 'conv' is ConvMixer, not MultiHeadAttention")
-        if attention == "linear" and position == "alibi":
-            raise ValueError("position 'alibi' needs a score matrix; linear attention has none")
+        check_position_fits(attention, position)
         self.attention = attention
         self.position = position
         self.causal = causal

@@ -1,17 +1,17 @@
 """Model configuration: every model key with its default, and the valid string choices.
 
-A model is described by a flat ``ml_collections.ConfigDict`` (see ``model_config``). String
-options are checked with ``check_choice``, which raises a one-line ``ValueError`` naming the
-key, the bad value and the valid values.
+A model is described by a flat ``ml_collections.ConfigDict`` (see ``model_config``). Its
+string options are declared in ``CHOICES`` and checked by ``validate`` (``attnlab.choices``):
+a bad value is a one-line ``ValueError`` naming the key, the value and the valid values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
 
+from attnlab.choices import check_choices
 from attnlab.ops.attention import SCORE_FUNCTIONS
 
 MODEL_NAMES = ("seq2seq", "nat", "tagger", "classifier")
@@ -26,7 +26,7 @@ LENGTH_MODES = ("absolute", "offset")
 DECODER_INPUTS = ("mask", "copy_source")
 POOLINGS = ("mean",)
 
-_CHOICES = {
+CHOICES = {
     "name": MODEL_NAMES,
     "attention": ATTENTIONS,
     "norm": NORMS,
@@ -78,13 +78,6 @@ def model_config(**overrides: Any) -> ml_collections.ConfigDict:
     return cfg
 
 
-def check_choice(key: str, value: str, choices: Sequence[str]) -> str:
-    """Return ``value`` if it is one of ``choices``, else raise a ValueError naming all three."""
-    if value not in choices:
-        raise ValueError(f"unknown model.{key} {value!r}; valid: {', '.join(choices)}")
-    return value
-
-
 def validate(cfg: ml_collections.ConfigDict) -> None:
     """Check every string choice of ``cfg`` and the combinations that cannot work.
 
@@ -93,8 +86,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
       queries and keys) have nothing to act on; use ``none``, ``sinusoidal`` or ``learned``.
     - ``attention_dropout`` would need the attention weights, which ops/ does not expose.
     """
-    for key, choices in _CHOICES.items():
-        check_choice(key, cfg[key], choices)
+    check_choices(cfg, CHOICES, prefix="model.")
     for key in ("d_model", "num_heads", "d_ff", "max_len", "vocab_size", "target_vocab_size"):
         if not 1 <= int(cfg[key]) <= 2**20:
             raise ValueError(f"model.{key} must be in [1, {2**20}], got {cfg[key]}")
@@ -105,16 +97,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         raise ValueError(f"model.dropout must be in [0, 1), got {cfg.dropout}")
     if cfg.d_model % cfg.num_heads:
         raise ValueError(f"d_model {cfg.d_model} is not divisible by num_heads {cfg.num_heads}")
-    if cfg.attention == "linear" and cfg.position == "alibi":
-        raise ValueError(
-            "model.position 'alibi' needs a score matrix; linear attention has none "
-            "(valid with linear: none, sinusoidal, learned, rotary)"
-        )
-    if cfg.attention == "conv" and cfg.position in ("rotary", "alibi"):
-        raise ValueError(
-            f"model.position {cfg.position!r} acts on queries and keys; conv has none "
-            "(valid with conv: none, sinusoidal, learned)"
-        )
+    check_position_fits(cfg.attention, cfg.position)
     if cfg.attention_dropout:
         raise ValueError(
             f"model.attention_dropout {cfg.attention_dropout} is not supported "
@@ -122,3 +105,17 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         )
     if cfg.conv_kernel < 1 or cfg.local_window < 1 or cfg.chunk_size < 1:
         raise ValueError("conv_kernel, local_window and chunk_size must be >= 1")
+
+
+def check_position_fits(attention: str, position: str) -> None:
+    """Refuse a position signal that the attention choice has nothing to apply to."""
+    if attention == "linear" and position == "alibi":
+        raise ValueError(
+            "model.position 'alibi' needs a score matrix; linear attention has none "
+            "(valid with linear: none, sinusoidal, learned, rotary)"
+        )
+    if attention == "conv" and position in ("rotary", "alibi"):
+        raise ValueError(
+            f"model.position {position!r} acts on queries and keys; conv has none "
+            "(valid with conv: none, sinusoidal, learned)"
+        )

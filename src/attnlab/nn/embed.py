@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from attnlab.nn.config import INPUTS, POSITIONS, check_choice
+from attnlab.choices import check_choice
+from attnlab.nn.config import INPUTS, POSITIONS
 from attnlab.ops import positional
 
 
@@ -29,7 +30,7 @@ class TokenInput(nnx.Module):
     """Token ids [..] -> vectors [.., d_model], by ``embedding`` or ``one_hot`` projection."""
 
     def __init__(self, vocab_size: int, d_model: int, *, kind: str, rngs: nnx.Rngs) -> None:
-        self.kind = check_choice("input", kind, INPUTS)
+        self.kind = check_choice("model.input", kind, INPUTS)
         self.vocab_size = vocab_size
         self.d_model = d_model
         if kind == "embedding":
@@ -55,7 +56,7 @@ class PositionInput(nnx.Module):
     """Adds the absolute position signal (``sinusoidal`` or ``learned``) to the input."""
 
     def __init__(self, kind: str, max_len: int, d_model: int, *, rngs: nnx.Rngs) -> None:
-        self.kind = check_choice("position", kind, POSITIONS)
+        self.kind = check_choice("model.position", kind, POSITIONS)
         self.max_len = max_len
         self.d_model = d_model
         if kind == "learned":

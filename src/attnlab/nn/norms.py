@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from attnlab.nn.config import NORMS, check_choice
+from attnlab.choices import check_choice
+from attnlab.nn.config import NORMS
 from attnlab.ops import norms as ops_norms
 
 
@@ -83,7 +84,7 @@ class Identity(nnx.Module):
 
 def make_norm(kind: str, dim: int, *, eps: float, momentum: float) -> nnx.Module:
     """The norm module named by ``model.norm``."""
-    check_choice("norm", kind, NORMS)
+    check_choice("model.norm", kind, NORMS)
     if kind == "layer":
         return LayerNorm(dim, eps=eps)
     if kind == "rms":

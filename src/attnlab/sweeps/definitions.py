@@ -30,6 +30,7 @@ was estimated at 7-9.5 h: too long for this machine.)
 
 from __future__ import annotations
 
+from attnlab.choices import check_choice
 from attnlab.sweeps.spec import Grid, Sweep
 
 # The common G2P base: 2+2 layers, d_model 64, 4000 steps of 64 words (about two epochs of
@@ -241,6 +242,4 @@ SWEEPS: dict[str, Sweep] = {
 
 def get_sweep(name: str) -> Sweep:
     """The sweep called ``name``; an unknown name raises a ValueError listing the valid ones."""
-    if name not in SWEEPS:
-        raise ValueError(f"unknown sweep {name!r}; valid: {', '.join(SWEEPS)}")
-    return SWEEPS[name]
+    return SWEEPS[check_choice("sweep", name, list(SWEEPS))]

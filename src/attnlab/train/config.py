@@ -17,8 +17,10 @@ from typing import Any
 
 import ml_collections
 
+from attnlab.choices import check_choices
+from attnlab.decode.at import DECODE_METHODS
+
 SCHEDULES = ("rsqrt", "cosine", "constant")
-DECODE_METHODS = ("greedy", "beam")
 NAT_MASKINGS = ("all", "uniform")
 NAT_TARGETS = ("length", "eos_pad")
 INT32_MAX = 2**31 - 1
@@ -43,7 +45,7 @@ RESUMABLE_KEYS = (
     "data.data_dir",
 )
 
-_CHOICES = {
+CHOICES = {
     "schedule": SCHEDULES,
     "decode_method": DECODE_METHODS,
     "nat_masking": NAT_MASKINGS,
@@ -163,9 +165,7 @@ def load_config_file(spec: str | os.PathLike) -> ml_collections.ConfigDict:
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
     """Check training keys; raise a one-line ValueError naming the key and the valid values."""
-    for key, choices in _CHOICES.items():
-        if config[key] not in choices:
-            raise ValueError(f"unknown {key} {config[key]!r}; valid: {', '.join(choices)}")
+    check_choices(config, CHOICES)
     positive = ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps")
     positive += ("checkpoint_every_steps", "max_to_keep", "eval_batch_size", "beam_size")
     for key in positive:

@@ -17,7 +17,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from attnlab.choices import check_choice
+from attnlab.nn.config import MODEL_NAMES
 from attnlab.specials import BOS, MASK, PAD
+from attnlab.train.config import NAT_MASKINGS
 
 # A statistic is a (sum, count) pair; its value is sum / count.
 Stats = dict[str, tuple[jax.Array, jax.Array]]
@@ -64,8 +67,7 @@ def nat_decoder_input(
     present = jnp.ones_like(targets, bool) if canvas else targets != PAD
     if masking == "all":
         return jnp.where(present, MASK, PAD), present
-    if masking != "uniform":
-        raise ValueError(f"unknown nat_masking {masking!r}; valid: all, uniform")
+    check_choice("nat_masking", masking, NAT_MASKINGS)
     k_key, order_key = jax.random.split(key)
     lengths = jnp.sum(present, axis=-1)
     k = jnp.floor(jax.random.uniform(k_key, lengths.shape) * lengths).astype(jnp.int32) + 1
@@ -84,7 +86,7 @@ def compute_stats(
     key: jax.Array | None = None,
 ) -> tuple[jax.Array, Stats]:
     """Run ``model`` on ``batch`` and return (the loss to minimise, its statistics)."""
-    name = config.model.name
+    name = check_choice("model.name", config.model.name, MODEL_NAMES)
     smoothing = config.label_smoothing if train else 0.0
     valid = batch["valid"].astype(bool)
     if name == "seq2seq":
@@ -109,11 +111,9 @@ def compute_stats(
         tokens, labels = batch["inputs"], batch["labels"]
         logits = model(tokens, train=train)
         stats = _token_stats(logits, labels, (tokens != PAD) & valid[:, None], smoothing)
-    elif name == "classifier":
+    else:  # classifier
         logits = model(batch["inputs"], train=train)
         stats = _token_stats(logits, batch["label"], valid, smoothing)
-    else:
-        raise ValueError(f"unknown model.name {name!r}; valid: seq2seq, nat, tagger, classifier")
     loss = mean(stats["loss"])
     if name == "nat":
         loss = loss + config.length_loss_weight * mean(stats["length_loss"])

@@ -19,13 +19,16 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from attnlab.choices import check_choice
+from attnlab.train.config import SCHEDULES
+
 
 def learning_rate_schedule(config: ml_collections.ConfigDict) -> Callable[[jax.Array], jax.Array]:
     """The schedule named by ``config.schedule``, as a function of optax's update count."""
     peak = float(config.learning_rate)
     warmup = int(config.warmup_steps)
     total = int(config.num_train_steps)
-    name = config.schedule
+    name = check_choice("schedule", config.schedule, SCHEDULES)
 
     def schedule(count: jax.Array) -> jax.Array:
         s = jnp.asarray(count, jnp.float32) + 1.0
@@ -34,10 +37,8 @@ def learning_rate_schedule(config: ml_collections.ConfigDict) -> Callable[[jax.A
         elif name == "cosine":
             progress = jnp.clip((s - warmup) / max(total - warmup, 1), 0.0, 1.0)
             decayed = peak * 0.5 * (1.0 + jnp.cos(math.pi * progress))
-        elif name == "constant":
+        else:  # constant
             decayed = jnp.full_like(s, peak)
-        else:
-            raise ValueError(f"unknown schedule {name!r}; valid: rsqrt, cosine, constant")
         if warmup == 0:
             return decayed
         return jnp.where(s < warmup, peak * s / warmup, decayed)

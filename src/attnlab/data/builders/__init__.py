@@ -15,6 +15,7 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
+from attnlab.choices import check_choice
 from attnlab.data.builders.cmudict_g2p import CmudictG2P
 from attnlab.data.builders.cmudict_syllables import CmudictSyllables
 from attnlab.data.builders.cn_address import CnAddress
@@ -62,20 +63,19 @@ def _limited(cls, base: str, limit: int, data_dir: str) -> tfds.core.DatasetBuil
 def make_builder(name: str, cfg: Mapping[str, Any], data_dir: str) -> tfds.core.DatasetBuilder:
     """The builder of our dataset ``name`` configured by the resolved ``data.*`` keys."""
     limit = int(cfg["max_source_examples"])
+    check_choice("builder", name, list(BUILDERS))
     if name == "cmudict_g2p":
         return _limited(CmudictG2P, "stress" if cfg["keep_stress"] else "phonemes", limit, data_dir)
     if name in ("cmudict_syllables", "cn_address"):
         return _limited(BUILDERS[name], "default", limit, data_dir)
-    if name == "synthetic_seq2seq":
-        config = synthetic_config(
-            cfg["synthetic_task"],
-            int(cfg["synthetic_vocab_size"]),
-            int(cfg["synthetic_min_length"]),
-            int(cfg["synthetic_max_length"]),
-            limit,
-        )
-        return _create(SyntheticSeq2Seq, config, data_dir)
-    raise ValueError(f"unknown builder {name!r}; valid: {', '.join(BUILDERS)}")
+    config = synthetic_config(  # synthetic_seq2seq
+        cfg["synthetic_task"],
+        int(cfg["synthetic_vocab_size"]),
+        int(cfg["synthetic_min_length"]),
+        int(cfg["synthetic_max_length"]),
+        limit,
+    )
+    return _create(SyntheticSeq2Seq, config, data_dir)
 
 
 __all__ = ["BUILDERS", "make_builder"]

@@ -22,9 +22,11 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
+from attnlab.choices import check_choice
 from attnlab.data.builders.common import AttnlabBuilder, LimitedConfig, split_of
 
-TASKS = ("copy", "reverse", "sort")
+_TARGETS = {"copy": list, "reverse": lambda source: source[::-1], "sort": sorted}
+TASKS = tuple(_TARGETS)
 SEED = 20240601
 DEFAULT_NUM_EXAMPLES = 20000
 
@@ -35,13 +37,8 @@ def symbols(vocab_size: int) -> list[str]:
 
 
 def target_of(task: str, source: list[str]) -> list[str]:
-    if task == "copy":
-        return list(source)
-    if task == "reverse":
-        return source[::-1]
-    if task == "sort":
-        return sorted(source)
-    raise ValueError(f"unknown synthetic_task {task!r}; valid: {', '.join(TASKS)}")
+    """The target of ``source`` under ``task`` (one of ``TASKS``)."""
+    return _TARGETS[check_choice("data.synthetic_task", task, TASKS)](source)
 
 
 @dataclasses.dataclass(eq=False)
@@ -56,8 +53,7 @@ def synthetic_config(
     task: str, vocab_size: int, min_length: int, max_length: int, num_examples: int
 ) -> SyntheticConfig:
     """The config for one synthetic task; its name spells out every field."""
-    if task not in TASKS:
-        raise ValueError(f"unknown synthetic_task {task!r}; valid: {', '.join(TASKS)}")
+    check_choice("data.synthetic_task", task, TASKS)
     if vocab_size < 1 or not 1 <= min_length <= max_length:
         raise ValueError(
             "synthetic data needs synthetic_vocab_size >= 1 and "
