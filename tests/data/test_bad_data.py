@@ -7,9 +7,10 @@ import pytest
 from data_testing import tiny
 
 from attnlab.data import dataset_info, make_eval_batches, make_train_iterator
-from attnlab.data.datasets import Fields, iter_records, prepare, text
+from attnlab.data.datasets import prepare
 from attnlab.data.encode import Encoder
 from attnlab.data.pipeline import build_train_iterator
+from attnlab.data.sources import Fields, iter_records, text
 from attnlab.data.vocab import Vocab
 
 GOOD = [("cat", "K AE T"), ("dog", "D AO G"), ("act", "AE K T"), ("god", "G AA D")] * 3

@@ -7,7 +7,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from attnlab.data import dataset_info, make_eval_batches, make_train_iterator
-from attnlab.data.datasets import clear_cache, get_field, iter_records, prepare, text
+from attnlab.data.datasets import clear_cache, prepare
+from attnlab.data.sources import get_field, iter_records, text
 
 NAME = "tfds:ted_hrlr_translate/pt_to_en"
 

@@ -10,7 +10,8 @@ from data_testing import tiny
 from attnlab.data.builders.cmudict_g2p import load_cmudict
 from attnlab.data.builders.cmudict_syllables import NUM_CLASSES
 from attnlab.data.builders.common import split_of
-from attnlab.data.datasets import iter_records, prepare, text
+from attnlab.data.datasets import prepare
+from attnlab.data.sources import iter_records, text
 
 VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
 

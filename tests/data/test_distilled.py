@@ -12,7 +12,8 @@ import pytest
 from data_testing import tiny
 
 from attnlab.data import dataset_info, make_eval_batches, make_train_iterator, write_distilled
-from attnlab.data.datasets import clear_cache, iter_records, prepare, text
+from attnlab.data.datasets import clear_cache, prepare
+from attnlab.data.sources import iter_records, text
 from attnlab.data.vocab import Vocab
 from attnlab.specials import EOS
 

@@ -8,7 +8,8 @@ import pytest
 from data_testing import tiny
 
 from attnlab.data.builders.cn_address import TAGS
-from attnlab.data.datasets import iter_records, prepare, text
+from attnlab.data.datasets import prepare
+from attnlab.data.sources import iter_records, text
 
 SPLITS = ("train", "validation", "test")
 

@@ -7,8 +7,9 @@ import pytest
 from data_testing import tiny
 
 from attnlab.data import dataset_info, make_eval_batches, make_train_iterator
-from attnlab.data.datasets import iter_records, prepare, text
+from attnlab.data.datasets import prepare
 from attnlab.data.pipeline import bucket_shapes
+from attnlab.data.sources import iter_records, text
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from train_testing import (
     state_leaves,
 )
 
-import attnlab.data
 from attnlab.train import NonFiniteLossError, restore_model, train_and_evaluate
 from attnlab.train import loop as loop_module
 
@@ -27,7 +26,7 @@ class Crash(Exception):
 
 
 def _crash_after(monkeypatch, k):
-    real = attnlab.data.make_train_iterator
+    real = loop_module.make_train_iterator
 
     def make(data_cfg, *, batch_size, seed):
         iterator = real(data_cfg, batch_size=batch_size, seed=seed)
@@ -44,7 +43,7 @@ def _crash_after(monkeypatch, k):
         iterator.__class__ = Dying
         return iterator
 
-    monkeypatch.setattr(attnlab.data, "make_train_iterator", make)
+    monkeypatch.setattr(loop_module, "make_train_iterator", make)
 
 
 def _resume_config(data_dir):

@@ -13,6 +13,7 @@ import numpy as np
 
 from attnlab.analysis import plots
 from attnlab.analysis.systems import valid_rows
+from attnlab.decode.at import at_decode
 from attnlab.decode.nat import nat_decode
 from attnlab.nn.attention import capture_cross_attention
 from attnlab.specials import BOS, EOS, MASK, PAD
@@ -125,8 +126,6 @@ def _attention_figure(models, batches, info, path: Path, max_len: int) -> Path |
     src = jnp.asarray(batches[0]["inputs"][:1])
     n_src = int(np.sum(np.asarray(src) != PAD))
     src_tokens = info.src_vocab.decode(np.asarray(src[0, :n_src]).tolist())
-    from attnlab.decode.at import at_decode
-
     at, nat = models["at"], models["nat"]
     hyp = np.asarray(at_decode(at, src, method="greedy", max_len=max_len))[0]
     n_out = int(np.argmax(hyp == EOS)) + 1 if (hyp == EOS).any() else len(hyp)

@@ -9,10 +9,11 @@
 """
 
 from attnlab.data.config import data_config
-from attnlab.data.datasets import KNOWN_NAMES, TASKS, DatasetInfo, dataset_info
-from attnlab.data.distilled import write_distilled
+from attnlab.data.datasets import KNOWN_NAMES, dataset_info
+from attnlab.data.distilled_writer import write_distilled
 from attnlab.data.encode import Counts
 from attnlab.data.pipeline import EvalBatches, TrainIterator, make_eval_batches, make_train_iterator
+from attnlab.data.sources import TASKS, DatasetInfo
 from attnlab.data.vocab import Vocab
 
 __all__ = [

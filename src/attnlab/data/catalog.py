@@ -24,7 +24,7 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
-from attnlab.data.datasets import (
+from attnlab.data.sources import (
     BatchedSource,
     DatasetInfo,
     Fields,

@@ -1,174 +1,37 @@
-"""Dataset lookup by name, preparation on first use, vocabularies, and ``DatasetInfo``.
+"""Dataset lookup by name, preparation on first use, and ``dataset_info``.
 
 ``prepare(cfg)`` builds the TFDS data (once, under a file lock, so parallel processes never
 build the same dataset twice), opens every split as a ``tfds`` array_record data source, and
 loads the vocabularies saved beside the data, building them from the training split the first
-time. A ``Prepared`` dataset knows which record fields hold the input, the target and the
-references, so the pipeline stays the same for every dataset.
+time. It dispatches on ``data.name``: our builders (here), ``tfds:NAME`` (``catalog.py``) and
+``distilled`` (``distilled.py``); each returns a ``sources.Prepared``.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
-import dataclasses
-import fcntl
-import os
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import tensorflow_datasets as tfds
-
 from attnlab.choices import check_choice
 from attnlab.data.builders import BUILDERS, make_builder
+from attnlab.data.catalog import prepare_catalog
 from attnlab.data.config import DISTILLED, data_dir, resolve
+from attnlab.data.distilled import distilled_base, read_distilled
+from attnlab.data.sources import (
+    BatchedSource,
+    DatasetInfo,
+    Fields,
+    Prepared,
+    file_lock,
+    iter_records,
+    quiet_progress,
+    text,
+)
 from attnlab.data.vocab import Vocab
 
-TASKS = ("seq2seq", "tagging", "classification")
 KNOWN_NAMES = (*BUILDERS, DISTILLED, "tfds:NAME")
-SPLIT_ALIASES = {"dev": "validation", "valid": "validation"}
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetInfo:
-    """What a model needs to know about a dataset. ``num_classes`` is 0 for seq2seq."""
-
-    name: str
-    task: str
-    src_vocab: Vocab
-    tgt_vocab: Vocab | None
-    num_classes: int
-    max_len: int
-    max_target_len: int
-    split_sizes: dict[str, int]
-    label_names: tuple[str, ...]
-    data_dir: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Fields:
-    """Where a record keeps its parts; ``target`` is text, a tag list or a class id by task.
-
-    With ``tokenized``, the input and target fields hold token lists rather than text, so no
-    tokenizer runs (distilled data keeps the teacher's exact tokens).
-    """
-
-    task: str
-    input: str
-    target: str
-    references: str | None = None
-    tokenized: bool = False
-
-
-@dataclasses.dataclass
-class Prepared:
-    info: DatasetInfo
-    sources: dict[str, Any]
-    fields: Fields
-    cfg: Any = None  # the resolved data config
-    split_fields: dict[str, Fields] = dataclasses.field(default_factory=dict)  # overrides
-
-    def source(self, split: str) -> Any:
-        return self.sources[self._split(split)]
-
-    def fields_of(self, split: str) -> Fields:
-        """The record layout of ``split`` (a distilled train split differs from the rest)."""
-        return self.split_fields.get(self._split(split), self.fields)
-
-    def _split(self, split: str) -> str:
-        split = SPLIT_ALIASES.get(split, split)
-        if split not in self.sources:
-            raise ValueError(
-                f"unknown split {split!r} for {self.info.name}; valid: {', '.join(self.sources)}"
-            )
-        return split
-
-
-class BatchedSource:
-    """A TFDS data source with grain's batched-read hook (``_getitems``).
-
-    ``ArrayRecordDataSource.__getitems__`` reads many records in one call, about 8x faster
-    than one ``__getitem__`` per record; grain's ``MapDataset._getitems`` calls it through
-    this adapter.
-    """
-
-    def __init__(self, source: Any, limit: int = 0) -> None:
-        self._source = source
-        self._len = len(source) if limit <= 0 else min(limit, len(source))
-        self._batched = True
-        if self._len:
-            try:  # the data source of tfds.testing.mock_data has a broken __getitems__
-                source.__getitems__([0])
-            except TypeError:
-                self._batched = False
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __getitem__(self, index: int) -> Any:
-        return self._source[int(index)]
-
-    def _getitems(self, indices: Sequence[int]) -> list[Any]:
-        if not self._batched:
-            return [self._source[int(i)] for i in indices]
-        return list(self._source.__getitems__([int(i) for i in indices]))
-
-    def __repr__(self) -> str:
-        return f"BatchedSource({self._source!r}, len={self._len})"
-
-
-def text(value: Any) -> str:
-    """A TFDS text value (bytes from array_record, str from mock data) as str."""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def get_field(record: Mapping[str, Any], path: str) -> Any:
-    """``record[path]``, where ``a/b`` reads a nested feature."""
-    value: Any = record
-    for part in path.split("/"):
-        value = value[part]
-    return value
-
-
-def iter_records(source: Any, limit: int = 0, chunk: int = 1024) -> Iterator[Any]:
-    """Records of ``source`` in file order, read in batches (the first ``limit``, if > 0)."""
-    n = len(source) if limit <= 0 else min(limit, len(source))
-    for start in range(0, n, chunk):
-        yield from source._getitems(range(start, min(n, start + chunk)))
-
-
-@contextlib.contextmanager
-def file_lock(directory: str, name: str) -> Iterator[None]:
-    """An exclusive lock file ``directory/.attnlab-NAME.lock`` (released on exit or crash)."""
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, ".attnlab-" + re.sub(r"[^\w.-]", "_", name) + ".lock")
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def quiet_progress() -> Iterator[None]:
-    from tensorflow_datasets.core.utils import tqdm_utils
-
-    before = getattr(tqdm_utils, "_active", True)
-    tfds.disable_progress_bar()
-    try:
-        yield
-    finally:
-        tfds.display_progress_bar(before)
-
-
-def load_or_build_vocab(path: Path, build: Callable[[], Vocab]) -> Vocab:
-    """The vocabulary saved at ``path``, building and saving it first if missing."""
-    if not path.exists():
-        build().save(path)
-    return Vocab.load(path)
 
 
 # name -> (task fields, input tokenizer, target tokenizer, default max_len, max_target_len)
@@ -242,13 +105,9 @@ def prepare(data_cfg: Any) -> Prepared:
         if name in BUILDERS:
             prepared = _prepare_builtin(name, cfg, data_dir(cfg))
         elif name.startswith("tfds:") and len(name) > len("tfds:"):
-            from attnlab.data.catalog import prepare_catalog
-
             prepared = prepare_catalog(name, cfg, data_dir(cfg))
-        elif name == DISTILLED:
-            from attnlab.data.distilled import prepare_distilled
-
-            prepared = prepare_distilled(cfg)
+        elif name == DISTILLED:  # the manifest is checked before the original data is built
+            prepared = read_distilled(cfg, prepare(distilled_base(cfg)))
         else:
             check_choice("data.name", name, KNOWN_NAMES)  # raises: no dataset has that name
         prepared.cfg = cfg

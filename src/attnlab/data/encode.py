@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.data.datasets import Fields, get_field, text
+from attnlab.data.sources import Fields, get_field, text
 from attnlab.data.vocab import Vocab
 from attnlab.specials import EOS, UNK
 

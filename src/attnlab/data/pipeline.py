@@ -30,8 +30,9 @@ import grain
 import numpy as np
 from absl import logging
 
-from attnlab.data.datasets import Prepared, prepare
+from attnlab.data.datasets import prepare
 from attnlab.data.encode import Counts, Encoder
+from attnlab.data.sources import Prepared, read_records
 
 _STATE_VERSION = 1
 
@@ -129,7 +130,7 @@ class TrainIterator(grain.DatasetIterator):
 
     # --- reading the stream -----------------------------------------------------------------
     def _read_many(self, positions: Sequence[int]) -> list[dict[str, Any]]:
-        return list(self._stream._getitems(list(positions))) if positions else []
+        return read_records(self._stream, positions) if positions else []
 
     def _read(self, position: int) -> dict[str, Any]:
         offset = position - self._chunk_start
@@ -300,7 +301,7 @@ def make_eval_batches(data_cfg: Any, split: str, *, batch_size: int) -> EvalBatc
     counts, batches, kept = Counts(), EvalBatches(), []
     for start in range(0, len(source), batch_size):
         stop = min(len(source), start + batch_size)
-        for example in examples._getitems(list(range(start, stop))):
+        for example in read_records(examples, range(start, stop)):
             counts.add(example, dropped=example["empty"])
             if not example["empty"]:
                 kept.append(example)

@@ -22,6 +22,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import sentencepiece
+
 from attnlab.choices import check_choice
 from attnlab.specials import BOS, EOS, NUM_SPECIALS, PAD, SPECIAL_TOKENS, UNK
 
@@ -48,8 +50,6 @@ class Vocab:
         self._spm_model = spm_model
         self._spm = None
         if spm_model is not None:
-            import sentencepiece
-
             self._spm = sentencepiece.SentencePieceProcessor(model_proto=spm_model)
             pieces = [self._spm.id_to_piece(i) for i in range(self._spm.get_piece_size())]
             if tuple(pieces) != self.tokens:
@@ -154,8 +154,6 @@ class Vocab:
         Text is not normalized, so decoding gives back exactly the text that was encoded
         whenever every character was seen in training.
         """
-        import sentencepiece
-
         if vocab_size <= NUM_SPECIALS:
             raise ValueError(f"spm_vocab_size must be > {NUM_SPECIALS}, got {vocab_size}")
         buffer = io.BytesIO()

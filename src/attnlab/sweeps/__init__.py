@@ -5,7 +5,7 @@
 - ``runner.SweepRunner(...).run()``: each run as an ``experiments/train.py`` subprocess.
 - ``report.write_results(...)``: ``results.csv``, ``report.md`` and ``<sweep>.png``.
 
-Sits on the train/ floor. Importing this package imports no JAX; the runner and the checks do.
+Sits above train/, beside analysis/: it checks every run's config with the trainer's own checks.
 """
 
 from attnlab.sweeps.definitions import SWEEPS, get_sweep

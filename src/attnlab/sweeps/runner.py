@@ -24,6 +24,7 @@ import dataclasses
 import datetime
 import fcntl
 import json
+import math
 import os
 import shlex
 import signal
@@ -35,9 +36,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import jax
+import ml_collections
 from absl import logging
+from flax import nnx
 
+from attnlab.nn import build_model
 from attnlab.sweeps.spec import Run
+from attnlab.train.writers import TIMING_KEYS, read_metrics
 
 DONE, LAUNCH, LOG, LOCK = "done.json", "launch.json", "train.log", "sweep.lock"
 
@@ -93,8 +99,6 @@ def final_metrics(run_dir: Path, total_steps: int) -> dict[str, Any] | None:
     ``steps_per_sec`` and ``tokens_per_sec`` are medians over the run's logging windows, so
     compilation and evaluation pauses do not skew them.
     """
-    from attnlab.train.writers import TIMING_KEYS, read_metrics
-
     records = read_metrics(run_dir)
     last = [r for r in records if r.get("step") == total_steps]
     train = [r for r in last if "loss" in r]
@@ -112,14 +116,6 @@ def final_metrics(run_dir: Path, total_steps: int) -> dict[str, Any] | None:
 
 def count_params(run_dir: Path) -> int:
     """Trainable parameters of the model in ``run_dir/config.json`` (shapes only, no data)."""
-    import math
-
-    import jax
-    import ml_collections
-    from flax import nnx
-
-    from attnlab.nn import build_model
-
     config = ml_collections.ConfigDict(json.loads((run_dir / "config.json").read_text()))
     abstract = nnx.eval_shape(lambda: build_model(config.model, rngs=nnx.Rngs(0)))
     return sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))

@@ -5,12 +5,13 @@ grid names a task config (a file in ``experiments/configs`` and its variant), th
 fixes, and the axes it varies (their product, or zipped). ``expand`` turns a sweep into
 ``Run``s, one per setting and seed, each carrying every ``--config.key=value`` override that
 ``experiments/train.py`` receives. ``build_config`` applies those overrides to the task
-config in-process, and ``check_config`` runs the trainer's checks that need no data, so a bad
-value fails before any run starts.
+config in-process, and the trainer's ``check_config`` makes every check that needs no data, so
+a bad value fails before any run starts.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import itertools
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import Any
 import ml_collections
 
 from attnlab.train.config import load_config_file
+from attnlab.train.resolve import check_config
 
 # Keys counted in steps; a fixed-token sweep scales them by reference_batch / batch_size.
 STEP_KEYS = (
@@ -121,8 +123,6 @@ def format_value(value: Any) -> str:
 
 def parse_value(text: str) -> Any:
     """A command-line value: an int, float, bool or tuple literal, else the string itself."""
-    import ast
-
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -162,24 +162,6 @@ def build_config(
     for key, value in overrides.items():
         set_key(config, key, value)
     return config
-
-
-def check_config(config: ml_collections.ConfigDict) -> None:
-    """The checks ``resolve_config`` makes before it builds any data (one-line ValueErrors)."""
-    from attnlab.data import data_config
-    from attnlab.nn.config import model_config, validate
-    from attnlab.train.config import base_config, validate_config
-
-    merged = base_config()
-    merged.update(ml_collections.ConfigDict(config.to_dict()))
-    validate_config(merged)
-    model = model_config(**config.model.to_dict())
-    validate(model)
-    if model.name == "nat":
-        from attnlab.decode.nat import parse_strategy
-
-        parse_strategy(merged.nat_strategy)
-    data_config(**config.data.to_dict())
 
 
 def quick_task(task: str) -> str:

@@ -19,6 +19,10 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
+from attnlab.decode.at import at_decode
+from attnlab.decode.nat import nat_decode
+from attnlab.metrics import per, wer
+from attnlab.specials import PAD
 from attnlab.train.sharding import shard_global_batch
 from attnlab.train.steps import add_stats, stat_means
 
@@ -44,8 +48,6 @@ def teacher_forced_metrics(
 def _decode(model: Any, src: np.ndarray, targets: np.ndarray, config: ml_collections.ConfigDict):
     max_len = int(targets.shape[1])  # the data's longest target (with EOS), <= model.max_len
     if config.model.name == "seq2seq":
-        from attnlab.decode.at import at_decode
-
         return at_decode(
             model,
             src,
@@ -54,9 +56,7 @@ def _decode(model: Any, src: np.ndarray, targets: np.ndarray, config: ml_collect
             max_len=max_len,
             length_penalty=config.length_penalty,
         )
-    from attnlab.decode.nat import nat_decode
-
-    ref_lengths = np.sum(targets != 0, axis=-1).astype(np.int32)
+    ref_lengths = np.sum(targets != PAD, axis=-1).astype(np.int32)
     return nat_decode(
         model, src, config.nat_strategy, ref_lengths=ref_lengths, max_len=max_len
     ).tokens
@@ -74,8 +74,6 @@ def decoding_metrics(
     limit = int(config.eval_decode_examples)
     if config.model.name not in ("seq2seq", "nat") or limit <= 0:
         return {}
-    from attnlab.metrics import per, wer
-
     hyps: list[list[str]] = []
     refs: list[list[list[str]]] = []
     for batch in batches:

@@ -26,6 +26,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
+from attnlab.data import make_eval_batches, make_train_iterator
 from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.evaluate import decoding_metrics, teacher_forced_metrics
 from attnlab.train.optim import learning_rate_schedule
@@ -75,8 +76,6 @@ class _Run:
     """The state of one training process; ``run()`` is the loop."""
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: Path) -> None:
-        from attnlab.data import make_eval_batches, make_train_iterator
-
         self.config, self.info = resolve_config(config)
         config = self.config
         self.workdir = workdir

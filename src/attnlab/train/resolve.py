@@ -1,9 +1,10 @@
 """From a task config to a runnable one: defaults, dataset sizes, checks; then the model.
 
-``resolve_config`` fills every model key missing from ``config.model`` with its default, sets
-the vocabulary and label sizes from the dataset, and checks that the model fits the task
-(``seq2seq``/``nat`` on sequence pairs, ``tagger`` on tagging, ``classifier`` on
-classification). The result is what ``DIR/config.json`` records.
+``check_config`` makes every check that needs no data (the sweep runner makes them for every
+run before any starts). ``resolve_config`` then fills every model key missing from
+``config.model`` with its default, sets the vocabulary and label sizes from the dataset, and
+checks that the model fits the task (``seq2seq``/``nat`` on sequence pairs, ``tagger`` on
+tagging, ``classifier`` on classification). The result is what ``DIR/config.json`` records.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import ml_collections
 import optax
 from flax import nnx
 
+from attnlab.data import data_config, dataset_info
+from attnlab.decode.nat import parse_strategy
+from attnlab.nn import build_model
+from attnlab.nn.config import model_config, validate
 from attnlab.train.config import base_config, validate_config
 from attnlab.train.optim import make_optimizer
 from attnlab.train.steps import init_state
@@ -35,24 +40,30 @@ def _check_keys(config: ml_collections.ConfigDict, reference: ml_collections.Con
         )
 
 
-def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDict, Any]:
-    """Return (the resolved config, the dataset's ``DatasetInfo``)."""
-    from attnlab.data import data_config, dataset_info
-    from attnlab.nn.config import model_config, validate
+def check_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``config`` with every key's default filled in, after every check that needs no data.
 
+    Keys, training values, model choices, the NAT strategy and the data keys: the first
+    problem is a one-line ValueError.
+    """
     config = ml_collections.ConfigDict(config.to_dict())
     _check_keys(config, base_config())
     merged = base_config()
     merged.update(config)
     config = merged
     validate_config(config)
-    model = model_config(**config.model.to_dict())
-    validate(model)  # every check that needs no data runs before the data is built
-    if model.name == "nat":
-        from attnlab.decode.nat import parse_strategy
-
+    config.model = model_config(**config.model.to_dict())
+    validate(config.model)
+    if config.model.name == "nat":
         parse_strategy(config.nat_strategy)
     config.data = data_config(**config.data.to_dict())
+    return config
+
+
+def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDict, Any]:
+    """Return (the resolved config, the dataset's ``DatasetInfo``)."""
+    config = check_config(config)  # every check that needs no data runs before the data is built
+    model = config.model
     info = dataset_info(config.data)
     if info.task != TASK_OF_MODEL[model.name]:
         valid = [m for m, t in TASK_OF_MODEL.items() if t == info.task]
@@ -81,8 +92,6 @@ def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.Co
 
 def build(config: ml_collections.ConfigDict) -> tuple[nnx.Module, optax.GradientTransformation]:
     """The model (built eagerly from ``config.seed``) and the optimizer of a resolved config."""
-    from attnlab.nn import build_model
-
     return build_model(config.model, rngs=nnx.Rngs(config.seed)), make_optimizer(config)
 
 
@@ -94,8 +103,6 @@ def create_train_state(
     The model and optimizer state are created inside one ``jax.jit`` (placed by ``sharding``):
     one compile instead of one per initialiser op, and no unsharded copy on the host.
     """
-    from attnlab.nn import build_model
-
     optimizer = make_optimizer(config)
 
     def create() -> dict[str, Any]:

