@@ -53,19 +53,19 @@ for _path in (ROOT, ROOT / "src"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
+from benchmarks.decoding_parts import steps_at  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from attnlab.analysis.systems import make_decoder, strip, valid_rows, warm_up  # noqa: E402
 from attnlab.data import make_eval_batches  # noqa: E402
 from attnlab.decode.at import at_searcher  # noqa: E402
-from attnlab.decode.compiled import FlatModel, model_jit  # noqa: E402
+from attnlab.decode.compiled import jit_model  # noqa: E402
 from attnlab.nn import build_model  # noqa: E402
 from attnlab.train.config import load_config_file  # noqa: E402
-from benchmarks import common  # noqa: E402
+from benchmarks import common, decoding_parts  # noqa: E402
 
 SECTION = "decoding"
 FLAT_TARGET = 1.2  # step time at the last position / at the first, at most
@@ -108,23 +108,8 @@ def fresh_at(at_config: ml_collections.ConfigDict, max_len: int) -> Any:
 
 
 # -- 1. per-token latency over positions ------------------------------------------------------
-def _steps_at(model, tokens, cache, *, steps: int) -> jax.Array:
-    """``steps`` cached decoder steps at position ``cache["index"]``; a checksum of the logits."""
-
-    def body(_, carry):
-        cache, total = carry
-        logits, new = model.decode_step(tokens, cache)
-        return {**new, "index": cache["index"]}, total + jnp.sum(logits)
-
-    return jax.lax.fori_loop(0, steps, body, (cache, jnp.zeros((), jnp.float32)))[1]
-
-
-_compiled_steps = model_jit(_steps_at)
-
-
 def measure_flat(at_config, positions, cache_len, loop_steps, repeats, min_seconds):
     model = fresh_at(at_config, cache_len)
-    flat = FlatModel.split(model)
     src = jnp.asarray(np.arange(8)[None] % 20 + 5, jnp.int32)
     cache = model.init_cache(src, cache_len)
     rng = np.random.default_rng(0)
@@ -139,7 +124,7 @@ def measure_flat(at_config, positions, cache_len, loop_steps, repeats, min_secon
                 kv[name] = jnp.asarray(values)
             layers.append({**layer, "self": kv})
         caches[pos] = {**cache, "layers": layers, "index": jnp.full((1,), pos, jnp.int32)}
-    run = flat.jit(_compiled_steps, steps=loop_steps)
+    run = jit_model(steps_at, model, steps=loop_steps)
     tokens = jnp.full((1,), 7, jnp.int32)
     times = common.interleaved_times(
         {pos: (lambda c=c: run(tokens, c)) for pos, c in caches.items()},
@@ -245,80 +230,6 @@ def measure_systems(at, nat, at_config, words, max_len, fresh, repeats, min_seco
     return rows, ref_tokens
 
 
-# -- 4. where the time goes: the parts of a decode -------------------------------------------
-def _encode(model, src):
-    return model.encode(src)
-
-
-def _nat_decoder(model, dec, enc, src):
-    return model.decode(dec, enc, src)
-
-
-_compiled_encode, _compiled_nat_decoder = model_jit(_encode), model_jit(_nat_decoder)
-
-
-def measure_parts(at, nat, width, max_len, tokens, loop_steps, repeats, min_seconds):
-    """Times of the parts of a decode of a ``width``-letter word and their upper bound on the
-    AT-beam-4 / NAT ratio for outputs of ``tokens`` tokens (with the EOS).
-
-    Parts: an encoder pass (the AT's and the NAT's), the NAT decoder pass at canvas
-    ``width`` (each a jitted call, ``loop_steps`` in a row), one cached AT step at batch 1
-    (greedy) and batch 4 (beam 4; search logic excluded), timed as in target 1. A beam-4
-    decode costs at least the AT encoder plus ``tokens`` batch-4 steps, and a NAT
-    ``length_pred`` decode about its encoder plus one decoder pass (plus the length head and
-    the argmax), so the ratio of the two estimates what NAT can gain.
-    """
-    src = jnp.asarray(np.arange(width)[None] % 20 + 5, jnp.int32)
-    at_flat, nat_flat = FlatModel.split(at), FlatModel.split(nat)
-    at_encode, nat_encode = at_flat.jit(_compiled_encode), nat_flat.jit(_compiled_encode)
-    nat_decode = nat_flat.jit(_compiled_nat_decoder)
-    nat_enc = nat_encode(src)
-    canvas = jnp.full((1, width), 4, jnp.int32)  # MASK everywhere
-    step = at_flat.jit(_compiled_steps, steps=loop_steps)
-    caches = {b: at.init_cache(jnp.repeat(src, b, axis=0), max_len) for b in (1, 4)}
-
-    def loop(call):  # ``loop_steps`` calls in a row: the weights stay in cache, as in a decode
-        return lambda: [call() for _ in range(loop_steps)][-1]
-
-    calls = {
-        "at_encoder": loop(lambda: at_encode(src)),
-        "nat_encoder": loop(lambda: nat_encode(src)),
-        "nat_decoder_pass": loop(lambda: nat_decode(canvas, nat_enc, src)),
-        "at_step_b1": lambda: step(jnp.full((1,), 7, jnp.int32), caches[1]),
-        "at_step_b4": lambda: step(jnp.full((4,), 7, jnp.int32), caches[4]),
-    }
-    times = common.interleaved_times(calls, repeats, min_seconds=min_seconds)
-    ms = {name: float(np.median(t)) * 1e3 / loop_steps for name, t in times.items()}
-    beam = ms["at_encoder"] + tokens * ms["at_step_b4"]
-    return {
-        "width": width,
-        **{f"{name}_ms": value for name, value in ms.items()},
-        "output_tokens": tokens,
-        "bound_beam4_over_nat": beam / (ms["nat_encoder"] + ms["nat_decoder_pass"]),
-        "bound_free_encoders": tokens * ms["at_step_b4"] / ms["nat_decoder_pass"],
-    }
-
-
-# -- 5. dispatch: the profile evidence ----------------------------------------------------
-def measure_dispatch(model, repeats: int, min_seconds: float) -> list[dict[str, Any]]:
-    graphdef, state = nnx.split(model)
-    flat = FlatModel.split(model)
-    src = jnp.ones((1, 8), jnp.int32)
-    old = jax.jit(lambda state, src, graphdef: src, static_argnames=("graphdef",))
-    pytree = jax.jit(lambda state, src: src)
-    calls = {
-        "state + static graphdef (before)": lambda: old(state, src, graphdef=graphdef),
-        "state pytree": lambda: pytree(state, src),
-        "tuple of arrays (now)": lambda: pytree(flat.leaves, src),
-        "source only": lambda: pytree((), src),
-    }
-    times = common.interleaved_times(calls, repeats, min_seconds=min_seconds)
-    return [
-        {"argument": name, "us_per_call": float(np.median(t)) * 1e6, "arrays": len(flat.leaves)}
-        for name, t in times.items()
-    ]
-
-
 def targets(flat_rows, cache_row, system_rows, fresh: bool) -> dict[str, dict[str, Any]]:
     """The three targets: what is measured, the bound, the figure, met or not."""
     first, last = flat_rows[0], flat_rows[-1]
@@ -381,11 +292,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     print(common.format_table(system_rows, [(k, k) for k in system_rows[0]]), flush=True)
     print(f"{len(words)} words, {ref_tokens:.2f} reference tokens per word (without EOS)")
-    parts = measure_parts(
+    parts = decoding_parts.measure_parts(
         at, nat, 8, max_len, ref_tokens + 1, args.loop_steps, repeats, min_seconds
     )
     print(common.format_table([parts], [(k, k) for k in parts]), flush=True)
-    dispatch_rows = measure_dispatch(at, repeats * 100, min_seconds / 2)
+    dispatch_rows = decoding_parts.measure_dispatch(at, repeats * 100, min_seconds / 2)
     print(common.format_table(dispatch_rows, [(k, k) for k in dispatch_rows[0]]))
 
     section = {

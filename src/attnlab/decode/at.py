@@ -14,13 +14,12 @@ Two ways to compute the next-token logits, with identical results:
 PAD, BOS and MASK are never valid targets, so their logits are set to -inf before search: the
 search (and ``at_log_prob``) use the model's distribution renormalized over the other tokens.
 
-Everything is jitted once per (model structure, search settings, source width): the model is
-split into ``(graphdef, treedef, leaves)`` (``attnlab.decode.compiled.FlatModel``); the
-structure and settings are static, the leaves and source are traced, so repeated calls with
-new weights or sources of the same shape do not recompile. The whole search, from the source
-ids to the best tokens, is one jitted call. Sources are cut to the columns that hold a token
-in some row (``compiled.trim_source``: widths 8, 16, 32, ...), which changes the cost of a
-short word, not its output.
+Everything is jitted once per (model structure, search settings, source width)
+(``attnlab.decode.compiled.jit_model``): the structure and settings are static, the arrays
+and the source are traced, so repeated calls with new weights or sources of the same shape do
+not recompile. The whole search, from the source ids to the best tokens, is one jitted call.
+Sources are cut to the columns that hold a token in some row (``compiled.trim_source``:
+widths 8, 16, 32, ...), which changes the cost of a short word, not its output.
 
 ``at_searcher(...)(src, lengths)`` can force the output length (EOS forbidden before
 ``lengths - 1`` and the only choice there): that is for timing untrained models at realistic
@@ -38,7 +37,7 @@ import numpy as np
 from flax import nnx
 
 from attnlab.choices import check_choice
-from attnlab.decode.compiled import FlatModel, model_jit, trim_source
+from attnlab.decode.compiled import jit_model, trim_source
 from attnlab.decode.search import beam_search, greedy_search, length_penalty_factor
 from attnlab.specials import BOS, EOS, MASK, PAD
 
@@ -125,9 +124,6 @@ def _search(
     return seqs[:, 0], scores[:, 0]
 
 
-_compiled_search = model_jit(_search)
-
-
 def at_searcher(
     model: nnx.Module,
     *,
@@ -141,9 +137,9 @@ def at_searcher(
     """Check the settings and split ``model`` once; return ``search(src, lengths=None)``.
 
     ``search`` returns ``(tokens, scores)`` as ``at_search`` does. Splitting an NNX model walks
-    every variable in Python: 2.3 ms for the 0.9M-parameter `small` G2P model, more than its
-    whole greedy decode of one word. Callers that decode many batches, and every latency
-    measurement, keep the returned function. It holds the weights as they were when it was
+    every variable in Python, which can cost more than the whole greedy decode of one word.
+    Callers that decode many batches, and every latency measurement, keep the returned
+    function. It holds the weights as they were when it was
     made. ``trim=False`` decodes the source at its given width (same output, more work).
     ``lengths`` [B] (counting the EOS) forces the output lengths, see ``forced_length``.
     """
@@ -153,15 +149,15 @@ def at_searcher(
     limit = getattr(model, "max_len", None)  # positions beyond it would be silently clamped
     if limit is not None and not 1 <= max_len <= limit:
         raise ValueError(f"max_len must be in 1..{limit} (the model's), got {max_len}")
-    flat = FlatModel.split(model)
-    settings = dict(
+    run = jit_model(
+        _search,
+        model,
         method=method,
         beam_size=beam_size if method == "beam" else 1,
         max_len=int(max_len),
         length_penalty=float(length_penalty),
         use_cache=bool(use_cache),
     )
-    run = flat.jit(_compiled_search, **settings)
 
     def search(src: Any, lengths: Any = None) -> tuple[jax.Array, jax.Array]:
         src = trim_source(src) if trim else jnp.asarray(src, jnp.int32)
@@ -232,9 +228,6 @@ def _log_prob(model: nnx.Module, src: jax.Array, tokens: jax.Array) -> jax.Array
     return jnp.sum(jnp.where(tokens != PAD, token_logp, 0.0), axis=1)
 
 
-_compiled_log_prob = model_jit(_log_prob)
-
-
 def at_scorer(model: nnx.Module, *, length_penalty: float = 0.0) -> Callable:
     """Split ``model`` once; return ``score(src [B, S], tokens [B, T]) -> [B]``.
 
@@ -242,8 +235,7 @@ def at_scorer(model: nnx.Module, *, length_penalty: float = 0.0) -> Callable:
     included), the normalization beam search ranks finished hypotheses by; ``0`` gives the
     plain sum. Made once, it costs one jitted call per use (no per-call ``nnx.split``).
     """
-    flat = FlatModel.split(model)
-    run = flat.jit(_compiled_log_prob)
+    run = jit_model(_log_prob, model)
     alpha = float(length_penalty)
 
     def score(src: Any, tokens: Any) -> jax.Array:

@@ -1,17 +1,14 @@
-"""What keeps a batch-1 decode cheap to call: a flat model state and bucketed widths.
+"""What keeps a batch-1 decode cheap to call: a model split once, and few source widths.
 
 Decoding one G2P word is a few hundred microseconds of compute, so what surrounds the
-jitted call matters:
+jitted call matters (the measurements are in BUILD_NOTES.md, "Decoding at batch 1"):
 
-- **Dispatch.** A jitted call hashes its static arguments to find its executable, and an
-  NNX ``GraphDef`` is hashed anew every time, walking the whole module: 0.47 ms for the
-  ``g2p.py`` model. And an ``nnx.State`` is a pytree that jax flattens in Python on every
-  call (one callback per variable): 0.13 ms for its 148 arrays, against 0.03 ms for the
-  same arrays as one tuple, which jax flattens in C++. (Jitted no-ops, measured on the
-  2-core development machine.) ``FlatModel`` splits the model once into
-  ``(graphdef, treedef, leaves)``, and ``model_jit`` makes one jitted function per model
-  structure and settings, looked up once when a decoder is made: a call passes only the
-  tuple of leaves and the batch.
+- **Dispatch.** ``jit_model(fn, model)`` splits the model once, into its structure and a
+  flat tuple of arrays, and returns a call that passes only that tuple and the arguments.
+  Passing the NNX ``GraphDef`` as a static argument would hash it on every call (walking the
+  whole module), and an ``nnx.State`` is flattened in Python on every call. The jitted
+  function is looked up by (function, structure, settings), so decoders of models with the
+  same structure share their compilations; the last 64 are kept.
 - **Padding.** Evaluation batches are padded to the dataset's longest source (32 for
   G2P), while a word has about 8 letters. Every model here masks PAD keys and zeroes PAD
   inputs of convolutions, so columns that are PAD in every row change nothing but the cost:
@@ -23,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import numpy as np
@@ -34,50 +31,25 @@ from attnlab.specials import PAD
 SMALLEST_WIDTH = 8
 
 
-class FlatModel(NamedTuple):
-    """A module split once into its static structure and a flat tuple of arrays."""
+def jit_model(fn: Callable[..., Any], model: nnx.Module, **settings: Any) -> Callable[..., Any]:
+    """``call(*args) = fn(model, *args, **settings)``, jitted; ``settings`` are static.
 
-    graphdef: Any  # nnx.GraphDef: hashable, but hashing it walks the module (0.5-1 ms)
-    treedef: Any  # PyTreeDef of the nnx.State
-    leaves: tuple[jax.Array, ...]  # the arrays, traced by the jitted functions
-
-    @classmethod
-    def split(cls, model: nnx.Module) -> FlatModel:
-        graphdef, state = nnx.split(model)
-        leaves, treedef = jax.tree.flatten(state)
-        return cls(graphdef, treedef, tuple(leaves))
-
-    def jit(self, compiled: Callable[..., Callable], **settings: Any) -> Callable:
-        """``compiled(graphdef, treedef, **settings)`` (a ``model_jit``) bound to the leaves:
-        ``call(*args) = fn(model, *args, **settings)``, jitted. Keep ``call``: making it
-        hashes the structure."""
-        jitted = compiled(self.graphdef, self.treedef, **settings)
-        return functools.partial(jitted, self.leaves)
-
-
-def model_jit(fn: Callable[..., Any]) -> Callable[..., Callable]:
-    """``fn(model, *args, **settings)`` -> ``get(graphdef, treedef, **settings)``, cached.
-
-    ``get`` returns ``jax.jit`` of ``(leaves, *args) -> fn(model, *args, **settings)``, one per
-    model structure and settings (which must be hashable), so equal structures share their
-    compilations and no call hashes the structure again. ``get.num_compiled()`` counts the
-    executables compiled so far (all structures, settings and argument shapes).
+    The call holds the model's arrays as they are now (later updates to ``model`` are not
+    seen). Make it once and keep it: making it walks the module.
     """
-    jitted: dict[tuple, Callable] = {}
+    graphdef, state = nnx.split(model)
+    leaves, treedef = jax.tree.flatten(state)
+    jitted = _jitted(fn, graphdef, treedef, tuple(sorted(settings.items())))
+    return functools.partial(jitted, tuple(leaves))
 
-    def get(graphdef: Any, treedef: Any, **settings: Any) -> Callable:
-        key = (graphdef, treedef, tuple(sorted(settings.items())))
-        if key not in jitted:
 
-            def run(leaves: tuple[jax.Array, ...], *args: Any) -> Any:
-                model = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
-                return fn(model, *args, **settings)
+@functools.lru_cache(maxsize=64)
+def _jitted(fn: Callable[..., Any], graphdef: Any, treedef: Any, settings: tuple) -> Callable:
+    def run(leaves: tuple[jax.Array, ...], *args: Any) -> Any:
+        model = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
+        return fn(model, *args, **dict(settings))
 
-            jitted[key] = jax.jit(run)
-        return jitted[key]
-
-    get.num_compiled = lambda: sum(f._cache_size() for f in jitted.values())  # type: ignore[attr-defined]
-    return get
+    return jax.jit(run)
 
 
 def widths(full: int) -> tuple[int, ...]:

@@ -48,7 +48,7 @@ import numpy as np
 from flax import nnx
 
 from attnlab.decode.at import at_scorer
-from attnlab.decode.compiled import FlatModel, model_jit, trim_source, widths
+from attnlab.decode.compiled import jit_model, trim_source, widths
 from attnlab.specials import BOS, EOS, MASK, PAD
 
 VALID_FORMS = (
@@ -206,9 +206,6 @@ def _decode(model, src, ref_lengths, *, strategy, canvas, trim, pick):
     return _pick(tokens, lengths, scores) if pick else (tokens, lengths, scores, possible)
 
 
-_compiled_decode = model_jit(_decode)
-
-
 Rescorer = Callable[[jax.Array, jax.Array], jax.Array] | nnx.Module
 
 
@@ -235,9 +232,8 @@ def nat_decoder(
         raise ValueError(f"rescorer is only used by length_beam:K, not {strategy!r}")
     if parsed.length == "length_beam" and parsed.beam > canvas:
         raise ValueError(f"length_beam:{parsed.beam} asks for more lengths than max_len={canvas}")
-    flat = FlatModel.split(model)
-    run = flat.jit(
-        _compiled_decode, strategy=parsed, canvas=canvas, trim=bool(trim), pick=rescorer is None
+    run = jit_model(
+        _decode, model, strategy=parsed, canvas=canvas, trim=bool(trim), pick=rescorer is None
     )
     if isinstance(rescorer, nnx.Module):
         rescorer = at_scorer(rescorer)
