@@ -1,6 +1,6 @@
 """The training benchmark compares like with like: the PyTorch reference of
 ``benchmarks/training.py`` is our Seq2Seq (same parameters, same function) and takes the same
-optimizer step; and the CPU cotangent buffer of ``nn/layers.py`` leaves gradients unchanged.
+optimizer step (the CPU cotangent buffer of the train step is tested in tests/train/test_steps.py).
 
 Tiny config (``g2p.py:at,quick``: d_model 32, 1+1 layers, batch 32). Skipped without torch,
 which only the ``bench`` extra installs.
@@ -21,8 +21,7 @@ torch = pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from attnlab.nn import layers  # noqa: E402
-from benchmarks import training  # noqa: E402
+from benchmarks import torch_reference, training  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +36,24 @@ def tiny():
 def test_reference_has_our_parameters_and_computes_our_loss(tiny):
     config, graphdef, state, _, batch = tiny
     torch.manual_seed(0)
-    reference = training.TorchSeq2Seq(config.model)
+    reference = torch_reference.TorchSeq2Seq(config.model)
     ours = training.param_count(state["params"])
     assert ours == sum(p.numel() for p in reference.parameters())
     # Independent initialisations give different losses; copied weights give the same one.
-    diff = training.loss_difference(graphdef, state, reference, batch, config.label_smoothing)
+    diff = torch_reference.loss_difference(
+        graphdef, state, reference, batch, config.label_smoothing
+    )
     assert diff < 1e-5
-    assert 0.5 < float(training.torch_loss(torch.zeros(2, 3, 44), torch.ones(2, 3).long(), 0.1))
+    assert 0.5 < float(
+        torch_reference.torch_loss(torch.zeros(2, 3, 44), torch.ones(2, 3).long(), 0.1)
+    )
 
 
 def test_reference_takes_our_optimizer_step(tiny):
     config, graphdef, state, optimizer, batch = tiny
-    reference = training.TorchSeq2Seq(config.model)
-    training.copy_params(state["params"].to_pure_dict(), reference)
-    torch_metrics = training.torch_trainer(reference, config)(
+    reference = torch_reference.TorchSeq2Seq(config.model)
+    torch_reference.copy_params(state["params"].to_pure_dict(), reference)
+    torch_metrics = torch_reference.torch_trainer(reference, config)(
         torch.from_numpy(batch["inputs"]).long(), torch.from_numpy(batch["targets"]).long()
     )
     step = training.make_train_step(graphdef, optimizer, config)
@@ -65,16 +68,3 @@ def test_reference_takes_our_optimizer_step(tiny):
     before = np.asarray(tiny[2]["params"]["decoder"]["embedder"]["tokens"]["embed"]["embedding"])
     assert np.abs(ours - before).max() > 1e-5  # the step moved them
     np.testing.assert_allclose(ours, table, atol=1e-6)
-
-
-def test_cotangent_buffer_is_the_identity_with_the_same_gradient():
-    x = jax.random.normal(jax.random.key(0), (3, 5, 4))
-
-    def f(x, buffered):
-        h = layers.buffer_cotangent(x) if buffered else x
-        return jnp.sum(jnp.sin(h) * h + h * h)
-
-    np.testing.assert_array_equal(layers.buffer_cotangent(x), x)
-    grads = [jax.jit(jax.grad(f), static_argnums=1)(x, b) for b in (False, True)]
-    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6)
-    assert "while" in str(jax.make_jaxpr(jax.grad(f), static_argnums=1)(x, True))

@@ -68,42 +68,17 @@ def _make_norm(cfg: ml_collections.ConfigDict) -> nnx.Module:
     return make_norm(cfg.norm, cfg.d_model, eps=cfg.norm_eps, momentum=cfg.bn_momentum)
 
 
-@jax.custom_vjp
-def _buffered(x: jax.Array) -> jax.Array:
-    return x
-
-
-def _buffered_bwd(_, g: jax.Array) -> tuple[jax.Array]:
-    # A loop the compiler cannot unroll (its trip count, 1 unless g starts with a NaN or Inf,
-    # is data), whose body is an exact identity: fusion stops at the loop, so g is one buffer.
-    once = jnp.isfinite(g.reshape(-1)[0]).astype(jnp.int32)
-    return (jax.lax.fori_loop(0, once, lambda _, c: c * once.astype(c.dtype), g),)
-
-
-_buffered.defvjp(lambda x: (x, None), _buffered_bwd)
-
-
-def buffer_cotangent(x: jax.Array) -> jax.Array:
-    """The identity; on CPU its gradient is computed once into a buffer (a speed fix only).
-
-    The gradient of the residual stream is a running sum over every later sub-layer, all of
-    it elementwise, and XLA:CPU fuses that whole sum into each of its consumers (the
-    transposes that feed weight gradients, the LayerNorm-backward reductions), recomputing
-    it there: O(layers^2) work, about 15% of the ``g2p.py:at`` train step on the 2-core CPU
-    (``benchmarks/training.py``).
-    ``lax.optimization_barrier`` would not stop it: XLA:CPU removes barriers before fusion.
-    Elsewhere (GPU, TPU) this returns ``x`` untouched.
-    """
-    if jax.default_backend() != "cpu" or x.size == 0:
-        return x
-    return _buffered(x)
-
-
 class _Residual(nnx.Module):
-    """Shared residual/norm wiring of the encoder and decoder layers."""
+    """Shared residual/norm wiring of the encoder and decoder layers.
+
+    ``residual_hook``, when set, is applied to the residual stream ``x`` as it enters each
+    sub-layer. The model never sets it: the train step does, on CPU, with a speed fix of the
+    backward pass that leaves every value unchanged (``attnlab.train.steps.buffer_cotangent``).
+    """
 
     pre: bool
     dropout: nnx.Dropout
+    residual_hook: Callable[[jax.Array], jax.Array] | None = None
 
     def _sublayer(
         self,
@@ -114,8 +89,8 @@ class _Residual(nnx.Module):
         valid: jax.Array,
         train: bool,
     ) -> jax.Array:
-        if train:
-            x = buffer_cotangent(x)
+        if self.residual_hook is not None:
+            x = self.residual_hook(x)
         if self.pre:
             y = fn(norm(x, valid=valid, train=train))
             return x + self.dropout(y, deterministic=not train)

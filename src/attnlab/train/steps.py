@@ -5,6 +5,9 @@ train state is the plain dict ``{"params", "rest", "opt"}``: parameters, the oth
 state (BatchNorm statistics, dropout RNG streams) and the optax state. The graphdef is closed
 over (static), so each step compiles once and the state is what optax, orbax and
 ``jax.sharding`` see.
+
+On CPU the train step routes the residual stream of every layer through ``buffer_cotangent``,
+a compiler workaround that changes the speed of the backward pass and nothing else.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -21,6 +25,40 @@ from flax import nnx
 from attnlab.train.losses import Stats, compute_stats, mean
 
 TrainState = dict[str, Any]
+
+
+@jax.custom_vjp
+def _buffered(x: jax.Array) -> jax.Array:
+    return x
+
+
+def _buffered_bwd(_, g: jax.Array) -> tuple[jax.Array]:
+    # A loop the compiler cannot unroll (its trip count, 1 unless g starts with a NaN or Inf,
+    # is data), whose body is an exact identity: fusion stops at the loop, so g is one buffer.
+    once = jnp.isfinite(g.reshape(-1)[0]).astype(jnp.int32)
+    return (jax.lax.fori_loop(0, once, lambda _, c: c * once.astype(c.dtype), g),)
+
+
+_buffered.defvjp(lambda x: (x, None), _buffered_bwd)
+
+
+def buffer_cotangent(x: jax.Array) -> jax.Array:
+    """The identity, whose gradient is computed once into a buffer: a CPU speed fix only.
+
+    The gradient of the residual stream is a running sum over every later sub-layer, all of
+    it elementwise, and XLA:CPU fuses that whole sum into each of its consumers (the
+    transposes that feed weight gradients, the LayerNorm-backward reductions), recomputing
+    it there: O(layers^2) work. ``lax.optimization_barrier`` would not stop it: XLA:CPU
+    removes barriers before fusion. The measured speed-up is in BUILD_NOTES.md.
+    """
+    return x if x.size == 0 else _buffered(x)
+
+
+def buffer_residual_gradients(model: nnx.Module) -> None:
+    """On the CPU backend, put ``buffer_cotangent`` on the residual stream of every layer
+    (``residual_hook``); elsewhere (GPU, TPU) leave the model as it is."""
+    if jax.default_backend() == "cpu":
+        model.set_attributes(residual_hook=buffer_cotangent, raise_if_not_found=False)
 
 
 def init_state(model: nnx.Module, optimizer: optax.GradientTransformation):
@@ -54,6 +92,7 @@ def make_train_step(
 
         def loss_fn(params):
             model = nnx.merge(graphdef, params, state["rest"], copy=True)
+            buffer_residual_gradients(model)
             loss, stats = compute_stats(model, batch, config, train=True, key=key)
             _, _, new_rest = nnx.split(model, nnx.Param, ...)
             return loss, (stats, new_rest)
