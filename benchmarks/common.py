@@ -28,12 +28,20 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
+
+from attnlab.nn.config import model_config
+from attnlab.specials import EOS
+from attnlab.train.config import load_config_file
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_PATH = ROOT / "benchmarks" / "results.json"
 
 AttentionFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+G2P_CONFIG = ROOT / "experiments" / "configs" / "g2p.py"
+G2P_VOCAB = (33, 44)  # cmudict_g2p source and target vocabulary sizes, specials included
+MIN_FILL = 0.55  # shortest synthetic sequence, as a fraction of the bucket length
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -225,3 +233,28 @@ def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> 
 
 def mib(num_bytes: float) -> float:
     return num_bytes / 2**20
+
+
+# --- g2p-shaped models and batches, without building the dataset -----------------------------
+def g2p_config(variant: str, vocab: tuple[int, int] = G2P_VOCAB) -> ml_collections.ConfigDict:
+    """``g2p.py:<variant>`` with every model key resolved, without building the dataset."""
+    config = load_config_file(f"{G2P_CONFIG}:{variant}")
+    sizes = {"vocab_size": vocab[0], "target_vocab_size": vocab[1], "max_len": 32}
+    config.model = model_config(**{**config.model.to_dict(), **sizes})
+    return config
+
+
+def synthetic_batch(seed: int, batch: int, length: int, vocab: tuple[int, int]) -> dict:
+    """A right-padded ``{"inputs", "targets", "valid"}`` batch of one bucket length."""
+    rng = np.random.default_rng(seed)
+    src_len = rng.integers(max(1, round(MIN_FILL * length)), length + 1, size=batch)
+    tgt_len = np.clip(src_len + rng.integers(-1, 2, size=batch), 2, length)
+    positions = np.arange(length)
+    inputs = np.where(positions < src_len[:, None], rng.integers(5, vocab[0], (batch, length)), 0)
+    targets = np.where(positions < tgt_len[:, None], rng.integers(5, vocab[1], (batch, length)), 0)
+    targets[np.arange(batch), tgt_len - 1] = EOS
+    return {
+        "inputs": inputs.astype(np.int32),
+        "targets": targets.astype(np.int32),
+        "valid": np.ones(batch, bool),
+    }

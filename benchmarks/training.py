@@ -66,9 +66,7 @@ import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
-from attnlab.nn.config import model_config  # noqa: E402
-from attnlab.specials import EOS, PAD  # noqa: E402
-from attnlab.train.config import load_config_file  # noqa: E402
+from attnlab.specials import PAD  # noqa: E402
 from attnlab.train.resolve import create_train_state  # noqa: E402
 from attnlab.train.steps import make_train_step  # noqa: E402
 from benchmarks import common, torch_reference  # noqa: E402
@@ -78,36 +76,7 @@ torch = torch_reference.torch  # imported there, after OMP_WAIT_POLICY is set
 SECTION = "training"
 TARGET_SPEEDUP = 1.25  # JAX tokens/s over PyTorch tokens/s
 TARGET_MFU = 0.40
-CONFIG = ROOT / "experiments" / "configs" / "g2p.py"
-G2P_VOCAB = (33, 44)  # cmudict_g2p source and target vocabulary sizes, specials included
 PEAK_SIZE = 2048
-MIN_FILL = 0.55  # shortest synthetic sequence, as a fraction of the bucket length
-
-
-def load_config(variant: str, vocab: tuple[int, int] = G2P_VOCAB) -> ml_collections.ConfigDict:
-    """``g2p.py:<variant>`` with every model key resolved, without building the dataset."""
-    config = load_config_file(f"{CONFIG}:{variant}")
-    if config.model.name != "seq2seq":
-        raise ValueError(f"variant {variant!r} is not an AT model; valid: at, at,quick")
-    sizes = {"vocab_size": vocab[0], "target_vocab_size": vocab[1], "max_len": 32}
-    config.model = model_config(**{**config.model.to_dict(), **sizes})
-    return config
-
-
-def synthetic_batch(seed: int, batch: int, length: int, vocab: tuple[int, int]) -> dict:
-    """A right-padded ``{"inputs", "targets", "valid"}`` batch of one bucket length."""
-    rng = np.random.default_rng(seed)
-    src_len = rng.integers(max(1, round(MIN_FILL * length)), length + 1, size=batch)
-    tgt_len = np.clip(src_len + rng.integers(-1, 2, size=batch), 2, length)
-    positions = np.arange(length)
-    inputs = np.where(positions < src_len[:, None], rng.integers(5, vocab[0], (batch, length)), 0)
-    targets = np.where(positions < tgt_len[:, None], rng.integers(5, vocab[1], (batch, length)), 0)
-    targets[np.arange(batch), tgt_len - 1] = EOS
-    return {
-        "inputs": inputs.astype(np.int32),
-        "targets": targets.astype(np.int32),
-        "valid": np.ones(batch, bool),
-    }
 
 
 # --- FLOPs ----------------------------------------------------------------------------------
@@ -148,7 +117,7 @@ def measure_bucket(
 ) -> dict[str, Any]:
     """One row: the JAX and PyTorch train steps on one bucket shape, with the matmul peak."""
     cfg = config.model
-    batch = synthetic_batch(
+    batch = common.synthetic_batch(
         seed, config.batch_size, length, (cfg.vocab_size, cfg.target_vocab_size)
     )
     graphdef, state, optimizer = create_train_state(config)
@@ -279,7 +248,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     min_seconds = args.min_seconds if args.min_seconds >= 0 else (4.0 if args.quick else 20.0)
     threads = args.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
-    config = load_config(args.variant)
+    config = common.g2p_config(args.variant)
+    if config.model.name != "seq2seq":
+        raise SystemExit(f"--variant {args.variant!r} is not an AT model; valid: at, at,quick")
 
     rows = []
     for length in buckets:

@@ -21,15 +21,15 @@ torch = pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import torch_reference, training  # noqa: E402
+from benchmarks import common, torch_reference, training  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    config = training.load_config("at,quick")
+    config = common.g2p_config("at,quick")
     config.model.dropout = 0.0  # so that both frameworks compute the same step exactly
     graphdef, state, optimizer = training.create_train_state(config)
-    batch = training.synthetic_batch(0, config.batch_size, 8, training.G2P_VOCAB)
+    batch = common.synthetic_batch(0, config.batch_size, 8, common.G2P_VOCAB)
     return config, graphdef, state, optimizer, batch
 
 
