@@ -4,9 +4,7 @@ r"""Decoding at batch 1: KV-cache step cost, cache against no cache, NAT against
     python benchmarks/decoding.py --run_dir=runs/g2p   # the trained AT and NAT of that run
     python benchmarks/decoding.py --quick              # fewer words and repetitions
 
-Measured with ``--run_dir=runs/g2p`` on 2 shared CPU cores (load 4): step at 128 / at 8
-1.00 (met), no cache / cache 10.2x (met), AT beam 4 / NAT length_pred 2.5x (missed: the
-``parts`` table puts the bound near 2.7x, or 4x with free encoders, on this CPU).
+The measured figures are in BUILD_NOTES.md ("Decoding at batch 1").
 
 Issue 8, benchmark 4. Models of the ``experiments/configs/g2p.py:at`` / ``:nat`` shape
 (d_model 192, 4 heads, d_ff 768, 3+3 layers), jitted, fp32, batch 1. Three targets:

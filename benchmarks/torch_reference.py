@@ -27,10 +27,9 @@ from attnlab.specials import BOS, PAD
 from attnlab.train.losses import shift_right, smoothed_cross_entropy
 from attnlab.train.steps import merge_model
 
-# OpenMP threads that spin while they wait for work (libgomp's default) make PyTorch 10x
-# slower on a machine shared with other jobs: measured here with the lead's training runs on
-# both cores, a 2-thread step took 9-18 s spinning and 0.8-1.0 s passive (1 thread: 0.8-1.3 s).
-# Passive waiting is the fair setting for a shared machine; it must be set before torch loads.
+# OpenMP threads that spin while they wait for work (libgomp's default) make PyTorch many
+# times slower on a machine shared with other jobs (BUILD_NOTES.md has the figures). Passive
+# waiting is the fair setting for a shared machine; it must be set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:

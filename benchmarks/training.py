@@ -36,14 +36,8 @@ cross-attention K/V over source positions, the tied projection over target posit
 the attention terms 12 B d (L_enc S^2 + L_dec (T^2 + T S)) (QK^T and AV, forward and
 backward). MFU = analytic FLOPs / step time / matmul peak, median over repetitions.
 
-Profile (``jax.profiler`` trace of the bucket-12 step): XLA:CPU fused the residual stream's
-gradient, a running sum over every later sub-layer, into each of its consumers and recomputed
-it there (fusions of up to 84 operands; 20% of the step). ``nn.layers.buffer_cotangent``
-makes it one buffer per sub-layer, which took 15% off the step with the same results (to
-4e-9). Left: the matmuls are small ([1536, 192] x [192, 768] at most); the attention matmuls
-([12, 48] x [48, 12] per head) and their head transposes take about 7% of the step for 1.3% of
-its FLOPs; the threefry bits of the 17 dropout masks take about 10% (``rbg`` keys were no
-faster, and would change the masks anyway).
+The profile of the step and the measured figures are in BUILD_NOTES.md ("Training
+throughput against PyTorch, and MFU").
 
 Targets: JAX tokens/s at least 1.25x PyTorch's, and MFU at least 40%, in every bucket.
 The figures go into the ``training`` section of ``benchmarks/results.json``.

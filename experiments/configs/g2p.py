@@ -3,16 +3,13 @@ r"""Grapheme-to-phoneme on CMUdict (letters -> phonemes, no stress), AT or NAT T
     python experiments/train.py --config=experiments/configs/g2p.py:at --workdir=runs/g2p_at
     python experiments/train.py --config=experiments/configs/g2p.py:nat --workdir=runs/g2p_nat
 
-Size: d_model 192, 4 heads, d_ff 768, 3+3 layers, 20000 steps of 128 words (about 21 epochs
-of the 121k training words). It was cut from d_model 256 (1.8 steps/s on one core, 3.2 on
-both) so that the AT model trains in under 90 minutes on the 2-core CPU. Speed of this config
-alone on both cores: 5.3-6.3 steps/s, about 10000-12000 target+source tokens/s: 20000 steps
-took 58.7 minutes, evaluations included; pinned to one core (`taskset -c 0`) while a second
-training used the other: 2.7-3.0 steps/s. At 12000 steps (the first full run) the AT model
-reached a test WER of 27.6%, short of the 27% bar; at 20000 steps, 25.4% (beam 4, PER 6.17%).
+Expected result (`at`): test WER 25.4% and PER 6.17% with beam 4, after about an hour on 2
+CPU cores. experiments/results/g2p/report.md has the whole AT-vs-NAT run, which trains exactly
+this config as its AT model; BUILD_NOTES.md has the measured speeds.
 
-Expected result: see experiments/results/g2p/report.md (the AT-vs-NAT run trains exactly this
-config as its AT model).
+Size: d_model 192, 4 heads, d_ff 768, 3+3 layers, 20000 steps of 128 words (about 21 epochs
+of the 121k training words), cut from d_model 256 so that the AT model trains in under 90
+minutes on the 2-core CPU.
 
 Variants (comma-separated after the colon):
 - `at` (default) | `nat`: autoregressive `Seq2Seq` or non-autoregressive `NATSeq2Seq`.
@@ -30,7 +27,7 @@ def get_config(arg: str | None = None):
     )
     config = base_config()
     # Length buckets: most words are under 12 letters, so padding every batch to 32 wastes
-    # most of the step (buckets made training about 6x faster on the 2-core CPU).
+    # most of the step (BUILD_NOTES.md has the speed-up).
     config.data = data_config(name="cmudict_g2p", bucket_boundaries=(8, 12, 16))
     config.model = model_config(
         name="seq2seq" if variant["model"] == "at" else "nat",

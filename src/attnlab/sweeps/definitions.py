@@ -4,27 +4,14 @@ r"""The ablation sweeps: each asks "what happens if I change X?" of one small Tr
     python experiments/ablate.py --sweep=position --workdir=/tmp/position --quick --seeds=1
 
 Every sweep varies a few model or training keys of a common base and keeps everything else
-fixed. The base is a small G2P Transformer (``G2P_BUDGET``), sized so that one run takes about
-3 minutes on the 2-core development CPU; the synthetic reverse task (``REVERSE_BUDGET``) joins
-where position is the whole point. ``--quick`` swaps the budget for each task's ``quick``
+fixed. The base is a small G2P Transformer (``G2P_BUDGET``), sized so that one run takes a
+few minutes on a 2-core CPU; the synthetic reverse task (``REVERSE_BUDGET``) joins where
+position is the whole point. ``--quick`` swaps the budget for each task's ``quick``
 variant (a tiny model, a 2000-example dataset, 40 steps) so a test can run a sweep.
 
-Measured wall time of the full form with 3 seeds on the 2-core development machine, with
-``--parallel=2`` (two runs at a time, each pinned to one core); one G2P run takes 2.2-2.6 min
-that way:
-
-| sweep            | runs | wall time        |
-|------------------|------|------------------|
-| norm_batch       | 63   | 1 h 7 min 4 s    |
-| attention_scores | 18   | 23 min 28 s      |
-| heads            | 12   | 13 min 43 s      |
-| position         | 30   | 39 min 3 s       |
-| attention_vs_cnn | 12   | 17 min 17 s      |
-| input            | 6    | 6 min 51 s       |
-
-In norm_batch every run sees 128k examples, so a batch-4 run takes 32000 steps (about 115
-steps/s pinned to one core: about 5 min with start-up and evaluation) while a batch-128 run
-takes 1000. (The first design, 256k examples and pre x post at every batch size, 108 runs,
+The measured wall time of every sweep is in BUILD_NOTES.md ("Ablation sweeps"). In
+norm_batch every run sees 128k examples, so a batch-4 run takes 32000 steps while a batch-128
+run takes 1000. (The first design, 256k examples and pre x post at every batch size, 108 runs,
 was estimated at 7-9.5 h: too long for this machine.)
 """
 
@@ -75,7 +62,7 @@ REVERSE = "synthetic.py:at,reverse"
 _METRICS = ("eval_wer", "eval_per", "eval_accuracy", "eval_loss")
 
 # norm_batch: every run sees 128k examples (2000 steps at batch 64, one epoch), half the
-# common budget, so that the batch-4 runs (32000 steps) stay near 4 minutes.
+# common budget, so that the batch-4 runs (32000 steps) stay short (BUILD_NOTES.md has times).
 NORM_BUDGET = {
     **G2P_BUDGET,
     "num_train_steps": 2000,
