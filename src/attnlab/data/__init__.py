@@ -9,20 +9,14 @@
 """
 
 from attnlab.data.config import data_config
-from attnlab.data.datasets import KNOWN_NAMES, dataset_info
+from attnlab.data.datasets import dataset_info
 from attnlab.data.distilled_writer import write_distilled
-from attnlab.data.encode import Counts
-from attnlab.data.pipeline import EvalBatches, TrainIterator, make_eval_batches, make_train_iterator
-from attnlab.data.sources import TASKS, DatasetInfo
+from attnlab.data.pipeline import make_eval_batches, make_train_iterator
+from attnlab.data.sources import DatasetInfo
 from attnlab.data.vocab import Vocab
 
 __all__ = [
-    "KNOWN_NAMES",
-    "TASKS",
-    "Counts",
     "DatasetInfo",
-    "EvalBatches",
-    "TrainIterator",
     "Vocab",
     "data_config",
     "dataset_info",

@@ -1,7 +1,9 @@
 """attnlab.nn: Flax NNX modules that own the parameters and call ops/.
 
 ``build_model(cfg, rngs=...)`` builds the model named by ``cfg.name`` from a model config
-(``attnlab.nn.config.model_config``).
+(``model_config``). The building blocks live in their own files: ``attention.py``
+(``MultiHeadAttention``), ``norms.py``, ``embed.py``, ``conv.py``, ``layers.py`` (encoder
+and decoder layers) and ``stacks.py``.
 """
 
 from __future__ import annotations
@@ -10,13 +12,9 @@ import ml_collections
 from flax import nnx
 
 from attnlab.choices import check_choice
-from attnlab.nn.attention import MultiHeadAttention
 from attnlab.nn.config import MODEL_NAMES, model_config
-from attnlab.nn.conv import ConvMixer
 from attnlab.nn.encoders import Classifier, Tagger
-from attnlab.nn.layers import DecoderLayer, EncoderLayer, FeedForward
 from attnlab.nn.nat import LengthPredictor, NATSeq2Seq
-from attnlab.nn.norms import BatchNorm, LayerNorm, RMSNorm
 from attnlab.nn.seq2seq import Seq2Seq
 
 _MODELS = {"seq2seq": Seq2Seq, "nat": NATSeq2Seq, "tagger": Tagger, "classifier": Classifier}
@@ -28,17 +26,9 @@ def build_model(cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> nnx.Module
 
 
 __all__ = [
-    "BatchNorm",
     "Classifier",
-    "ConvMixer",
-    "DecoderLayer",
-    "EncoderLayer",
-    "FeedForward",
-    "LayerNorm",
     "LengthPredictor",
-    "MultiHeadAttention",
     "NATSeq2Seq",
-    "RMSNorm",
     "Seq2Seq",
     "Tagger",
     "build_model",

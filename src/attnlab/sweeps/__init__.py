@@ -9,6 +9,6 @@ Sits above train/, beside analysis/: it checks every run's config with the train
 """
 
 from attnlab.sweeps.definitions import SWEEPS, get_sweep
-from attnlab.sweeps.spec import Grid, Run, Sweep, expand
+from attnlab.sweeps.spec import Grid, Sweep, expand
 
-__all__ = ["SWEEPS", "Grid", "Run", "Sweep", "expand", "get_sweep"]
+__all__ = ["SWEEPS", "Grid", "Sweep", "expand", "get_sweep"]

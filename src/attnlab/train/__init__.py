@@ -5,14 +5,6 @@
 - ``restore_model(workdir) -> (model, config)``: the latest checkpointed model, for decoding.
 """
 
-from attnlab.train.config import base_config, parse_variant, validate_config
 from attnlab.train.loop import NonFiniteLossError, restore_model, train_and_evaluate
 
-__all__ = [
-    "NonFiniteLossError",
-    "base_config",
-    "parse_variant",
-    "restore_model",
-    "train_and_evaluate",
-    "validate_config",
-]
+__all__ = ["NonFiniteLossError", "restore_model", "train_and_evaluate"]
