@@ -1,8 +1,10 @@
 """attnlab.data.builders: TFDS builders written as array_record, built offline without TensorFlow.
 
-``make_builder(name, cfg, data_dir)`` picks the builder config that ``data.*`` describes. The
-builders are never registered in the TFDS catalog (``skip_registration``), so their names
-cannot collide with catalog datasets; ``tfds:NAME`` reaches the catalog instead.
+``make_builder(name, cfg, data_dir)`` picks the builder config that ``data.*`` describes.
+Importing ``attnlab.data`` registers the four builders with TFDS under their names
+(``cmudict_g2p``, ``cmudict_syllables``, ``cn_address``, ``synthetic_seq2seq``; none is a
+catalog name), so ``tfds.builder(name)``, ``tfds.data_source(name)`` and, with TensorFlow
+installed, ``tfds.load(name)`` find them; ``tfds:NAME`` reaches the rest of the catalog.
 """
 
 from __future__ import annotations

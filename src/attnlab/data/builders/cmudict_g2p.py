@@ -62,7 +62,7 @@ class G2PConfig(LimitedConfig):
     keep_stress: bool = False
 
 
-class CmudictG2P(AttnlabBuilder, skip_registration=True):
+class CmudictG2P(AttnlabBuilder):
     """Letters -> phonemes from CMUdict; see the module docstring."""
 
     name = "cmudict_g2p"

@@ -33,7 +33,7 @@ def syllable_label(count: int) -> int:
     return min(count, NUM_CLASSES - 1)
 
 
-class CmudictSyllables(AttnlabBuilder, skip_registration=True):
+class CmudictSyllables(AttnlabBuilder):
     """Letters -> syllable count from CMUdict; see the module docstring."""
 
     name = "cmudict_syllables"

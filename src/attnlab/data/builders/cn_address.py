@@ -159,7 +159,7 @@ class AddressConfig(LimitedConfig):
     pass
 
 
-class CnAddress(AttnlabBuilder, skip_registration=True):
+class CnAddress(AttnlabBuilder):
     """Chinese address tagging; see the module docstring."""
 
     name = "cn_address"

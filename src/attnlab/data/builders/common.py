@@ -59,10 +59,9 @@ def config_name(base: str, max_source_examples: int) -> str:
 
 
 class AttnlabBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Base of our builders: never registered in the TFDS catalog, no metadata files needed.
+    """Base of our builders (not a dataset itself, so not registered); no metadata files needed.
 
-    ``skip_registration`` keeps our names out of ``tfds.builder`` lookups, so they can never
-    shadow or collide with catalog datasets; we construct the classes directly.
+    Each subclass registers with TFDS under its ``name`` when its module is imported.
     """
 
     VERSION = tfds.core.Version("1.0.0")

@@ -23,7 +23,10 @@ PairTokens = tuple[list[str], list[str]]
 
 
 class DistilledSeq2Seq(AttnlabBuilder, skip_registration=True):
-    """Writes ``pairs`` (when given) as the train split; reads it back when not."""
+    """Writes ``pairs`` (when given) as the train split; reads it back when not.
+
+    Not registered with TFDS: it has no data of its own; each distilled directory is one.
+    """
 
     name = "distilled_seq2seq"
     DESCRIPTION = __doc__

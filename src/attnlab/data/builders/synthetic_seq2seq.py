@@ -72,7 +72,7 @@ def synthetic_config(
     )
 
 
-class SyntheticSeq2Seq(AttnlabBuilder, skip_registration=True):
+class SyntheticSeq2Seq(AttnlabBuilder):
     """Copy / reverse / sort; see the module docstring."""
 
     name = "synthetic_seq2seq"
