@@ -52,11 +52,11 @@ import numpy as np
 from flax import nnx
 
 from attnlab.data import dataset_info
-from attnlab.data.specials import NUM_SPECIALS, PAD, UNK, UNK_TOKEN
 from attnlab.decode.at import at_searcher
-from attnlab.decode.compiled import FlatModel, bucket, model_jit
+from attnlab.decode.compiled import bucket, jit_model
 from attnlab.decode.nat import nat_decoder, parse_strategy
 from attnlab.metrics import bio_segments
+from attnlab.specials import NUM_SPECIALS, PAD, UNK, UNK_TOKEN
 from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.resolve import create_train_state
 from attnlab.train.steps import merge_model
@@ -159,9 +159,6 @@ def _logits(model: nnx.Module, tokens: jax.Array) -> jax.Array:
     return model(tokens)
 
 
-_compiled_logits = model_jit(_logits)
-
-
 class Predictor:
     """A restored model with its vocabularies; see the module docstring."""
 
@@ -170,10 +167,9 @@ class Predictor:
         self.kind = str(config.model.name)  # seq2seq | nat | tagger | classifier
         self.max_len = int(config.model.max_len)  # the longest input, in tokens
         self._decoders: dict[str, Callable] = {}
-        self._flat = FlatModel.split(model)
         self._forward = None
         if self.kind in ("tagger", "classifier"):
-            self._forward = self._flat.jit(_compiled_logits)
+            self._forward = jit_model(_logits, model)
 
     # --- decoding choices ----------------------------------------------------------------
     def decode_choices(self) -> tuple[str, ...]:
