@@ -1,5 +1,7 @@
-"""Test-wide settings: CPU only, deterministic hypothesis profile, a compilation cache."""
+"""Test-wide settings: CPU only, deterministic hypothesis profile, a compilation cache, and a
+counter of JAX compilations."""
 
+import contextlib
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -43,3 +45,27 @@ def compilation_cache_dir(tmp_path_factory):
     compilation_cache.set_cache_dir(before[0])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
     compilation_cache.reset_cache()
+
+
+@contextlib.contextmanager
+def _compilation_events():
+    events: list[str] = []
+
+    def listener(event: str, duration: float, **kwargs) -> None:
+        if event.startswith("/jax/core/compile/"):  # tracing, lowering, compiling
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield events
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.fixture
+def compilations():
+    """``with compilations() as events:`` lists the JAX compilation events of the block.
+
+    Tracing is counted too, so a program found in the persistent cache still counts.
+    """
+    return _compilation_events

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
-import jax
 import numpy as np
 from flax import nnx
 
@@ -41,19 +37,3 @@ def random_sources(seed: int, lengths, width: int) -> np.ndarray:
     for row, n in enumerate(lengths):
         out[row, :n] = rng.integers(5, VOCAB, size=n)
     return out
-
-
-@contextlib.contextmanager
-def compilations() -> Iterator[list[str]]:
-    """The JAX compilation events (tracing, lowering, compiling) of the ``with`` block."""
-    events: list[str] = []
-
-    def listener(event: str, duration: float, **kwargs) -> None:
-        if event.startswith("/jax/core/compile/"):
-            events.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield events
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from decode_testing import compilations, random_sources, tiny_model
+from decode_testing import random_sources, tiny_model
 from flax import nnx
 
 from attnlab.decode.at import at_decode, at_log_prob, at_scorer, at_search
@@ -72,7 +72,7 @@ def test_beam_score_is_the_teacher_forced_log_prob_with_the_gnmt_penalty():
     np.testing.assert_allclose(rescored, scores, rtol=1e-4, atol=1e-5)
 
 
-def test_repeated_calls_do_not_recompile():
+def test_repeated_calls_do_not_recompile(compilations):
     kw = SETTINGS["beam"]
     models = [tiny_seq2seq(seed=4), tiny_seq2seq(seed=4), tiny_seq2seq(seed=5)]
     inputs = [sources(4, [3, 3, 1, 2]), sources(5, [2, 6, 6, 6]), sources(6, [1, 4, 7, 5])]

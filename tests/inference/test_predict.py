@@ -235,14 +235,13 @@ def test_classifier_gives_a_valid_class(trained):
         predictor.predict(WORDS, "greedy")
 
 
-def test_results_do_not_depend_on_the_batch_and_shapes_compile_once(trained):
-    from attnlab.inference import _compiled_logits
-
+def test_results_do_not_depend_on_the_batch_and_shapes_compile_once(trained, compilations):
     _, predictor = trained("classifier")
     together = predictor.predict(WORDS)
-    compiled = _compiled_logits.num_compiled()
-    assert predictor.predict(WORDS[::-1]) == together[::-1]  # same buckets: no new compile
-    assert _compiled_logits.num_compiled() == compiled
+    with compilations() as events:
+        reversed_words = predictor.predict(WORDS[::-1])
+    assert reversed_words == together[::-1]
+    assert events == []  # same buckets: no new compile
     alone = [predictor.predict([w])[0] for w in WORDS]
     assert [r.label for r in alone] == [r.label for r in together]
 
