@@ -21,7 +21,8 @@ in the same repetitions, interleaved (``common.interleaved_times``). The revisio
 Every figure is a ratio of this tree's time to the revision's (or, for the buffer, of the
 unbuffered step to the buffered one): the median over repetitions, with the quartiles.
 Outputs of the two versions are compared too: the same tokens from every decoder, the same
-loss from the train step.
+loss from the train step, and whether the two train steps lower to the same program
+(StableHLO text without source locations).
 """
 
 from __future__ import annotations
@@ -155,6 +156,8 @@ def compare_training(rev: Any, length: int, repeats: int, min_seconds: float):
     rev_resolve = importlib.import_module(f"{rev.__name__}.train.resolve")
     rev_steps = importlib.import_module(f"{rev.__name__}.train.steps")
 
+    texts: list[str] = []  # the lowered programs, without locations and package names
+
     def compiled(resolve, steps, buffered=True):
         graphdef, state, optimizer = resolve.create_train_state(config)
         step = steps.make_train_step(graphdef, optimizer, config)
@@ -163,7 +166,9 @@ def compare_training(rev: Any, length: int, repeats: int, min_seconds: float):
                 original = new_steps.buffer_residual_gradients
                 new_steps.buffer_residual_gradients = lambda model: None
                 stack.callback(setattr, new_steps, "buffer_residual_gradients", original)
-            program = step.lower(state, batch, one).compile()
+            lowered = step.lower(state, batch, one)
+            program = lowered.compile()
+        texts.append(re.sub(r"loc\([^)]*\)|#loc\d*|attnlab\w*", "", lowered.as_text()))
         holder = {"state": state}
         losses = []
 
@@ -191,9 +196,10 @@ def compare_training(rev: Any, length: int, repeats: int, min_seconds: float):
     if not np.allclose(list(first.values()), first["old"], rtol=1e-5):
         raise AssertionError(f"first-step losses differ: {first}")
     medians = {name: float(np.median(t)) * 1e3 for name, t in times.items()}
+    same = "the same program" if texts[0] == texts[1] else "different programs"
     return [
         {
-            "measure": f"train step g2p.py:at, S=T={length}, ms",
+            "measure": f"train step g2p.py:at, S=T={length}, ms ({same})",
             "old": medians["old"],
             "new": medians["new"],
             **common.paired_ratio(times["new"], times["old"]),
@@ -217,12 +223,21 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--words", type=int, default=0, help="words per decoding repetition")
     parser.add_argument("--repeats", type=int, default=0, help="least repetitions")
     parser.add_argument("--length", type=int, default=12, help="train step bucket length")
+    parser.add_argument(
+        "--parts", default="decoding,training", help="what to compare: decoding, training or both"
+    )
     args = parser.parse_args(argv)
     words = args.words or (10 if args.quick else 30)
     repeats = args.repeats or (5 if args.quick else 15)
+    parts = set(args.parts.split(","))
+    if not parts or parts - {"decoding", "training"}:
+        parser.error(f"--parts {args.parts!r}; valid: decoding, training (comma-separated)")
+    rows = []
     with revision_package(args.rev) as rev:
-        rows = compare_decoding(rev, random_words(words), repeats, min_seconds=0.0)
-        rows += compare_training(rev, args.length, repeats, min_seconds=0.0)
+        if "decoding" in parts:
+            rows += compare_decoding(rev, random_words(words), repeats, min_seconds=0.0)
+        if "training" in parts:
+            rows += compare_training(rev, args.length, repeats, min_seconds=0.0)
     print(f"this tree / {args.rev} (ratios: new time / old time; 1 = the same speed)")
     print(common.format_table(rows, COLUMNS))
     return rows
