@@ -7,7 +7,7 @@ The full `g2p` run, as committed in experiments/results/g2p/, trains its four mo
 separate processes (the last command resumes them all and decodes):
 
     C="python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/g2p"
-    $C --config.train_only=at    # alone on both cores: 20000 steps in about an hour
+    $C --config.train_only=at    # alone on both cores (wall times: experiments/results/g2p)
     taskset -c 0 $C --config.train_only=nat & taskset -c 1 $C --config.train_only=nat_eos & wait
     $C --config.train_only=nat_kd    # needs the finished AT model (its teacher)
     $C
