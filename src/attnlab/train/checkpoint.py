@@ -205,6 +205,7 @@ class Checkpointer:
         steps are set aside with a warning; a shape mismatch raises ``CheckpointMismatchError``.
         """
         abstract = _abstract(template)
+        _drop_leftover_reports()  # before any read: a failure's echoes start at once
         steps = reversed(self.all_steps()) if only_step is None else [only_step]
         for step in steps:
             found = self._read_step(step, template, abstract, model_config)
@@ -251,7 +252,6 @@ class Checkpointer:
             )
 
     def _set_aside(self, step: int, err: Exception) -> None:
-        _drop_leftover_reports()
         gc.collect()  # the failed read's coroutines report now, through the filter
         target = self.directory.parent / "corrupt_checkpoints" / str(step)
         if self.read_only:
