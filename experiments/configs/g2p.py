@@ -12,10 +12,11 @@ of the 121k training words), cut from d_model 256 so that the AT model trains in
 minutes on the 2-core CPU.
 
 Variants (comma-separated after the colon):
-- `at` (default) | `deep_shallow` | `nat`: autoregressive `Seq2Seq` (3+3 layers), the fair AT
-  baseline of Kasai et al. 2021 with a deep encoder and a one-layer decoder (6+1 layers at
-  about the 3+3 model's parameter count: 3.29M against 3.15M), or non-autoregressive
-  `NATSeq2Seq`.
+- `at` (default) | `deep_shallow` | `nat`: autoregressive `Seq2Seq` (3+3 layers); the fair AT
+  baseline of Kasai et al. 2021 ("Deep Encoder, Shallow Decoder"; they used 12+1), a deep
+  encoder and a one-layer decoder, here 6+1 layers at about the 3+3 model's parameter count
+  (3,278,208 against 3,130,560 parameters with the g2p vocabularies, 33 letters and 44
+  phonemes with specials; 5+1 would have 2,833,344); or non-autoregressive `NATSeq2Seq`.
 - `vanilla` | `cmlm` (default) | `eos_canvas` | `ctc` | `dag`: the NAT recipe
   (`attnlab.nn.nat_recipes`), e.g. `nat,ctc`; `glat` adds glancing training (vanilla, ctc,
   dag).
