@@ -74,7 +74,7 @@ RECIPES: dict[str, Recipe] = {
 assert tuple(RECIPES) == NAT_RECIPES
 # The canvas factor when model.upsample is 0: k for ctc, lambda for dag (BUILD_NOTES.md
 # "NAT recipes" has the measurements behind them).
-DEFAULT_UPSAMPLE = {"ctc": 3, "dag": 4}
+DEFAULT_UPSAMPLE = {"ctc": 3, "dag": 2}
 
 
 def _recipe(name: str) -> Recipe:
