@@ -38,6 +38,7 @@ from pathlib import Path
 import ml_collections
 
 from attnlab.train.config import load_config_file, parse_variant
+from attnlab.train.recipes import use_nat_recipe
 
 SYSTEMS = (
     "at_greedy",
@@ -107,11 +108,9 @@ def get_config(arg: str | None = None):
     # Matched size: the NAT copies the AT's width, depth and heads.
     for key in ("d_model", "num_heads", "d_ff", "num_encoder_layers", "num_decoder_layers"):
         nat.model[key] = at.model[key]
-    # The eos_cut NAT: no length head at decoding time; trained on the whole canvas with the
-    # targets followed by EOS and then PAD.
-    nat_eos = ml_collections.ConfigDict(nat.to_dict())
-    nat_eos.nat_target = "eos_pad"
-    nat_eos.nat_strategy = "eos_cut"
+    # The eos_cut NAT: recipe eos_canvas, no length head; trained on the fixed canvas of the
+    # longest target with the targets followed by EOS and then PAD, as eos_cut decodes it.
+    nat_eos = use_nat_recipe(ml_collections.ConfigDict(nat.to_dict()), "eos_canvas")
     nat_kd = ml_collections.ConfigDict(nat.to_dict())
 
     config = ml_collections.ConfigDict()

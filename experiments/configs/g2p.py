@@ -12,25 +12,40 @@ of the 121k training words), cut from d_model 256 so that the AT model trains in
 minutes on the 2-core CPU.
 
 Variants (comma-separated after the colon):
-- `at` (default) | `nat`: autoregressive `Seq2Seq` or non-autoregressive `NATSeq2Seq`.
+- `at` (default) | `deep_shallow` | `nat`: autoregressive `Seq2Seq` (3+3 layers); the fair AT
+  baseline of Kasai et al. 2021 ("Deep Encoder, Shallow Decoder"; they used 12+1), a deep
+  encoder and a one-layer decoder, here 6+1 layers at about the 3+3 model's parameter count
+  (3,278,208 against 3,130,560 parameters with the g2p vocabularies, 33 letters and 44
+  phonemes with specials; 5+1 would have 2,833,344); or non-autoregressive `NATSeq2Seq`.
+- `vanilla` | `cmlm` (default) | `eos_canvas` | `ctc` | `dag`: the NAT recipe
+  (`attnlab.nn.nat_recipes`), e.g. `nat,ctc`; `glat` adds glancing training (vanilla, ctc,
+  dag).
 - `quick`: a tiny model on a 2000-word build of the data, 40 steps; runs end to end in seconds.
 """
 
 from attnlab.data import data_config
-from attnlab.nn.config import model_config
+from attnlab.nn.config import NAT_RECIPES, model_config
 from attnlab.train.config import base_config, make_quick, parse_variant
+from attnlab.train.recipes import use_nat_recipe
 
 
 def get_config(arg: str | None = None):
     variant = parse_variant(
-        arg, config_name="g2p.py", groups={"model": ("at", "nat")}, defaults={"model": "at"}
+        arg,
+        config_name="g2p.py",
+        groups={"model": ("at", "deep_shallow", "nat"), "recipe": NAT_RECIPES},
+        defaults={"model": "at", "recipe": "cmlm"},
+        flags=("quick", "glat"),
     )
+    words = {w.strip() for w in (arg or "").split(",")}
+    if variant["model"] != "nat" and words & {*NAT_RECIPES, "glat"}:
+        raise ValueError(f"g2p.py variants {sorted(words & {*NAT_RECIPES, 'glat'})} need nat")
     config = base_config()
     # Length buckets: most words are under 12 letters, so padding every batch to 32 wastes
     # most of the step (BUILD_NOTES.md has the speed-up).
     config.data = data_config(name="cmudict_g2p", bucket_boundaries=(8, 12, 16))
     config.model = model_config(
-        name="seq2seq" if variant["model"] == "at" else "nat",
+        name="nat" if variant["model"] == "nat" else "seq2seq",
         d_model=192,
         num_heads=4,
         d_ff=768,
@@ -52,12 +67,14 @@ def get_config(arg: str | None = None):
         decode_method="beam",
         beam_size=4,
     )
+    if variant["model"] == "deep_shallow":
+        config.model.update(num_encoder_layers=6, num_decoder_layers=1)
     if variant["model"] == "nat":
-        # A G2P target is about as long as the word: predict the length as an offset from the
-        # source length, feed the decoder copied source embeddings, and train CMLM-style so
-        # that mask-predict refinement has something to refine.
-        config.model.update(length_mode="offset", decoder_input="copy_source")
-        config.update(nat_masking="uniform", nat_strategy="length_beam:3+mask_predict:4")
+        # A G2P target is about as long as the word: feed the decoder copied source
+        # embeddings; a length head predicts the length as an offset from the source length.
+        # The default recipe, cmlm, decodes with length_beam:3+mask_predict:4.
+        config.model.update(decoder_input="copy_source")
+        use_nat_recipe(config, variant["recipe"], glancing=variant["glat"])
     if variant["quick"]:
         make_quick(config)
         config.update(decode_method="greedy")

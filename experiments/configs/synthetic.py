@@ -11,22 +11,34 @@ position its symbol) and worst on sort, where positions depend on the whole inpu
 
 Variants (comma-separated after the colon):
 - `at` (default) | `nat`: autoregressive `Seq2Seq` or non-autoregressive `NATSeq2Seq`.
+- `vanilla` (default) | `cmlm` | `eos_canvas` | `ctc` | `dag`: the NAT recipe
+  (`attnlab.nn.nat_recipes`), e.g. `nat,copy,ctc`; `glat` adds glancing training (vanilla,
+  ctc, dag).
 - `copy` | `reverse` (default) | `sort`: the task.
 - `quick`: a tiny model on 2000 drawn sources, 40 steps; runs end to end in seconds.
 """
 
 from attnlab.data import data_config
-from attnlab.nn.config import model_config
+from attnlab.nn.config import NAT_RECIPES, model_config
 from attnlab.train.config import base_config, make_quick, parse_variant
+from attnlab.train.recipes import use_nat_recipe
 
 
 def get_config(arg: str | None = None):
     variant = parse_variant(
         arg,
         config_name="synthetic.py",
-        groups={"model": ("at", "nat"), "task": ("copy", "reverse", "sort")},
-        defaults={"model": "at", "task": "reverse"},
+        groups={
+            "model": ("at", "nat"),
+            "recipe": NAT_RECIPES,
+            "task": ("copy", "reverse", "sort"),
+        },
+        defaults={"model": "at", "recipe": "vanilla", "task": "reverse"},
+        flags=("quick", "glat"),
     )
+    words = {w.strip() for w in (arg or "").split(",")}
+    if variant["model"] != "nat" and words & {*NAT_RECIPES, "glat"}:
+        raise ValueError(f"synthetic.py variants {sorted(words & {*NAT_RECIPES, 'glat'})} need nat")
     config = base_config()
     config.data = data_config(
         name="synthetic_seq2seq",
@@ -55,8 +67,8 @@ def get_config(arg: str | None = None):
         eval_decode_examples=512,
     )
     if variant["model"] == "nat":
-        config.model.update(length_mode="offset", decoder_input="copy_source")
-        config.update(nat_strategy="length_beam:3")
+        config.model.update(decoder_input="copy_source")
+        use_nat_recipe(config, variant["recipe"], glancing=variant["glat"])
     if variant["quick"]:
         make_quick(config)
     return config

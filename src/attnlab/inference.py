@@ -17,13 +17,14 @@ beside the data (``attnlab.data.dataset_info``; a dataset not built yet is built
 ``str(result)`` is the line ``experiments/predict.py`` prints.
 
 Decoding (``decode``), seq2seq only: ``greedy`` or ``beam:K`` for AT; for a NAT, the strategies
-of ``attnlab.decode.nat`` that its training recipe makes meaningful (``decode_choices``):
-``eos_cut`` for a model trained on the whole canvas (``nat_target="eos_pad"``), otherwise
-``length_pred``, ``length_beam:K``, and, for a CMLM (``nat_masking="uniform"``), refinement by
-``mask_predict:T`` alone or after ``+``. ``oracle_length`` needs a reference, and refining a
-vanilla NAT is the known trap that gives garbage, so both are refused. The default is the
-config's own ``decode_method``/``beam_size`` or ``nat_strategy``. Outputs are decoded up to
-the dataset's longest target, as evaluation during training does.
+of ``attnlab.decode.nat`` that its training recipe supports (``decode_choices``, from
+``attnlab.nn.nat_recipes.RECIPES``): ``eos_cut`` for ``eos_canvas``; ``length_pred``,
+``length_beam:K`` for ``vanilla`` and ``cmlm``, and for a CMLM refinement by ``mask_predict:T``
+alone or after ``+``; ``ctc``, ``ctc_beam:K`` for ``ctc``; ``dag_greedy``, ``dag_lookahead``,
+``dag_viterbi`` for ``dag``. ``oracle_length`` needs a reference, and refining a vanilla NAT
+is the known trap that gives garbage, so both are refused. The default is the config's own
+``decode_method``/``beam_size`` or ``nat_strategy`` (empty: the recipe's default). Outputs are
+decoded up to the dataset's longest target, as evaluation during training does.
 
 Inputs. Surrounding whitespace is removed. A text that is empty, longer than the model's
 ``max_len`` tokens, or holds tokens outside the source vocabulary raises ``InputError``
@@ -54,8 +55,9 @@ from flax import nnx
 from attnlab.data import dataset_info
 from attnlab.decode.at import at_searcher
 from attnlab.decode.compiled import bucket, jit_model
-from attnlab.decode.nat import nat_decoder, parse_strategy
+from attnlab.decode.nat import nat_decoder, parse_strategy, strategy_names
 from attnlab.metrics import bio_segments
+from attnlab.nn.nat_recipes import RECIPES, check_strategy, recipe_strategy
 from attnlab.specials import NUM_SPECIALS, PAD, UNK, UNK_TOKEN
 from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.resolve import create_train_state
@@ -178,12 +180,12 @@ class Predictor:
             return ("greedy", "beam:K")
         if self.kind != "nat":
             return ()
-        if self.config.nat_target == "eos_pad":
-            return ("eos_cut",)
-        lengths = ("length_pred", "length_beam:K")
-        if self.config.nat_masking == "uniform":
-            return (*lengths, "mask_predict:T", "<length_pred|length_beam:K>+mask_predict:T")
-        return lengths
+        strategies = RECIPES[self.model.recipe].strategies
+        return tuple(
+            s.replace("<length strategy>", "<length_pred|length_beam:K>")
+            for s in strategies
+            if s != "oracle_length"
+        )
 
     def default_decode(self) -> str | None:
         if self.kind == "seq2seq":
@@ -192,7 +194,7 @@ class Predictor:
         if self.kind != "nat":
             return None
         try:
-            return self._check_decode(str(self.config.nat_strategy))
+            return self._check_decode(recipe_strategy(self.model.recipe, self.config.nat_strategy))
         except ValueError:
             return self.decode_choices()[0]
 
@@ -211,14 +213,12 @@ class Predictor:
             parsed = parse_strategy(decode)
         except ValueError:
             raise refused from None
-        eos_model = self.config.nat_target == "eos_pad"
-        refine = parsed.iterations > 1 or "mask_predict" in decode
-        if (
-            parsed.length == "oracle_length"
-            or (parsed.length == "eos_cut") != eos_model
-            or (refine and self.config.nat_masking != "uniform")
-        ):
+        if parsed.length == "oracle_length":
             raise refused
+        try:
+            check_strategy(self.model.recipe, strategy_names(decode), decode)
+        except ValueError:
+            raise refused from None
         return decode
 
     def _decoder(self, decode: str) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:

@@ -17,8 +17,13 @@ PAD, EOS = 0, 2
 MAX_LEN = 24
 
 
-def tiny(name, seed):
-    return tiny_model(name, seed, max_len=MAX_LEN)
+def tiny(name, seed, **overrides):
+    return tiny_model(name, seed, max_len=MAX_LEN, **overrides)
+
+
+# The recipe each strategy decodes (attnlab.nn.nat_recipes.RECIPES).
+RECIPE = {"mask_predict:3": "cmlm", "eos_cut": "eos_canvas", "ctc_beam:3": "ctc"}
+RECIPE.update(dag_viterbi="dag", dag_lookahead="dag")
 
 
 def sources(seed, lengths, width=20):
@@ -48,17 +53,25 @@ def test_at_trimmed_sources_give_the_tokens_of_the_full_width(method, lengths):
 
 
 @pytest.mark.parametrize(
-    "strategy", ["length_pred", "length_beam:3", "oracle_length", "mask_predict:3", "eos_cut"]
+    "strategy",
+    ["length_pred", "length_beam:3", "oracle_length", "mask_predict:3", "eos_cut", "ctc_beam:3"]
+    + ["dag_viterbi", "dag_lookahead"],
 )
 def test_nat_narrow_canvases_give_the_output_of_the_whole_canvas(strategy):
-    model = tiny("nat", 1)
+    recipe = RECIPE.get(strategy, "vanilla")
+    overrides = {} if recipe in ("vanilla", "cmlm") else {"length_mode": "none"}
+    model = tiny("nat", 1, nat_recipe=recipe, **overrides)
     src = sources(2, [3, 6, 2, 5])
     # One batch of lengths within 8, one reaching into 16 and one into the whole canvas.
     for ref in ([4, 7, 3, 8], [4, 12, 3, 8], [1, 24, 2, 2]):
         ref = np.asarray(ref, np.int32)
         fast = nat_decoder(model, strategy, max_len=MAX_LEN)(src, ref)
         full = nat_decoder(model, strategy, max_len=MAX_LEN, trim=False)(src, ref)
-        np.testing.assert_array_equal(fast.tokens, full.tokens)
+        # ctc and dag canvases follow the source width: compare with PAD to the same width.
+        fast_tokens, full_tokens = np.asarray(fast.tokens), np.asarray(full.tokens)
+        assert fast_tokens.shape[1] <= full_tokens.shape[1]
+        width = ((0, 0), (0, full_tokens.shape[1] - fast_tokens.shape[1]))
+        np.testing.assert_array_equal(np.pad(fast_tokens, width), full_tokens)
         np.testing.assert_array_equal(fast.lengths, full.lengths)
         np.testing.assert_allclose(fast.scores, full.scores, rtol=1e-5, atol=1e-6)
 

@@ -32,8 +32,9 @@ def copy_batch(rng, batch):
     return src, tgt
 
 
-def nat_config():
+def nat_config(**overrides):
     return model_config(
+        **{"nat_recipe": "cmlm", **overrides},
         name="nat",
         vocab_size=VOCAB,
         target_vocab_size=VOCAB,
@@ -190,12 +191,23 @@ def test_length_beam_rescoring_picks_the_rescorers_favourite(trained):
     )
 
 
-def test_eos_cut_leaves_nothing_after_the_first_eos(trained):
+def as_eos_canvas(model):
+    """An ``eos_canvas`` model (no length head) with ``model``'s encoder and decoder."""
+    eos = build_model(nat_config(nat_recipe="eos_canvas", length_mode="none"), rngs=nnx.Rngs(0))
+    nnx.update(eos.encoder, nnx.state(model.encoder))
+    nnx.update(eos.decoder, nnx.state(model.decoder))
+    return eos
+
+
+def test_eos_cut_leaves_nothing_after_the_first_eos_and_no_pad_before_it(trained):
     model, src, tgt = trained
-    out = nat_decode(model, src, "eos_cut")
+    model = as_eos_canvas(model)
+    out = nat_decode(model, src, "eos_cut", max_len=4)  # the canvas is the model's, always
     tokens, lengths = np.asarray(out.tokens), np.asarray(out.lengths)
+    assert tokens.shape == (len(src), CANVAS)
     for row, n in zip(tokens, lengths):
         eos = np.flatnonzero(row == EOS)
+        assert not np.isin(row[:n], [PAD, BOS, MASK]).any()
         if len(eos):
             assert n == eos[0] + 1 and np.all(row[n:] == PAD)
         else:
@@ -253,3 +265,21 @@ def test_strategy_names_are_parsed_and_bad_ones_refused(trained):
         nat_decode(model, src, "oracle_length", ref_lengths=np.full(len(src), CANVAS + 1))
     with pytest.raises(ValueError, match="only used by length_beam"):
         nat_decode(model, src, "length_pred", rescorer=lambda s, t: t.sum(1))
+
+
+def test_a_model_refuses_the_strategies_its_recipe_cannot_decode(trained):
+    cmlm, src, _ = trained
+    cases = [
+        (cmlm, "eos_cut", "'eos_cut' does not apply to nat_recipe 'cmlm'; valid: length_pred"),
+        (cmlm, "ctc_beam:2", "'ctc_beam:2' does not apply to nat_recipe 'cmlm'"),
+        (as_eos_canvas(cmlm), "length_pred", "valid: eos_cut$"),
+        (
+            build_model(nat_config(nat_recipe="vanilla"), rngs=nnx.Rngs(0)),
+            "mask_predict:2",
+            "nat_recipe 'vanilla'",
+        ),
+    ]
+    for model, strategy, message in cases:
+        with pytest.raises(ValueError, match=message) as err:
+            nat_decode(model, src, strategy)
+        assert "\n" not in str(err.value)

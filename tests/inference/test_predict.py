@@ -20,12 +20,14 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
+from flax import nnx
 
 import attnlab
 from attnlab.data.builders.cn_address import admin_areas, compose_address
 from attnlab.decode.at import at_decode
 from attnlab.decode.nat import nat_decode
 from attnlab.inference import InputError, Predictor
+from attnlab.nn import build_model
 from attnlab.train import train_and_evaluate
 from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.cli import load_config_file
@@ -166,8 +168,8 @@ def test_greedy_equals_one_beam_unless_the_beam_finds_a_better_hypothesis(at):
 def test_nat_predictions_equal_nat_decode(nat):
     # The config's strategy, length_beam:3+mask_predict:4, runs every part: the length head,
     # several candidate lengths, and refinement.
-    strategy = nat.config.nat_strategy
-    assert nat.default_decode() == strategy == "length_beam:3+mask_predict:4"
+    strategy = nat.default_decode()  # nat_strategy "": the cmlm recipe's default
+    assert nat.config.nat_strategy == "" and strategy == "length_beam:3+mask_predict:4"
     results = nat.predict(WORDS)
     out = nat_decode(nat.model, _src(nat, WORDS), strategy, max_len=nat.info.max_target_len)
     vocab = nat.info.tgt_vocab
@@ -181,19 +183,31 @@ def test_decode_choices_follow_the_training_recipe(at, nat):
     for decode in ("length_pred", "beam", "beam:0", "greedy:2"):
         with pytest.raises(ValueError, match=r"for this seq2seq model; valid: greedy, beam:K$"):
             at.predict(["a"], decode)
-    assert nat.config.nat_masking == "uniform"  # a CMLM: refinement is meaningful
-    for decode in ("oracle_length", "eos_cut", "greedy", "length_beam:0"):
+    assert nat.model.recipe == "cmlm"  # a CMLM: refinement is meaningful
+    for decode in ("oracle_length", "eos_cut", "ctc", "greedy", "length_beam:0"):
         with pytest.raises(ValueError, match="for this nat model; valid: length_pred, length_beam"):
             nat.predict(["a"], decode)
-    vanilla = Predictor(nat.model, _with(nat.config, nat_masking="all"), nat.info, nat.step)
+    vanilla = _with_recipe(nat, "vanilla", "offset")
     assert vanilla.decode_choices() == ("length_pred", "length_beam:K")
     with pytest.raises(ValueError, match="valid: length_pred, length_beam:K$"):
         vanilla.predict(["a"], "length_pred+mask_predict:2")
-    canvas = Predictor(nat.model, _with(nat.config, nat_target="eos_pad"), nat.info, nat.step)
+    canvas = _with_recipe(nat, "eos_canvas", "none")
     assert canvas.decode_choices() == ("eos_cut",) and canvas.default_decode() == "eos_cut"
-    out = nat_decode(nat.model, _src(nat, WORDS), "eos_cut", max_len=nat.info.max_target_len)
+    out = nat_decode(canvas.model, _src(nat, WORDS), "eos_cut")
     expected = [tuple(nat.info.tgt_vocab.decode(row)) for row in np.asarray(out.tokens)]
     assert [r.tokens for r in canvas.predict(WORDS, "eos_cut")] == expected
+
+
+def _with_recipe(predictor, recipe, length_mode):
+    """``predictor``'s NAT as another recipe: its encoder and decoder weights, the recipe's
+    heads (the length head copied where the recipe has one)."""
+    config = _with(predictor.config)
+    config.model.update(nat_recipe=recipe, length_mode=length_mode)
+    model = build_model(config.model, rngs=nnx.Rngs(0))
+    for part in ("encoder", "decoder", "length_predictor"):
+        if hasattr(model, part):
+            nnx.update(getattr(model, part), nnx.state(getattr(predictor.model, part)))
+    return Predictor(model, config, predictor.info, predictor.step)
 
 
 def _with(config, **changes):

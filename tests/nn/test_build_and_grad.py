@@ -62,7 +62,8 @@ CASES = [
         ("norm_position", NORM_POSITIONS),
         ("position", POSITIONS),
         ("input", INPUTS),
-        ("length_mode", LENGTH_MODES),
+        # "none" (no length head) belongs to the recipes of tests/nn/test_nat_recipes.py.
+        ("length_mode", tuple(m for m in LENGTH_MODES if m != "none")),
         ("decoder_input", DECODER_INPUTS),
     ],
 )

@@ -11,6 +11,7 @@ from attnlab.nn.config import (
     INPUTS,
     LENGTH_MODES,
     MODEL_NAMES,
+    NAT_RECIPES,
     NORM_POSITIONS,
     NORMS,
     POSITIONS,
@@ -21,7 +22,7 @@ INTERFACE_KEYS = {
     "num_encoder_layers", "num_decoder_layers", "dropout", "attention_dropout", "attention",
     "norm", "norm_position", "position", "input", "max_len", "conv_kernel", "local_window",
     "chunk_size", "norm_eps", "bn_momentum", "tie_embeddings", "length_mode", "decoder_input",
-    "pooling",
+    "pooling", "nat_recipe", "upsample",
 }  # fmt: skip
 
 
@@ -46,6 +47,7 @@ def test_unknown_config_key_is_rejected():
         ("input", INPUTS),
         ("length_mode", LENGTH_MODES),
         ("decoder_input", DECODER_INPUTS),
+        ("nat_recipe", NAT_RECIPES),
         ("pooling", ("mean",)),
     ],
 )

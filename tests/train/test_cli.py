@@ -49,7 +49,8 @@ def test_bad_flags_variants_keys_and_values_exit_2_with_one_line(tmp_path, data_
         "variant": (
             [f"{config}:at,shuffle", workdir],
             "unknown variant 'shuffle' for synthetic.py; "
-            "valid: at, nat, copy, reverse, sort, quick",
+            "valid: at, nat, vanilla, cmlm, eos_canvas, ctc, dag, copy, reverse, sort, quick, "
+            "glat",
         ),
         "key": (
             [f"{config}:at", workdir, "--config.no_such_key=1"],

@@ -42,7 +42,7 @@ def test_a_group_without_default_must_be_chosen():
     [
         ("schedule", "linear", "unknown schedule 'linear'; valid: rsqrt, cosine, constant"),
         ("decode_method", "sample", "unknown decode_method 'sample'; valid: greedy, beam"),
-        ("nat_masking", "some", "unknown nat_masking 'some'; valid: all, uniform"),
+        ("glancing_start", 1.5, "glancing_start must be in [0, 1], got 1.5"),
         ("batch_size", 0, "batch_size must be in [1, 2147483647], got 0"),
         ("label_smoothing", 1.0, "label_smoothing must be in [0, 1), got 1.0"),
     ],

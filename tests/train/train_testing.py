@@ -19,7 +19,7 @@ TRAIN = ROOT / "experiments" / "train.py"
 # logging, evaluating and saving at steps that do not line up.
 RESUME = {
     "model.norm": "batch",
-    "nat_masking": "uniform",
+    "model.nat_recipe": "cmlm",
     "num_train_steps": 12,
     "log_every_steps": 2,
     "eval_every_steps": 5,

@@ -16,10 +16,14 @@ Strategies (``parse_strategy``):
   decoding). ``length_beam:1`` is ``length_pred``.
 - ``oracle_length``: ``L`` = the reference length (``ref_lengths``, counting the EOS): an upper
   bound that removes length prediction errors.
-- ``eos_cut``: decode the whole ``max_len`` canvas (all MASK), take the most probable token at
-  every position (anything but BOS and MASK) and cut after the first EOS (PAD after it). For a
-  model trained to emit EOS and then PAD over the full canvas. Without an EOS the whole
+- ``eos_cut`` (recipe ``eos_canvas``): decode the model's fixed canvas of ``max_len`` MASK
+  tokens, the canvas it was trained on (the ``max_len`` argument does not change it), take the
+  most probable token at every position (anything but PAD, BOS and MASK, so there is no PAD
+  hole before the EOS) and cut after the first EOS (PAD after it). Without an EOS the whole
   canvas is kept.
+- ``ctc``, ``ctc_beam:K`` (recipe ``ctc``) and ``dag_greedy``, ``dag_lookahead``,
+  ``dag_viterbi`` (recipe ``dag``): the canvas is the upsampled source, and the length comes
+  from the alignment or the path; see ``attnlab.decode.nat_paths``.
 - ``mask_predict:T`` (CMLM, Ghazvininejad et al. 2019): start from all MASK at length ``L``;
   iteration 0 predicts every position; iteration ``t = 1..T-1`` re-masks the
   ``n = floor(N * (T - t) / T)`` content positions with the lowest probability (``N = L - 1``
@@ -27,6 +31,9 @@ Strategies (``parse_strategy``):
   tokens and probabilities of the re-masked positions only. ``mask_predict:1`` is one
   parallel pass. Combine with a length strategy with ``+``: ``length_beam:5+mask_predict:10``,
   ``oracle_length+mask_predict:4`` (alone it uses ``length_pred``).
+
+Each recipe supports its own strategies (``attnlab.nn.nat_recipes.RECIPES``): a model
+refuses the others with one line, and ``mask_predict`` needs ``cmlm``.
 
 Cost. A decode is one jitted call from the source ids to the chosen tokens (with a
 ``rescorer``, a second call scores the candidates). The decoder runs at the smallest width of
@@ -49,6 +56,8 @@ from flax import nnx
 
 from attnlab.decode.at import at_scorer
 from attnlab.decode.compiled import jit_model, trim_source, widths
+from attnlab.decode.nat_paths import ctc_candidates, dag_candidates
+from attnlab.nn.nat_recipes import check_strategy
 from attnlab.specials import BOS, EOS, MASK, PAD
 
 VALID_FORMS = (
@@ -58,15 +67,21 @@ VALID_FORMS = (
     "eos_cut",
     "mask_predict:T",
     "<length_pred|length_beam:K|oracle_length>+mask_predict:T",
+    "ctc",
+    "ctc_beam:K",
+    "dag_greedy",
+    "dag_lookahead",
+    "dag_viterbi",
 )
 _CONTENT_FORBIDDEN = (PAD, BOS, EOS, MASK)
-_CANVAS_FORBIDDEN = (BOS, MASK)
+_CANVAS_FORBIDDEN = (PAD, BOS, MASK)
+_LENGTH_NAMES = ("length_pred", "length_beam", "oracle_length")
 
 
 class NATStrategy(NamedTuple):
     """Parsed strategy: how lengths are chosen, how many lengths, refinement iterations."""
 
-    length: str  # "length_pred" | "length_beam" | "oracle_length" | "eos_cut"
+    length: str  # length_pred | length_beam | oracle_length | eos_cut | ctc | ctc_beam | dag_*
     beam: int = 1
     iterations: int = 1
 
@@ -77,7 +92,10 @@ class NATOutput(NamedTuple):
     scores: jax.Array  # [B] mean token log-prob (or the rescorer's score)
 
 
-_PART = re.compile(r"(length_pred|oracle_length|eos_cut)|(length_beam|mask_predict):([1-9][0-9]*)")
+_PART = re.compile(
+    r"(length_pred|oracle_length|eos_cut|ctc|dag_greedy|dag_lookahead|dag_viterbi)"
+    r"|(length_beam|mask_predict|ctc_beam):([1-9][0-9]*)"
+)
 
 
 def parse_strategy(strategy: str) -> NATStrategy:
@@ -95,11 +113,18 @@ def parse_strategy(strategy: str) -> NATStrategy:
             ok, iterations = ok and iterations is None, int(number)
         else:
             ok, length, beam = ok and length is None, name, int(number or 1)
-    if not ok or (length == "eos_cut" and iterations is not None):
+    if not ok or (iterations is not None and length not in (None, *_LENGTH_NAMES)):
         raise ValueError(
             f"unknown NAT strategy {strategy!r}; valid: {', '.join(VALID_FORMS)} (K, T >= 1)"
         )
     return NATStrategy(length or "length_pred", beam, iterations or 1)
+
+
+def strategy_names(strategy: str) -> set[str]:
+    """The strategy names a spelled strategy uses: ``"length_beam:3+mask_predict:4"`` ->
+    ``{"length_beam", "mask_predict"}`` (checked against a recipe by ``check_strategy``)."""
+    parse_strategy(strategy)
+    return {part.split(":")[0] for part in str(strategy).split("+")}
 
 
 def _allowed(logp: jax.Array, forbidden: tuple[int, ...]) -> jax.Array:
@@ -141,7 +166,7 @@ def _mean(token_logp: jax.Array, lengths: jax.Array) -> jax.Array:
 
 
 def _eos_cut(model, enc, src, canvas: int):
-    dec = jnp.full((src.shape[0], canvas), MASK, jnp.int32)
+    dec = model.canvas_tokens(src)
     logp = jax.nn.log_softmax(model.decode(dec, enc, src).astype(jnp.float32), axis=-1)
     tokens = jnp.argmax(_allowed(logp, _CANVAS_FORBIDDEN), axis=-1).astype(jnp.int32)
     is_eos = tokens == EOS
@@ -157,9 +182,15 @@ def _candidates(model, src, ref_lengths, strategy: NATStrategy, canvas: int, tri
     """-> tokens [B, k, T], lengths [B, k], mean log-probs [B, k] for k candidate lengths, and
     which candidates are possible at all [B, k] (length log-prob > -inf; offset mode rules
     some lengths out)."""
+    if strategy.length in ("ctc", "ctc_beam"):
+        tokens, lengths, scores = ctc_candidates(model, src, strategy.beam)
+        return tokens, lengths, scores, jnp.ones_like(lengths, bool)
+    if strategy.length.startswith("dag_"):
+        tokens, lengths, scores = dag_candidates(model, src, strategy.length)
+        return tokens, lengths, scores, jnp.ones_like(lengths, bool)
     enc = model.encode(src)
     if strategy.length == "eos_cut":
-        tokens, lengths, scores = _eos_cut(model, enc, src, canvas)
+        tokens, lengths, scores = _eos_cut(model, enc, src, model.max_len)
         return tokens, lengths, scores, jnp.ones_like(lengths, bool)
     batch, k = src.shape[0], strategy.beam
     if strategy.length == "oracle_length":
@@ -225,6 +256,7 @@ def nat_decoder(
     (same output, more work).
     """
     parsed = parse_strategy(strategy)
+    check_strategy(model.recipe, strategy_names(strategy), strategy)
     canvas = int(max_len if max_len is not None else model.max_len)
     if not 1 <= canvas <= model.max_len:
         raise ValueError(f"max_len must be in 1..{model.max_len} (the model's), got {canvas}")

@@ -1,14 +1,21 @@
-"""``NATSeq2Seq``: a non-autoregressive Transformer (Gu et al. 2018) with a length predictor.
+"""``NATSeq2Seq``: a non-autoregressive Transformer (Gu et al. 2018), trained by a recipe.
 
-The decoder is not causal: every target position is predicted at once from decoder inputs
-that hold MASK where a token is to be predicted (and, for mask-predict refinement, observed
-tokens elsewhere), then PAD. What a MASK position feeds the decoder is ``decoder_input``:
+The decoder is not causal: every canvas position is predicted at once from decoder inputs
+that hold MASK where a token is to be predicted (and, for mask-predict refinement or glancing,
+observed tokens elsewhere), then PAD. How the canvas is laid out, what it is trained on and how
+it is decoded is the recipe (``model.nat_recipe``, see ``attnlab.nn.nat_recipes``): the model
+builds the length head for ``vanilla`` and ``cmlm`` only, a blank output class for ``ctc``, the
+transition head for ``dag``, and a decoder whose positions cover ``upsample * max_len``
+canvas positions for ``ctc`` and ``dag``. What a MASK position feeds the decoder is
+``decoder_input``:
 
 - ``mask``: the learned embedding of the MASK token (Ghazvininejad et al. 2019).
 - ``copy_source``: the source token embedding (encoder input, without position) copied
   uniformly (Gu et al. 2018): target position ``j`` of a target of length ``Ly`` reads source
   position ``round(j * (Lx - 1) / max(Ly - 1, 1))`` of a source of length ``Lx`` (non-PAD
-  counts, right padding; ``round`` is round-half-to-even, as ``jnp.round``).
+  counts, right padding; ``round`` is round-half-to-even, as ``jnp.round``). ``Ly`` is the
+  number of non-PAD decoder tokens: the target length, the fixed ``eos_canvas`` width, or the
+  upsampled ``ctc``/``dag`` canvas, the same in training and at decoding.
 
 Target length (``length_mode``), over ``max_len + 1`` classes:
 
@@ -25,6 +32,8 @@ import ml_collections
 from flax import nnx
 
 from attnlab.nn.config import validate
+from attnlab.nn.nat_dag import DagLinks
+from attnlab.nn.nat_recipes import RECIPES, check_recipe, upsample_factor
 from attnlab.nn.stacks import Decoder, Encoder, masked_mean
 from attnlab.specials import MASK, PAD
 
@@ -50,16 +59,28 @@ def copy_indices(src_lengths: jax.Array, tgt_lengths: jax.Array, length: int) ->
 
 
 class NATSeq2Seq(nnx.Module):
-    """Encoder, non-causal decoder, and a ``LengthPredictor`` head."""
+    """Encoder, non-causal decoder, and the recipe's heads (length, blank, transitions)."""
 
     def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> None:
         validate(cfg)
+        check_recipe(cfg)
+        self.recipe = cfg.nat_recipe
+        self.upsample = upsample_factor(cfg)
         self.max_len = cfg.max_len
         self.offset = cfg.length_mode == "offset"
         self.copy_source = cfg.decoder_input == "copy_source"
+        self.has_length_head = RECIPES[self.recipe].length_modes != ("none",)
+        # ctc: the blank is one more output class, after the target vocabulary.
+        self.blank_id = cfg.target_vocab_size if self.recipe == "ctc" else -1
+        decoder_cfg = ml_collections.ConfigDict(cfg.to_dict())
+        decoder_cfg.max_len = cfg.max_len * self.upsample
+        decoder_cfg.target_vocab_size = cfg.target_vocab_size + (self.recipe == "ctc")
         self.encoder = Encoder(cfg, rngs=rngs)
-        self.decoder = Decoder(cfg, causal=False, rngs=rngs)
-        self.length_predictor = LengthPredictor(cfg.d_model, cfg.max_len, rngs=rngs)
+        self.decoder = Decoder(decoder_cfg, causal=False, rngs=rngs)
+        if self.has_length_head:
+            self.length_predictor = LengthPredictor(cfg.d_model, cfg.max_len, rngs=rngs)
+        if self.recipe == "dag":
+            self.links = DagLinks(cfg.d_model, rngs=rngs)
 
     def encode(self, src: jax.Array, *, train: bool = False) -> jax.Array:
         """``src`` [B, S] int32 -> encoder states [B, S, d]."""
@@ -93,6 +114,23 @@ class NATSeq2Seq(nnx.Module):
         gathered = jnp.take_along_axis(logits, jnp.clip(classes, 0, self.max_len), axis=1)
         return jax.nn.log_softmax(jnp.where(inside, gathered, -jnp.inf), axis=-1)
 
+    # -- canvas ------------------------------------------------------------------------
+    def canvas_tokens(self, src: jax.Array) -> jax.Array:
+        """The decoder tokens of a recipe whose canvas the target does not set, [B, W].
+
+        ``eos_canvas``: MASK at all ``max_len`` positions, for every row. ``ctc`` and ``dag``:
+        MASK at the first ``upsample * source_length`` of ``upsample * S`` positions, then PAD.
+        """
+        if self.recipe == "eos_canvas":
+            return jnp.full((src.shape[0], self.max_len), MASK, jnp.int32)
+        if not RECIPES[self.recipe].upsampled:
+            raise ValueError(f"nat_recipe {self.recipe!r} has no fixed canvas (a length head)")
+        lengths = self.upsample * (src != PAD).sum(axis=1)
+        width = self.upsample * src.shape[1]
+        return jnp.where(jnp.arange(width)[None, :] < lengths[:, None], MASK, PAD).astype(
+            jnp.int32
+        )
+
     # -- decoder -----------------------------------------------------------------------
     def decoder_inputs(self, dec_tokens: jax.Array, src: jax.Array) -> jax.Array:
         """Token vectors [B, T, d] fed to the decoder (before positions): see module doc."""
@@ -118,9 +156,25 @@ class NATSeq2Seq(nnx.Module):
             train=train,
         )
 
+    def dag_logprobs(
+        self, dec_tokens: jax.Array, enc: jax.Array, src: jax.Array, *, train: bool = False
+    ) -> tuple[jax.Array, jax.Array]:
+        """``dag``: (emission log-probs [B, L, V], transition log-probs [B, L, L]) of the graph
+        whose vertices are the non-PAD ``dec_tokens`` (``attnlab.nn.nat_dag``)."""
+        states = self.decoder.states(
+            dec_tokens,
+            context=enc,
+            context_valid=src != PAD,
+            token_vectors=self.decoder_inputs(dec_tokens, src),
+            train=train,
+        )
+        emit = jax.nn.log_softmax(self.decoder.project(states).astype(jnp.float32), axis=-1)
+        return emit, self.links(states, (dec_tokens != PAD).sum(axis=1))
+
     def __call__(
         self, src: jax.Array, dec_tokens: jax.Array, *, train: bool = False
-    ) -> tuple[jax.Array, jax.Array]:
-        """-> (token logits [B, T, V], length logits [B, max_len + 1])."""
+    ) -> tuple[jax.Array, jax.Array | None]:
+        """-> (token logits [B, T, V], length logits [B, max_len + 1] or None without a head)."""
         enc = self.encode(src, train=train)
-        return self.decode(dec_tokens, enc, src, train=train), self.length_logits(enc, src)
+        length = self.length_logits(enc, src) if self.has_length_head else None
+        return self.decode(dec_tokens, enc, src, train=train), length

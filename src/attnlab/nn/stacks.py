@@ -75,6 +75,28 @@ class Decoder(nnx.Module):
     def _project(self, x: jax.Array) -> jax.Array:
         return self.embedder.tokens.attend(x) if self.tied else self.logits(x)
 
+    def states(
+        self,
+        tokens: jax.Array,
+        *,
+        context: jax.Array,
+        context_valid: jax.Array,
+        token_vectors: jax.Array | None = None,
+        train: bool = False,
+    ) -> jax.Array:
+        """Full pass up to the final norm: states [B, T, d] (``__call__`` projects them)."""
+        valid = tokens != PAD
+        if token_vectors is None:
+            token_vectors = self.embedder.tokens(tokens)
+        x = self.embedder.embed_tokens(token_vectors, train=train)
+        for layer in self.layers:
+            x = layer(x, valid=valid, context=context, context_valid=context_valid, train=train)
+        return self.final_norm(x, valid=valid, train=train)
+
+    def project(self, states: jax.Array) -> jax.Array:
+        """Output logits [B, T, V] of decoder ``states``."""
+        return self._project(states)
+
     def __call__(
         self,
         tokens: jax.Array,
@@ -85,13 +107,15 @@ class Decoder(nnx.Module):
         train: bool = False,
     ) -> jax.Array:
         """Full pass. ``token_vectors`` [B, T, d], if given, replace the token lookup."""
-        valid = tokens != PAD
-        if token_vectors is None:
-            token_vectors = self.embedder.tokens(tokens)
-        x = self.embedder.embed_tokens(token_vectors, train=train)
-        for layer in self.layers:
-            x = layer(x, valid=valid, context=context, context_valid=context_valid, train=train)
-        return self._project(self.final_norm(x, valid=valid, train=train))
+        return self._project(
+            self.states(
+                tokens,
+                context=context,
+                context_valid=context_valid,
+                token_vectors=token_vectors,
+                train=train,
+            )
+        )
 
     def init_cache(self, context: jax.Array, max_len: int) -> list:
         """Per-layer incremental state (see ``DecoderLayer.init_cache``)."""

@@ -21,8 +21,6 @@ from attnlab.choices import check_choices
 from attnlab.decode.at import DECODE_METHODS
 
 SCHEDULES = ("rsqrt", "cosine", "constant")
-NAT_MASKINGS = ("all", "uniform")
-NAT_TARGETS = ("length", "eos_pad")
 INT32_MAX = 2**31 - 1
 
 # The keys that may differ when a workdir's run is resumed: how long it runs, how often it
@@ -48,8 +46,6 @@ RESUMABLE_KEYS = (
 CHOICES = {
     "schedule": SCHEDULES,
     "decode_method": DECODE_METHODS,
-    "nat_masking": NAT_MASKINGS,
-    "nat_target": NAT_TARGETS,
 }
 
 
@@ -77,15 +73,14 @@ def base_config() -> ml_collections.ConfigDict:
             "weight_decay": 0.0,
             "grad_clip": 1.0,  # <= 0 turns clipping off
             "label_smoothing": 0.1,
-            # NAT: weight of the length-prediction loss (fairseq's length_loss_factor 0.1),
-            # and which target tokens the decoder sees masked during training:
-            # "all" (vanilla NAT) or "uniform" (CMLM: a uniform number of random tokens).
+            # NAT (the recipe is model.nat_recipe, attnlab.nn.nat_recipes): weight of the
+            # length-prediction loss (fairseq's length_loss_factor 0.1), and glancing training
+            # (GLAT; vanilla, ctc, dag) with its ratio decaying linearly from glancing_start
+            # at step 0 to glancing_end at num_train_steps (attnlab.nn.glancing).
             "length_loss_weight": 0.1,
-            "nat_masking": "all",
-            # NAT target canvas: "length" (the tokens and EOS; a length head says where to
-            # stop) or "eos_pad" (the whole max-length canvas: tokens, EOS, then PAD; decode
-            # with nat_strategy="eos_cut").
-            "nat_target": "length",
+            "glancing": False,
+            "glancing_start": 0.5,
+            "glancing_end": 0.3,
             # Evaluation: teacher-forced loss/accuracy on the whole split, and decoding
             # metrics on the first `eval_decode_examples` examples (0 turns decoding off).
             "eval_split": "validation",
@@ -94,7 +89,8 @@ def base_config() -> ml_collections.ConfigDict:
             "decode_method": "greedy",  # AT: greedy | beam
             "beam_size": 4,
             "length_penalty": 0.6,  # GNMT length penalty for beam search
-            "nat_strategy": "length_beam:3",  # NAT decoding strategy (attnlab.decode.nat)
+            # NAT decoding strategy (attnlab.decode.nat); "" = the recipe's default.
+            "nat_strategy": "",
             "model": ml_collections.ConfigDict(),
             "data": ml_collections.ConfigDict(),
         }
@@ -180,6 +176,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"warmup_steps must be in [0, {INT32_MAX}], got {config.warmup_steps}")
     if not 0.0 <= config.label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+    for key in ("glancing_start", "glancing_end"):
+        if not 0.0 <= config[key] <= 1.0:
+            raise ValueError(f"{key} must be in [0, 1], got {config[key]}")
     if config.schedule == "rsqrt" and config.warmup_steps < 1:
         raise ValueError("schedule 'rsqrt' needs warmup_steps >= 1 (lr * sqrt(warmup / step))")
 

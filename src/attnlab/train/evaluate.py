@@ -3,8 +3,9 @@
 - Teacher-forced: cross-entropy (no smoothing) and accuracy over every valid example of the
   split; NAT adds the length loss and length accuracy.
 - Decoding (seq2seq and NAT only): the first ``eval_decode_examples`` examples are decoded
-  (AT: ``decode_method``, ``beam_size``, ``length_penalty``; NAT: ``nat_strategy``) and scored
-  with G2P word and phoneme error rates against every reference (``attnlab.metrics``).
+  (AT: ``decode_method``, ``beam_size``, ``length_penalty``; NAT: ``nat_strategy``, by default
+  the recipe's own) and scored with G2P word and phoneme error rates against every reference
+  (``attnlab.metrics``).
 
 Both return None when ``should_stop()`` turns true mid-way (SIGTERM), so that the caller can
 save and redo the evaluation after resuming.
@@ -22,6 +23,7 @@ from jax.sharding import Mesh
 from attnlab.decode.at import at_decode
 from attnlab.decode.nat import nat_decode
 from attnlab.metrics import per, wer
+from attnlab.nn.nat_recipes import recipe_strategy
 from attnlab.specials import PAD
 from attnlab.train.sharding import shard_global_batch
 from attnlab.train.steps import add_stats, stat_means
@@ -57,9 +59,8 @@ def _decode(model: Any, src: np.ndarray, targets: np.ndarray, config: ml_collect
             length_penalty=config.length_penalty,
         )
     ref_lengths = np.sum(targets != PAD, axis=-1).astype(np.int32)
-    return nat_decode(
-        model, src, config.nat_strategy, ref_lengths=ref_lengths, max_len=max_len
-    ).tokens
+    strategy = recipe_strategy(model.recipe, config.nat_strategy)
+    return nat_decode(model, src, strategy, ref_lengths=ref_lengths, max_len=max_len).tokens
 
 
 def decoding_metrics(

@@ -17,9 +17,16 @@ import optax
 from flax import nnx
 
 from attnlab.data import data_config, dataset_info
-from attnlab.decode.nat import parse_strategy
+from attnlab.decode.nat import strategy_names
 from attnlab.nn import build_model
 from attnlab.nn.config import model_config, validate
+from attnlab.nn.nat_recipes import (
+    check_glancing,
+    check_recipe,
+    check_strategy,
+    recipe_strategy,
+    upsample_factor,
+)
 from attnlab.train.config import base_config, validate_config
 from attnlab.train.optim import make_optimizer
 from attnlab.train.steps import init_state
@@ -43,7 +50,8 @@ def _check_keys(config: ml_collections.ConfigDict, reference: ml_collections.Con
 def check_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """``config`` with every key's default filled in, after every check that needs no data.
 
-    Keys, training values, model choices, the NAT strategy and the data keys: the first
+    Keys, training values, model choices, the NAT recipe with its options and strategy
+    (``check_nat``) and the data keys: the first
     problem is a one-line ValueError.
     """
     config = ml_collections.ConfigDict(config.to_dict())
@@ -54,8 +62,7 @@ def check_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict
     validate_config(config)
     config.model = model_config(**config.model.to_dict())
     validate(config.model)
-    if config.model.name == "nat":
-        parse_strategy(config.nat_strategy)
+    check_nat(config, config.model)
     config.data = data_config(**config.data.to_dict())
     return config
 
@@ -86,8 +93,23 @@ def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.Co
     else:
         model.num_classes = int(info.num_classes)
     validate(model)
+    check_nat(config, model)
     config.model = model
     return config, info
+
+
+def check_nat(config: ml_collections.ConfigDict, model: ml_collections.ConfigDict) -> None:
+    """A NAT's recipe against its options: length mode and upsample (the model), glancing,
+    and the decoding strategy (one-line ValueErrors naming the valid choices). It fills in
+    ``model.upsample`` when 0, so that ``config.json`` records the factor used."""
+    if model.name != "nat":
+        return
+    check_recipe(model)
+    check_glancing(model.nat_recipe, bool(config.glancing))
+    strategy = recipe_strategy(model.nat_recipe, config.nat_strategy)
+    check_strategy(model.nat_recipe, strategy_names(strategy), strategy)
+    if model.upsample == 0 and upsample_factor(model) > 1:
+        model.upsample = upsample_factor(model)
 
 
 def build(config: ml_collections.ConfigDict) -> tuple[nnx.Module, optax.GradientTransformation]:

@@ -82,7 +82,8 @@ def make_train_step(
     """``train_step(state, batch, step) -> (new_state, metrics)``, jitted, state donated.
 
     ``step`` is the 1-based step being taken; with ``config.seed`` it gives the key of any
-    randomness the loss needs (NAT ``uniform`` masking), so a resumed run draws the same keys.
+    randomness the loss needs (CMLM masking, glancing positions), so a resumed run draws the
+    same keys; it also sets the glancing ratio.
     ``metrics`` holds per-step means and the global norms of the gradient and of the new
     parameters, so the host can tell a finite loss with an exploded update from a good step.
     """
@@ -93,7 +94,7 @@ def make_train_step(
         def loss_fn(params):
             model = nnx.merge(graphdef, params, state["rest"], copy=True)
             buffer_residual_gradients(model)
-            loss, stats = compute_stats(model, batch, config, train=True, key=key)
+            loss, stats = compute_stats(model, batch, config, train=True, key=key, step=step)
             _, _, new_rest = nnx.split(model, nnx.Param, ...)
             return loss, (stats, new_rest)
 
