@@ -127,9 +127,7 @@ class NATSeq2Seq(nnx.Module):
             raise ValueError(f"nat_recipe {self.recipe!r} has no fixed canvas (a length head)")
         lengths = self.upsample * (src != PAD).sum(axis=1)
         width = self.upsample * src.shape[1]
-        return jnp.where(jnp.arange(width)[None, :] < lengths[:, None], MASK, PAD).astype(
-            jnp.int32
-        )
+        return jnp.where(jnp.arange(width)[None, :] < lengths[:, None], MASK, PAD).astype(jnp.int32)
 
     # -- decoder -----------------------------------------------------------------------
     def decoder_inputs(self, dec_tokens: jax.Array, src: jax.Array) -> jax.Array:
