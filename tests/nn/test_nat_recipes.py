@@ -12,11 +12,11 @@ from flax import nnx
 from nn_testing import tiny_model, tokens
 
 from attnlab.decode.nat import nat_decode
-from attnlab.nn.config import EOS_ID, MASK_ID, PAD_ID
 from attnlab.nn.nat import NATSeq2Seq
 from attnlab.nn.nat_recipes import RECIPES, check_glancing, nat_stats
 from attnlab.ops.ctc import ctc_best_alignment
 from attnlab.ops.dag import dag_best_alignment
+from attnlab.specials import EOS, MASK, PAD
 
 HEADLESS = ("eos_canvas", "ctc", "dag")
 
@@ -31,7 +31,7 @@ def copy_batch(seed, lengths, width):
     src = tokens(seed, lengths, width)
     tgt = np.zeros((len(lengths), width + 1), np.int32)
     for row, n in enumerate(lengths):
-        tgt[row, :n], tgt[row, n] = src[row, :n], EOS_ID
+        tgt[row, :n], tgt[row, n] = src[row, :n], EOS
     valid = jnp.ones(len(lengths), bool)
     return {"inputs": jnp.asarray(src), "targets": jnp.asarray(tgt), "valid": valid}
 
@@ -71,9 +71,9 @@ def _copy_batch(seed):
     """32 random copy examples of 1..8 tokens, built inside jit."""
     lengths = jax.random.randint(jax.random.key(seed), (32,), 1, 9)
     values = jax.random.randint(jax.random.key(seed + 1), (32, 8), 5, 12)
-    src = jnp.where(jnp.arange(8)[None] < lengths[:, None], values, PAD_ID)
+    src = jnp.where(jnp.arange(8)[None] < lengths[:, None], values, PAD)
     tgt = jnp.pad(src, ((0, 0), (0, 1)))
-    tgt = jnp.where(jnp.arange(9)[None] == lengths[:, None], EOS_ID, tgt)
+    tgt = jnp.where(jnp.arange(9)[None] == lengths[:, None], EOS, tgt)
     return {"inputs": src, "targets": tgt, "valid": jnp.ones(32, bool)}
 
 
@@ -147,20 +147,20 @@ def test_glancing_reveals_ceil_ratio_times_errors_references(monkeypatch, recipe
     revealed = second != first
     if recipe == "vanilla":  # references: the gold tokens at their positions
         guess = np.asarray(model.decode(jnp.asarray(first), enc, src)).argmax(-1)
-        refs, where = tgt, tgt != PAD_ID
+        refs, where = tgt, tgt != PAD
         errors = ((guess != refs) & where).sum(1)
         np.testing.assert_array_equal(second[revealed], tgt[revealed])
     elif recipe == "ctc":  # references: the labels of the best CTC alignment
         logp = jax.nn.log_softmax(model.decode(jnp.asarray(first), enc, src), axis=-1)
-        labels = np.where(tgt == EOS_ID, PAD_ID, tgt)
-        frames, lengths = (first != PAD_ID).sum(1), (labels != PAD_ID).sum(1)
+        labels = np.where(tgt == EOS, PAD, tgt)
+        frames, lengths = (first != PAD).sum(1), (labels != PAD).sum(1)
         refs = np.asarray(ctc_best_alignment(logp, frames, labels, lengths, model.blank_id)[0])
-        errors = ((np.asarray(logp).argmax(-1) != refs) & (first != PAD_ID)).sum(1)
+        errors = ((np.asarray(logp).argmax(-1) != refs) & (first != PAD)).sum(1)
         np.testing.assert_array_equal(second[revealed], refs[revealed])
     else:  # references: the target tokens at the vertices of the best path
         emit, trans = model.dag_logprobs(jnp.asarray(first), enc, src)
         vertices = np.asarray(
-            dag_best_alignment(emit, trans, tgt, (first != PAD_ID).sum(1), (tgt != 0).sum(1))[0]
+            dag_best_alignment(emit, trans, tgt, (first != PAD).sum(1), (tgt != 0).sum(1))[0]
         )
         guess = np.take_along_axis(np.asarray(emit).argmax(-1), np.maximum(vertices, 0), 1)
         errors = ((guess != tgt) & (vertices >= 0)).sum(1)
@@ -171,7 +171,7 @@ def test_glancing_reveals_ceil_ratio_times_errors_references(monkeypatch, recipe
     want = [math.ceil(np.float32(ratio) * np.float32(e)) for e in errors]
     np.testing.assert_array_equal(revealed.sum(1), want)
     assert errors.sum() > 0 and float(stats["glanced"][0]) == sum(want)
-    assert np.all(first[first != PAD_ID] == MASK_ID)
+    assert np.all(first[first != PAD] == MASK)
 
 
 def test_eos_canvas_trains_on_the_canvas_and_inputs_it_decodes(monkeypatch):
@@ -186,7 +186,7 @@ def test_eos_canvas_trains_on_the_canvas_and_inputs_it_decodes(monkeypatch):
     jax.effects_barrier()
     assert len(calls) == 4
     for dec, vectors in calls:
-        assert dec.shape == (3, model.max_len) and np.all(dec == MASK_ID)
+        assert dec.shape == (3, model.max_len) and np.all(dec == MASK)
         np.testing.assert_array_equal(vectors, calls[0][1])
 
 
@@ -194,7 +194,7 @@ def test_eos_canvas_trains_on_the_canvas_and_inputs_it_decodes(monkeypatch):
 def test_targets_that_cannot_fit_the_canvas_are_counted_and_the_loss_stays_finite(recipe):
     model = recipe_model(recipe, upsample=1)
     src = jnp.asarray(tokens(4, [2, 4], 4))
-    tgt = jnp.asarray([[5, 6, 7, 8, EOS_ID], [5, 6, EOS_ID, 0, 0]], jnp.int32)
+    tgt = jnp.asarray([[5, 6, 7, 8, EOS], [5, 6, EOS, 0, 0]], jnp.int32)
     batch = {"inputs": src, "targets": tgt, "valid": jnp.ones(2, bool)}
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
