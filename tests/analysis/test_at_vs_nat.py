@@ -89,3 +89,16 @@ def test_train_only_refuses_an_unknown_model_and_an_unfinished_teacher(tmp_path)
     config.train_only = "nat_kd"
     with pytest.raises(ValueError, match="AT teacher .* is at step None of 400"):
         run(config, tmp_path)
+
+
+def test_demo_form_decodes_only_what_make_demo_trains():
+    """`make demo` trains `at` and `nat` (train_only, side by side): its systems need no other."""
+    config = load_config_file("experiments/configs/at_vs_nat.py:g2p,demo")
+    systems = parse_systems(config.systems)
+    assert {"at_greedy", "at_beam4", "nat_length_pred"} <= set(systems)
+    models = {SYSTEMS[s].model for s in systems} | {
+        SYSTEMS[s].rescorer for s in systems if SYSTEMS[s].rescorer
+    }
+    assert models == {"at", "nat"} and not config.distill and config.scale == "demo"
+    makefile = open("Makefile").read()
+    assert "--config.train_only=at" in makefile and "--config.train_only=nat " in makefile
