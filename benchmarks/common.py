@@ -21,7 +21,6 @@ import os
 import platform
 import shlex
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from attnlab.analysis.latency import interleaved_times  # noqa: F401 - the benchmarks' timer
 from attnlab.nn.config import model_config
 from attnlab.specials import EOS
 from attnlab.train.config import load_config_file
@@ -94,38 +94,6 @@ def fwd_bwd(attention: AttentionFn) -> Callable[..., tuple[jax.Array, jax.Array,
 def forward(attention: AttentionFn) -> Callable[..., jax.Array]:
     """Jitted ``(q, k, v) -> attention(q, k, v)``."""
     return jax.jit(attention)
-
-
-def interleaved_times(
-    contenders: dict[str, Callable[[], Any]],
-    repeats: int,
-    warmup: int = 1,
-    min_seconds: float = 0.0,
-    max_repeats: int = 200,
-) -> dict[str, list[float]]:
-    """Seconds per call of each contender, interleaved, at least ``repeats`` calls each.
-
-    Each contender is first called ``warmup`` times (compilation, first-touch of buffers).
-    Repetition r calls them in the given order when r is even and reversed when r is odd, so
-    neither always runs first after the other. Repetitions go on past ``repeats`` (up to
-    ``max_repeats``) until all timed calls together took ``min_seconds``, so short calls get
-    more samples against the noise of a shared machine.
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1; got {repeats}")
-    for call in contenders.values():
-        for _ in range(warmup):
-            jax.block_until_ready(call())
-    names = list(contenders)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    rep = 0
-    while rep < repeats or (rep < max_repeats and sum(map(sum, times.values())) < min_seconds):
-        for name in names if rep % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
-            jax.block_until_ready(contenders[name]())
-            times[name].append(time.perf_counter() - start)
-        rep += 1
-    return times
 
 
 def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> dict[str, float]:

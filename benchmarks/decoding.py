@@ -3,6 +3,7 @@ r"""Decoding at batch 1: KV-cache step cost, cache against no cache, NAT against
     python benchmarks/decoding.py                      # fresh g2p-shaped models; 1-2 min
     python benchmarks/decoding.py --run_dir=runs/g2p   # the trained AT and NAT of that run
     python benchmarks/decoding.py --quick              # fewer words and repetitions
+    python benchmarks/decoding.py --long_run_dir=runs/long   # trained long-output models
 
 The measured figures are in BUILD_NOTES.md ("Decoding at batch 1").
 
@@ -35,7 +36,10 @@ more tables are the profile evidence. ``parts``: an encoder pass, the NAT decode
 one cached AT step at batch 1 and 4, for an 8-letter word, and the AT-beam-4 / NAT ratio
 they allow at the mean output length (``measure_parts``). ``dispatch``: the cost of a jitted
 no-op taking the model as the old decoders passed it (an ``nnx.State`` plus a static
-``GraphDef``) and as they pass it now (one tuple of arrays). The figures go into the
+``GraphDef``) and as they pass it now (one tuple of arrays). 4. ``decoding_vs_length``
+(``benchmarks/decoding_length.py``, issue 17): latency per sequence against output length
+(8-64 tokens, batch 1 and 64) for AT, deep-shallow AT and the one-pass NATs; target: the
+fastest NAT at least 10x AT beam 4 at 64 tokens, batch 1. The figures go into the
 ``decoding`` section of ``benchmarks/results.json``.
 """
 
@@ -63,7 +67,7 @@ from attnlab.decode.at import at_searcher  # noqa: E402
 from attnlab.decode.compiled import jit_model  # noqa: E402
 from attnlab.nn import build_model  # noqa: E402
 from attnlab.train.config import load_config_file  # noqa: E402
-from benchmarks import common, decoding_parts  # noqa: E402
+from benchmarks import common, decoding_length, decoding_parts  # noqa: E402
 
 SECTION = "decoding"
 FLAT_TARGET = 1.2  # step time at the last position / at the first, at most
@@ -268,6 +272,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--loop_steps", type=int, default=32, help="steps per timed call")
     parser.add_argument("--decode_length", type=int, default=64)
     parser.add_argument("--words", type=int, default=0, help="0: 100, or 30 with --quick")
+    parser.add_argument(
+        "--long_run_dir", type=Path, default=None, help="at_vs_nat.py:synthetic,long workdir"
+    )
+    parser.add_argument("--lengths", type=common.int_list, default=[8, 16, 32, 64])
+    parser.add_argument("--length_batches", type=common.int_list, default=[1, 64])
     args = parser.parse_args(argv)
     if args.cache_len <= max(args.positions):
         parser.error(f"--cache_len {args.cache_len} must exceed the positions {args.positions}")
@@ -296,6 +305,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(common.format_table([parts], [(k, k) for k in parts]), flush=True)
     dispatch_rows = decoding_parts.measure_dispatch(at, repeats * 100, min_seconds / 2)
     print(common.format_table(dispatch_rows, [(k, k) for k in dispatch_rows[0]]))
+    by_length, length_headline = decoding_length.measure(
+        args.long_run_dir, args.lengths, args.length_batches, repeats, min_seconds / 4
+    )
+    print(common.format_table(by_length, [(k, k) for k in by_length[0]]), flush=True)
 
     section = {
         "description": "batch-1 decoding of g2p-shaped models: KV-cache step over positions, "
@@ -313,6 +326,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "words": len(words),
         "parts": parts,
         "dispatch": dispatch_rows,
+        # {system, output_length, batch, latency_ms} (+ mean_output_length, exact if trained)
+        "decoding_vs_length": by_length,
+        "decoding_vs_length_mode": "trained: " + str(args.long_run_dir)
+        if args.long_run_dir
+        else "fresh models, forced to the reference length",
     }
     section["headline"] = [  # rendered into BUILD_NOTES.md by benchmarks/summary.py
         {
@@ -322,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "met": t["met"],
         }
         for t in section["targets"].values()
-    ]
+    ] + [length_headline]
     print(f"mode: {mode}")
     print(common.format_table(list(section["targets"].values()), TARGET_COLUMNS))
     common.write_section(SECTION, section, args.results)

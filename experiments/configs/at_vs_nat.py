@@ -3,21 +3,26 @@ r"""AT versus NAT decoding: how much quality does parallel decoding give up, for
     python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/at_vs_nat_g2p
     python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p,demo --workdir=runs/demo   # make demo
 
-The full `g2p` run, as committed in experiments/results/g2p/, trains its four models as
-separate processes (the last command resumes them all and decodes):
+The first edition's full `g2p` run, as committed in experiments/results/g2p/, trained four
+models as separate processes (the last command resumes them all and decodes):
 
     C="python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/g2p"
     $C --config.train_only=at    # alone on both cores (wall times: experiments/results/g2p)
     taskset -c 0 $C --config.train_only=nat & taskset -c 1 $C --config.train_only=nat_eos & wait
     $C --config.train_only=nat_kd    # needs the finished AT model (its teacher)
-    $C
+    $C --config.systems=at_greedy,at_beam4,nat_length_pred,...   # the first edition's 11
+
+The second edition (issue 17) adds the deep-shallow AT (`at_ds`) and the frontier NATs
+(`nat_glat`, `nat_ctc`, `nat_ctc_glat`, `nat_dag`, `nat_dag_kd`), ten models in all
+(`analysis.at_vs_nat.MODELS`), each trained the same way with `--config.train_only=<model>`;
+its full run is not done yet (BUILD_NOTES.md, "AT versus NAT, second edition").
 
 Expected result (full `g2p`, 2 CPU cores): see experiments/results/g2p/report.md. The target
 is AT at WER <= 27% and PER <= 7% on the cmudict_g2p test split after at most 90 minutes of
 training. The `demo` form (`make demo`) trains the AT and the NAT at a small scale; measured
 on 2 cores (BUILD_NOTES.md, "make demo"): test WER 63.3% (AT greedy) and 83.8% (NAT
-length_pred) on 512 test words of a 10000-word build, in 4 min 34 s from a fresh clone. The `quick` form checks the plumbing
-(tests), not the quality.
+length_pred) on 512 test words of a 10000-word build, in 4 min 34 s from a fresh clone. The
+`quick` form checks the plumbing (tests), not the quality.
 
 Variants (comma-separated after the colon):
 - `g2p` (default) | `synthetic` (reverse) | `tfds` (a translation dataset from the TFDS
@@ -27,6 +32,9 @@ Variants (comma-separated after the colon):
   model on 2 CPU cores: outputs are real, quality is far from the full config's.
 - `demo`: 2+2 layers, d_model 64, 1200 steps on a 10000-word build, AT and NAT only, five
   systems (`make demo`).
+- `long` (with `synthetic`): reverse at lengths 1-64, AT, deep-shallow AT and the one-pass
+  NATs (`LONG_SYSTEMS`); the report adds latency against output length (8-64 tokens, batch 1
+  and 64, `latency_vs_length.png`). Not yet trained to the end (BUILD_NOTES.md).
 - `quick`: tiny models, a small slice of the data, a few hundred steps (tests).
 
 Each model is an ordinary training config (``config.at``, ``config.nat``, ...), so any
@@ -37,10 +45,13 @@ from pathlib import Path
 
 import ml_collections
 
+from attnlab.analysis.at_vs_nat import MODELS
+from attnlab.analysis.systems import SYSTEMS
 from attnlab.train.config import load_config_file, parse_variant
 from attnlab.train.recipes import use_nat_recipe
 
-SYSTEMS = (
+# The first edition's eleven systems (experiments/results/g2p_small and the 2026-11-24 run).
+FIRST_EDITION = (
     "at_greedy",
     "at_beam4",
     "nat_length_pred",
@@ -53,6 +64,16 @@ SYSTEMS = (
     "nat_mask_predict10",
     "nat_kd_length_pred",
 )
+# `long`: AT, deep-shallow AT and every kind of one-pass NAT, timed against output length.
+LONG_SYSTEMS = (
+    "at_greedy",
+    "at_beam4",
+    "at_deep_shallow_greedy",
+    "at_deep_shallow_beam4",
+    "nat_length_pred",
+    "nat_ctc",
+    "nat_dag_lookahead",
+)
 DEMO_SYSTEMS = (
     "at_greedy",
     "at_beam4",
@@ -60,6 +81,10 @@ DEMO_SYSTEMS = (
     "nat_oracle_length",
     "nat_mask_predict4",
 )
+
+
+def _copy(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(config.to_dict())
 
 
 def _task_config(file: str, variant: str):
@@ -72,10 +97,12 @@ def get_config(arg: str | None = None):
         config_name="at_vs_nat.py",
         groups={"task": ("g2p", "synthetic", "tfds", "gpu")},
         defaults={"task": "g2p"},
-        flags=("quick", "small", "demo"),
+        flags=("quick", "small", "demo", "long"),
     )
     quick = ",quick" if variant["quick"] or variant["demo"] else ""
     task = variant["task"]
+    if variant["long"] and task != "synthetic":
+        raise ValueError("at_vs_nat.py variant 'long' needs the task 'synthetic'")
     if task in ("g2p", "gpu"):
         at, nat = _task_config("g2p.py", "at" + quick), _task_config("g2p.py", "nat" + quick)
     elif task == "synthetic":
@@ -108,37 +135,67 @@ def get_config(arg: str | None = None):
             c.data.update(max_source_examples=10000, bucket_boundaries=(8, 12, 16))
             c.update(batch_size=64, num_train_steps=1200, warmup_steps=150, learning_rate=3e-3)
             c.update(eval_every_steps=1200, checkpoint_every_steps=600, eval_decode_examples=256)
-    if task == "g2p" and not variant["quick"] and not variant["small"] and not variant["demo"]:
-        # The whole experiment trains four models on 2 CPU cores: the NATs get 2/3 of the AT's
-        # steps so that it fits in about two hours with two models training side by side.
+    if variant["long"]:
+        # Where NAT's speed matters: outputs up to 64 tokens (reverse, lengths 1-64). Sized so
+        # that every model reaches near-zero error (BUILD_NOTES.md, "Long outputs").
+        for c in (at, nat):
+            c.data.update(synthetic_max_length=64, bucket_boundaries=(16, 32, 48))
+            c.model.update(d_model=64, num_heads=4, d_ff=256)
+            c.update(num_train_steps=4000, warmup_steps=400, learning_rate=2e-3)
+            c.update(eval_every_steps=1000, checkpoint_every_steps=1000, eval_decode_examples=256)
+    full_g2p = task == "g2p" and not (variant["quick"] or variant["small"] or variant["demo"])
+    if full_g2p:
+        # The NATs get 2/5 of the AT's steps: each trains in under 90 minutes on one core.
         nat.update(num_train_steps=8000)
     # Matched size: the NAT copies the AT's width, depth and heads.
     for key in ("d_model", "num_heads", "d_ff", "num_encoder_layers", "num_decoder_layers"):
         nat.model[key] = at.model[key]
-    # The eos_cut NAT: recipe eos_canvas, no length head; trained on the fixed canvas of the
-    # longest target with the targets followed by EOS and then PAD, as eos_cut decodes it.
-    nat_eos = use_nat_recipe(ml_collections.ConfigDict(nat.to_dict()), "eos_canvas")
-    nat_kd = ml_collections.ConfigDict(nat.to_dict())
+    # The deep-shallow AT (Kasai et al. 2021): the AT's layers moved to the encoder, one
+    # decoder layer (g2p: 6+1 against 3+3, as g2p.py:deep_shallow; +4.7% parameters).
+    at_ds = _copy(at)
+    at_ds.model.update(
+        num_encoder_layers=at.model.num_encoder_layers + at.model.num_decoder_layers,
+        num_decoder_layers=1,
+    )
+    # One NAT per recipe, all of the same size as `nat` (attnlab.nn.nat_recipes):
+    # eos_canvas trains on the fixed canvas of the longest target (targets, EOS, then PAD), as
+    # eos_cut decodes it; glancing (GLAT) on vanilla, ctc and dag.
+    nat_eos = use_nat_recipe(_copy(nat), "eos_canvas")
+    nat_glat = use_nat_recipe(_copy(nat), "vanilla", glancing=True)
+    nat_ctc = use_nat_recipe(_copy(nat), "ctc")
+    nat_ctc_glat = use_nat_recipe(_copy(nat), "ctc", glancing=True)
+    nat_dag = use_nat_recipe(_copy(nat), "dag", glancing=True)
 
     config = ml_collections.ConfigDict()
     config.task = task
     config.at = at
+    config.at_ds = at_ds
     config.nat = nat
     config.nat_eos = nat_eos
-    config.nat_kd = nat_kd
-    config.distill = True  # train nat_kd on the AT model's beam outputs of the train split
+    config.nat_glat = nat_glat
+    config.nat_ctc = nat_ctc
+    config.nat_ctc_glat = nat_ctc_glat
+    config.nat_dag = nat_dag
+    # Distilled students: the same configs, trained on the AT model's beam outputs.
+    config.nat_kd = _copy(nat)
+    config.nat_dag_kd = _copy(nat_dag)
+    config.distill = True  # train the *_kd models on the AT model's beam outputs
     config.distill_beam_size = 4
     config.distill_batch_size = 256
-    config.systems = ",".join(SYSTEMS)
+    config.systems = ",".join(SYSTEMS)  # every system (the second edition)
     config.test_split = "test"
     config.max_test_examples = 0  # 0: the whole split
     config.eval_batch_size = 64  # also the batch of the throughput figure
     config.latency_examples = 200  # sequences timed one by one at batch 1
+    # Latency against output length (report plot `latency_vs_length.png`): random sources of
+    # each of these lengths, decoded at each batch size, every system side by side. () = off.
+    config.latency_lengths = ()
+    config.latency_batches = (1, 64)
     config.bootstrap_samples = 1000
     config.seed = 0
-    # Train (or resume) just this model and exit: at | nat | nat_eos | nat_kd. Lets the models
-    # train as parallel processes (nat_kd after at has finished); a final run without it
-    # resumes them all and decodes.
+    # Train (or resume) just this model and exit (a key of analysis.at_vs_nat.MODELS). Lets the
+    # models train as parallel processes (a *_kd model after `at` has finished); a final run
+    # without it resumes them all and decodes.
     config.train_only = ""
     # Decode with the average of each model's last N checkpoints (Vaswani et al. 2017 averaged
     # their last 5); 1 = the final checkpoint only. Every model, the distillation teacher
@@ -158,10 +215,30 @@ def get_config(arg: str | None = None):
         config.latency_examples = 32
         config.bootstrap_samples = 200
         config.average_checkpoints = 1
+    if variant["small"]:
+        config.systems = ",".join(FIRST_EDITION)  # as its committed results were measured
+    if variant["long"]:
+        config.systems = ",".join(LONG_SYSTEMS)
+        config.distill = False
+        config.max_test_examples = 1024
+        config.latency_lengths = (8, 16, 32, 64)
     if variant["quick"]:
-        # Enough steps for the teacher to emit real phonemes, so distillation has data.
-        for c in (config.at, config.nat, config.nat_eos, config.nat_kd):
-            c.update(num_train_steps=400, eval_every_steps=200, checkpoint_every_steps=200)
+        # Enough steps for the teacher to emit real phonemes, so distillation has data. The
+        # second edition's models only show that every system runs and scores (finite values):
+        # 20 steps, one batch shape, one evaluation.
+        for key in MODELS:
+            if key in ("at", "nat", "nat_eos", "nat_kd"):
+                config[key].update(
+                    num_train_steps=400, eval_every_steps=200, checkpoint_every_steps=200
+                )
+            else:
+                config[key].data.bucket_boundaries = ()
+                config[key].update(
+                    num_train_steps=20,
+                    eval_every_steps=20,
+                    checkpoint_every_steps=20,
+                    eval_decode_examples=16,
+                )
         config.max_test_examples = 128
         config.latency_examples = 16
         config.bootstrap_samples = 200

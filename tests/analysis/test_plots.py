@@ -21,7 +21,8 @@ from attnlab.analysis import plots  # noqa: E402
 from attnlab.analysis.systems import SYSTEMS as ALL_SYSTEMS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "results"
-SYSTEMS = tuple(ALL_SYSTEMS)  # the eleven AT and NAT systems of the experiment
+SYSTEMS = tuple(ALL_SYSTEMS)  # the 21 AT and NAT systems of the experiment
+N = len(SYSTEMS)
 
 
 def rows_with(wers, latencies):
@@ -61,12 +62,12 @@ def visible_tick_labels(axis):
 @pytest.mark.parametrize(
     "latencies",
     [
-        [2.0 + 0.04 * k for k in range(11)],  # equal WER, close latencies (a quick run)
-        [2.0] * 11,  # equal WER and equal latency: every point on the same spot
+        [2.0 + 0.04 * k for k in range(N)],  # equal WER, close latencies (a quick run)
+        [2.0] * N,  # equal WER and equal latency: every point on the same spot
     ],
 )
 def test_labels_of_systems_with_equal_wer_do_not_overlap(latencies):
-    fig = plots.quality_vs_latency_figure(rows_with([1.0] * 11, latencies))
+    fig = plots.quality_vs_latency_figure(rows_with([1.0] * N, latencies))
     texts, boxes = label_boxes(fig)
     assert sorted(t.get_text() for t in texts) == sorted(SYSTEMS)
     assert overlapping_pairs(boxes) == []
@@ -212,3 +213,23 @@ def test_the_report_attention_figure_of_tiny_random_models_has_a_colorbar(tmp_pa
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (fig,) = figures
     assert_one_shared_colorbar(fig)
+
+
+def test_latency_vs_length_has_a_panel_per_batch_with_the_lengths_as_ticks():
+    rows = [
+        {"system": s, "output_length": n, "batch": b, "latency_ms": t * n**p / b}
+        for s, t, p in (("at_greedy", 0.05, 1.0), ("nat_ctc", 0.3, 0.2))
+        for n in (8, 16, 32, 64)
+        for b in (1, 64)
+    ]
+    fig = plots.latency_vs_length_figure(rows)
+    assert [ax.get_title() for ax in fig.axes] == ["batch 1", "batch 64"]
+    for ax in fig.axes:
+        assert [text for text, _ in visible_tick_labels(ax.xaxis)] == ["8", "16", "32", "64"]
+        assert ax.get_yscale() == "log" and "ms" in ax.get_ylabel()
+        for text, _ in visible_tick_labels(ax.yaxis):
+            float(text)  # plain numbers
+        assert overlapping_pairs([box.padded(2) for _, box in visible_tick_labels(ax.yaxis)]) == []
+    legend = fig.axes[-1].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["at_greedy", "nat_ctc"]
+    plt.close(fig)

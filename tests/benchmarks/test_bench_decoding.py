@@ -16,16 +16,26 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import decoding  # noqa: E402
+from attnlab.analysis.at_vs_nat import MODELS  # noqa: E402
+from benchmarks import decoding, decoding_length  # noqa: E402
 
 
 def test_decoding_main_with_tiny_fresh_models(tmp_path: Path, monkeypatch):
     real = decoding.g2p_config
     data_dir = str(tmp_path / "data")
     monkeypatch.setattr(decoding, "g2p_config", lambda v: real(v + ",quick", data_dir=data_dir))
+
+    def long_quick():
+        config = decoding_length.load_config_file(decoding_length.LONG_CONFIG + ",quick")
+        for key in MODELS:
+            config[key].data.data_dir = data_dir
+        return config
+
+    monkeypatch.setattr(decoding_length, "long_config", long_quick)
     results = tmp_path / "results.json"
     argv = ["--positions=2,4", "--cache_len=8", "--loop_steps=2", "--decode_length=6"]
     argv += ["--words=4", "--repeats=1", "--min_seconds=0", f"--results={results}"]
+    argv += ["--lengths=4", "--length_batches=1,2"]
     section = decoding.main(argv)
 
     assert json.loads(results.read_text())["decoding"] == json.loads(json.dumps(section))
@@ -40,9 +50,22 @@ def test_decoding_main_with_tiny_fresh_models(tmp_path: Path, monkeypatch):
     assert rows["at_beam4"]["beam4_over"] == pytest.approx(1.0)
     for name, target in section["targets"].items():
         assert target["met"] in (True, False), name
-    assert [entry["value"] for entry in section["headline"]] == [
+    assert [entry["value"] for entry in section["headline"][:-1]] == [
         target["figure"] for target in section["targets"].values()
     ]
+    # Latency against output length: every system at every length and batch, each forced
+    # (fresh models) to emit exactly the reference length, so the times compare like for like.
+    by_length = section["decoding_vs_length"]
+    systems = decoding_length.long_config().systems.split(",")
+    assert {(r["system"], r["output_length"], r["batch"]) for r in by_length} == {
+        (s, 4, b) for s in systems for b in (1, 2)
+    }
+    for row in by_length:
+        assert row["latency_ms"] > 0
+        if not row["system"].startswith("nat_ctc") and "dag" not in row["system"]:
+            assert row["mean_output_length"] == row["output_length"], row
+    ratio = section["headline"][-1]
+    assert "4 tokens, AT beam 4 / nat_" in ratio["name"] and ratio["value"] > 0
     assert len(section["dispatch"]) == 4
     parts = section["parts"]
     assert parts["output_tokens"] == pytest.approx(section["reference_tokens_per_word"] + 1)

@@ -2,10 +2,10 @@
 
 ``run(config, workdir)``:
 
-1. trains, or resumes, an AT ``Seq2Seq`` under ``DIR/at``, a NAT ``NATSeq2Seq`` of matched size
-   under ``DIR/nat``, and, when a system needs them, the eos_cut NAT under ``DIR/nat_eos``
-   (trained on the whole canvas: targets, EOS, then PAD) and the distilled NAT under
-   ``DIR/nat_kd`` (trained on the AT model's beam outputs of the training split);
+1. trains, or resumes, every model (``MODELS``) that a system of ``config.systems`` needs,
+   each under ``DIR/<model>``: the AT ``Seq2Seq`` (``at``), a deep-shallow AT (``at_ds``),
+   NATs (``NATSeq2Seq``) of matched size, one per recipe, and distilled NATs (``*_kd``,
+   trained on the AT model's beam outputs of the training split);
 2. decodes the test split with every system of ``config.systems``;
 3. writes ``DIR/results.json`` (one object per system), ``DIR/report.md`` and the PNG plots.
 
@@ -27,10 +27,12 @@ from absl import logging
 from flax import nnx
 
 from attnlab.analysis.distill import distilled_data_config
+from attnlab.analysis.latency import latency_vs_length, random_sources
 from attnlab.analysis.report import write_report
 from attnlab.analysis.scoring import score
 from attnlab.analysis.systems import SYSTEMS, make_decoder, run_system, valid_rows
 from attnlab.data import dataset_info, make_eval_batches
+from attnlab.data.builders.synthetic_seq2seq import target_of
 from attnlab.train import restore_model, train_and_evaluate
 from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.workdir import check_writable, write_config
@@ -64,7 +66,25 @@ def count_params(model: nnx.Module) -> int:
     return int(sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
 
 
-MODELS = ("at", "nat", "nat_eos", "nat_kd")
+# Every model the systems can use, in training order. Each is ``config.<key>``, an ordinary
+# training config. A ``*_kd`` model trains on the AT model's beam outputs of the training
+# split (sequence-level distillation, Kim & Rush 2016), so the AT model comes first.
+MODELS = (
+    "at",  # the AT Seq2Seq
+    "at_ds",  # the deep-encoder, shallow-decoder AT (Kasai et al. 2021)
+    "nat",  # the task's default NAT recipe (g2p: cmlm)
+    "nat_eos",  # eos_canvas: no length head, decoded by eos_cut
+    "nat_glat",  # vanilla with glancing (Qian et al. 2021)
+    "nat_ctc",  # ctc (Libovicky & Helcl 2018)
+    "nat_ctc_glat",  # ctc with glancing (Gu & Kong 2021)
+    "nat_dag",  # DA-Transformer with glancing (Huang et al. 2022)
+    "nat_kd",  # nat, distilled
+    "nat_dag_kd",  # nat_dag, distilled
+)
+
+
+def is_distilled(key: str) -> bool:
+    return key.endswith("_kd")
 
 
 def train_models(
@@ -73,36 +93,39 @@ def train_models(
     """Train or resume every model the systems need; return them restored.
 
     ``only`` trains (or resumes) just that model, so that the models can be trained by
-    parallel processes (``nat_kd`` waits for nothing: it restores the finished AT teacher).
+    parallel processes (a ``*_kd`` model restores the finished AT teacher and waits for
+    nothing; the first one to need them writes the distilled data).
     """
     needed = {key for s in systems for key in (SYSTEMS[s].model, SYSTEMS[s].rescorer) if key}
     if only:
         if only not in MODELS:
             raise ValueError(f"unknown train_only model {only!r}; valid: {', '.join(MODELS)}")
         needed = {only}
+    if any(is_distilled(key) for key in needed):
+        needed.add("at")  # the teacher
     average = int(config.get("average_checkpoints", 1))
     models: dict[str, nnx.Module] = {}
-    for key in ("at", "nat", "nat_eos"):
-        if key in needed or (key == "at" and "nat_kd" in needed):
-            if key == "at" and only == "nat_kd":
-                _check_finished(config.at, workdir / key)
-            else:
-                logging.info("training %s in %s", key, workdir / key)
-                _train(config[key], workdir / key)
-            models[key] = restore_model(workdir / key, average_last=average)[0]
-    if "nat_kd" in needed:
-        kd = ml_collections.ConfigDict(config.nat_kd.to_dict())
-        kd.data = distilled_data_config(
-            models["at"],
-            config.at.data,
-            workdir / "distilled",
-            beam_size=config.distill_beam_size,
-            batch_size=config.distill_batch_size,
-            length_penalty=config.at.length_penalty,
-        )
-        logging.info("training nat_kd in %s", workdir / "nat_kd")
-        _train(kd, workdir / "nat_kd")
-        models["nat_kd"] = restore_model(workdir / "nat_kd", average_last=average)[0]
+    distilled = None
+    for key in (k for k in MODELS if k in needed):
+        train_config = config[key]
+        if is_distilled(key):
+            if distilled is None:
+                distilled = distilled_data_config(
+                    models["at"],
+                    config.at.data,
+                    workdir / "distilled",
+                    beam_size=config.distill_beam_size,
+                    batch_size=config.distill_batch_size,
+                    length_penalty=config.at.length_penalty,
+                )
+            train_config = ml_collections.ConfigDict(train_config.to_dict())
+            train_config.data = distilled
+        if key == "at" and is_distilled(only):
+            _check_finished(config.at, workdir / key)
+        else:
+            logging.info("training %s in %s", key, workdir / key)
+            _train(train_config, workdir / key)
+        models[key] = restore_model(workdir / key, average_last=average)[0]
     return models
 
 
@@ -145,7 +168,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     check_writable(workdir)
     systems = parse_systems(config.systems)
     if not config.distill:
-        systems = [s for s in systems if SYSTEMS[s].model != "nat_kd"]
+        systems = [s for s in systems if not is_distilled(SYSTEMS[s].model)]
     write_config(workdir, config)  # each model's own workdir checks its training config
     models = train_models(config, workdir, systems, only=config.get("train_only", ""))
     if config.get("train_only", ""):
@@ -191,6 +214,10 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
         )
         rows.append(row)
     _add_speedups(rows)
+    by_length = []
+    if config.get("latency_lengths", ()):
+        by_length = measure_latency_vs_length(config, models, systems, info)
+        (workdir / "latency_vs_length.json").write_text(json.dumps(by_length, indent=1) + "\n")
     length_errors = {r["system"]: r.pop("length_errors") for r in rows if "length_errors" in r}
     for row in rows:
         for k, v in row.items():
@@ -207,8 +234,63 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
         batches=batches,
         models=models,
         info=info,
+        by_length=by_length,
     )
     return rows
+
+
+def measure_latency_vs_length(
+    config: ml_collections.ConfigDict,
+    models: dict[str, nnx.Module],
+    systems: list[str],
+    info: Any,
+    *,
+    fresh: bool = False,
+    repeats: int = 5,
+    min_seconds: float = 0.5,
+) -> list[dict[str, Any]]:
+    """``analysis.latency.latency_vs_length`` for every system, on random sources of each
+    length of ``config.latency_lengths``; on the synthetic tasks each row also says how many
+    outputs were exactly right.
+
+    ``fresh`` (untrained models, for timing only): the AT systems emit exactly the
+    reference length and ``length_pred`` takes the reference length (``oracle_length``), as
+    an untrained model would stop anywhere; no exactness is reported."""
+    lengths = [int(n) for n in config.latency_lengths]
+    batch_sizes = [int(b) for b in config.latency_batches]
+    sources = {
+        n: random_sources(len(info.src_vocab), n, max(batch_sizes), seed=config.seed)
+        for n in lengths
+    }
+    decoders = {}
+    for name in systems:
+        key, method, rescorer = SYSTEMS[name]
+        decoders[name] = make_decoder(
+            models[key],
+            "oracle_length" if fresh and method == "length_pred" else method,
+            max_len=max(lengths) + 1,
+            length_penalty=config.at.length_penalty,
+            force_lengths=fresh,
+            rescorer=models[rescorer] if rescorer else None,
+        )
+    expected = None
+    if config.at.data.name == "synthetic_seq2seq" and not fresh:
+        task, src_vocab, tgt_vocab = config.at.data.synthetic_task, info.src_vocab, info.tgt_vocab
+
+        def expected(src: np.ndarray) -> np.ndarray:
+            return np.asarray(
+                [tgt_vocab.encode(target_of(task, src_vocab.decode(row))) for row in src]
+            )
+
+    logging.info("timing %d systems at output lengths %s", len(decoders), lengths)
+    return latency_vs_length(
+        decoders,
+        sources,
+        batches=batch_sizes,
+        expected=expected,
+        repeats=repeats,
+        min_seconds=min_seconds,
+    )
 
 
 def _add_speedups(rows: list[dict[str, Any]]) -> None:

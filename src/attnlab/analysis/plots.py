@@ -216,13 +216,47 @@ def attention_maps(
 
 
 # --- re-drawing a results directory --------------------------------------------------------
+# --- latency against output length -------------------------------------------------------
+def latency_vs_length_figure(rows: Sequence[Mapping]) -> Figure:
+    """Milliseconds per sequence against output length, one panel per batch size, log-log."""
+    batches = sorted({int(r["batch"]) for r in rows})
+    fig, axes = plt.subplots(1, len(batches), figsize=(5.2 * len(batches), 4.2), squeeze=False)
+    systems = list(dict.fromkeys(r["system"] for r in rows))
+    for ax, batch in zip(axes[0], batches, strict=True):
+        for i, name in enumerate(systems):
+            pts = sorted(
+                (r["output_length"], r["latency_ms"])
+                for r in rows
+                if r["system"] == name and r["batch"] == batch
+            )
+            style = "-o" if name.startswith("at") else "--s"
+            ax.plot(*zip(*pts, strict=True), style, color=f"C{i}", label=name, markersize=4)
+        lengths = sorted({int(r["output_length"]) for r in rows})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(lengths, [str(n) for n in lengths])
+        ax.minorticks_off()
+        plain_log_axis(ax, "y")
+        ax.set_xlabel("output length (tokens)")
+        ax.set_ylabel("latency per sequence (ms)")
+        ax.set_title(f"batch {batch}")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def latency_vs_length(rows: Sequence[Mapping], path: Path) -> Path:
+    return _save(latency_vs_length_figure(rows), path)
+
+
 def render_plots(
     results_dir: Path, *, quality: str = "wer", lower_is_better: bool = True
 ) -> list[Path]:
     """Re-draw the figures of an AT-vs-NAT results directory from its saved data, no models.
 
-    ``quality_vs_latency.png`` comes from ``results.json``; ``length_errors.png`` from
-    ``length_errors.json`` where that file exists. ``attention_maps.png`` needs the trained
+    ``quality_vs_latency.png`` comes from ``results.json``; ``length_errors.png`` and
+    ``latency_vs_length.png`` from ``length_errors.json`` and ``latency_vs_length.json`` where
+    those files exist. ``attention_maps.png`` needs the trained
     models and is not re-drawn.
     """
     results_dir = Path(results_dir)
@@ -235,6 +269,10 @@ def render_plots(
             lower_is_better=lower_is_better,
         )
     ]
+    by_length = results_dir / "latency_vs_length.json"
+    if by_length.exists():
+        rows_by_length = json.loads(by_length.read_text())
+        out.append(latency_vs_length(rows_by_length, results_dir / "latency_vs_length.png"))
     counts_path = results_dir / "length_errors.json"
     if counts_path.exists():
         saved = json.loads(counts_path.read_text())

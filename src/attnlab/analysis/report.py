@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attnlab.analysis import plots
+from attnlab.analysis.latency import crossover
 from attnlab.analysis.systems import valid_rows
 from attnlab.decode.at import at_decode
 from attnlab.decode.nat import nat_decode
@@ -97,8 +98,9 @@ def reading(rows: list[dict[str, Any]], *, scale: str, g2p: bool = True) -> str:
 def _findings(rows: list[dict[str, Any]]) -> list[str]:
     by = {r["system"]: r for r in rows}
     lines = []
-    best_at = min((r for r in rows if r["model"] == "at"), key=lambda r: r["wer"], default=None)
-    nat_rows = [r for r in rows if r["model"] != "at"]
+    ats = [r for r in rows if r["model"].startswith("at")]
+    best_at = min(ats, key=lambda r: r["wer"], default=None)
+    nat_rows = [r for r in rows if not r["model"].startswith("at")]
     if best_at:
         lines.append(
             f"- Best AT system: {best_at['system']}, WER {100 * best_at['wer']:.1f}%, "
@@ -172,8 +174,74 @@ def _samples(outputs, refs, batches, info, limit: int = 10) -> list[str]:
     return lines if shown else []
 
 
+def _by(by_length, batch: int, length: int) -> dict[str, dict[str, Any]]:
+    return {
+        r["system"]: r for r in by_length if r["batch"] == batch and r["output_length"] == length
+    }
+
+
+def _against_fastest_nat(by_length, batch: int, length: int, at: str, nats: list[str]):
+    """(the fastest NAT, the AT system's latency over its latency) at one batch and length."""
+    cells = _by(by_length, batch, length)
+    if at not in cells or not nats:
+        return None
+    best = min(nats, key=lambda s: cells[s]["latency_ms"])
+    return best, cells[at]["latency_ms"] / cells[best]["latency_ms"]
+
+
+def length_section(by_length: list[dict[str, Any]]) -> list[str]:
+    """Tables (ms per sequence by output length, one per batch size) and what they show."""
+    lengths = sorted({r["output_length"] for r in by_length})
+    batches = sorted({r["batch"] for r in by_length})
+    systems = list(dict.fromkeys(r["system"] for r in by_length))
+    longest = lengths[-1]
+    lines = []
+    for batch in batches:
+        cells = {(r["system"], r["output_length"]): r for r in by_length if r["batch"] == batch}
+        has_exact = "exact" in by_length[0]
+        head = ["system", *(f"{n} tokens" for n in lengths)]
+        head += [f"exact % at {longest}"] if has_exact else []
+        lines += [f"Batch {batch}, ms per sequence:", ""]
+        lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        for name in systems:
+            row = [name, *(f"{cells[(name, n)]['latency_ms']:.3g}" for n in lengths)]
+            row += [f"{100 * cells[(name, longest)]['exact']:.1f}"] if has_exact else []
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+    nats = [s for s in systems if not s.startswith("at")]
+    for batch in batches:
+        for nat in nats:
+            if "at_greedy" in systems:
+                n = crossover(by_length, nat, "at_greedy", batch)
+                where = f"from {n} tokens on" if n else "at no length measured"
+                lines.append(f"- Batch {batch}: {nat} is faster than at_greedy {where}.")
+    beam = _against_fastest_nat(by_length, batches[0], longest, "at_beam4", nats)
+    if beam:
+        lines.append(
+            f"- At {longest} tokens and batch {batches[0]}, the fastest one-pass NAT ({beam[0]}) "
+            f"is {beam[1]:.1f}x as fast as at_beam4."
+        )
+    deep = _against_fastest_nat(by_length, batches[-1], longest, "at_deep_shallow_greedy", nats)
+    if deep:
+        lines.append(
+            f"- At {longest} tokens and batch {batches[-1]}, at_deep_shallow_greedy takes "
+            f"{deep[1]:.1f}x the time of the fastest NAT ({deep[0]}) per sequence."
+        )
+    return lines + [""]
+
+
 def write_report(
-    config, workdir: Path, rows, *, outputs, refs, length_errors, batches, models, info
+    config,
+    workdir: Path,
+    rows,
+    *,
+    outputs,
+    refs,
+    length_errors,
+    batches,
+    models,
+    info,
+    by_length=(),
 ) -> Path:
     """Write ``report.md`` and its PNGs into ``workdir``."""
     max_len = int(batches[0]["targets"].shape[1])
@@ -197,6 +265,13 @@ def write_report(
             ),
         )
     )
+    if by_length:
+        figures.append(
+            (
+                "Latency against output length",
+                plots.latency_vs_length(by_length, workdir / "latency_vs_length.png"),
+            )
+        )
     attn = _attention_figure(models, batches, info, workdir / "attention_maps.png", max_len)
     if attn:
         figures.append(("Cross-attention maps of one test example", attn))
@@ -233,6 +308,13 @@ def write_report(
         lines += ["## Findings", "", *_findings(rows), ""]
     for title, path in figures:
         lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
+        if path.name == "latency_vs_length.png":
+            lines += [
+                "Random sources of each length, decoded by every system side by side "
+                "(interleaved repetitions, median per call divided by the batch size).",
+                "",
+                *length_section(list(by_length)),
+            ]
     sample_lines = _samples(outputs, refs, batches, info)
     if sample_lines:
         lines += ["## Where AT and NAT differ", "", *sample_lines, ""]

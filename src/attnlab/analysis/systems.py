@@ -36,7 +36,7 @@ from attnlab.decode.nat import nat_decoder
 class System(NamedTuple):
     """A row of the table: which model, decoded how, and (NAT length beam) rescored by which."""
 
-    model: str  # key of the trained model: at | nat | nat_eos | nat_kd
+    model: str  # key of the trained model, one of analysis.at_vs_nat.MODELS
     method: str  # AT: greedy | beam:K; NAT: a strategy of attnlab.decode.nat
     rescorer: str = ""  # key of an AT model that picks among length_beam candidates
 
@@ -56,6 +56,18 @@ SYSTEMS: dict[str, System] = {
     "nat_mask_predict4": System("nat", "mask_predict:4"),
     "nat_mask_predict10": System("nat", "mask_predict:10"),
     "nat_kd_length_pred": System("nat_kd", "length_pred"),
+    # The second edition (issue 17): a fair AT baseline and the one-pass NATs that closed the
+    # gap in the literature, each its own model (analysis.at_vs_nat.MODELS).
+    "at_deep_shallow_greedy": System("at_ds", "greedy"),
+    "at_deep_shallow_beam4": System("at_ds", "beam:4"),
+    "nat_glat": System("nat_glat", "length_pred"),
+    "nat_ctc": System("nat_ctc", "ctc"),
+    "nat_ctc_beam4": System("nat_ctc", "ctc_beam:4"),
+    "nat_ctc_glat": System("nat_ctc_glat", "ctc"),
+    "nat_dag_greedy": System("nat_dag", "dag_greedy"),
+    "nat_dag_lookahead": System("nat_dag", "dag_lookahead"),
+    "nat_dag_viterbi": System("nat_dag", "dag_viterbi"),
+    "nat_dag_lookahead_kd": System("nat_dag_kd", "dag_lookahead"),
 }
 
 Decoder = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]]

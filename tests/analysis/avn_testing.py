@@ -1,0 +1,64 @@
+"""The quick AT-vs-NAT run shared by the two test modules (first and second edition)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from attnlab.analysis.at_vs_nat import MODELS, run
+from attnlab.analysis.systems import SYSTEMS
+from attnlab.train.config import load_config_file
+
+# The rows the second edition (issue 17) added: every system of the deep-shallow AT or a
+# frontier NAT; test_at_vs_nat.py runs the others, test_at_vs_nat_frontier.py these.
+SECOND_EDITION = [
+    s
+    for s in SYSTEMS
+    if SYSTEMS[s].model in ("at_ds", "nat_glat", "nat_ctc", "nat_ctc_glat", "nat_dag", "nat_dag_kd")
+]
+
+REQUIRED = (
+    "system",
+    "wer",
+    "per",
+    "bleu",
+    "chrf",
+    "exact_match",
+    "latency_ms_b1",
+    "throughput_seq_s_b64",
+    "speedup_vs_at_greedy",
+    "speedup_vs_at_beam4",
+    "params",
+)
+
+
+def quick_config():
+    return load_config_file("experiments/configs/at_vs_nat.py:g2p,quick")
+
+
+def quick_run(systems: list[str], data_dir: Path, workdir: Path, **overrides) -> list[dict]:
+    """Train the quick models the ``systems`` need and decode 24 test words with each."""
+    config = quick_config()
+    config.update(overrides)
+    for key in MODELS:
+        config[key].data.data_dir = str(data_dir)
+        config[key].data.max_source_examples = 1000
+    config.systems = ",".join(systems)
+    config.max_test_examples = 24
+    config.latency_examples = 3
+    config.bootstrap_samples = 50
+    return run(config, workdir)
+
+
+def check_rows(rows: list[dict], systems: list[str], workdir: Path) -> None:
+    """Every system has a row, in order, with every key and finite values."""
+    assert [r["system"] for r in rows] == list(systems)
+    assert json.loads((workdir / "results.json").read_text()) == json.loads(json.dumps(rows))
+    for row in rows:
+        for key in REQUIRED:
+            assert key in row, (row["system"], key)
+            if key != "system":
+                assert math.isfinite(row[key]), (row["system"], key, row[key])
+        if not row["model"].startswith("at"):
+            assert math.isfinite(row["length_accuracy"]) and math.isfinite(row["length_mae"])

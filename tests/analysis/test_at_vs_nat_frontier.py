@@ -1,0 +1,58 @@
+"""The AT-vs-NAT experiment's second edition (issue 17), quick form: the frontier NATs and the
+deep-shallow AT decode and score with finite values, and the `long` form times every system
+against output length. A module of its own, so that it runs beside test_at_vs_nat.py."""
+
+import json
+
+import pytest
+from avn_testing import SECOND_EDITION, check_rows, quick_run
+
+from attnlab.train.config import load_config_file
+
+# The AT rows give the speed-up columns their baseline.
+SYSTEMS = ["at_greedy", "at_beam4", *SECOND_EDITION]
+
+
+@pytest.fixture(scope="module")
+def frontier_run(tmp_path_factory):
+    """The second edition's systems, also timed against output length (as `long` does)."""
+    workdir = tmp_path_factory.mktemp("frontier")
+    data_dir = tmp_path_factory.mktemp("data")
+    return quick_run(SYSTEMS, data_dir, workdir, latency_lengths=(3, 6)), workdir
+
+
+def test_second_edition_rows_are_all_there_with_finite_values(frontier_run):
+    rows, workdir = frontier_run
+    assert len(SECOND_EDITION) == 10
+    check_rows(rows, SYSTEMS, workdir)
+    by = {r["system"]: r for r in rows}
+    assert by["nat_dag_lookahead_kd"]["params"] == by["nat_dag_lookahead"]["params"]
+    assert by["at_deep_shallow_greedy"]["model"] == "at_ds"
+    assert (workdir / "nat_dag_kd").is_dir() and (workdir / "distilled").is_dir()
+
+
+def test_every_system_is_timed_against_output_length(frontier_run):
+    """latency_vs_length.json, its plot and the report's section (the `long` form's)."""
+    _, workdir = frontier_run
+    by_length = json.loads((workdir / "latency_vs_length.json").read_text())
+    assert {(r["system"], r["output_length"], r["batch"]) for r in by_length} == {
+        (s, n, b) for s in SYSTEMS for n in (3, 6) for b in (1, 64)
+    }
+    assert all(r["latency_ms"] > 0 and r["mean_output_length"] >= 0 for r in by_length)
+    assert (workdir / "latency_vs_length.png").stat().st_size > 1000
+    report = (workdir / "report.md").read_text()
+    assert "## Latency against output length" in report and "| nat_ctc |" in report
+    assert "- Batch 64: nat_dag_lookahead is faster than at_greedy" in report
+    assert "at_deep_shallow_greedy takes" in report and "is faster than at_greedy" in report
+
+
+def test_the_long_form_is_reverse_up_to_64_tokens_timed_at_8_to_64():
+    config = load_config_file("experiments/configs/at_vs_nat.py:synthetic,long")
+    assert config.latency_lengths == (8, 16, 32, 64) and config.latency_batches == (1, 64)
+    assert config.at.data.synthetic_max_length == 64
+    assert config.at.data.synthetic_task == "reverse" and not config.distill
+    systems = config.systems.split(",")
+    assert {"at_greedy", "at_beam4", "at_deep_shallow_greedy", "nat_length_pred"} <= set(systems)
+    assert {"nat_ctc", "nat_dag_lookahead"} <= set(systems)
+    with pytest.raises(ValueError, match="'long' needs the task 'synthetic'"):
+        load_config_file("experiments/configs/at_vs_nat.py:g2p,long")
