@@ -4,7 +4,7 @@ r"""Run an ablation sweep: every setting and seed as its own resumable training 
     python experiments/ablate.py --sweep=position --workdir=/tmp/position --quick --seeds=1
 
 Sweeps (src/attnlab/sweeps/definitions.py): norm_batch, attention_scores, heads, position,
-attention_vs_cnn, input. Each run trains in ``DIR/<run-name>/seed<k>`` as a subprocess of
+attention_vs_cnn, input, address. Each run trains in ``DIR/<run-name>/seed<k>`` as a subprocess of
 ``experiments/train.py``; running the same command again skips finished runs and resumes the
 others from their checkpoints. Results: ``DIR/results.csv``, ``DIR/report.md``,
 ``DIR/<sweep>.png``.

@@ -29,7 +29,7 @@ def expanded():
     }
 
 
-def test_the_six_sweeps_have_the_settings_the_study_asks_for(expanded):
+def test_the_seven_sweeps_have_the_settings_the_study_asks_for(expanded):
     assert list(SWEEPS) == [
         "norm_batch",
         "attention_scores",
@@ -37,6 +37,7 @@ def test_the_six_sweeps_have_the_settings_the_study_asks_for(expanded):
         "position",
         "attention_vs_cnn",
         "input",
+        "address",
     ]
     settings = {n: len(expanded[n, False][0]) // 2 for n in SWEEPS}  # two seeds each
     assert settings == {
@@ -46,6 +47,14 @@ def test_the_six_sweeps_have_the_settings_the_study_asks_for(expanded):
         "position": 5 * 2,
         "attention_vs_cnn": 1 + 3,
         "input": 2,
+        "address": 4,  # the base tagger, then one-hot, conv, BatchNorm one at a time
+    }
+    address = {r.name: dict(r.settings) for r in expanded["address", False][0] if not r.seed}
+    assert address == {
+        "base": {},
+        "one_hot": {"model.input": "one_hot"},
+        "conv": {"model.attention": "conv"},
+        "batchnorm": {"model.norm": "batch"},
     }
     for quick in (False, True):
         for runs, _ in (expanded[n, quick] for n in SWEEPS):

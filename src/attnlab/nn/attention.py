@@ -71,8 +71,9 @@ class MultiHeadAttention(nnx.Module):
         self.num_heads = num_heads
         self.local_window = local_window
         self.chunk_size = chunk_size
-        # Set by ``capture_cross_attention``: cross-attention then sows its weights
-        # [B, H, T, S] as ``nnx.Intermediate`` "cross_weights" (analysis only, never in training).
+        # Set by ``capture_cross_attention`` / ``capture_self_attention``: attention then sows
+        # its weights as ``nnx.Intermediate`` "cross_weights" [B, H, T, S] or "self_weights"
+        # [B, H, T, T] (analysis only, never in training).
         self.capture_weights = False
         self.query = nnx.Linear(d_model, d_model, rngs=rngs)
         self.key = nnx.Linear(d_model, d_model, rngs=rngs)
@@ -129,6 +130,10 @@ class MultiHeadAttention(nnx.Module):
         bias = None
         if self.position == "alibi":
             bias = positional.alibi_bias(self.num_heads, length, length)
+        if self.capture_weights and self.attention not in ("linear", "chunked"):
+            scores = self.attention if self.attention in SCORE_FUNCTIONS else "softmax"
+            weights = ops_attn.attention_weights(q, k, mask=mask, bias=bias, scores=scores)
+            self.sow(nnx.Intermediate, "self_weights", weights)
         out = self._attend(q, k, v, mask=mask, key_mask=key_mask, bias=bias, causal=self.causal)
         return self.out(ops_attn.merge_heads(out))
 
@@ -210,6 +215,16 @@ def capture_cross_attention(model: nnx.Module, fn, *args, **kwargs):
     ``ops.attention.attention_weights`` from the same queries and keys. Linear and chunked
     attention have no weight matrix to show, so they give no maps.
     """
+    return _capture(model, "cross_weights", fn, *args, **kwargs)
+
+
+def capture_self_attention(model: nnx.Module, fn, *args, **kwargs):
+    """Like ``capture_cross_attention``, for self-attention: ``maps`` lists the weights
+    [B, H, T, T] of every self-attention layer the call ran (an encoder's, in layer order)."""
+    return _capture(model, "self_weights", fn, *args, **kwargs)
+
+
+def _capture(model: nnx.Module, name: str, fn, *args, **kwargs):
     model.set_attributes(capture_weights=True, raise_if_not_found=False)
     try:
         result = fn(*args, **kwargs)
@@ -217,4 +232,4 @@ def capture_cross_attention(model: nnx.Module, fn, *args, **kwargs):
         model.set_attributes(capture_weights=False, raise_if_not_found=False)
     sown = nnx.pop(model, nnx.Intermediate)
     flat = sorted(nnx.to_flat_state(sown), key=lambda item: item[0])  # layer order
-    return result, [variable.get_value()[0] for _, variable in flat]
+    return result, [v.get_value()[0] for path, v in flat if path[-1] == name]

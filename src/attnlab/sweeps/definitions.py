@@ -222,8 +222,64 @@ INPUT = Sweep(
     report_metrics=_METRICS,
 )
 
+# The address tagger (cn_address, about 1,240 input characters): 2 layers, d_model 64, 1500
+# steps of 64 addresses (about 3.7 epochs of the 25.6k training addresses), the full
+# validation split. Shorter than address.py's own 5000-step run (BUILD_NOTES.md has times).
+ADDRESS_BUDGET = {
+    "model.d_model": 64,
+    "model.num_heads": 4,
+    "model.d_ff": 256,
+    "model.num_encoder_layers": 2,
+    "batch_size": 64,
+    "num_train_steps": 1500,
+    "warmup_steps": 150,
+    "log_every_steps": 100,
+    "eval_every_steps": 1500,
+    "checkpoint_every_steps": 500,
+}
+ADDRESS = "address.py"
+
+ADDRESS_CHOICES = Sweep(
+    name="address",
+    question=(
+        "Which choices matter for tagging Chinese addresses? Against the base tagger (learned "
+        "embedding, softmax self-attention, LayerNorm), one change at a time: one-hot input "
+        "through a linear layer (about 1,240 input characters, so its first layer is a "
+        "1,240 x d_model matrix, the same size as the embedding table, which here is not tied "
+        "to any output), a depthwise convolution (kernel 3) in place of self-attention (the "
+        "task is local: a character's tag depends mostly on its neighbours and the suffixes "
+        "省/市/区/县/路/号), and BatchNorm in place of LayerNorm. Judged on token accuracy "
+        "and loss on the validation split, and training speed."
+    ),
+    grids=(
+        Grid(label="base", config=ADDRESS, budget=ADDRESS_BUDGET),
+        Grid(
+            label="one_hot", config=ADDRESS, fixed={"model.input": "one_hot"}, budget=ADDRESS_BUDGET
+        ),
+        Grid(
+            label="conv", config=ADDRESS, fixed={"model.attention": "conv"}, budget=ADDRESS_BUDGET
+        ),
+        Grid(
+            label="batchnorm", config=ADDRESS, fixed={"model.norm": "batch"}, budget=ADDRESS_BUDGET
+        ),
+    ),
+    metric="eval_accuracy",
+    lower_is_better=False,
+    report_metrics=("eval_accuracy", "eval_loss", "steps_per_sec"),
+    plot_metrics=("eval_accuracy", "steps_per_sec"),
+)
+
 SWEEPS: dict[str, Sweep] = {
-    s.name: s for s in (NORM_BATCH, ATTENTION_SCORES, HEADS, POSITION, ATTENTION_VS_CNN, INPUT)
+    s.name: s
+    for s in (
+        NORM_BATCH,
+        ATTENTION_SCORES,
+        HEADS,
+        POSITION,
+        ATTENTION_VS_CNN,
+        INPUT,
+        ADDRESS_CHOICES,
+    )
 }
 
 

@@ -19,7 +19,17 @@ one district and its parents, in the order people write them:
 Tags are ``O`` and ``B-``/``I-`` for each of province, city, district, street, number, other
 (13 labels), one per character. Addresses are drawn from a fixed seed, duplicates removed,
 and split by the stable hash of the text (90/2/8), so no test address appears in train.
-Characters seen only in dev/test become UNK in the pipeline, as in real data.
+Characters seen only in dev/test become UNK in the pipeline, as in real data. Each record also
+holds the full names (as in adcodes.csv) of the province, city and district written in it
+(``""`` for a level the address leaves out), the reference of the cpca comparison.
+
+Two more test conditions (version 2.0.0), to tell learning from memorizing names:
+
+- ``test_heldout``: every address drawn from a district whose full name is held out
+  (``heldout_district(name)``: 5% of district names by a stable hash, all areas of that name).
+  No address of a held-out district is in ``train``, ``validation`` or ``test``.
+- ``test_noise``: each ``test`` address after ``add_noise`` (its docstring gives the model):
+  separators all removed or added between every two parts, and one character typo.
 """
 
 from __future__ import annotations
@@ -32,12 +42,16 @@ from importlib import resources
 import numpy as np
 import tensorflow_datasets as tfds
 
-from attnlab.data.builders.common import AttnlabBuilder, LimitedConfig, split_of
+from attnlab.data.builders.common import SPLITS, AttnlabBuilder, LimitedConfig, bucket, split_of
 
 ENTITIES = ("province", "city", "district", "street", "number", "other")
 TAGS = ("O",) + tuple(f"{p}-{e}" for e in ENTITIES for p in ("B", "I"))
 SEED = 1949
 DEFAULT_NUM_EXAMPLES = 30000
+LEVELS = ("province", "city", "district")
+HELDOUT_SPLIT, NOISE_SPLIT = "test_heldout", "test_noise"
+TEST_CONDITIONS = ("test", HELDOUT_SPLIT, NOISE_SPLIT)
+HELDOUT_BUCKETS = 500  # of 10000: 5% of district names are held out
 
 _PLACEHOLDERS = {"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"}
 _REGION_SHORT = {
@@ -105,7 +119,15 @@ def _chinese_number(n: int) -> str:
 
 def compose_address(rng: np.random.Generator, areas) -> list[tuple[str, str | None]]:
     """One address as ``(text piece, entity or None)`` parts; ``None`` parts are tagged ``O``."""
-    province, city, district = areas[int(rng.integers(len(areas)))]
+    return compose_area_address(rng, areas)[0]
+
+
+def compose_area_address(
+    rng: np.random.Generator, areas
+) -> tuple[list[tuple[str, str | None]], tuple[str, str | None, str]]:
+    """``(parts, area)``: the parts of ``compose_address`` and the area they were drawn from."""
+    area = areas[int(rng.integers(len(areas)))]
+    province, city, district = area
     pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
     parts: list[tuple[str, str | None]] = []
     if rng.random() < 0.08:
@@ -138,7 +160,64 @@ def compose_address(rng: np.random.Generator, areas) -> list[tuple[str, str | No
         if i and rng.random() < 0.12:
             noisy.append((pick(_SEPARATORS), None))
         noisy.append(part)
-    return noisy
+    return noisy, area
+
+
+def written_names(parts: list[tuple[str, str | None]], area) -> dict[str, str]:
+    """The full name of each level the address writes (abbreviated or not), ``""`` if absent."""
+    entities = {entity for _, entity in parts}
+    return {
+        level: (name or "") if level in entities else ""
+        for level, name in zip(LEVELS, area, strict=True)
+    }
+
+
+def heldout_district(name: str) -> bool:
+    """Whether the district ``name`` (full name) is held out of training: a stable 5%."""
+    return bucket(name, "cn_address_heldout") < HELDOUT_BUCKETS
+
+
+def typo_alphabet() -> str:
+    """The characters a typo draws from: those of the area names and the street vocabulary."""
+    names = "".join(n for area in admin_areas() for n in area if n)
+    return "".join(sorted(set(names + "".join(_ROAD_WORDS))))
+
+
+def add_noise(
+    parts: list[tuple[str, str | None]], rng: np.random.Generator, alphabet: str
+) -> list[tuple[str, str | None]]:
+    """The noise model of ``test_noise``: separators changed, then one character typo.
+
+    1. Separators (the ``O`` pieces of ``_SEPARATORS``): with probability 1/2 every one is
+       removed (missing separators); otherwise one separator, drawn from ``_SEPARATORS``,
+       stands between every two adjacent parts (extra separators).
+    2. A typo: one character of an entity piece, drawn uniformly over all entity characters,
+       is replaced by a different character drawn uniformly from ``alphabet``. Its tag stays.
+    Tags follow the pieces, so the reference tagging of the noisy text is exact.
+    """
+    pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
+    kept = [(p, e) for p, e in parts if not (e is None and p in _SEPARATORS)]
+    if rng.random() < 0.5:
+        out = kept
+    else:
+        out = []
+        for i, part in enumerate(kept):
+            if i:
+                out.append((pick(_SEPARATORS), None))
+            out.append(part)
+    slots = [(i, j) for i, (p, e) in enumerate(out) if e is not None for j in range(len(p))]
+    if slots:
+        i, j = slots[int(rng.integers(len(slots)))]
+        piece, entity = out[i]
+        new = pick(alphabet)
+        while new == piece[j]:
+            new = pick(alphabet)
+        out[i] = (piece[:j] + new + piece[j + 1 :], entity)
+    return out
+
+
+def _noise_rng(text: str) -> np.random.Generator:
+    return np.random.default_rng(bucket(text, "cn_address_noise") * 7919 + SEED)
 
 
 def bio_tags(parts: list[tuple[str, str | None]]) -> tuple[str, list[int]]:
@@ -164,28 +243,40 @@ class CnAddress(AttnlabBuilder):
 
     name = "cn_address"
     DESCRIPTION = __doc__
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First version.",
+        "2.0.0": "Held-out districts (test_heldout, excluded from train), test_noise, and the "
+        "full names of the written levels.",
+    }
+    SPLITS = (*SPLITS, HELDOUT_SPLIT, NOISE_SPLIT)
     BUILDER_CONFIGS = [
         AddressConfig(name="default", description="30000 composed addresses, BIO tags")
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self._make_info(
-            tfds.features.FeaturesDict(
-                {
-                    "text": tfds.features.Text(),
-                    "tags": tfds.features.Sequence(tfds.features.ClassLabel(names=TAGS)),
-                }
-            )
-        )
+        features = {
+            "text": tfds.features.Text(),
+            "tags": tfds.features.Sequence(tfds.features.ClassLabel(names=TAGS)),
+        }
+        features.update({level: tfds.features.Text() for level in LEVELS})
+        return self._make_info(tfds.features.FeaturesDict(features))
 
     def _examples(self):
         areas = admin_areas()
+        alphabet = typo_alphabet()
         rng = np.random.default_rng(SEED)
         n = self.builder_config.max_source_examples or DEFAULT_NUM_EXAMPLES
         seen = set()
         for _ in range(n):
-            text, tags = bio_tags(compose_address(rng, areas))
+            parts, area = compose_area_address(rng, areas)
+            text, tags = bio_tags(parts)
             if text in seen:
                 continue
             seen.add(text)
-            yield split_of(text, "cn_address"), text, {"text": text, "tags": tags}
+            names = written_names(parts, area)
+            split = HELDOUT_SPLIT if heldout_district(area[2]) else split_of(text, "cn_address")
+            yield split, text, {"text": text, "tags": tags, **names}
+            if split == "test":
+                noisy, noisy_tags = bio_tags(add_noise(parts, _noise_rng(text), alphabet))
+                yield NOISE_SPLIT, text, {"text": noisy, "tags": noisy_tags, **names}

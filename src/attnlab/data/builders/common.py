@@ -67,6 +67,7 @@ class AttnlabBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "First version."}
     DESCRIPTION = ""
+    SPLITS: tuple[str, ...] = SPLITS  # a builder may add test conditions
 
     def _make_info(self, features: tfds.features.FeaturesDict) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
@@ -75,10 +76,10 @@ class AttnlabBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         del dl_manager  # everything is generated from installed packages, offline
-        buckets = {split: [] for split in SPLITS}
+        buckets = {split: [] for split in self.SPLITS}
         for split, key, example in self._examples():
             buckets[split].append((key, example))
-        return {split: self._generate_examples(buckets[split]) for split in SPLITS}
+        return {split: self._generate_examples(buckets[split]) for split in self.SPLITS}
 
     def _generate_examples(self, examples):
         yield from examples

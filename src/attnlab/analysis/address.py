@@ -1,0 +1,204 @@
+"""The address-segmentation study: a trained tagger and cpca on three test conditions.
+
+``run(config, workdir)`` trains the tagger in ``workdir`` (or resumes it; a finished run is not
+trained again), then scores it on the ``cn_address`` test conditions:
+
+- ``test``: in-distribution addresses (their districts are seen in training);
+- ``test_heldout``: addresses of districts never seen in training;
+- ``test_noise``: the ``test`` addresses with separators removed or added and one typo.
+
+Metrics, each with a 95% percentile-bootstrap interval over addresses
+(``analysis.stats.bootstrap_ci``, 1000 resamples):
+
+- span precision, recall and F1, overall and per entity type, as ``attnlab.metrics.span_f1``
+  (seqeval) computes them; the interval resamples each address's counts of correct,
+  predicted and reference spans, which reproduce ``span_f1`` exactly (checked every run);
+- token accuracy (tags right / characters) and exact match (every tag right);
+- against cpca: the province, city and district normalized to full names
+  (``address_levels``), per level (accuracy over the addresses that write that level) and for
+  the whole address (every written level right).
+
+Writes ``results.json``, ``report.md`` and the plots (``address_report``) into ``workdir``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from attnlab.analysis import address_levels as levels
+from attnlab.analysis import address_report
+from attnlab.analysis.stats import bootstrap_ci, rate, rate_stats
+from attnlab.data.builders.cn_address import ENTITIES, HELDOUT_SPLIT, LEVELS, TAGS, TEST_CONDITIONS
+from attnlab.data.datasets import prepare
+from attnlab.data.sources import iter_records, text
+from attnlab.inference import load
+from attnlab.metrics import span_f1
+from attnlab.train import train_and_evaluate
+
+SPLITS = TEST_CONDITIONS
+NUM_SAMPLES = 1000
+
+
+def read_split(data_cfg: Any, split: str) -> list[dict[str, Any]]:
+    """Every record of ``split``: ``text``, ``tags`` (names) and the written levels' names."""
+    records = []
+    for record in iter_records(prepare(data_cfg).source(split)):
+        row = {"text": text(record["text"]), "tags": [TAGS[int(t)] for t in record["tags"]]}
+        row.update({lvl: text(record[lvl]) for lvl in LEVELS})
+        records.append(row)
+    return records
+
+
+def span_counts(hyp: Sequence[str], ref: Sequence[str]) -> np.ndarray:
+    """``[correct, predicted, reference]`` spans, overall then per entity type (``ENTITIES``)."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    got, want = set(get_entities(list(hyp))), set(get_entities(list(ref)))
+    row = [len(got & want), len(got), len(want)]
+    for kind in ENTITIES:
+        g = {s for s in got if s[0] == kind}
+        w = {s for s in want if s[0] == kind}
+        row += [len(g & w), len(g), len(w)]
+    return np.array(row, np.float64)
+
+
+def _prf(summed: np.ndarray, k: int) -> tuple[float, float, float]:
+    correct, predicted, reference = summed[3 * k : 3 * k + 3]
+    p = correct / predicted if predicted else 0.0
+    r = correct / reference if reference else 0.0
+    return float(p), float(r), float(2 * p * r / (p + r) if p + r else 0.0)
+
+
+def _interval(stats: np.ndarray, aggregate, seed: int) -> list[float]:
+    return list(bootstrap_ci(stats, aggregate, num_samples=NUM_SAMPLES, seed=seed))
+
+
+def tagging_metrics(hyps: list[list[str]], refs: list[list[str]], *, seed: int = 0) -> dict:
+    """Span P/R/F1 overall and per type, token accuracy, exact match; each with its interval."""
+    scores = span_f1(hyps, refs)
+    counts = np.stack([span_counts(h, r) for h, r in zip(hyps, refs, strict=True)])
+    total = counts.sum(0)
+    if not np.isclose(_prf(total, 0)[2], scores["f1"]):
+        raise AssertionError("span counts disagree with seqeval's span_f1")
+    out: dict[str, Any] = {"span": {}, "per_type": {}}
+    for k, name in enumerate(("overall", *ENTITIES)):
+        block = {}
+        for j, metric in enumerate(("precision", "recall", "f1")):
+            block[metric] = _prf(total, k)[j]
+            block[f"{metric}_ci"] = _interval(counts, lambda s, k=k, j=j: _prf(s, k)[j], seed)
+        block["support"] = int(total[3 * k + 2])
+        if k == 0:
+            out["span"] = block
+        else:
+            out["per_type"][name] = block
+    right = [sum(a == b for a, b in zip(h, r, strict=True)) for h, r in zip(hyps, refs)]
+    tokens = rate_stats(right, [len(r) for r in refs])
+    exact = rate_stats([h == r for h, r in zip(hyps, refs, strict=True)], [1] * len(refs))
+    for name, stats in (("token_accuracy", tokens), ("exact_match", exact)):
+        out[name] = rate(stats.sum(0))
+        out[f"{name}_ci"] = _interval(stats, rate, seed)
+    out["addresses"] = len(refs)
+    return out
+
+
+def level_metrics(outcomes: list[dict[str, int]], *, seed: int = 0) -> dict[str, Any]:
+    """Accuracy per level (over addresses that write it) and of whole addresses, with CIs."""
+    out: dict[str, Any] = {}
+    for lvl in LEVELS:
+        stats = rate_stats(
+            [o[f"{lvl}_right"] for o in outcomes], [o[f"{lvl}_written"] for o in outcomes]
+        )
+        out[lvl] = rate(stats.sum(0))
+        out[f"{lvl}_ci"] = _interval(stats, rate, seed)
+        out[f"{lvl}_written"] = int(stats[:, 1].sum())
+    stats = rate_stats([o["all_right"] for o in outcomes], [1] * len(outcomes))
+    out["address"] = rate(stats.sum(0))
+    out["address_ci"] = _interval(stats, rate, seed)
+    return out
+
+
+def score_split(records: list[dict], hyps: list[list[str]], cpca: list[dict], *, seed=0) -> dict:
+    """Everything the report says about one test condition, and examples of failures."""
+    refs = [r["tags"] for r in records]
+    names = [{lvl: r[lvl] for lvl in LEVELS} for r in records]
+    tagger_names = [
+        levels.normalize(levels.tagger_pieces(r["text"], h)) for r, h in zip(records, hyps)
+    ]
+    tagger_out = levels.level_outcomes(tagger_names, names)
+    cpca_out = levels.level_outcomes(cpca, names)
+    examples = []
+    for i, (t, c) in enumerate(zip(tagger_out, cpca_out, strict=True)):
+        if t["all_right"] != c["all_right"] and len(examples) < 12:
+            examples.append(
+                {
+                    "text": records[i]["text"],
+                    "reference": names[i],
+                    "tagger": tagger_names[i],
+                    "cpca": cpca[i],
+                    "tagger_right": bool(t["all_right"]),
+                    "cpca_right": bool(c["all_right"]),
+                }
+            )
+    return {
+        "tagging": tagging_metrics(hyps, refs, seed=seed),
+        "levels": {
+            "tagger": level_metrics(tagger_out, seed=seed),
+            "cpca": level_metrics(cpca_out, seed=seed),
+        },
+        "disagreements": examples,
+        "counts": {
+            "cpca_right_tagger_wrong": sum(
+                c["all_right"] and not t["all_right"] for t, c in zip(tagger_out, cpca_out)
+            ),
+            "tagger_right_cpca_wrong": sum(
+                t["all_right"] and not c["all_right"] for t, c in zip(tagger_out, cpca_out)
+            ),
+        },
+    }
+
+
+def heldout_facts(data_cfg: Any, heldout: list[dict]) -> dict[str, Any]:
+    """How unseen the held-out districts are: their names in train, their characters' UNKs."""
+    train = read_split(data_cfg, "train")
+    train_districts = {r["district"] for r in train if r["district"]}
+    districts = sorted({r["district"] for r in heldout if r["district"]})
+    vocab = set(prepare(data_cfg).info.src_vocab.tokens)
+    unseen = [d for d in districts if any(ch not in vocab for ch in d)]
+    return {
+        "districts": len(districts),
+        "districts_in_train": len(set(districts) & train_districts),
+        "districts_with_unknown_characters": len(unseen),
+    }
+
+
+def run(
+    config: Any, workdir: str | Path, *, command: str = "", attention_index: int = 0
+) -> dict[str, Any]:
+    """Train (or resume) the tagger in ``workdir``, score it and cpca, write the report."""
+    workdir = Path(workdir)
+    final = train_and_evaluate(config, str(workdir))
+    if final.get("preempted"):
+        return {"preempted": True, "step": final.get("step")}
+    predictor = load(workdir)
+    data_cfg = predictor.config.data
+    results: dict[str, Any] = {"step": predictor.step, "splits": {}}
+    records = {}
+    for split in SPLITS:
+        records[split] = read_split(data_cfg, split)
+        texts = [r["text"] for r in records[split]]
+        hyps = [list(p.tags) for p in predictor.predict(texts, unknown="unk")]
+        results["splits"][split] = score_split(records[split], hyps, levels.cpca_names(texts))
+    results["heldout"] = heldout_facts(data_cfg, records[HELDOUT_SPLIT])
+    params = jax.tree.leaves(nnx.state(predictor.model, nnx.Param))
+    results["params"] = int(sum(np.size(x) for x in params))
+    (workdir / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    record = records["test"][attention_index]
+    address_report.write(results, predictor, record, workdir, command=command)
+    return results

@@ -1,0 +1,207 @@
+"""The address study's ``report.md`` and plots (``per_type_f1.png``, ``attention_map.png``).
+
+The attention map labels its axes with the address's characters when matplotlib can find a
+CJK font (``cjk_font``: WenQuanYi or Noto CJK, e.g. Debian's ``fonts-wqy-microhei``);
+without one, the ticks are the positions and the tag of each character, and the report lists
+the characters by position.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attnlab.analysis.plots import _save, attention_maps_figure, percent_axis, plt
+from attnlab.data.builders.cn_address import (
+    ENTITIES,
+    HELDOUT_SPLIT,
+    LEVELS,
+    NOISE_SPLIT,
+    TEST_CONDITIONS,
+)
+from attnlab.nn.attention import capture_self_attention
+
+SPLITS = TEST_CONDITIONS
+TITLES = {
+    "test": "in-distribution test",
+    HELDOUT_SPLIT: "held-out districts",
+    NOISE_SPLIT: "noise (separators, one typo)",
+}
+_CJK_HINTS = (
+    "wqy",
+    "wenquanyi",
+    "notosanscjk",
+    "notoserifcjk",
+    "noto sans cjk",
+    "droidsansfallback",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def cjk_font() -> Any:
+    """A ``FontProperties`` of an installed CJK font, or None when there is none."""
+    from matplotlib import font_manager
+
+    for path in sorted(font_manager.findSystemFonts()):
+        if any(h in Path(path).name.lower().replace("-", "") for h in _CJK_HINTS):
+            try:
+                return font_manager.FontProperties(fname=path)
+            except (OSError, RuntimeError):  # an unreadable font file: try the next
+                continue
+    return None
+
+
+def per_type_figure(results: dict[str, Any]) -> Any:
+    """Span F1 per entity type (and overall) for each test condition, with 95% interval bars."""
+    kinds = ("overall", *ENTITIES)
+    fig, ax = plt.subplots(figsize=(9.5, 4.2), layout="constrained")
+    width = 0.8 / len(SPLITS)
+    for s, split in enumerate(SPLITS):
+        tagging = results["splits"][split]["tagging"]
+        blocks = [tagging["span"], *(tagging["per_type"][k] for k in ENTITIES)]
+        f1 = np.array([b["f1"] for b in blocks])
+        low = np.array([b["f1_ci"][0] for b in blocks])
+        high = np.array([b["f1_ci"][1] for b in blocks])
+        xs = np.arange(len(kinds)) + (s - (len(SPLITS) - 1) / 2) * width
+        ax.bar(xs, f1, width, label=TITLES[split])
+        ax.errorbar(xs, f1, yerr=[f1 - low, high - f1], fmt="none", ecolor="black", capsize=2)
+    ax.set_xticks(range(len(kinds)), kinds)
+    ax.set_ylabel("span F1 (95% bootstrap interval)")
+    lowest = min(
+        results["splits"][s]["tagging"]["per_type"][k]["f1_ci"][0] for s in SPLITS for k in ENTITIES
+    )
+    ax.set_ylim(max(0.0, lowest - 0.05), 1.0)
+    percent_axis(ax)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("Address tagger: span F1 per entity type (seqeval)")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def attention_figure(predictor: Any, record: dict[str, Any]) -> tuple[Any, list[str]]:
+    """The head-averaged self-attention of each encoder layer for one address; tick labels."""
+    tokens = list(record["text"])
+    ids = predictor.encode([record["text"]], unknown="unk")[0][1]
+    model = predictor.model
+    _, maps = capture_self_attention(model, model, np.asarray([ids], np.int32))
+    font = cjk_font()
+    labels = tokens if font is not None else [f"{i}" for i in range(len(tokens))]
+    panels = [
+        (f"layer {i + 1} (mean of {m.shape[1]} heads)", np.asarray(m[0]).mean(0), labels, labels)
+        for i, m in enumerate(maps)
+    ]
+    fig = attention_maps_figure(panels)
+    for ax in fig.axes[: len(panels)]:
+        ax.set_xlabel("key (attended character)")
+        ax.set_ylabel("query character")
+        if font is not None:
+            for tick in (*ax.get_xticklabels(), *ax.get_yticklabels()):
+                tick.set_fontproperties(font)
+    return fig, labels
+
+
+def _pct(value: float, ci: list[float] | None = None) -> str:
+    text = f"{100 * value:.2f}"
+    return text + (f" [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]" if ci else "")
+
+
+def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
+    """The Markdown report: tables per condition, the cpca comparison, and examples."""
+    lines = ["# Chinese address segmentation: tagger and cpca", ""]
+    if command:
+        lines += ["Command:", "", "```", command, "```", ""]
+    lines += [
+        f"Tagger at step {results['step']}, {results['params']:,} parameters. Every figure is in "
+        "percent with its 95% percentile-bootstrap interval over addresses (1000 resamples).",
+        "",
+        "## Tagging (seqeval span scores)",
+        "",
+        "| condition | addresses | span P | span R | span F1 | token accuracy | exact match |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for split in SPLITS:
+        t = results["splits"][split]["tagging"]
+        span = t["span"]
+        cells = [_pct(span[m], span[f"{m}_ci"]) for m in ("precision", "recall", "f1")]
+        cells += [_pct(t["token_accuracy"], t["token_accuracy_ci"])]
+        cells += [_pct(t["exact_match"], t["exact_match_ci"])]
+        lines.append(f"| {TITLES[split]} | {t['addresses']} | " + " | ".join(cells) + " |")
+    lines += ["", "Span F1 per entity type:", ""]
+    lines += ["| type | " + " | ".join(TITLES[s] for s in SPLITS) + " |"]
+    lines += ["|---|" + "---|" * len(SPLITS)]
+    for kind in ENTITIES:
+        cells = []
+        for split in SPLITS:
+            b = results["splits"][split]["tagging"]["per_type"][kind]
+            cells.append(f"{_pct(b['f1'], b['f1_ci'])} (n={b['support']})")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Against cpca (`cpca.transform`)",
+        "",
+        "Accuracy of the full names (adcodes.csv) of each level, over the addresses that write "
+        "that level; `address` = every written level right. Tagger pieces are normalized to "
+        "full names (`attnlab.analysis.address_levels.normalize`).",
+        "",
+        "| condition | system | " + " | ".join(LEVELS) + " | address |",
+        "|---|---|" + "---|" * (len(LEVELS) + 1),
+    ]
+    for split in SPLITS:
+        for system in ("tagger", "cpca"):
+            m = results["splits"][split]["levels"][system]
+            cells = [_pct(m[lvl], m[f"{lvl}_ci"]) for lvl in LEVELS]
+            cells.append(_pct(m["address"], m["address_ci"]))
+            lines.append(f"| {TITLES[split]} | {system} | " + " | ".join(cells) + " |")
+    facts = results["heldout"]
+    lines += [
+        "",
+        f"Held-out districts: {facts['districts']} district names, "
+        f"{facts['districts_in_train']} of them in the training split, "
+        f"{facts['districts_with_unknown_characters']} with a character the tagger's "
+        "vocabulary lacks (read as `<unk>`). cpca's dictionary holds every one of them: on this "
+        "condition it knows the names the tagger has never seen.",
+    ]
+    for split in SPLITS:
+        data = results["splits"][split]
+        c = data["counts"]
+        lines += [
+            "",
+            f"### Where they disagree: {TITLES[split]}",
+            "",
+            f"cpca right, tagger wrong: {c['cpca_right_tagger_wrong']} addresses; tagger "
+            f"right, cpca wrong: {c['tagger_right_cpca_wrong']}. First examples "
+            "(names as province / city / district; - where none):",
+            "",
+            "| address | reference | tagger | cpca |",
+            "|---|---|---|---|",
+        ]
+        for ex in data["disagreements"]:
+            cells = [ex["text"].replace("|", "\\|")]
+            for key in ("reference", "tagger", "cpca"):
+                names = " / ".join(ex[key].get(lvl) or "-" for lvl in LEVELS)
+                right = {"tagger": ex["tagger_right"], "cpca": ex["cpca_right"]}.get(key)
+                cells.append(names + ("" if right is None else (" ✓" if right else " ✗")))
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def write(
+    results: dict[str, Any], predictor: Any, record: dict[str, Any], workdir: Path, command=""
+) -> list[Path]:
+    """``report.md``, ``per_type_f1.png`` and ``attention_map.png`` in ``workdir``."""
+    workdir = Path(workdir)
+    paths = [_save(per_type_figure(results), workdir / "per_type_f1.png")]
+    fig, labels = attention_figure(predictor, record)
+    paths.append(_save(fig, workdir / "attention_map.png"))
+    lines = report_lines(results, command)
+    lines += ["", "## Plots", "", "![per-type F1](per_type_f1.png)", ""]
+    lines += [f"![attention map](attention_map.png): the address `{record['text']}`."]
+    if labels[0] == "0":
+        pairs = ", ".join(f"{i} {ch}" for i, ch in enumerate(record["text"]))
+        lines += [f"No CJK font was found, so the ticks are positions: {pairs}."]
+    path = workdir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return [*paths, path]

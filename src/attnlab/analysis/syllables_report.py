@@ -1,0 +1,175 @@
+"""The syllable classifier's report: accuracy, confusion matrix, length, and the rule baseline.
+
+``run(workdir, split="test")`` restores the trained ``cmudict_syllables`` classifier of
+``workdir`` (``attnlab.load``), classifies every word of the split, and scores it and the
+vowel-group rule (``analysis.syllables.count_vowel_groups``) on the same words:
+
+- accuracy with a 95% percentile-bootstrap interval (``stats.bootstrap_ci``, 1000 resamples);
+- the difference model - rule with its paired bootstrap interval, and the words each gets
+  right alone;
+- accuracy per word length (letters), for both;
+- the confusion matrix of the model (rows: true class, columns: predicted), drawn to
+  ``confusion_matrix.png`` with row-normalized colours and counts.
+
+Writes ``syllables_results.json`` and ``syllables_report.md`` into the output directory.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attnlab.analysis.plots import _save, plt
+from attnlab.analysis.stats import bootstrap_ci, rate, rate_stats
+from attnlab.analysis.syllables import vowel_group_label
+from attnlab.data.datasets import prepare
+from attnlab.data.sources import iter_records, text
+from attnlab.inference import load
+
+NUM_SAMPLES = 1000
+
+
+def read_words(data_cfg: Any, split: str) -> tuple[list[str], list[int]]:
+    """The words of ``split`` and their class ids, in file order."""
+    words, labels = [], []
+    for record in iter_records(prepare(data_cfg).source(split)):
+        words.append(text(record["word"]))
+        labels.append(int(record["label"]))
+    return words, labels
+
+
+def confusion(truth: list[int], predicted: list[int], num_classes: int) -> np.ndarray:
+    """Counts ``[true, predicted]``."""
+    table = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(table, (np.asarray(truth), np.asarray(predicted)), 1)
+    return table
+
+
+def confusion_figure(table: np.ndarray, names: tuple[str, ...]) -> Any:
+    """Row-normalized colours (the share of each true class), counts written in the cells."""
+    rows = table.sum(1, keepdims=True)
+    shares = np.divide(table, rows, out=np.zeros(table.shape), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(7.2, 6.0), layout="constrained")
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for (r, c), n in np.ndenumerate(table):
+        if n:
+            ax.text(c, r, str(n), ha="center", va="center", fontsize=7,
+                    color="white" if shares[r, c] > 0.5 else "black")  # fmt: skip
+    ax.set_xticks(range(len(names)), names)
+    ax.set_yticks(range(len(names)), [f"{n} ({rows[i, 0]})" for i, n in enumerate(names)])
+    ax.set_xlabel("predicted syllables")
+    ax.set_ylabel("true syllables (words)")
+    ax.set_title("Syllable classifier on the test words: counts; colour = share of the row")
+    fig.colorbar(image, ax=ax, label="share of the true class")
+    return fig
+
+
+def score(words: list[str], truth: list[int], predicted: list[int]) -> dict[str, Any]:
+    """Model and rule accuracies, their paired difference, and accuracy per word length."""
+    rule = [vowel_group_label(w) for w in words]
+    model_right = np.array([p == t for p, t in zip(predicted, truth, strict=True)], float)
+    rule_right = np.array([p == t for p, t in zip(rule, truth, strict=True)], float)
+    ones = np.ones(len(words))
+    out: dict[str, Any] = {"words": len(words)}
+    for name, right in (("model", model_right), ("rule", rule_right)):
+        stats = rate_stats(right, ones)
+        out[name] = {"accuracy": rate(stats.sum(0))}
+        out[name]["accuracy_ci"] = list(bootstrap_ci(stats, rate, num_samples=NUM_SAMPLES))
+    paired = np.stack([model_right, rule_right, ones], axis=1)
+    diff = lambda s: float((s[0] - s[1]) / s[2])  # noqa: E731
+    out["difference"] = diff(paired.sum(0))
+    out["difference_ci"] = list(bootstrap_ci(paired, diff, num_samples=NUM_SAMPLES))
+    out["only_model_right"] = int(((model_right == 1) & (rule_right == 0)).sum())
+    out["only_rule_right"] = int(((model_right == 0) & (rule_right == 1)).sum())
+    by_length: dict[int, list[tuple[float, float]]] = collections.defaultdict(list)
+    for w, m, r in zip(words, model_right, rule_right, strict=True):
+        by_length[len(w)].append((m, r))
+    out["by_length"] = {
+        n: {
+            "words": len(v),
+            "model": float(np.mean([m for m, _ in v])),
+            "rule": float(np.mean([r for _, r in v])),
+        }
+        for n, v in sorted(by_length.items())
+    }
+    out["rule_mistakes"] = [
+        {"word": w, "true": t, "rule": r, "model": p}
+        for w, t, r, p in zip(words, truth, rule, predicted, strict=True)
+        if r != t and p == t
+    ][:10]
+    out["model_mistakes"] = [
+        {"word": w, "true": t, "rule": r, "model": p}
+        for w, t, r, p in zip(words, truth, rule, predicted, strict=True)
+        if p != t
+    ][:10]
+    return out
+
+
+def _pct(value: float, ci: list[float] | None = None) -> str:
+    return f"{100 * value:.2f}" + (f" [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]" if ci else "")
+
+
+def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
+    """The Markdown report."""
+    m, r = results["model"], results["rule"]
+    lines = ["# Syllable counting: the classifier against the vowel-group rule", ""]
+    if command:
+        lines += ["Command:", "", "```", command, "```", ""]
+    lines += [
+        f"Classifier at step {results['step']}, {results['split']} split, "
+        f"{results['words']} words. Accuracy in percent with 95% bootstrap intervals "
+        "(1000 resamples of words).",
+        "",
+        "| system | accuracy % |",
+        "|---|---|",
+        f"| classifier (mean-pooled encoder) | {_pct(m['accuracy'], m['accuracy_ci'])} |",
+        f"| vowel-group rule (`count_vowel_groups`) | {_pct(r['accuracy'], r['accuracy_ci'])} |",
+        "",
+        f"Classifier - rule: {_pct(results['difference'], results['difference_ci'])} points "
+        f"(paired bootstrap). Words only the classifier gets right: "
+        f"{results['only_model_right']}; only the rule: {results['only_rule_right']}.",
+        "",
+        "Accuracy per word length (letters):",
+        "",
+        "| letters | words | classifier % | rule % |",
+        "|---|---|---|---|",
+    ]
+    for n, row in results["by_length"].items():
+        lines.append(f"| {n} | {row['words']} | {_pct(row['model'])} | {_pct(row['rule'])} |")
+    names = results["class_names"]
+    for title, key in (
+        ("Words the rule gets wrong and the classifier right", "rule_mistakes"),
+        ("Words the classifier gets wrong", "model_mistakes"),
+    ):
+        lines += ["", f"{title} (first 10; true / rule / classifier):", ""]
+        lines += [
+            f"- `{e['word']}`: {names[e['true']]} / {names[e['rule']]} / {names[e['model']]}"
+            for e in results[key]
+        ]
+    lines += ["", "![confusion matrix](confusion_matrix.png)"]
+    return lines
+
+
+def run(workdir: str | Path, out_dir: str | Path | None = None, *, split: str = "test",
+        command: str = "") -> dict[str, Any]:  # fmt: skip
+    """Score the classifier of ``workdir`` and the rule; write the report into ``out_dir``."""
+    predictor = load(workdir)
+    if predictor.kind != "classifier" or predictor.config.data.name != "cmudict_syllables":
+        raise ValueError(f"{workdir} holds no cmudict_syllables classifier")
+    out = Path(out_dir or workdir)
+    out.mkdir(parents=True, exist_ok=True)
+    words, truth = read_words(predictor.config.data, split)
+    predicted = [p.label for p in predictor.predict(words, unknown="unk")]
+    results = {"step": predictor.step, "split": split, **score(words, truth, predicted)}
+    names = tuple(predictor.info.label_names)
+    results["class_names"] = list(names)
+    table = confusion(truth, predicted, len(names))
+    results["confusion"] = table.tolist()
+    _save(confusion_figure(table, names), out / "confusion_matrix.png")
+    (out / "syllables_results.json").write_text(json.dumps(results, indent=1))
+    (out / "syllables_report.md").write_text("\n".join(report_lines(results, command)) + "\n")
+    return results
