@@ -29,7 +29,7 @@ def get_config(arg: str | None = None):
     )
     config.update(
         batch_size=64,
-        num_train_steps=5000,
+        num_train_steps=3000,
         log_every_steps=100,
         eval_every_steps=1000,
         checkpoint_every_steps=1000,

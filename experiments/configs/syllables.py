@@ -1,10 +1,11 @@
 r"""Sequence classification: the number of syllables of an English word from its letters.
 
     python experiments/train.py --config=experiments/configs/syllables.py --workdir=runs/syllables
+    python experiments/syllables_report.py --workdir=runs/syllables
 
-Expected result: TO BE MEASURED (not yet run to the end). Labels are 0..7 and 8+ syllables
-from CMUdict; counting vowel groups in the spelling already gets most words right, so we
-expect a mean-pooled Transformer encoder to pass 0.90 accuracy (eval_accuracy) on validation.
+Measured (experiments/results/syllables/): 9 min 35 s on one shared CPU core; test accuracy
+92.40% [91.88, 92.93] over 9,937 words (validation 91.9%), against 85.03% for the vowel-group
+rule (attnlab.analysis.syllables). Labels are 0..7 and 8+ syllables from CMUdict.
 
 Variants: none, or `quick` (a tiny model on 2000 words, 40 steps; runs in seconds).
 """

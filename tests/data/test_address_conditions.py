@@ -4,10 +4,10 @@ import numpy as np
 from data_testing import tiny
 
 from attnlab.data.builders.cn_address import (
-    _SEPARATORS,
     HELDOUT_SPLIT,
     LEVELS,
     NOISE_SPLIT,
+    SEPARATORS,
     TAGS,
     add_noise,
     admin_areas,
@@ -69,7 +69,7 @@ def test_the_noise_split_is_the_test_split_with_noise(data_dir):
     prepared = prepare(tiny(data_dir, "cn_address", max_source_examples=1500))
     clean, noisy = _records(prepared, "test"), _records(prepared, NOISE_SPLIT)
     assert len(clean) == len(noisy)
-    bare = lambda t: "".join(ch for ch in t if ch not in _SEPARATORS)  # noqa: E731
+    bare = lambda t: "".join(ch for ch in t if ch not in SEPARATORS)  # noqa: E731
     unmatched = [(bare(r["text"]), [r[k] for k in LEVELS]) for r in clean]
     for n in noisy:  # each noisy address: a clean one, separators aside, with one typo
         assert len(n["tags"]) == len(n["text"])
@@ -92,13 +92,13 @@ def test_noise_changes_separators_and_makes_exactly_one_typo_in_an_entity():
         rng = np.random.default_rng(seed)
         parts, _ = compose_area_address(rng, areas)
         noisy = add_noise(parts, np.random.default_rng(seed + 1000), alphabet)
-        plain = [(p, e) for p, e in parts if not (e is None and p in _SEPARATORS)]
-        content = [(p, e) for p, e in noisy if not (e is None and p in _SEPARATORS)]
-        seps = [p for p, e in noisy if e is None and p in _SEPARATORS]
+        plain = [(p, e) for p, e in parts if not (e is None and p in SEPARATORS)]
+        content = [(p, e) for p, e in noisy if not (e is None and p in SEPARATORS)]
+        seps = [p for p, e in noisy if e is None and p in SEPARATORS]
         # separators: none at all, or exactly one between every two adjacent parts
         if seps:
             assert len(seps) == len(plain) - 1
-            assert all((e is None and p in _SEPARATORS) for p, e in noisy[1::2])
+            assert all((e is None and p in SEPARATORS) for p, e in noisy[1::2])
             seen_modes.add("extra")
         else:
             seen_modes.add("missing")

@@ -35,7 +35,15 @@ from flax import nnx
 from attnlab.analysis import address_levels as levels
 from attnlab.analysis import address_report
 from attnlab.analysis.stats import bootstrap_ci, rate, rate_stats
-from attnlab.data.builders.cn_address import ENTITIES, HELDOUT_SPLIT, LEVELS, TAGS, TEST_CONDITIONS
+from attnlab.data.builders.cn_address import (
+    ENTITIES,
+    HELDOUT_SPLIT,
+    LEVELS,
+    NOISE_SPLIT,
+    SEPARATORS,
+    TAGS,
+    TEST_CONDITIONS,
+)
 from attnlab.data.datasets import prepare
 from attnlab.data.sources import iter_records, text
 from attnlab.inference import load
@@ -44,6 +52,18 @@ from attnlab.train import train_and_evaluate
 
 SPLITS = TEST_CONDITIONS
 NUM_SAMPLES = 1000
+EXAMPLES = 6  # disagreements shown per direction and condition
+# Addresses written by hand, scored by both systems in the report: abbreviations that cpca's
+# dictionary lookup misses, a municipality, a shared district name, a typo, no separators.
+HAND_EXAMPLES = (
+    "广东深圳南山科技路128号",
+    "广东省深圳市南山区科技路128号",
+    "北京朝阳建国路5号院3栋",
+    "吉林长春朝阳人民大街88号",
+    "浙江杭州西湖文三路478号华星大厦",
+    "四川省成都市武候区人民南路四段",
+    "上海市 浦东新区，世纪大道100号",
+)
 
 
 def read_split(data_cfg: Any, split: str) -> list[dict[str, Any]]:
@@ -133,9 +153,11 @@ def score_split(records: list[dict], hyps: list[list[str]], cpca: list[dict], *,
     ]
     tagger_out = levels.level_outcomes(tagger_names, names)
     cpca_out = levels.level_outcomes(cpca, names)
-    examples = []
+    examples, shown = [], {True: 0, False: 0}
     for i, (t, c) in enumerate(zip(tagger_out, cpca_out, strict=True)):
-        if t["all_right"] != c["all_right"] and len(examples) < 12:
+        tagger_right = bool(t["all_right"])
+        if t["all_right"] != c["all_right"] and shown[tagger_right] < EXAMPLES:
+            shown[tagger_right] += 1
             examples.append(
                 {
                     "text": records[i]["text"],
@@ -178,6 +200,30 @@ def heldout_facts(data_cfg: Any, heldout: list[dict]) -> dict[str, Any]:
     }
 
 
+def noise_facts(clean: list[dict], noisy: list[dict]) -> dict[str, Any]:
+    """Where ``test_noise``'s typos fell (by the tag of the changed character), and how many
+    addresses lost their separators: each noisy address is paired with the clean one that
+    equals it, separators aside, but for one character."""
+    seps = set(SEPARATORS)
+    bare = lambda r: "".join(ch for ch in r["text"] if ch not in seps)  # noqa: E731
+    pool: dict[tuple, list[dict]] = {}
+    for r in clean:
+        pool.setdefault((tuple(r[lvl] for lvl in LEVELS), len(bare(r))), []).append(r)
+    hits: dict[str, int] = dict.fromkeys(ENTITIES, 0)
+    without = 0
+    for r in noisy:
+        key, text_ = (tuple(r[lvl] for lvl in LEVELS), len(bare(r))), bare(r)
+        without += not any(ch in seps for ch in r["text"])
+        for c in pool.get(key, []):
+            diff = [i for i, (a, b) in enumerate(zip(bare(c), text_, strict=True)) if a != b]
+            if len(diff) == 1:
+                tags = [t for t, ch in zip(r["tags"], r["text"], strict=True) if ch not in seps]
+                hits[tags[diff[0]][2:]] += 1
+                pool[key].remove(c)
+                break
+    return {"typos_by_type": hits, "without_separators": without, "addresses": len(noisy)}
+
+
 def run(
     config: Any, workdir: str | Path, *, command: str = "", attention_index: int = 0
 ) -> dict[str, Any]:
@@ -196,6 +242,17 @@ def run(
         hyps = [list(p.tags) for p in predictor.predict(texts, unknown="unk")]
         results["splits"][split] = score_split(records[split], hyps, levels.cpca_names(texts))
     results["heldout"] = heldout_facts(data_cfg, records[HELDOUT_SPLIT])
+    results["noise"] = noise_facts(records["test"], records[NOISE_SPLIT])
+    hand = predictor.predict(list(HAND_EXAMPLES), unknown="unk")
+    results["hand_examples"] = [
+        {
+            "text": t,
+            "tagger": [list(piece) for piece in p.spans],
+            "tagger_names": levels.normalize(levels.tagger_pieces(t, p.tags)),
+            "cpca": c,
+        }
+        for t, p, c in zip(HAND_EXAMPLES, hand, levels.cpca_names(HAND_EXAMPLES), strict=True)
+    ]
     params = jax.tree.leaves(nnx.state(predictor.model, nnx.Param))
     results["params"] = int(sum(np.size(x) for x in params))
     (workdir / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))

@@ -155,6 +155,34 @@ def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
             cells = [_pct(m[lvl], m[f"{lvl}_ci"]) for lvl in LEVELS]
             cells.append(_pct(m["address"], m["address_ci"]))
             lines.append(f"| {TITLES[split]} | {system} | " + " | ".join(cells) + " |")
+    test = results["splits"]["test"]["tagging"]["span"]
+    held = results["splits"][HELDOUT_SPLIT]
+    district_f1 = held["tagging"]["per_type"]["district"]
+    cpca_district = held["levels"]["cpca"]
+    lines += [
+        "",
+        "Bar: in-distribution span F1 >= 97%: "
+        + ("met" if test["f1"] >= 0.97 else "**missed**")
+        + f" ({_pct(test['f1'], test['f1_ci'])}). Held-out districts, the tagger's district "
+        f"span F1 {_pct(district_f1['f1'], district_f1['f1_ci'])} against cpca's district "
+        f"accuracy {_pct(cpca_district['district'], cpca_district['district_ci'])}: "
+        + (
+            "beats it."
+            if district_f1["f1"] > cpca_district["district"]
+            else "**does not beat it**."
+        ),
+    ]
+    noise = results.get("noise")
+    if noise:
+        where = ", ".join(f"{k} {v}" for k, v in noise["typos_by_type"].items())
+        lines += [
+            "",
+            f"Noise: {noise['without_separators']} of {noise['addresses']} noisy addresses have "
+            f"no separator left; the typo fell in: {where}. A typo inside a province, city or "
+            "district name makes that name unknown to both systems' name lookup (cpca's "
+            "dictionary, the tagger's normalization), so the level counts as wrong for both "
+            "even when the tagger segments it right; span F1 scores the segmentation alone.",
+        ]
     facts = results["heldout"]
     lines += [
         "",
@@ -164,6 +192,22 @@ def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
         "vocabulary lacks (read as `<unk>`). cpca's dictionary holds every one of them: on this "
         "condition it knows the names the tagger has never seen.",
     ]
+    if results.get("hand_examples"):
+        lines += [
+            "",
+            "## Addresses written by hand",
+            "",
+            "| address | tagger | tagger names | cpca |",
+            "|---|---|---|---|",
+        ]
+        for ex in results["hand_examples"]:
+            pieces = " ".join(f"{p}/{k}" for p, k in ex["tagger"])
+            cells = [ex["text"], pieces]
+            cells += [
+                " / ".join(ex[key].get(lvl) or "-" for lvl in LEVELS)
+                for key in ("tagger_names", "cpca")
+            ]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     for split in SPLITS:
         data = results["splits"][split]
         c = data["counts"]
@@ -172,7 +216,7 @@ def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
             f"### Where they disagree: {TITLES[split]}",
             "",
             f"cpca right, tagger wrong: {c['cpca_right_tagger_wrong']} addresses; tagger "
-            f"right, cpca wrong: {c['tagger_right_cpca_wrong']}. First examples "
+            f"right, cpca wrong: {c['tagger_right_cpca_wrong']}. The first examples of each "
             "(names as province / city / district; - where none):",
             "",
             "| address | reference | tagger | cpca |",

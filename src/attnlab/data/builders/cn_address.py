@@ -75,7 +75,7 @@ _ESTATES = (
     "阳光花园 碧桂园 万科城 金色家园 华润大厦 国贸中心 世纪花园 翠苑小区 锦江公寓 "
     "丽景湾 名都大厦 时代广场 幸福里 水岸新城 银泰中心 紫荆苑 天一家园 海悦华府"
 ).split()
-_SEPARATORS = (" ", ",", "，", "-", "、")
+SEPARATORS = (" ", ",", "，", "-", "、")
 _CN_DIGITS = "零一二三四五六七八九"
 
 
@@ -158,7 +158,7 @@ def compose_area_address(
     noisy: list[tuple[str, str | None]] = []
     for i, part in enumerate(parts):
         if i and rng.random() < 0.12:
-            noisy.append((pick(_SEPARATORS), None))
+            noisy.append((pick(SEPARATORS), None))
         noisy.append(part)
     return noisy, area
 
@@ -188,22 +188,22 @@ def add_noise(
 ) -> list[tuple[str, str | None]]:
     """The noise model of ``test_noise``: separators changed, then one character typo.
 
-    1. Separators (the ``O`` pieces of ``_SEPARATORS``): with probability 1/2 every one is
-       removed (missing separators); otherwise one separator, drawn from ``_SEPARATORS``,
+    1. Separators (the ``O`` pieces of ``SEPARATORS``): with probability 1/2 every one is
+       removed (missing separators); otherwise one separator, drawn from ``SEPARATORS``,
        stands between every two adjacent parts (extra separators).
     2. A typo: one character of an entity piece, drawn uniformly over all entity characters,
        is replaced by a different character drawn uniformly from ``alphabet``. Its tag stays.
     Tags follow the pieces, so the reference tagging of the noisy text is exact.
     """
     pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
-    kept = [(p, e) for p, e in parts if not (e is None and p in _SEPARATORS)]
+    kept = [(p, e) for p, e in parts if not (e is None and p in SEPARATORS)]
     if rng.random() < 0.5:
         out = kept
     else:
         out = []
         for i, part in enumerate(kept):
             if i:
-                out.append((pick(_SEPARATORS), None))
+                out.append((pick(SEPARATORS), None))
             out.append(part)
     slots = [(i, j) for i, (p, e) in enumerate(out) if e is not None for j in range(len(p))]
     if slots:
