@@ -1,10 +1,12 @@
 r"""Chinese address segmentation (cn_address): a Transformer encoder tags every character.
 
-    python experiments/train.py --config=experiments/configs/address.py --workdir=runs/address
+    python experiments/address.py --config=experiments/configs/address.py --workdir=runs/address
 
-Expected result: TO BE MEASURED (not yet run to the end). The 13 BIO tags (province, city,
-district, street, number, other) follow from the characters and their context; we expect
-token accuracy (eval_accuracy) above 0.95 on the validation split.
+Measured (experiments/results/address/): 3000 steps in 20 min of wall time on one CPU core
+that other jobs shared (2-3.4 steps/s). Test span F1 (seqeval) 99.56% [99.39, 99.69], token
+accuracy 99.86%; on held-out districts 97.04% (district F1 87.66%, cpca's district accuracy
+82.28%); on the noise split 88.07%. The 13 BIO tags are province, city, district, street,
+number and other. `experiments/train.py` with the same flags trains the tagger alone.
 
 Variants: none, or `quick` (a tiny model on 2000 drawn addresses, 40 steps; runs in seconds).
 """

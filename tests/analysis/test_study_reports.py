@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attnlab.analysis import address, syllables_report
+from attnlab.analysis import address, address_report, syllables_report
 from attnlab.analysis.syllables import vowel_group_label
 from attnlab.data.builders.cn_address import TEST_CONDITIONS
 from attnlab.inference import load
@@ -53,6 +53,12 @@ def test_the_address_study_scores_the_tagger_and_cpca_on_every_condition(tmp_pat
             assert 0.0 <= levels["address"] <= 1.0
     assert results["heldout"]["districts_in_train"] == 0
     assert "held-out districts" in (workdir / "report.md").read_text()
+    assert len(results["hand_examples"]) == len(address.HAND_EXAMPLES)
+    # without a CJK font (as on CI) the attention map is labelled by position, not by glyphs
+    monkeypatch.setattr(address_report, "cjk_font", lambda: None)
+    record = address.read_split(predictor.config.data, "test")[0]
+    _, labels = address_report.attention_figure(predictor, record)
+    assert labels == [str(i) for i in range(len(record["text"]))]
 
 
 def test_the_syllable_report_matches_its_confusion_matrix_and_the_rule(tmp_path, monkeypatch):
