@@ -3,11 +3,14 @@ r"""Synthetic sequence tasks with a known answer: copy, reverse or sort; AT or N
     python experiments/train.py --config=experiments/configs/synthetic.py:at,reverse --workdir=runs/syn_at_reverse
     python experiments/train.py --config=experiments/configs/synthetic.py:nat,copy --workdir=runs/syn_nat_copy
 
-Expected result: TO BE MEASURED (not yet run to the end). Sources are 1-16 symbols out of 16;
-we expect `at` to solve copy and reverse (eval_wer, the fraction of wrong sequences, near 0)
-and sort nearly so, and `nat` to do well on copy and reverse (the target length equals the
-source length, so offset length prediction is easy; copied source embeddings give each
-position its symbol) and worst on sort, where positions depend on the whole input.
+Measured, default variant (`at,reverse`), first command above pinned to one CPU core that
+other jobs shared (1.9-3.9 steps/s): stopped by SIGTERM after 2000 of its 5000 steps
+(14 min 30 s), it gets 2.0% of the 349 validation sequences wrong (eval_wer; teacher-forced
+token accuracy 99.8%; 4.0% wrong at step 1000). The full 5000 steps and the other variants were not run here; the
+position sweep (experiments/results/ablations/position/) reversed with a smaller model
+(d_model 64, 3000 steps) with 5.8 +- 4.9% of sequences wrong (sinusoidal). Sources are 1-16 symbols out of 16;
+`nat` is expected to do well on copy and reverse (the target length equals the source length;
+copied source embeddings give each position its symbol) and worst on sort.
 
 Variants (comma-separated after the colon):
 - `at` (default) | `nat`: autoregressive `Seq2Seq` or non-autoregressive `NATSeq2Seq`.
