@@ -38,8 +38,8 @@ from attnlab.train.sharding import (
     host_local,
     make_mesh,
     process_rows,
-    replicated,
     shard_batch,
+    state_shardings,
 )
 from attnlab.train.steps import make_eval_step, make_train_step, merge_model
 from attnlab.train.workdir import (
@@ -96,15 +96,20 @@ class _Run:
         rows = process_rows(config.batch_size, self.mesh)
         self.eval_rows = process_rows(config.eval_batch_size, self.mesh)
         logging.info(
-            "data parallel over %d devices in %d processes: global batch %d, %d per device",
+            "data parallel over %d devices in %d processes: global batch %d, %d per device; "
+            "state: %s; compute: %s",
             self.mesh.size,
             jax.process_count(),
             config.batch_size,
             config.batch_size // self.mesh.size,
+            config.sharding,
+            config.compute_dtype,
         )
-        self.graphdef, self.state, optimizer = create_train_state(config, replicated(self.mesh))
+        self.graphdef, self.state, optimizer = create_train_state(
+            config, lambda abstract: state_shardings(abstract, self.mesh, config.sharding)
+        )
         self.train_step = make_train_step(
-            self.graphdef, optimizer, config, state_sharding=replicated(self.mesh)
+            self.graphdef, optimizer, config, state_sharding=jax.tree.map(_sharding, self.state)
         )
         self.eval_step = make_eval_step(self.graphdef, config)
         self.schedule = learning_rate_schedule(config)
@@ -282,6 +287,10 @@ class _Run:
         self.ckpt.wait()
         self.ckpt.close()
         self.writer.close()
+
+
+def _sharding(x: jax.Array) -> jax.sharding.Sharding:
+    return x.sharding
 
 
 def _empty_window() -> dict[str, Any]:

@@ -47,6 +47,42 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
+def fsdp_spec(shape: tuple[int, ...], devices: int) -> PartitionSpec:
+    """Split the largest dimension that ``devices`` divides along ``data``; else replicate.
+
+    Ties go to the first such dimension. Scalars, and arrays with no divisible dimension
+    (biases of odd sizes, Adam's step count), stay whole on every device.
+    """
+    candidates = [(size, -axis) for axis, size in enumerate(shape) if size % devices == 0]
+    if devices == 1 or not candidates:
+        return PartitionSpec()
+    axis = -max(candidates)[1]
+    return PartitionSpec(*([None] * axis), DATA_AXIS)
+
+
+def state_shardings(abstract_state: Any, mesh: Mesh, mode: str) -> Any:
+    """The sharding of every leaf of the train state under ``mode`` (``replicate``/``fsdp``).
+
+    Parameters and their optimizer moments have the same shapes, so they are split alike.
+    """
+    if mode == "replicate":
+        return jax.tree.map(lambda _: replicated(mesh), abstract_state)
+    if mode != "fsdp":
+        raise ValueError(f"unknown sharding {mode!r}; valid: replicate, fsdp")
+    return jax.tree.map(
+        lambda x: NamedSharding(mesh, fsdp_spec(tuple(x.shape), mesh.size)), abstract_state
+    )
+
+
+def bytes_per_device(tree: Any) -> int:
+    """The largest number of bytes of ``tree``'s arrays that one (local) device holds."""
+    held: dict[Any, int] = {}
+    for leaf in jax.tree.leaves(tree):
+        for shard in leaf.addressable_shards:
+            held[shard.device] = held.get(shard.device, 0) + shard.data.nbytes
+    return max(held.values(), default=0)
+
+
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
