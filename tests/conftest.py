@@ -1,5 +1,5 @@
-"""Test-wide settings: CPU only, float32 matmul precision, deterministic hypothesis profile, a compilation cache, and a
-counter of JAX compilations."""
+"""Test-wide settings: CPU only, float32 matmul precision, deterministic hypothesis profile,
+a compilation cache, and a counter of JAX compilations."""
 
 import contextlib
 import os
