@@ -90,3 +90,17 @@ def test_unknown_compute_dtype_and_sharding_are_one_line_errors(data_dir):
     merged.compute_dtype, merged.sharding = "float32", "zero"
     with pytest.raises(ValueError, match="sharding 'zero'; valid: replicate, fsdp"):
         validate_config(merged)
+
+
+def test_the_gpu_variant_of_at_vs_nat_is_sized_for_one_gpu_in_bfloat16():
+    from train_testing import ROOT
+
+    from attnlab.train.config import load_config_file
+
+    config = load_config_file(ROOT / "experiments/configs/at_vs_nat.py:gpu")
+    cpu = load_config_file(ROOT / "experiments/configs/at_vs_nat.py:g2p")
+    for name in ("at", "nat", "nat_eos", "nat_kd"):
+        model = config[name]
+        assert model.compute_dtype == "bfloat16" and cpu[name].compute_dtype == "float32"
+        assert model.batch_size >= 4 * cpu[name].batch_size
+        assert model.model.d_model > cpu[name].model.d_model
