@@ -27,11 +27,11 @@ OVERRIDES = {
     "num_train_steps": STEPS,
     "log_every_steps": 4,
     "eval_every_steps": STEPS,
-    "checkpoint_every_steps": 3,
+    "checkpoint_every_steps": 4,  # few saves: in a tiny run, saving is most of the time
     "max_to_keep": 20,
     "eval_batch_size": 32,
     "eval_decode_examples": 40,  # two evaluation batches, the second one in part
-    "data.bucket_boundaries": "(6,11)",
+    "data.bucket_boundaries": "(9,)",
 }
 EVAL_KEYS = ("eval_loss", "eval_accuracy", "eval_wer", "eval_per")
 # d loss / d (key bias) is exactly 0 (a softmax row is unchanged by adding one constant to
@@ -108,7 +108,7 @@ def runs(data_dir, tmp_path_factory):
     resumed = root / "resumed"
     logs = root / "resumed"
     first = _launch(resumed, data_dir, logs)
-    _wait(first, lambda: len(_steps(resumed)) >= 2, "two checkpoints")
+    _wait(first, lambda: len(_steps(resumed)) >= 1, "a checkpoint")
     for p in first:
         p.kill()
     _finish(first)

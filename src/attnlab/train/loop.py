@@ -278,7 +278,7 @@ class _Run:
         result = {"step": self.step, "preempted": preempted}
         if preempted:
             result["signal"] = guard.signal_name or "a signal to another process"
-            logging.info("stopped at step %d on %s; checkpoint saved", self.step, guard.signal_name)
+            logging.info("stopped at step %d on %s; checkpoint saved", self.step, result["signal"])
         if not (self.last_train or self.last_eval):  # nothing ran now: report the record
             return {**_recorded_metrics(self.workdir), **result}
         return {**result, **self.last_train, **self.last_eval}
