@@ -108,8 +108,9 @@ class _Run:
         self.graphdef, self.state, optimizer = create_train_state(
             config, lambda abstract: state_shardings(abstract, self.mesh, config.sharding)
         )
+        shardings = jax.tree.map(lambda x: x.sharding, self.state)
         self.train_step = make_train_step(
-            self.graphdef, optimizer, config, state_sharding=jax.tree.map(_sharding, self.state)
+            self.graphdef, optimizer, config, state_sharding=shardings
         )
         self.eval_step = make_eval_step(self.graphdef, config)
         self.schedule = learning_rate_schedule(config)
@@ -215,11 +216,11 @@ class _Run:
 
     def _save(self, step: int, *, pending_eval: bool = False) -> None:
         # The plan's position is global: the primary writes it, and it must hold everywhere.
-        position = self.train_iter.get_state()["position"]
-        assert_same_everywhere(np.asarray([step, position]), "the step or data position")
+        data = self.train_iter.get_state()
+        assert_same_everywhere(np.asarray([step, data["position"]]), "the step or data position")
         meta = {
             "step": step,
-            "data": self.train_iter.get_state(),
+            "data": data,
             "window": self.window,
             "pending_eval": pending_eval,
             "model": self.config.model.to_dict(),
@@ -287,10 +288,6 @@ class _Run:
         self.ckpt.wait()
         self.ckpt.close()
         self.writer.close()
-
-
-def _sharding(x: jax.Array) -> jax.sharding.Sharding:
-    return x.sharding
 
 
 def _empty_window() -> dict[str, Any]:
