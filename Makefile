@@ -42,7 +42,7 @@ demo: $(STAMP)
 	$(DEMO)
 
 bench: $(STAMP)
-	$(PY) -m pip install -q -c requirements.lock -e '.[dev,bench]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[$(EXTRAS),bench]'
 	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/long_sequences.py
 	$(PY) benchmarks/training.py
