@@ -1,15 +1,23 @@
 # Every target sets itself up: it creates .venv when missing and installs the pinned deps.
+# ACCEL picks the jax build: cpu (default), cuda (jax[cuda12]) or tpu (jax[tpu]); e.g.
+# `make setup ACCEL=cuda`, then `make bench`, `make demo`, `make gpu-check` run on the GPU.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
+ACCEL ?= cpu
+ifeq ($(filter $(ACCEL),cpu cuda tpu),)
+$(error unknown ACCEL '$(ACCEL)'; valid: cpu, cuda, tpu)
+endif
+comma := ,
+EXTRAS := dev$(if $(filter-out cpu,$(ACCEL)),$(comma)$(ACCEL))
+STAMP := $(VENV)/.installed-$(ACCEL)-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: setup test demo lint format bench clean
+.PHONY: setup test demo lint format bench gpu-check clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[$(EXTRAS)]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP)
@@ -34,13 +42,18 @@ demo: $(STAMP)
 	$(DEMO)
 
 bench: $(STAMP)
-	$(PY) -m pip install -q -c requirements.lock -e '.[dev,bench]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[$(EXTRAS),bench]'
 	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/long_sequences.py
 	$(PY) benchmarks/training.py
 	$(PY) benchmarks/decoding.py $(if $(wildcard runs/g2p/at/checkpoints),--run_dir=runs/g2p)
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/summary.py
+
+# Devices, the attention and long-sequence benchmarks, 300 bfloat16 steps of g2p.py:at and
+# the decoding benchmark, in a few minutes on an accelerator (benchmarks/gpu_check.py).
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests experiments benchmarks

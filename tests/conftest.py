@@ -1,10 +1,14 @@
-"""Test-wide settings: CPU only, deterministic hypothesis profile, a compilation cache, and a
-counter of JAX compilations."""
+"""Test-wide settings: CPU only, float32 matmul precision, deterministic hypothesis profile,
+a compilation cache, and a counter of JAX compilations."""
 
 import contextlib
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Tolerances against references assume float32 matmuls. On CPU that is the only kind; a GPU's
+# default is TF32 (10 mantissa bits), so the suite asks for full precision explicitly, here
+# and (through the environment) in the subprocesses it starts.
+os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -28,8 +28,8 @@ class Crash(Exception):
 def _crash_after(monkeypatch, k):
     real = loop_module.make_train_iterator
 
-    def make(data_cfg, *, batch_size, seed):
-        iterator = real(data_cfg, batch_size=batch_size, seed=seed)
+    def make(data_cfg, **kwargs):
+        iterator = real(data_cfg, **kwargs)
         fetched = [0]
         original_next = type(iterator).__next__
 

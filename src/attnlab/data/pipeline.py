@@ -14,6 +14,12 @@ shapes: ``[B, max_len]`` inputs and ``[B, max_target_len]`` targets, or, with
 ``bucket_boundaries``, the shape of the example's bucket. A bucket emits a batch when it holds
 ``B`` examples, so there are at most ``len(bucket_boundaries) + 1`` distinct shapes.
 
+Many processes: ``B`` is the *global* batch and every process walks the same stream with the
+same seed, so every process computes the same plan (which stream positions, and which bucket,
+make global batch ``n``). ``rows`` picks this process's rows of each global batch: only those
+are padded and returned, so batch shapes agree across processes by construction and the
+state (the plan's position) is the same on every process.
+
 Its state is JSON: the next stream position, the positions waiting in unfinished buckets, the
 epoch and its bad-data counts. Restoring it re-reads those positions, so a resumed run yields
 exactly the batches of an uninterrupted one. Bad-data counts are logged once per epoch (a
@@ -112,6 +118,7 @@ class TrainIterator(grain.DatasetIterator):
         task: str,
         drop_long: bool,
         name: str,
+        rows: slice = slice(None),
     ) -> None:
         super().__init__()
         if epoch_size == 0:
@@ -119,6 +126,9 @@ class TrainIterator(grain.DatasetIterator):
         self._stream, self._epoch_size = stream, epoch_size
         self._batch_size, self._shapes, self._task = batch_size, shapes, task
         self._drop_long, self._name = drop_long, name
+        self._rows = range(batch_size)[rows]  # this process's rows of every global batch
+        if not len(self._rows):
+            raise ValueError(f"rows {rows} select nothing from a batch of {batch_size}")
         self._chunk_start, self._chunk = 0, []
         self.reports: list[tuple[int, dict[str, int]]] = []  # (epoch, counts) of ended epochs
         self._reset(0, 0, Counts(), [[] for _ in shapes])
@@ -175,9 +185,8 @@ class TrainIterator(grain.DatasetIterator):
             self._pending[b].append(position)
             self._pending_examples[b].append(example)
             if len(self._pending[b]) == self._batch_size:
-                batch = pad_batch(
-                    self._pending_examples[b], self._batch_size, self._shapes[b], self._task
-                )
+                mine = [self._pending_examples[b][r] for r in self._rows]
+                batch = pad_batch(mine, len(self._rows), self._shapes[b], self._task)
                 self._pending[b], self._pending_examples[b] = [], []
                 return batch
 
@@ -229,8 +238,13 @@ class TrainIterator(grain.DatasetIterator):
         return f"TrainIterator({self._name}, position={self._position})"
 
 
-def make_train_iterator(data_cfg: Any, *, batch_size: int, seed: int) -> TrainIterator:
-    """Endless shuffled training batches of fixed shapes; see the module docstring."""
+def make_train_iterator(
+    data_cfg: Any, *, batch_size: int, seed: int, rows: slice = slice(None)
+) -> TrainIterator:
+    """Endless shuffled training batches of fixed shapes; see the module docstring.
+
+    ``batch_size`` is the global batch; ``rows`` the slice of it this process returns.
+    """
     prepared = prepare(data_cfg)
     info, cfg = prepared.info, prepared.cfg
     truncate = cfg["long_policy"] == "truncate"
@@ -242,6 +256,7 @@ def make_train_iterator(data_cfg: Any, *, batch_size: int, seed: int) -> TrainIt
         shapes=bucket_shapes(cfg["bucket_boundaries"], info.max_len, info.max_target_len),
         drop_long=not truncate,
         name=info.name,
+        rows=rows,
     )
 
 
@@ -254,6 +269,7 @@ def build_train_iterator(
     shapes: list[tuple[int, int]],
     drop_long: bool,
     name: str,
+    rows: slice = slice(None),
 ) -> TrainIterator:
     """The grain stream over any random-access ``source`` of records, and its iterator."""
     if batch_size < 1:
@@ -274,6 +290,7 @@ def build_train_iterator(
         task=encoder.fields.task,
         drop_long=drop_long,
         name=name,
+        rows=rows,
     )
 
 
@@ -323,3 +340,8 @@ def _eval_batch(rows, batch_size: int, shape: tuple[int, int], task: str) -> dic
     if task == "seq2seq":
         batch["references"] = [ex["references"] for ex in rows] + [[]] * (batch_size - len(rows))
     return batch
+
+
+def take_rows(batch: dict[str, Any], rows: slice) -> dict[str, Any]:
+    """Rows ``rows`` of every field of ``batch`` (arrays and lists alike)."""
+    return {key: value[rows] for key, value in batch.items()}

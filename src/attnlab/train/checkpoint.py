@@ -27,6 +27,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.experimental import multihost_utils
 
 _TMP_MARK = ".orbax-checkpoint-tmp"
 
@@ -150,6 +151,8 @@ class Checkpointer:
             for tmp in self.directory.glob(f"*{_TMP_MARK}*"):
                 logging.warning("removing unfinished checkpoint %s", tmp)
                 shutil.rmtree(tmp, ignore_errors=True)
+        if not read_only and jax.process_count() > 1:  # the others wait for that clean-up
+            multihost_utils.sync_global_devices("attnlab:checkpoints-cleaned")
         options = ocp.CheckpointManagerOptions(
             max_to_keep=None if read_only else max_to_keep,
             save_interval_steps=0 if read_only else 1,

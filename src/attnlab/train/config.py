@@ -21,6 +21,8 @@ from attnlab.choices import check_choices
 from attnlab.decode.at import DECODE_METHODS
 
 SCHEDULES = ("rsqrt", "cosine", "constant")
+SHARDINGS = ("replicate", "fsdp")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 INT32_MAX = 2**31 - 1
 
 # The keys that may differ when a workdir's run is resumed: how long it runs, how often it
@@ -40,12 +42,15 @@ RESUMABLE_KEYS = (
     "length_penalty",
     "nat_strategy",
     "restart_if_unreadable",
+    "sharding",
     "data.data_dir",
 )
 
 CHOICES = {
     "schedule": SCHEDULES,
     "decode_method": DECODE_METHODS,
+    "sharding": SHARDINGS,
+    "compute_dtype": COMPUTE_DTYPES,
 }
 
 
@@ -55,6 +60,14 @@ def base_config() -> ml_collections.ConfigDict:
         {
             "seed": 0,
             "batch_size": 64,  # global: split over every device of every host
+            # How the train state lies on the devices (attnlab.train.sharding): "replicate"
+            # (a full copy on each) or "fsdp" (each parameter and its optimizer state split
+            # along the data axis). A run may resume under another mode or device count.
+            "sharding": "replicate",
+            # The dtype of activations and matmuls in the train and eval steps; parameters,
+            # optimizer state and the loss stay float32. bfloat16 needs no loss scaling: it
+            # has float32's exponent range, so gradients do not underflow as in float16.
+            "compute_dtype": "float32",
             "num_train_steps": 1000,
             "log_every_steps": 50,
             "eval_every_steps": 500,

@@ -9,6 +9,11 @@
 
 Both return None when ``should_stop()`` turns true mid-way (SIGTERM), so that the caller can
 save and redo the evaluation after resuming.
+
+Many processes: each gets its own rows of every evaluation batch (``take_rows`` with
+``process_rows``). Teacher-forced statistics come from one sharded step over the global batch;
+each process decodes only its rows, and the per-example error counts of all processes are
+gathered (``gather_rows``) before the rates are taken, so the numbers equal one process's.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ from jax.sharding import Mesh
 
 from attnlab.decode.at import at_decode
 from attnlab.decode.nat import nat_decode
-from attnlab.metrics import per, wer
+from attnlab.metrics.edit import closest_reference, reference_sets
 from attnlab.nn.nat_recipes import recipe_strategy
 from attnlab.specials import PAD
-from attnlab.train.sharding import shard_global_batch
+from attnlab.train.sharding import gather_rows, shard_batch
 from attnlab.train.steps import add_stats, stat_means
 
 Batch = Mapping[str, Any]
@@ -34,12 +39,15 @@ Batch = Mapping[str, Any]
 def teacher_forced_metrics(
     eval_step: Callable, state: Any, batches: Iterable[Batch], mesh: Mesh, *, should_stop
 ) -> dict[str, float] | None:
-    """``{"eval_loss", "eval_accuracy", ...}`` summed over the whole split."""
+    """``{"eval_loss", "eval_accuracy", ...}`` summed over the whole split.
+
+    ``batches`` holds this process's rows of every global batch (all of them on one process).
+    """
     total = None
     for batch in batches:
         if should_stop():
             return None
-        total = add_stats(total, eval_step(state, shard_global_batch(batch, mesh)))
+        total = add_stats(total, eval_step(state, shard_batch(batch, mesh)))
     if total is None:
         raise ValueError("the evaluation split is empty")
     means = stat_means(total)
@@ -70,24 +78,42 @@ def decoding_metrics(
     tgt_vocab: Any,
     *,
     should_stop,
+    global_batch_size: int | None = None,
+    rows: slice = slice(None),
 ) -> dict[str, float] | None:
-    """``{"eval_wer", "eval_per"}`` of decoded outputs; empty for taggers and classifiers."""
+    """``{"eval_wer", "eval_per"}`` of decoded outputs; empty for taggers and classifiers.
+
+    The first ``eval_decode_examples`` examples of the split are decoded. With many
+    processes, ``batches`` holds rows ``rows`` of each global batch of ``global_batch_size``.
+    """
     limit = int(config.eval_decode_examples)
     if config.model.name not in ("seq2seq", "nat") or limit <= 0:
         return {}
-    hyps: list[list[str]] = []
-    refs: list[list[list[str]]] = []
-    for batch in batches:
-        if len(hyps) >= limit:
+    counts = []  # per row: (decoded, wrong, edits, reference length)
+    for index, batch in enumerate(batches):
+        size = global_batch_size or len(batch["inputs"])
+        if index * size >= limit:  # the same decision on every process
             break
+        numbers = np.arange(size)[rows] + index * size  # the rows' places in the split
         if should_stop():
             return None
-        tokens = np.asarray(_decode(model, batch["inputs"], batch["targets"], config))
-        for i in np.flatnonzero(np.asarray(batch["valid"])):
-            hyps.append(tgt_vocab.decode([int(t) for t in tokens[i]]))
+        valid = np.asarray(batch["valid"]) & (numbers < limit)
+        found = np.zeros((len(numbers), 4), np.int64)
+        if valid.any():
+            tokens = np.asarray(_decode(model, batch["inputs"], batch["targets"], config))
+        for i in np.flatnonzero(valid):
+            hyp = tuple(tgt_vocab.decode([int(t) for t in tokens[i]]))
             if "references" in batch:
-                refs.append([list(r) for r in batch["references"][i]])
+                refs = [list(r) for r in batch["references"][i]]
             else:
-                refs.append([tgt_vocab.decode([int(t) for t in batch["targets"][i]])])
-    hyps, refs = hyps[:limit], refs[:limit]
-    return {"eval_wer": wer(hyps, refs), "eval_per": per(hyps, refs)}
+                refs = [tgt_vocab.decode([int(t) for t in batch["targets"][i]])]
+            choices = reference_sets([refs])[0]
+            k, edits = closest_reference(hyp, choices)
+            found[i] = (1, hyp not in choices, edits, len(choices[k]))
+        counts.append(found)
+    if not counts:
+        return {}
+    decoded, wrong, edits, length = gather_rows(np.concatenate(counts)).sum(axis=0)
+    if length == 0:
+        raise ValueError("per: the chosen references are all empty, the rate is undefined")
+    return {"eval_wer": float(wrong / decoded), "eval_per": float(edits / length)}

@@ -26,13 +26,21 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from attnlab.data import make_eval_batches, make_train_iterator
+from attnlab.data import make_eval_batches, make_train_iterator, take_rows
 from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.evaluate import decoding_metrics, teacher_forced_metrics
 from attnlab.train.optim import learning_rate_schedule
 from attnlab.train.preemption import PreemptionGuard
 from attnlab.train.resolve import create_train_state, resolve_config
-from attnlab.train.sharding import local_batch_size, make_mesh, replicated, shard_batch
+from attnlab.train.sharding import (
+    agree_any,
+    assert_same_everywhere,
+    host_local,
+    make_mesh,
+    process_rows,
+    shard_batch,
+    state_shardings,
+)
 from attnlab.train.steps import make_eval_step, make_train_step, merge_model
 from attnlab.train.workdir import (
     WorkdirError,
@@ -85,18 +93,24 @@ class _Run:
         if self.primary:
             write_config(workdir, config)
         self.mesh = make_mesh()
-        local_bs = local_batch_size(config.batch_size, self.mesh)
-        local_batch_size(config.eval_batch_size, self.mesh)
+        rows = process_rows(config.batch_size, self.mesh)
+        self.eval_rows = process_rows(config.eval_batch_size, self.mesh)
         logging.info(
-            "data parallel over %d devices in %d processes: global batch %d, %d per device",
+            "data parallel over %d devices in %d processes: global batch %d, %d per device; "
+            "state: %s; compute: %s",
             self.mesh.size,
             jax.process_count(),
             config.batch_size,
             config.batch_size // self.mesh.size,
+            config.sharding,
+            config.compute_dtype,
         )
-        self.graphdef, self.state, optimizer = create_train_state(config, replicated(self.mesh))
+        self.graphdef, self.state, optimizer = create_train_state(
+            config, lambda abstract: state_shardings(abstract, self.mesh, config.sharding)
+        )
+        shardings = jax.tree.map(lambda x: x.sharding, self.state)
         self.train_step = make_train_step(
-            self.graphdef, optimizer, config, state_sharding=replicated(self.mesh)
+            self.graphdef, optimizer, config, state_sharding=shardings
         )
         self.eval_step = make_eval_step(self.graphdef, config)
         self.schedule = learning_rate_schedule(config)
@@ -118,14 +132,19 @@ class _Run:
             self.state, meta = restored
             self.step, self.window = int(meta["step"]), meta["window"]
             self.pending_eval, data_state = bool(meta.get("pending_eval")), meta["data"]
-        seed = config.seed + jax.process_index()
-        self.train_iter = make_train_iterator(config.data, batch_size=local_bs, seed=seed)
+        # One global batch plan, the same on every process; each process takes its rows.
+        self.train_iter = make_train_iterator(
+            config.data, batch_size=config.batch_size, seed=config.seed, rows=rows
+        )
         if data_state is not None:
             self.train_iter.set_state(data_state)
             logging.info("resumed from step %d in %.2f s", self.step, time.perf_counter() - started)
-        self.eval_batches = list(
-            make_eval_batches(config.data, config.eval_split, batch_size=config.eval_batch_size)
-        )
+        self.eval_batches = [
+            take_rows(batch, self.eval_rows)
+            for batch in make_eval_batches(
+                config.data, config.eval_split, batch_size=config.eval_batch_size
+            )
+        ]
         self.writer = MetricWriter(workdir, start_step=self.step, primary=self.primary)
         self.last_train: dict[str, float] = {}
         self.last_eval: dict[str, float] = {}
@@ -161,18 +180,30 @@ class _Run:
         self.window = _empty_window()
         self.clock = _Clock()
 
+    def _stop_requested(self, guard: PreemptionGuard) -> bool:
+        """Whether any process was asked to stop (a collective: every process calls it at the
+        same points, so all of them stop, and save, at the same step)."""
+        self.stopping = agree_any(guard.requested) or self.stopping
+        return self.stopping
+
     def _evaluate(self, step: int, guard: PreemptionGuard) -> bool:
         """Evaluate and write the metrics; False if SIGTERM cut it short."""
         started = time.perf_counter()
-        stop = lambda: guard.requested  # noqa: E731
+        stop = lambda: self._stop_requested(guard)  # noqa: E731
         metrics = teacher_forced_metrics(
             self.eval_step, self.state, self.eval_batches, self.mesh, should_stop=stop
         )
         if metrics is None:
             return False
-        model = merge_model(self.graphdef, self.state)
+        model = merge_model(self.graphdef, host_local(self.state))
         decoded = decoding_metrics(
-            model, self.eval_batches, self.config, self.info.tgt_vocab, should_stop=stop
+            model,
+            self.eval_batches,
+            self.config,
+            self.info.tgt_vocab,
+            should_stop=stop,
+            global_batch_size=self.config.eval_batch_size,
+            rows=self.eval_rows,
         )
         if decoded is None:
             return False
@@ -184,9 +215,12 @@ class _Run:
         return True
 
     def _save(self, step: int, *, pending_eval: bool = False) -> None:
+        # The plan's position is global: the primary writes it, and it must hold everywhere.
+        data = self.train_iter.get_state()
+        assert_same_everywhere(np.asarray([step, data["position"]]), "the step or data position")
         meta = {
             "step": step,
-            "data": self.train_iter.get_state(),
+            "data": data,
             "window": self.window,
             "pending_eval": pending_eval,
             "model": self.config.model.to_dict(),
@@ -199,7 +233,7 @@ class _Run:
     def run(self) -> dict[str, Any]:
         config = self.config
         total = int(config.num_train_steps)
-        preempted = False
+        preempted, self.stopping = False, False
         self.clock = _Clock()
         with PreemptionGuard() as guard:
             if self.pending_eval and not self._evaluate(self.step, guard):
@@ -219,7 +253,8 @@ class _Run:
                 last = step == total
                 log_now = step % config.log_every_steps == 0 or last
                 eval_now = step % config.eval_every_steps == 0 or last
-                save_now = step % config.checkpoint_every_steps == 0 or last or guard.requested
+                stop = self._stop_requested(guard)
+                save_now = step % config.checkpoint_every_steps == 0 or last or stop
                 if not (log_now or eval_now or save_now):
                     continue
                 self._absorb(*pending)
@@ -229,22 +264,22 @@ class _Run:
                 paused = time.perf_counter()
                 evaluated = eval_now and self._evaluate(step, guard)
                 self.clock.start += time.perf_counter() - paused
-                if save_now or guard.requested:
+                if save_now or self.stopping:
                     self._save(step, pending_eval=eval_now and not evaluated)
-                if guard.requested:
+                if self.stopping:
                     preempted = True
                     break
-            if self.saved_step != self.step and guard.requested:
+            if self.saved_step != self.step and self.stopping:
                 self._save(self.step)
             # Inside the guard: a second Ctrl-C cannot interrupt the save's last writes.
-            return self._finish(preempted=preempted or guard.requested, guard=guard)
+            return self._finish(preempted=preempted or self.stopping, guard=guard)
 
     def _finish(self, *, preempted: bool, guard: PreemptionGuard) -> dict[str, Any]:
         self.close()
         result = {"step": self.step, "preempted": preempted}
         if preempted:
-            result["signal"] = guard.signal_name
-            logging.info("stopped at step %d on %s; checkpoint saved", self.step, guard.signal_name)
+            result["signal"] = guard.signal_name or "a signal to another process"
+            logging.info("stopped at step %d on %s; checkpoint saved", self.step, result["signal"])
         if not (self.last_train or self.last_eval):  # nothing ran now: report the record
             return {**_recorded_metrics(self.workdir), **result}
         return {**result, **self.last_train, **self.last_eval}

@@ -118,11 +118,12 @@ def build(config: ml_collections.ConfigDict) -> tuple[nnx.Module, optax.Gradient
 
 
 def create_train_state(
-    config: ml_collections.ConfigDict, sharding: jax.sharding.Sharding | None = None
+    config: ml_collections.ConfigDict, sharding: Any = None
 ) -> tuple[Any, dict[str, Any], optax.GradientTransformation]:
     """``(graphdef, train state, optimizer)`` of a resolved config, initialised from its seed.
 
-    The model and optimizer state are created inside one ``jax.jit`` (placed by ``sharding``):
+    The model and optimizer state are created inside one ``jax.jit`` (placed by ``sharding``:
+    one sharding, a pytree of them, or a function from the abstract state to either):
     one compile instead of one per initialiser op, and no unsharded copy on the host.
     """
     optimizer = make_optimizer(config)
@@ -133,5 +134,7 @@ def create_train_state(
 
     abstract_model = nnx.eval_shape(lambda: build_model(config.model, rngs=nnx.Rngs(config.seed)))
     graphdef = nnx.split(abstract_model, nnx.Param, ...)[0]
+    if callable(sharding) and not isinstance(sharding, jax.sharding.Sharding):
+        sharding = sharding(jax.eval_shape(create))
     state = jax.jit(create, out_shardings=sharding)()
     return graphdef, state, optimizer

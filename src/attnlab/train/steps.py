@@ -61,6 +61,19 @@ def buffer_residual_gradients(model: nnx.Module) -> None:
         model.set_attributes(residual_hook=buffer_cotangent, raise_if_not_found=False)
 
 
+def use_compute_dtype(model: nnx.Module, compute_dtype: str) -> None:
+    """Run ``model``'s layers in ``compute_dtype`` (mixed precision); parameters stay float32.
+
+    flax's ``Linear``, ``Embed``, ``Conv`` and ``BatchNorm`` cast their float32 parameters and
+    inputs to their ``dtype`` for the computation, so with ``bfloat16`` every matmul and the
+    activations it makes are bfloat16 while the parameters (and the gradients, which arrive
+    through the casts) stay float32. Our norms compute in the dtype of what they are given,
+    promoted by their float32 scale; the loss is computed in float32 (``ops.losses``).
+    """
+    if compute_dtype != "float32":
+        model.set_attributes(dtype=jnp.dtype(compute_dtype), raise_if_not_found=False)
+
+
 def init_state(model: nnx.Module, optimizer: optax.GradientTransformation):
     """Split ``model`` into (graphdef, train state) with a fresh optimizer state."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
@@ -94,6 +107,7 @@ def make_train_step(
         def loss_fn(params):
             model = nnx.merge(graphdef, params, state["rest"], copy=True)
             buffer_residual_gradients(model)
+            use_compute_dtype(model, config.get("compute_dtype", "float32"))
             loss, stats = compute_stats(model, batch, config, train=True, key=key, step=step)
             _, _, new_rest = nnx.split(model, nnx.Param, ...)
             return loss, (stats, new_rest)
@@ -119,6 +133,7 @@ def make_eval_step(
 
     def eval_step(state: TrainState, batch: Mapping[str, jax.Array]) -> Stats:
         model = merge_model(graphdef, state)
+        use_compute_dtype(model, config.get("compute_dtype", "float32"))
         _, stats = compute_stats(model, batch, config, train=False)
         return stats
 

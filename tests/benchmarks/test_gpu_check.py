@@ -1,0 +1,58 @@
+"""``benchmarks/gpu_check.py --quick`` on CPU: every part but decoding runs and reports.
+
+(The decoding benchmark has its own toy-size test, ``test_bench_decoding.py``; here it would
+cost a minute of compiles.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "ATTNLAB_DATA_DIR": str(data_dir)}
+
+
+def test_quick_gpu_check_runs_on_cpu(tmp_path: Path):
+    results = tmp_path / "results.json"
+    command = [sys.executable, str(SCRIPT), "--quick", f"--results={results}"]
+    command += [f"--workdir={tmp_path / 'work'}", "--parts=devices,attention,train"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=_env(tmp_path / "tfds"), timeout=400
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    written = json.loads(results.read_text())
+    check = written["gpu_check"]
+    assert check["backend"] == "cpu" and check["devices"][0].startswith("cpu:0")
+    assert {name: part["status"] for name, part in check["parts"].items()} == {
+        "devices": "ok",
+        "attention": "ok",
+        "train": "ok",
+    }
+    assert check["train"]["steps"] == 20 and check["train"]["steps_per_sec"] > 0
+    assert "attention" in written  # the benchmark wrote its own section beside
+    assert "all parts ok" in done.stdout
+
+
+def test_unknown_part_is_one_line(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--parts=devices,gpu", f"--workdir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "unknown --parts 'gpu'; valid: devices, attention, long_sequences, train, decoding"
+        )
+    )
