@@ -6,7 +6,8 @@ Every section of ``results.json`` declares its own headline figures, a list unde
 ``"headline"``; each entry is ::
 
     {"name": str, "value": float | int | None, "target": str, "met": bool | None,
-     "unit": str (optional, appended to the value)}
+     "unit": str (optional, appended to the value),
+     "command": str, "date": str (optional: an entry measured by a run of its own)}
 
 ``value`` None means not measured (``met`` None too). This script renders one markdown row
 per entry (benchmark, figure, target, met or missed, the date of the section's
@@ -84,7 +85,10 @@ def section_rows(name: str, section: dict[str, Any]) -> list[list[str]]:
     rows = []
     for entry in (check_entry(name, entry) for entry in headline):
         figure = format_value(entry["value"], entry.get("unit", ""))
-        rows.append([entry["name"], figure, entry["target"], VERDICT[entry["met"]], date, command])
+        when, how = date, command
+        if entry.get("command"):  # an entry measured by a run of its own (decoding --length_only)
+            when, how = str(entry.get("date", "-"))[:10], f"`{entry['command']}`"
+        rows.append([entry["name"], figure, entry["target"], VERDICT[entry["met"]], when, how])
     return rows
 
 

@@ -70,3 +70,12 @@ def test_decoding_main_with_tiny_fresh_models(tmp_path: Path, monkeypatch):
     parts = section["parts"]
     assert parts["output_tokens"] == pytest.approx(section["reference_tokens_per_word"] + 1)
     assert parts["bound_beam4_over_nat"] > 0 and parts["bound_free_encoders"] > 0
+
+    # --length_only re-measures that part alone and keeps the section's other figures.
+    again = ["--repeats=1", "--min_seconds=0", f"--results={results}", "--length_only"]
+    updated = decoding.main([*again, "--lengths=5", "--length_batches=1"])
+    assert updated["flat"] == section["flat"] and updated["cache"] == section["cache"]
+    assert {r["output_length"] for r in updated["decoding_vs_length"]} == {5}
+    assert "--length_only" in updated["decoding_vs_length_run"]["command"]
+    names = [entry["name"] for entry in updated["headline"]]
+    assert len(names) == len(section["headline"]) and "5 tokens, AT beam 4" in names[-1]
