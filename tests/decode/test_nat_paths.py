@@ -5,35 +5,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
+from decode_testing import tiny_model
 
 from attnlab.decode.nat import nat_decoder
-from attnlab.nn import build_model, model_config
 from attnlab.ops.ctc import ctc_greedy, ctc_prefix_beam_search
 from attnlab.ops.dag import dag_greedy, dag_lookahead, dag_viterbi
 
 PAD, BOS, EOS, MASK = 0, 1, 2, 4
-VOCAB = 10
 SRC = np.array([[5, 6, 7, 0, 0], [8, 0, 0, 0, 0], [9, 5, 6, 7, 8]], np.int32)
 
 
 def model_of(recipe, seed):
-    cfg = model_config(
-        name="nat",
+    """A 1+1-layer NAT of ``recipe`` on an all-MASK canvas, twice the source wide."""
+    return tiny_model(
+        "nat",
+        seed,
+        max_len=8,
         nat_recipe=recipe,
         length_mode="none",
         upsample=2,
-        vocab_size=VOCAB,
-        target_vocab_size=VOCAB,
-        d_model=16,
-        num_heads=2,
-        d_ff=32,
-        num_encoder_layers=1,
+        decoder_input="mask",
         num_decoder_layers=1,
-        dropout=0.0,
-        max_len=8,
     )
-    return build_model(cfg, rngs=nnx.Rngs(seed))
 
 
 def with_eos(tokens, lengths, width):
