@@ -48,11 +48,12 @@ def test_every_system_is_timed_against_output_length(frontier_run):
     assert "at_deep_shallow_greedy takes" in report and "is faster than at_greedy" in report
 
 
-def test_the_long_form_is_reverse_up_to_64_tokens_timed_at_8_to_64():
+def test_the_long_form_is_copy_up_to_64_tokens_timed_at_8_to_64():
     config = load_config_file("experiments/configs/at_vs_nat.py:synthetic,long")
     assert config.latency_lengths == (8, 16, 32, 64) and config.latency_batches == (1, 64)
     assert config.at.data.synthetic_max_length == 64
-    assert config.at.data.synthetic_task == "reverse" and not config.distill
+    assert config.at.data.synthetic_task == "copy" and not config.distill
+    assert config.nat_ctc.data.synthetic_task == "copy"
     systems = config.systems.split(",")
     assert {"at_greedy", "at_beam4", "at_deep_shallow_greedy", "nat_length_pred"} <= set(systems)
     assert {"nat_ctc", "nat_dag_lookahead"} <= set(systems)

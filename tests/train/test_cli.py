@@ -12,6 +12,7 @@ from train_testing import (
     CONFIGS,
     assert_same_state,
     cli_command,
+    forced_devices_flags,
     model_metrics,
     quick_config,
 )
@@ -92,7 +93,7 @@ def test_bad_flags_variants_keys_and_values_exit_2_with_one_line(tmp_path, data_
 def test_four_devices_follow_the_one_device_loss_curve(at_quick_run, data_dir, tmp_path):
     one_device = {r["step"]: r["loss"] for r in read_metrics(at_quick_run[0]) if "loss" in r}
     command = cli_command(SPEC, tmp_path, data_dir, log_every_steps=5, num_train_steps=20)
-    flags = "--xla_force_host_platform_device_count=4"
+    flags = forced_devices_flags(4)
     run = subprocess.run(
         command, capture_output=True, text=True, env=_env(XLA_FLAGS=flags), timeout=300
     )

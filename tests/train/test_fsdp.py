@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
-from train_testing import quick_config, state_leaves
+from train_testing import forced_devices_flags, quick_config, state_leaves
 
 from attnlab.train import restore_model, train_and_evaluate
 from attnlab.train.sharding import fsdp_spec, make_mesh, state_shardings
@@ -59,7 +59,7 @@ def four_devices(data_dir, tmp_path_factory):
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "XLA_FLAGS": forced_devices_flags(4),
     }
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from train_testing import (
     RESUME,
+    Crash,
     assert_same_state,
+    crash_after,
     model_metrics,
     quick_config,
     state_leaves,
@@ -19,31 +21,6 @@ from train_testing import (
 
 from attnlab.train import NonFiniteLossError, restore_model, train_and_evaluate
 from attnlab.train import loop as loop_module
-
-
-class Crash(Exception):
-    """Stands for the process dying while it fetches batch ``k + 1``."""
-
-
-def _crash_after(monkeypatch, k):
-    real = loop_module.make_train_iterator
-
-    def make(data_cfg, **kwargs):
-        iterator = real(data_cfg, **kwargs)
-        fetched = [0]
-        original_next = type(iterator).__next__
-
-        class Dying(type(iterator)):
-            def __next__(self):
-                fetched[0] += 1
-                if fetched[0] > k:
-                    raise Crash
-                return original_next(self)
-
-        iterator.__class__ = Dying
-        return iterator
-
-    monkeypatch.setattr(loop_module, "make_train_iterator", make)
 
 
 def _resume_config(data_dir):
@@ -98,7 +75,7 @@ def test_crash_at_step_k_then_resume_is_bit_identical(
     k, reference, data_dir, tmp_path, monkeypatch
 ):
     ref_dir, _, ref_model = reference
-    _crash_after(monkeypatch, k)
+    crash_after(monkeypatch, k)
     with pytest.raises(Crash):
         train_and_evaluate(_resume_config(data_dir), tmp_path)
     monkeypatch.undo()

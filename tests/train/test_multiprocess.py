@@ -9,6 +9,7 @@ Length buckets are on, so global batches of different shapes follow one another:
 that chose their batches apart would disagree on shapes (and hang) or on the parameters.
 """
 
+import os
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import time
 
 import numpy as np
 import pytest
-from train_testing import cli_command, state_leaves
+from train_testing import cli_command, forced_devices_flags, state_leaves
 
 from attnlab.train import restore_model
 from attnlab.train.writers import read_metrics
@@ -48,7 +49,7 @@ def _free_port() -> int:
 
 def _launch(workdir, data_dir, log_prefix) -> list[subprocess.Popen]:
     port = _free_port()
-    env = {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": forced_devices_flags(2)}
     procs = []
     for i in range(2):
         flags = [
@@ -63,8 +64,6 @@ def _launch(workdir, data_dir, log_prefix) -> list[subprocess.Popen]:
 
 
 def _env(extra):
-    import os
-
     return {**os.environ, **extra}
 
 
@@ -95,7 +94,7 @@ def runs(data_dir, tmp_path_factory):
     out = {"root": root}
     # One process first: it builds the dataset, which the 2-process runs then share.
     ref = root / "reference"
-    env = _env({"JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    env = _env({"JAX_PLATFORMS": "cpu", "XLA_FLAGS": forced_devices_flags(4)})
     command = cli_command(SPEC, ref, data_dir, **OVERRIDES)
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -1,5 +1,6 @@
 """Helpers for the train tests: tiny configs on small real datasets, exact state comparison."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -75,3 +76,37 @@ def assert_same_state(a: nnx.Module, b: nnx.Module) -> None:
 def model_metrics(workdir) -> list[dict]:
     """``metrics.jsonl`` without the machine-speed fields."""
     return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in read_metrics(workdir)]
+
+
+class Crash(Exception):
+    """Stands for the process dying while it fetches batch ``k + 1``."""
+
+
+def crash_after(monkeypatch, k: int) -> None:
+    """Make the next training run raise ``Crash`` when it fetches its batch ``k + 1``."""
+    from attnlab.train import loop as loop_module
+
+    real = loop_module.make_train_iterator
+
+    def make(data_cfg, **kwargs):
+        iterator = real(data_cfg, **kwargs)
+        fetched = [0]
+        original_next = type(iterator).__next__
+
+        class Dying(type(iterator)):
+            def __next__(self):
+                fetched[0] += 1
+                if fetched[0] > k:
+                    raise Crash
+                return original_next(self)
+
+        iterator.__class__ = Dying
+        return iterator
+
+    monkeypatch.setattr(loop_module, "make_train_iterator", make)
+
+
+def forced_devices_flags(devices: int) -> str:
+    """``XLA_FLAGS`` for a subprocess: the suite's flags (tests/conftest.py) and ``devices``
+    forced CPU devices."""
+    return f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
