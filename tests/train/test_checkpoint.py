@@ -159,3 +159,28 @@ def test_restore_model_averages_the_last_checkpoints_weights(data_dir, tmp_path)
     assert changed > 10  # the two steps differ, so the average is not the latest checkpoint
     with pytest.raises(ValueError, match="average_last must be at least 1"):
         restore_model(tmp_path / "run4", average_last=0)
+
+
+def test_asyncio_echoes_of_a_set_aside_read_are_dropped_and_other_reports_kept(monkeypatch):
+    """A corrupt step's failed read may leave asyncio tasks whose exception is reported when
+    they are collected, after the one-line warning; other asyncio errors still show."""
+    import logging
+    import threading
+
+    from attnlab.train import checkpoint as ckpt
+
+    set_aside = threading.Event()
+    monkeypatch.setattr(ckpt, "_SET_ASIDE", set_aside)
+    echoes = ckpt._AsyncioEchoes()
+
+    def record(msg, error):
+        exc_info = (type(error), error, None)
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, msg, None, exc_info)
+
+    unretrieved = record("Task exception was never retrieved\nfuture: <Task>", ValueError("x"))
+    assert echoes.filter(unretrieved)  # no step set aside yet: shown
+    closed = record("Exception in callback", RuntimeError("Event loop is closed"))
+    assert not echoes.filter(closed)
+    set_aside.set()
+    assert not echoes.filter(unretrieved)
+    assert echoes.filter(record("Unclosed client session", ValueError("x")))

@@ -15,6 +15,7 @@ previous step is used. A step whose shapes differ from the model is a config err
 from __future__ import annotations
 
 import gc
+import logging as std_logging
 import os
 import re
 import shutil
@@ -92,10 +93,23 @@ def _config_diff(saved: Mapping[str, Any] | None, current: Mapping[str, Any]) ->
 # thread or at exit (thousands of lines for one bad checkpoint). The read error itself is
 # reported in one line; these echoes of it are dropped.
 _LEFTOVER_ERRORS = ("Event loop is closed", "Encountered error while reading array index")
+# Set once this process has set a step aside: from then on, asyncio's reports of read tasks
+# whose exception nobody retrieved (logged when the task is collected, at any later moment)
+# are echoes of that read.
+_SET_ASIDE = threading.Event()
 
 
 def _is_leftover(error: BaseException | None) -> bool:
     return any(text in str(error) for text in _LEFTOVER_ERRORS)
+
+
+class _AsyncioEchoes(std_logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" for a failed checkpoint read."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        unretrieved = str(record.msg).startswith("Task exception was never retrieved")
+        return not (_is_leftover(error) or (unretrieved and _SET_ASIDE.is_set()))
 
 
 def _drop_leftover_reports() -> None:
@@ -121,6 +135,7 @@ def _drop_leftover_reports() -> None:
             threadhook(args)
 
     on_exception._attnlab_filter = True
+    std_logging.getLogger("asyncio").addFilter(_AsyncioEchoes())
     sys.excepthook, sys.unraisablehook, threading.excepthook = (
         on_exception,
         on_unraisable,
@@ -255,6 +270,7 @@ class Checkpointer:
             )
 
     def _set_aside(self, step: int, err: Exception) -> None:
+        _SET_ASIDE.set()
         gc.collect()  # the failed read's coroutines report now, through the filter
         target = self.directory.parent / "corrupt_checkpoints" / str(step)
         if self.read_only:
