@@ -37,20 +37,30 @@ def main(argv: Sequence[str]) -> None:
     del argv
     from attnlab.train import NonFiniteLossError, train_and_evaluate
     from attnlab.train.cli import fail, quiet_libraries
+    from attnlab.train.preemption import Interrupted, entry_point_signals
     from attnlab.train.sharding import initialize_distributed
-    from attnlab.train.writers import summary_line
 
     quiet_libraries()
-    initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     try:
-        result = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        with entry_point_signals(abort_setup=(_NUM_PROCESSES.value or 1) == 1):
+            initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+            result = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+            _report(result)
+    except Interrupted as err:  # SIGTERM or Ctrl-C before the training loop: nothing to save
+        message = f"stopped during set-up on {err.signal_name}; no step was trained, nothing lost"
+        if err.signal_name == "Ctrl-C":
+            fail(PROG, message, code=130)
+        print(f"{PROG}: {message}", file=sys.stderr)  # SIGTERM: a clean exit, status 0
     except NonFiniteLossError as err:
         fail(PROG, err, code=1)
     except ValueError as err:  # a bad config value; --verbosity=1 shows the traceback
         logging.debug("traceback of the error below", exc_info=True)
         fail(PROG, err)
-    except KeyboardInterrupt:  # Ctrl-C before the training loop started: nothing to save
-        fail(PROG, "interrupted during set-up; no step was trained, nothing was lost", code=130)
+
+
+def _report(result: dict) -> None:
+    from attnlab.train.writers import summary_line
+
     if result["preempted"]:
         print(
             f"{PROG}: stopped at step {result['step']} on {result['signal']}; checkpoint saved "

@@ -186,6 +186,26 @@ def test_attention_heat_maps_share_one_colorbar_from_0_to_1():
     plt.close(fig)
 
 
+@pytest.mark.parametrize("length", [7, 40, 64])
+def test_attention_tick_labels_never_overprint_even_at_64_tokens(length):
+    rng = np.random.default_rng(length)
+    tokens = [chr(ord("a") + i % 26) for i in range(length)]
+    maps = [
+        ("AT", rng.dirichlet(np.ones(length), size=length), tokens, tokens),
+        ("NAT", rng.dirichlet(np.ones(length), size=length), tokens, tokens),
+    ]
+    fig = plots.attention_maps_figure(maps)
+    for ax in fig.axes[:2]:
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = visible_tick_labels(axis)
+            assert overlapping_pairs([box.padded(1) for _, box in labels]) == []
+            assert len(labels) == length if length <= plots.MAX_TOKEN_TICKS else len(labels) >= 8
+            if length > plots.MAX_TOKEN_TICKS:  # a thinned axis says which position it labels
+                index, token = labels[1][0].split(":")
+                assert tokens[int(index)] == token
+    plt.close(fig)
+
+
 def test_the_report_attention_figure_of_tiny_random_models_has_a_colorbar(tmp_path, monkeypatch):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nn"))
     from flax import nnx

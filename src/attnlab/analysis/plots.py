@@ -198,14 +198,28 @@ def attention_maps_figure(
     image = None
     for ax, (title, weights, out_tokens, src_tokens) in zip(axes[0], maps, strict=True):
         image = ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
-        ax.set_xticks(range(len(src_tokens)), src_tokens, fontsize=8)
-        ax.set_yticks(range(len(out_tokens)), out_tokens, fontsize=8)
+        _token_ticks(ax.xaxis, src_tokens, rotation=90)
+        _token_ticks(ax.yaxis, out_tokens, rotation=0)
         ax.set_xlabel("source")
         ax.set_ylabel("output")
         ax.set_title(title, fontsize=9)
     if image is not None:
         fig.colorbar(image, ax=list(axes[0]), shrink=0.9, label="attention weight")
     return fig
+
+
+MAX_TOKEN_TICKS = 16  # more labels than this overprint in a 4.5-inch panel at 8 points
+
+
+def _token_ticks(axis, tokens: Sequence[str], *, rotation: int) -> None:
+    """Label every token of a short sequence; every k-th, as ``index:token`` turned by
+    ``rotation`` degrees, of a long one."""
+    stride = -(-len(tokens) // MAX_TOKEN_TICKS)
+    if stride == 1:
+        axis.set_ticks(range(len(tokens)), list(tokens), fontsize=8)
+        return
+    where = range(0, len(tokens), stride)
+    axis.set_ticks(where, [f"{i}:{tokens[i]}" for i in where], fontsize=7, rotation=rotation)
 
 
 def attention_maps(
@@ -215,7 +229,6 @@ def attention_maps(
     return _save(attention_maps_figure(maps), path)
 
 
-# --- re-drawing a results directory --------------------------------------------------------
 # --- latency against output length -------------------------------------------------------
 def latency_vs_length_figure(rows: Sequence[Mapping]) -> Figure:
     """Milliseconds per sequence against output length, one panel per batch size, log-log."""
@@ -249,6 +262,7 @@ def latency_vs_length(rows: Sequence[Mapping], path: Path) -> Path:
     return _save(latency_vs_length_figure(rows), path)
 
 
+# --- re-drawing a results directory --------------------------------------------------------
 def render_plots(
     results_dir: Path, *, quality: str = "wer", lower_is_better: bool = True
 ) -> list[Path]:

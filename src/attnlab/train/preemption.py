@@ -5,17 +5,75 @@ Ctrl-C (SIGINT). Both take the same path: the handler only sets a flag (no work 
 signal handler); the training loop checks it after every step and between evaluation
 batches, saves, and returns. Further signals while the loop stops (and saves) are ignored with
 a log line, so a second Ctrl-C cannot cut the save short.
+
+Outside the loop, ``entry_point_signals`` (around an entry point's whole run) decides: a signal
+during set-up (building the model, restoring, compiling) aborts at once with ``Interrupted``,
+since no step was trained and nothing can be lost; one after the loop has returned (everything
+saved, the process exiting) is logged and ignored. Without it, a SIGTERM in those windows
+would kill the process with the default action. With several processes, aborting one alone
+would leave the others waiting in a collective, so there a set-up signal is kept instead, and
+the loop's guard starts with it: every process trains one step, saves it and stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 from absl import logging
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_loops_finished = 0  # PreemptionGuards exited in this process
+_deferred = ""  # a signal kept during set-up, for the next PreemptionGuard
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal arrived during set-up, before any step was trained: nothing to save."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def _name(signum: int) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def entry_point_signals(*, abort_setup: bool = True) -> Iterator[None]:
+    """Around an entry point that trains one model: see the module docstring.
+
+    ``abort_setup=False`` (several processes) keeps a set-up signal for the loop instead.
+    """
+    global _deferred
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    finished_before = _loops_finished
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        global _deferred
+        del frame
+        if _loops_finished > finished_before:
+            logging.warning("received %s while exiting: the checkpoint is saved", _name(signum))
+        elif abort_setup:
+            raise Interrupted(_name(signum))
+        elif not _deferred:
+            logging.warning(
+                "received %s during set-up: stopping after the first step", _name(signum)
+            )
+            _deferred = _name(signum)
+
+    previous = {s: signal.signal(s, handle) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        _deferred = ""
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class PreemptionGuard:
@@ -28,7 +86,7 @@ class PreemptionGuard:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         del frame
-        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        name = _name(signum)
         if self.requested:
             logging.warning("%s again: already stopping; wait for the checkpoint to be saved", name)
             return
@@ -36,11 +94,16 @@ class PreemptionGuard:
         self.requested, self.signal_name = True, name
 
     def __enter__(self) -> PreemptionGuard:
+        global _deferred
+        if _deferred:
+            self.requested, self.signal_name, _deferred = True, _deferred, ""
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
+        global _loops_finished
+        _loops_finished += 1  # before the handlers go back: the window between is covered
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
