@@ -51,9 +51,8 @@ def main(argv: Sequence[str]) -> None:
         print(f"trained {_CONFIG.value.train_only} in {_WORKDIR.value}/{_CONFIG.value.train_only}")
         return
     scale = _CONFIG.value.get("scale", "full")
-    g2p = _CONFIG.value.at.data.name == "cmudict_g2p"
     print(results_table(rows, scale=scale))
-    print(f"\n{reading(rows, scale=scale, g2p=g2p)}")
+    print(f"\n{reading(rows, scale=scale, task=_CONFIG.value.task)}")
     print(f"\nThis run's report: {_WORKDIR.value}/report.md")
 
 

@@ -36,6 +36,18 @@ def test_report_and_plots_are_written(quick_run):
         assert (workdir / png).stat().st_size > 1000
 
 
+def test_the_attention_figure_redrawn_from_the_run_is_the_one_the_run_drew(quick_run, tmp_path):
+    _, workdir = quick_run
+    from attnlab.analysis import plots
+
+    (tmp_path / "results.json").write_bytes((workdir / "results.json").read_bytes())
+    drawn = plots.render_plots(tmp_path, run_dir=workdir)
+    assert tmp_path / "attention_maps.png" in drawn
+    assert (tmp_path / "attention_maps.png").read_bytes() == (
+        workdir / "attention_maps.png"
+    ).read_bytes()
+
+
 def test_unknown_system_is_refused_with_the_valid_names():
     with pytest.raises(ValueError, match="unknown system 'nat_magic'; valid: at_greedy"):
         parse_systems("at_greedy,nat_magic")

@@ -28,7 +28,7 @@ from flax import nnx
 
 from attnlab.analysis.distill import distilled_data_config
 from attnlab.analysis.latency import latency_vs_length, random_sources
-from attnlab.analysis.report import write_report
+from attnlab.analysis.report import attention_figure, write_report
 from attnlab.analysis.scoring import score
 from attnlab.analysis.systems import SYSTEMS, make_decoder, run_system, valid_rows
 from attnlab.data import dataset_info, make_eval_batches
@@ -160,6 +160,22 @@ def _test_batches(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
             kept.append({**batch, "valid": valid})
         batches = kept
     return batches
+
+
+def redraw_attention_maps(run_dir: str | Path, path: str | Path) -> Path | None:
+    """Draw a finished run's cross-attention figure again, from its trained AT and NAT (the
+    checkpoints averaged as the run averaged them) and its first test example, without
+    decoding or timing anything; None if the run has no AT or no NAT."""
+    run_dir = Path(run_dir)
+    config = ml_collections.ConfigDict(json.loads((run_dir / "config.json").read_text()))
+    average = int(config.get("average_checkpoints", 1))
+    if not all((run_dir / key / "config.json").exists() for key in ("at", "nat")):
+        return None
+    models = {k: restore_model(run_dir / k, average_last=average)[0] for k in ("at", "nat")}
+    batches = _test_batches(config)
+    max_len = int(batches[0]["targets"].shape[1])
+    info = dataset_info(config.at.data)
+    return attention_figure(models, batches, info, Path(path), max_len)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str, Any]]:

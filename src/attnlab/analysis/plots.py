@@ -212,14 +212,14 @@ MAX_TOKEN_TICKS = 16  # more labels than this overprint in a 4.5-inch panel at 8
 
 
 def _token_ticks(axis, tokens: Sequence[str], *, rotation: int) -> None:
-    """Label every token of a short sequence; every k-th, as ``index:token`` turned by
+    """Label every token of a short sequence; every k-th, as ``token (position)`` turned by
     ``rotation`` degrees, of a long one."""
     stride = -(-len(tokens) // MAX_TOKEN_TICKS)
     if stride == 1:
         axis.set_ticks(range(len(tokens)), list(tokens), fontsize=8)
         return
     where = range(0, len(tokens), stride)
-    axis.set_ticks(where, [f"{i}:{tokens[i]}" for i in where], fontsize=7, rotation=rotation)
+    axis.set_ticks(where, [f"{tokens[i]} ({i})" for i in where], fontsize=7, rotation=rotation)
 
 
 def attention_maps(
@@ -264,14 +264,18 @@ def latency_vs_length(rows: Sequence[Mapping], path: Path) -> Path:
 
 # --- re-drawing a results directory --------------------------------------------------------
 def render_plots(
-    results_dir: Path, *, quality: str = "wer", lower_is_better: bool = True
+    results_dir: Path,
+    *,
+    quality: str = "wer",
+    lower_is_better: bool = True,
+    run_dir: Path | None = None,
 ) -> list[Path]:
-    """Re-draw the figures of an AT-vs-NAT results directory from its saved data, no models.
+    """Re-draw the figures of an AT-vs-NAT results directory from its saved data.
 
     ``quality_vs_latency.png`` comes from ``results.json``; ``length_errors.png`` and
     ``latency_vs_length.png`` from ``length_errors.json`` and ``latency_vs_length.json`` where
-    those files exist. ``attention_maps.png`` needs the trained
-    models and is not re-drawn.
+    those files exist. ``attention_maps.png`` needs the trained models: it is re-drawn only
+    from ``run_dir``, the run's workdir (``analysis.at_vs_nat.redraw_attention_maps``).
     """
     results_dir = Path(results_dir)
     rows = json.loads((results_dir / "results.json").read_text())
@@ -292,4 +296,9 @@ def render_plots(
         saved = json.loads(counts_path.read_text())
         counts = {name: {int(e): n for e, n in c.items()} for name, c in saved.items()}
         out.append(_save(length_error_figure(counts), results_dir / "length_errors.png"))
+    if run_dir is not None:
+        from attnlab.analysis.at_vs_nat import redraw_attention_maps  # models: jax, flax
+
+        drawn = redraw_attention_maps(run_dir, results_dir / "attention_maps.png")
+        out += [drawn] if drawn else []
     return out

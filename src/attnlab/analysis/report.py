@@ -61,18 +61,25 @@ def results_table(rows: list[dict[str, Any]], *, scale: str = "full") -> str:
     return "\n".join([head, rule, *body])
 
 
-def reading(rows: list[dict[str, Any]], *, scale: str, g2p: bool = True) -> str:
+def quality_metric(task: str) -> str:
+    """The headline metric of an AT-vs-NAT task: BLEU for translation, else sequence WER."""
+    return "bleu" if task == "tfds" else "wer"
+
+
+def reading(rows: list[dict[str, Any]], *, scale: str, task: str = "g2p") -> str:
     """One paragraph that says what the table shows, and no more than its scale supports."""
     by = {r["system"]: r for r in rows}
-    metric, fmt = ("wer", "{:.1f}% WER") if g2p else ("bleu", "{:.1f} BLEU")
-    show = lambda r: fmt.format(100 * r[metric] if g2p else r[metric])  # noqa: E731
+    metric = quality_metric(task)
+    wer = metric == "wer"
+    g2p = task in ("g2p", "gpu")
+    show = lambda r: f"{100 * r[metric]:.1f}% WER" if wer else f"{r[metric]:.1f} BLEU"  # noqa: E731
     parts = []
     at, nat = by.get("at_greedy"), by.get("nat_length_pred")
     if at and nat:
         parts.append(
             f"AT greedy reaches {show(at)} and NAT length_pred {show(nat)} on "
-            f"{at['examples']} test words"
-            + (" (an untrained model scores 100% WER)" if g2p else "")
+            f"{at['examples']} test {'words' if g2p else 'sequences'}"
+            + (" (an untrained model scores 100% WER)" if wer else "")
             + "."
         )
     if scale in QUICK_SCALES:
@@ -85,7 +92,7 @@ def reading(rows: list[dict[str, Any]], *, scale: str, g2p: bool = True) -> str:
         if g2p:
             parts.append(f"The full run and its findings: {FULL_REPORT}.")
         return " ".join(parts)
-    best = min(rows, key=lambda r: r[metric]) if g2p else max(rows, key=lambda r: r[metric])
+    best = min(rows, key=lambda r: r[metric]) if wer else max(rows, key=lambda r: r[metric])
     parts.append(f"The best system is {best['system']} at {show(best)}.")
     if nat and "speedup_vs_at_beam4" in nat:
         parts.append(
@@ -121,7 +128,7 @@ def _findings(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _attention_figure(models, batches, info, path: Path, max_len: int) -> Path | None:
+def attention_figure(models, batches, info, path: Path, max_len: int) -> Path | None:
     """Cross-attention (last decoder layer, mean over heads) of the first test example."""
     if "at" not in models or "nat" not in models:
         return None
@@ -260,8 +267,8 @@ def write_report(
             plots.quality_vs_latency(
                 rows,
                 workdir / "quality_vs_latency.png",
-                quality="wer" if g2p else "bleu",
-                lower_is_better=g2p,
+                quality=quality_metric(config.task),
+                lower_is_better=quality_metric(config.task) == "wer",
             ),
         )
     )
@@ -272,7 +279,7 @@ def write_report(
                 plots.latency_vs_length(by_length, workdir / "latency_vs_length.png"),
             )
         )
-    attn = _attention_figure(models, batches, info, workdir / "attention_maps.png", max_len)
+    attn = attention_figure(models, batches, info, workdir / "attention_maps.png", max_len)
     if attn:
         figures.append(("Cross-attention maps of one test example", attn))
     command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""
@@ -303,7 +310,7 @@ def write_report(
             "",
         ]
     lines += ["## Results", "", results_table(rows, scale=scale), ""]
-    lines += ["## Reading", "", reading(rows, scale=scale, g2p=g2p), ""]
+    lines += ["## Reading", "", reading(rows, scale=scale, task=config.task), ""]
     if scale not in QUICK_SCALES:
         lines += ["## Findings", "", *_findings(rows), ""]
     for title, path in figures:
