@@ -70,6 +70,28 @@ def test_ctrl_c_twice_saves_once_exits_0_and_the_resume_is_exact(data_dir, tmp_p
     assert model_metrics(workdir) == model_metrics(reference)
 
 
+def test_sigterm_during_set_up_exits_0_with_one_line_and_writes_no_checkpoint(data_dir, tmp_path):
+    _small_run(data_dir, tmp_path / "warm")  # the dataset exists: set-up is the model's alone
+    workdir = tmp_path / "run"
+    command = cli_command(SPEC, workdir, data_dir, **STEPS)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+    )
+    deadline = time.monotonic() + 120
+    while not (workdir / "config.json").exists():  # written in set-up, before the model
+        assert proc.poll() is None and time.monotonic() < deadline, "no set-up"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "Traceback" not in err
+    assert _not_info(err) == [
+        "train.py: stopped during set-up on SIGTERM; no step was trained, nothing lost"
+    ]
+    assert not list(workdir.glob("checkpoints/*"))
+    assert _run(command).returncode == 0  # and the same command then trains from step 0
+
+
 @pytest.mark.parametrize(
     "change",
     [
