@@ -15,7 +15,10 @@ models as separate processes (the last command resumes them all and decodes):
 The second edition (issue 17) adds the deep-shallow AT (`at_ds`) and the frontier NATs
 (`nat_glat`, `nat_ctc`, `nat_ctc_glat`, `nat_dag`, `nat_dag_kd`), ten models in all
 (`analysis.at_vs_nat.MODELS`), each trained the same way with `--config.train_only=<model>`;
-its full run is not done yet (BUILD_NOTES.md, "AT versus NAT, second edition").
+its full run is not done yet (BUILD_NOTES.md, "AT versus NAT, second edition"). Measured so
+far, on the 2026-11-27 machine (about half as fast as 2026-11-24's): `at`, 20000 steps on both
+cores, about 135 min of wall time (validation WER 27.0% greedy); the distillation data, 19 min
+on both cores.
 
 Expected result (full `g2p`, 2 CPU cores): see experiments/results/g2p/report.md. The target
 is AT at WER <= 27% and PER <= 7% on the cmudict_g2p test split after at most 90 minutes of
