@@ -264,18 +264,14 @@ def latency_vs_length(rows: Sequence[Mapping], path: Path) -> Path:
 
 # --- re-drawing a results directory --------------------------------------------------------
 def render_plots(
-    results_dir: Path,
-    *,
-    quality: str = "wer",
-    lower_is_better: bool = True,
-    run_dir: Path | None = None,
+    results_dir: Path, *, quality: str = "wer", lower_is_better: bool = True
 ) -> list[Path]:
-    """Re-draw the figures of an AT-vs-NAT results directory from its saved data.
+    """Re-draw the figures of an AT-vs-NAT results directory from its saved data, no models.
 
     ``quality_vs_latency.png`` comes from ``results.json``; ``length_errors.png`` and
     ``latency_vs_length.png`` from ``length_errors.json`` and ``latency_vs_length.json`` where
-    those files exist. ``attention_maps.png`` needs the trained models: it is re-drawn only
-    from ``run_dir``, the run's workdir (``analysis.at_vs_nat.redraw_attention_maps``).
+    those files exist. ``attention_maps.png`` needs the trained models:
+    ``analysis.at_vs_nat.redraw_attention_maps(run_dir, path)`` re-draws it from the run.
     """
     results_dir = Path(results_dir)
     rows = json.loads((results_dir / "results.json").read_text())
@@ -296,9 +292,4 @@ def render_plots(
         saved = json.loads(counts_path.read_text())
         counts = {name: {int(e): n for e, n in c.items()} for name, c in saved.items()}
         out.append(_save(length_error_figure(counts), results_dir / "length_errors.png"))
-    if run_dir is not None:
-        from attnlab.analysis.at_vs_nat import redraw_attention_maps  # models: jax, flax
-
-        drawn = redraw_attention_maps(run_dir, results_dir / "attention_maps.png")
-        out += [drawn] if drawn else []
     return out
