@@ -61,6 +61,9 @@ def results_table(rows: list[dict[str, Any]], *, scale: str = "full") -> str:
     return "\n".join([head, rule, *body])
 
 
+G2P_TASKS = ("g2p", "gpu")  # the at_vs_nat.py tasks that train on cmudict_g2p
+
+
 def quality_metric(task: str) -> str:
     """The headline metric of an AT-vs-NAT task: BLEU for translation, else sequence WER."""
     return "bleu" if task == "tfds" else "wer"
@@ -71,7 +74,7 @@ def reading(rows: list[dict[str, Any]], *, scale: str, task: str = "g2p") -> str
     by = {r["system"]: r for r in rows}
     metric = quality_metric(task)
     wer = metric == "wer"
-    g2p = task in ("g2p", "gpu")
+    g2p = task in G2P_TASKS
     show = lambda r: f"{100 * r[metric]:.1f}% WER" if wer else f"{r[metric]:.1f} BLEU"  # noqa: E731
     parts = []
     at, nat = by.get("at_greedy"), by.get("nat_length_pred")
@@ -260,15 +263,16 @@ def write_report(
                 plots.length_error_histogram(length_errors, workdir / "length_errors.png"),
             )
         )
-    g2p = config.at.data.name == "cmudict_g2p"
+    g2p = config.task in G2P_TASKS
+    metric = quality_metric(config.task)
     figures.append(
         (
             "Quality versus latency",
             plots.quality_vs_latency(
                 rows,
                 workdir / "quality_vs_latency.png",
-                quality=quality_metric(config.task),
-                lower_is_better=quality_metric(config.task) == "wer",
+                quality=metric,
+                lower_is_better=metric == "wer",
             ),
         )
     )
