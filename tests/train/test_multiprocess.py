@@ -5,6 +5,10 @@ One module fixture makes every run once (each launch costs a JAX start-up and co
 - ``together``: 2 processes x 2 devices, uninterrupted;
 - ``resumed``: 2 processes, SIGKILLed both mid-run, then (same command) SIGTERMed on process
   1 alone, then run to the end.
+Five launches, because each check needs its own; the persistent compilation cache serves
+process 0 only (its keys hash the device topology, which differs between the processes, and
+only process 0 writes), so every 2-process launch compiles in full (BUILD_NOTES.md, "Why the
+compilation cache cannot help the second process").
 Length buckets are on, so global batches of different shapes follow one another: processes
 that chose their batches apart would disagree on shapes (and hang) or on the parameters.
 """
