@@ -22,7 +22,7 @@ INTERFACE_KEYS = {
     "num_encoder_layers", "num_decoder_layers", "dropout", "attention_dropout", "attention",
     "norm", "norm_position", "position", "input", "max_len", "conv_kernel", "local_window",
     "chunk_size", "norm_eps", "bn_momentum", "tie_embeddings", "length_mode", "decoder_input",
-    "pooling", "nat_recipe", "upsample",
+    "pooling", "nat_recipe", "upsample", "mark_copies",
 }  # fmt: skip
 
 

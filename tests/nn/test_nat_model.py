@@ -1,13 +1,16 @@
-"""Claims about the NAT model: length classes round trip, and copy_source copies the source."""
+"""Claims about the NAT model: length classes round trip, copy_source copies the source, and
+copy marks tell the copies apart."""
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 from hypothesis import given
 from hypothesis import strategies as st
-from nn_testing import MAX_LEN, assert_close, tiny_model, tokens
+from nn_testing import MAX_LEN, assert_close, tiny_config, tiny_model, tokens
 
-from attnlab.nn.nat import copy_indices
+from attnlab.nn import build_model
+from attnlab.nn.nat import copy_indices, copy_ranks
 from attnlab.specials import MASK
 
 
@@ -67,3 +70,61 @@ def test_mask_input_feeds_the_mask_embedding():
     mask_vector = np.asarray(model.decoder.embedder.tokens(jnp.array(MASK)))
     for j in range(4):
         assert_close(inputs[0, j], mask_vector)
+
+
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=6), st.integers(0, 3))
+def test_copy_ranks_count_from_both_ends_of_each_run(runs, padding):
+    """Brute force: the rank of each position within its block of equal source indices."""
+    idx = np.concatenate([np.full(n, i) for i, n in enumerate(runs)] + [np.zeros(padding, int)])
+    valid = np.arange(len(idx)) < sum(runs)
+    got_start, got_end = map(np.asarray, copy_ranks(jnp.array([idx]), jnp.array([valid])))
+    want_start = [
+        sum(1 for k in range(j) if valid[k] and idx[k] == idx[j]) for j in range(len(idx))
+    ]
+    want_end = [
+        sum(1 for k in range(j + 1, len(idx)) if valid[k] and idx[k] == idx[j])
+        for j in range(len(idx))
+    ]
+    np.testing.assert_array_equal(got_start[0], np.where(valid, want_start, 0))
+    np.testing.assert_array_equal(got_end[0], np.where(valid, want_end, 0))
+
+
+def test_copy_marks_tell_the_copies_of_one_source_position_apart():
+    """ctc, k = 3: without marks the 3 copies of a source position read one vector; with
+    marks each reads its own, and the vector is the copy plus the marks of its two ranks."""
+    src = tokens(1, [4, 2], 5)
+    dec_plain = tiny_model(
+        name="nat", nat_recipe="ctc", length_mode="none", decoder_input="copy_source"
+    )
+    marked = tiny_model(
+        name="nat",
+        nat_recipe="ctc",
+        length_mode="none",
+        decoder_input="copy_source",
+        mark_copies=True,
+    )
+    assert not hasattr(dec_plain, "copy_marks")  # off by default: older checkpoints still fit
+    canvas = marked.canvas_tokens(src)
+    plain = np.asarray(dec_plain.decoder_inputs(canvas, src))
+    inputs = np.asarray(marked.decoder_inputs(canvas, src))
+    copied = np.asarray(marked.encoder.embedder.tokens(src))
+    table = np.asarray(marked.copy_marks.embedding[...])
+    for row, n in enumerate([4, 2]):
+        idx = np.asarray(copy_indices(jnp.array([n]), jnp.array([3 * n]), 3 * n))[0]
+        for s in range(n):
+            js = np.flatnonzero(idx == s)
+            assert len(js) >= 2
+            for a in js[1:]:
+                assert_close(plain[row, a], plain[row, js[0]])  # the same vector...
+                assert np.abs(inputs[row, a] - inputs[row, js[0]]).max() > 1e-3  # ...told apart
+            for rank, j in enumerate(js):
+                want = copied[row, s] + table[rank] + table[len(js) - 1 - rank + 5]
+                assert_close(inputs[row, j], want)
+        assert_close(inputs[row, 3 * n :], plain[row, 3 * n :])  # PAD positions: no marks
+
+
+def test_a_model_config_without_mark_copies_builds_without_marks():
+    """Workdirs written before the key existed restore (their config.json lacks it)."""
+    cfg = tiny_config(name="nat", nat_recipe="ctc", length_mode="none")
+    del cfg["mark_copies"]
+    assert not hasattr(build_model(cfg, rngs=nnx.Rngs(0)), "copy_marks")

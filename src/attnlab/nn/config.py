@@ -75,6 +75,10 @@ def model_config(**overrides: Any) -> ml_collections.ConfigDict:
             "length_mode": "absolute",
             "decoder_input": "mask",
             "upsample": 0,
+            # NAT: add learned marks of each canvas position's place among the positions that
+            # read the same source position (its rank from the start and from the end of that
+            # run), so that the decoder knows which copy it is (attnlab.nn.nat, "Copy marks").
+            "mark_copies": False,
             "pooling": "mean",
         }
     )

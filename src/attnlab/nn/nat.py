@@ -17,6 +17,16 @@ canvas positions for ``ctc`` and ``dag``. What a MASK position feeds the decoder
   number of non-PAD decoder tokens: the target length, the fixed ``eos_canvas`` width, or the
   upsampled ``ctc``/``dag`` canvas, the same in training and at decoding.
 
+Copy marks (``mark_copies``). On an upsampled canvas (``ctc``: k = 3 positions per source
+position) the copied vectors of one source position are identical, and only the positions
+tell the copies apart. CTC needs more: to keep two equal neighbouring source tokens apart it
+must emit a blank between their copies, so a position must know that it is the last copy.
+With ``mark_copies`` each canvas position ``j`` adds two learned vectors, indexed by its rank
+from the start and from the end of its run (the positions that read the same source index:
+``copy_indices`` is non-decreasing in ``j``), each clipped at ``upsample + 1``. Libovický &
+Helcl (2018) give each copy its own vector by a learned "state splitting" projection; the
+marks are a cheaper way to the same knowledge.
+
 Target length (``length_mode``), over ``max_len + 1`` classes:
 
 - ``absolute``: class = length.
@@ -58,6 +68,23 @@ def copy_indices(src_lengths: jax.Array, tgt_lengths: jax.Array, length: int) ->
     return jnp.clip(idx, 0, jnp.maximum(src_lengths[:, None] - 1, 0))
 
 
+def copy_ranks(idx: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Each position's rank from the start and from the end of its run of equal ``idx``.
+
+    ``idx`` [B, T] is non-decreasing over the ``valid`` [B, T] positions (a prefix); a run is
+    a maximal block of equal indices. Both ranks are 0 at invalid positions.
+    """
+    t = idx.shape[1]
+    j = jnp.broadcast_to(jnp.arange(t), idx.shape)
+    prev = jnp.pad(idx, ((0, 0), (1, 0)), constant_values=-1)[:, :-1]
+    nxt = jnp.pad(idx, ((0, 0), (0, 1)), constant_values=-1)[:, 1:]
+    next_valid = jnp.pad(valid, ((0, 0), (0, 1)))[:, 1:]
+    starts = jax.lax.cummax(jnp.where(idx != prev, j, 0), axis=1)
+    is_end = (idx != nxt) | ~next_valid
+    ends = jax.lax.cummin(jnp.where(is_end, j, t), axis=1, reverse=True)
+    return jnp.where(valid, j - starts, 0), jnp.where(valid, ends - j, 0)
+
+
 class NATSeq2Seq(nnx.Module):
     """Encoder, non-causal decoder, and the recipe's heads (length, blank, transitions)."""
 
@@ -81,6 +108,14 @@ class NATSeq2Seq(nnx.Module):
             self.length_predictor = LengthPredictor(cfg.d_model, cfg.max_len, rngs=rngs)
         if self.recipe == "dag":
             self.links = DagLinks(cfg.d_model, rngs=rngs)
+        self.mark_copies = bool(cfg.get("mark_copies", False))  # absent in older workdirs
+        if self.mark_copies:
+            # Rows 0..upsample+1 by rank from the start, then as many by rank from the end;
+            # each of the two added vectors has variance 1/2, so their sum has unit variance.
+            init = nnx.initializers.normal(0.5**0.5)
+            self.copy_marks = nnx.Embed(
+                2 * (self.upsample + 2), cfg.d_model, embedding_init=init, rngs=rngs
+            )
 
     def encode(self, src: jax.Array, *, train: bool = False) -> jax.Array:
         """``src`` [B, S] int32 -> encoder states [B, S, d]."""
@@ -133,14 +168,24 @@ class NATSeq2Seq(nnx.Module):
     def decoder_inputs(self, dec_tokens: jax.Array, src: jax.Array) -> jax.Array:
         """Token vectors [B, T, d] fed to the decoder (before positions): see module doc."""
         vectors = self.decoder.embedder.tokens(dec_tokens)
-        if not self.copy_source:
+        if not (self.copy_source or self.mark_copies):
             return vectors
-        src_vectors = self.encoder.embedder.tokens(src)
         idx = copy_indices(
             (src != PAD).sum(axis=1), (dec_tokens != PAD).sum(axis=1), dec_tokens.shape[1]
         )
-        copied = jnp.take_along_axis(src_vectors, idx[..., None], axis=1)
-        return jnp.where((dec_tokens == MASK)[..., None], copied, vectors)
+        if self.copy_source:
+            src_vectors = self.encoder.embedder.tokens(src)
+            copied = jnp.take_along_axis(src_vectors, idx[..., None], axis=1)
+            vectors = jnp.where((dec_tokens == MASK)[..., None], copied, vectors)
+        if self.mark_copies:
+            valid = dec_tokens != PAD
+            last = self.upsample + 1
+            from_start, from_end = copy_ranks(idx, valid)
+            marks = self.copy_marks(jnp.minimum(from_start, last)) + self.copy_marks(
+                jnp.minimum(from_end, last) + last + 1
+            )
+            vectors = vectors + jnp.where(valid[..., None], marks, 0.0).astype(vectors.dtype)
+        return vectors
 
     def decode(
         self, dec_tokens: jax.Array, enc: jax.Array, src: jax.Array, *, train: bool = False
