@@ -117,6 +117,19 @@ def test_a_changed_config_is_refused_and_config_json_is_untouched(data_dir, tmp_
     assert (tmp_path / "config.json").read_bytes() == before
 
 
+def test_a_key_added_since_the_run_started_is_compared_with_its_default(data_dir, tmp_path):
+    """An older config.json lacks a newer key: the run was trained as its default says, so
+    the default resumes and any other value is a change."""
+    _small_run(data_dir, tmp_path)
+    path = tmp_path / "config.json"
+    saved = json.loads(path.read_text())
+    assert saved["model"].pop("mark_copies") is False
+    path.write_text(json.dumps(saved))
+    with pytest.raises(WorkdirError, match="model.mark_copies is False there, True now"):
+        _small_run(data_dir, tmp_path, num_train_steps=6, **{"model.mark_copies": True})
+    assert _small_run(data_dir, tmp_path, num_train_steps=6)["step"] == 6
+
+
 def test_resumable_keys_may_change_and_are_recorded(data_dir, tmp_path):
     _small_run(data_dir, tmp_path)
     result = _small_run(data_dir, tmp_path, num_train_steps=6, eval_decode_examples=8)

@@ -19,7 +19,9 @@ from typing import Any
 
 import ml_collections
 
-from attnlab.train.config import RESUMABLE_KEYS
+from attnlab.data import data_config
+from attnlab.nn.config import model_config
+from attnlab.train.config import RESUMABLE_KEYS, base_config
 
 CONFIG_FILE = "config.json"
 
@@ -77,12 +79,22 @@ def saved_config(workdir: Path) -> dict[str, Any] | None:
 def config_changes(saved: Mapping[str, Any], config: ml_collections.ConfigDict) -> list[str]:
     """``key: old -> new`` for each key that differs and may not change on resume.
 
-    A key that only one side has (a key added to or removed from the code since the run
-    started) is not a change.
+    A key the saved config lacks was added to the code since the run started; the run was
+    trained as its default says (a new key's default keeps the old behaviour), so it is
+    compared with that default. A key only the saved config has was removed: not a change.
     """
     old, new = _flat(saved), _flat(json.loads(config_as_json(config)))
+    defaults = _flat(json.loads(config_as_json(default_config())))
+    old.update({k: defaults[k] for k in new.keys() - old.keys() if k in defaults})
     changed = [k for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
     return [f"{k} is {old[k]!r} there, {new[k]!r} now" for k in changed if k not in RESUMABLE_KEYS]
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every training, model and data key with its default."""
+    config = base_config()
+    config.model, config.data = model_config(), data_config()
+    return config
 
 
 def has_history(workdir: Path) -> bool:
