@@ -103,6 +103,19 @@ def test_wer_axis_is_in_percent_as_in_the_table():
     plt.close(fig)
 
 
+def test_a_rate_axis_of_nearly_perfect_systems_shows_no_negative_rate():
+    """The long-output run: every WER is 0.0% or 0.1%; the axis must not run to -12%."""
+    fig = plots.quality_vs_latency_figure(rows_with([0.001, 0.0, 0.001, 0.0], [2.1, 9.7, 1.4, 2.4]))
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] >= -0.005
+    assert all(
+        float(text.replace("\u2212", "-")[:-1]) >= 0 for text, _ in visible_tick_labels(ax.yaxis)
+    )
+    texts, boxes = label_boxes(fig)
+    assert len(texts) == 4 and overlapping_pairs(boxes) == []
+    plt.close(fig)
+
+
 @pytest.mark.parametrize("span", [(0.7, 6.0), (0.1, 100.0), (2.0, 2.4), (1.0, 3.3)])
 def test_log_latency_ticks_are_plain_numbers_that_do_not_collide(span):
     latencies = np.geomspace(*span, num=4).tolist()

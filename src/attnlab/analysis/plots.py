@@ -156,7 +156,8 @@ def quality_vs_latency_figure(
     scale = 1.0 if is_percent(quality) else 100.0
     if ys and max(ys) - min(ys) < 0.02 * scale:  # all (nearly) equal: give the labels room
         top = min(max(ys) + 0.05, 1.005) if is_percent(quality) else max(ys) + 5
-        ax.set_ylim(min(ys) - 0.12 * scale, top)
+        bottom = min(ys) - 0.12 * scale
+        ax.set_ylim(max(bottom, -0.005) if is_percent(quality) else bottom, top)  # no rate < 0
     else:
         ax.margins(x=0.08, y=0.1)
     name = quality.upper() if quality in ("wer", "per", "bleu") else quality
