@@ -62,6 +62,7 @@ from attnlab.specials import NUM_SPECIALS, PAD, UNK, UNK_TOKEN
 from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.resolve import create_train_state
 from attnlab.train.steps import merge_model
+from attnlab.train.workdir import with_defaults
 
 BATCH = 64
 ROW_BUCKETS = (1, 4, 16, BATCH)
@@ -136,7 +137,7 @@ def restore(workdir: str | os.PathLike, step: int | None = None) -> tuple[nnx.Mo
             f"{workdir} is not a training workdir: no readable config.json with model and data "
             "(experiments/train.py writes one)"
         )
-    config = ml_collections.ConfigDict(raw)
+    config = ml_collections.ConfigDict(with_defaults(raw))
     directory = workdir / "checkpoints"
     steps = sorted(int(p.name) for p in directory.glob("*") if p.name.isdigit())
     if not steps:

@@ -4,12 +4,10 @@ copy marks tell the copies apart."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 from hypothesis import given
 from hypothesis import strategies as st
-from nn_testing import MAX_LEN, assert_close, tiny_config, tiny_model, tokens
+from nn_testing import MAX_LEN, assert_close, tiny_model, tokens
 
-from attnlab.nn import build_model
 from attnlab.nn.nat import copy_indices, copy_ranks
 from attnlab.specials import MASK
 
@@ -121,10 +119,3 @@ def test_copy_marks_tell_the_copies_of_one_source_position_apart():
                 want = copied[row, s] + table[rank] + table[len(js) - 1 - rank + 5]
                 assert_close(inputs[row, j], want)
         assert_close(inputs[row, 3 * n :], plain[row, 3 * n :])  # PAD positions: no marks
-
-
-def test_a_model_config_without_mark_copies_builds_without_marks():
-    """Workdirs written before the key existed restore (their config.json lacks it)."""
-    cfg = tiny_config(name="nat", nat_recipe="ctc", length_mode="none")
-    del cfg["mark_copies"]
-    assert not hasattr(build_model(cfg, rngs=nnx.Rngs(0)), "copy_marks")

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from train_testing import assert_same_state, cli_command, model_metrics, quick_config
 
+from attnlab.inference import restore
 from attnlab.train import restore_model, train_and_evaluate
-from attnlab.train.workdir import WorkdirError
+from attnlab.train.workdir import WorkdirError, with_defaults
 from attnlab.train.writers import read_metrics
 
 SPEC = "synthetic.py:at,quick"
@@ -128,6 +129,35 @@ def test_a_key_added_since_the_run_started_is_compared_with_its_default(data_dir
     with pytest.raises(WorkdirError, match="model.mark_copies is False there, True now"):
         _small_run(data_dir, tmp_path, num_train_steps=6, **{"model.mark_copies": True})
     assert _small_run(data_dir, tmp_path, num_train_steps=6)["step"] == 6
+
+
+def test_a_model_whose_config_json_lacks_a_newer_key_restores_at_its_default(data_dir, tmp_path):
+    """Decoding an older run: the model is built with the key's default (the NAT reads
+    ``model.mark_copies`` directly), by ``restore_model`` and by ``inference.restore``."""
+    config = quick_config("synthetic.py:nat,quick", data_dir, num_train_steps=2)
+    train_and_evaluate(config, tmp_path)
+    path = tmp_path / "config.json"
+    saved = json.loads(path.read_text())
+    assert saved["model"].pop("mark_copies") is False
+    path.write_text(json.dumps(saved))
+    model, restored = restore_model(tmp_path)
+    assert restored.model.mark_copies is False and not hasattr(model, "copy_marks")
+    assert restored.model.nat_recipe == saved["model"]["nat_recipe"]  # saved values kept
+    model, restored, step = restore(tmp_path)
+    assert step == 2 and restored.model.mark_copies is False
+
+
+def test_with_defaults_adds_missing_keys_and_keeps_saved_and_removed_ones():
+    saved = {"a": 1, "gone": 5, "sec": {"x": 1, "old": 2}}
+    defaults = {"a": 0, "b": 3, "sec": {"x": 0, "y": 4}, "new": {"z": 6}}
+    assert with_defaults(saved, defaults) == {
+        "a": 1,
+        "b": 3,
+        "gone": 5,
+        "sec": {"x": 1, "old": 2, "y": 4},
+        "new": {"z": 6},
+    }
+    assert saved == {"a": 1, "gone": 5, "sec": {"x": 1, "old": 2}}  # not modified
 
 
 def test_resumable_keys_may_change_and_are_recorded(data_dir, tmp_path):

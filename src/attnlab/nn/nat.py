@@ -108,7 +108,7 @@ class NATSeq2Seq(nnx.Module):
             self.length_predictor = LengthPredictor(cfg.d_model, cfg.max_len, rngs=rngs)
         if self.recipe == "dag":
             self.links = DagLinks(cfg.d_model, rngs=rngs)
-        self.mark_copies = bool(cfg.get("mark_copies", False))  # absent in older workdirs
+        self.mark_copies = bool(cfg.mark_copies)
         if self.mark_copies:
             # Rows 0..upsample+1 by rank from the start, then as many by rank from the end;
             # each of the two added vectors has variance 1/2, so their sum has unit variance.

@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import jax
-import ml_collections
 from absl import logging
 from flax import nnx
 
 from attnlab.nn import build_model
 from attnlab.sweeps.spec import Run
+from attnlab.train.workdir import read_trained_config
 from attnlab.train.writers import TIMING_KEYS, read_metrics
 
 DONE, LAUNCH, LOG, LOCK = "done.json", "launch.json", "train.log", "sweep.lock"
@@ -116,7 +116,7 @@ def final_metrics(run_dir: Path, total_steps: int) -> dict[str, Any] | None:
 
 def count_params(run_dir: Path) -> int:
     """Trainable parameters of the model in ``run_dir/config.json`` (shapes only, no data)."""
-    config = ml_collections.ConfigDict(json.loads((run_dir / "config.json").read_text()))
+    config = read_trained_config(run_dir)
     abstract = nnx.eval_shape(lambda: build_model(config.model, rngs=nnx.Rngs(0)))
     return sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
 

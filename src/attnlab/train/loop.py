@@ -46,6 +46,7 @@ from attnlab.train.workdir import (
     WorkdirError,
     check_resume,
     has_history,
+    read_trained_config,
     unwritable_reason,
     write_config,
 )
@@ -370,7 +371,7 @@ def restore_model(
         raise FileNotFoundError(f"{path} not found: is {workdir} a training workdir?")
     if average_last < 1:
         raise ValueError(f"average_last must be at least 1; got {average_last}")
-    config = ml_collections.ConfigDict(json.loads(path.read_text()))
+    config = read_trained_config(workdir)
     graphdef, state, _ = create_train_state(config)
     ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep, read_only=True)
     try:

@@ -83,9 +83,7 @@ def config_changes(saved: Mapping[str, Any], config: ml_collections.ConfigDict) 
     trained as its default says (a new key's default keeps the old behaviour), so it is
     compared with that default. A key only the saved config has was removed: not a change.
     """
-    old, new = _flat(saved), _flat(json.loads(config_as_json(config)))
-    defaults = _flat(json.loads(config_as_json(default_config())))
-    old.update({k: defaults[k] for k in new.keys() - old.keys() if k in defaults})
+    old, new = _flat(with_defaults(saved)), _flat(json.loads(config_as_json(config)))
     changed = [k for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
     return [f"{k} is {old[k]!r} there, {new[k]!r} now" for k in changed if k not in RESUMABLE_KEYS]
 
@@ -95,6 +93,30 @@ def default_config() -> ml_collections.ConfigDict:
     config = base_config()
     config.model, config.data = model_config(), data_config()
     return config
+
+
+def with_defaults(saved: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> dict:
+    """``saved`` (a ``config.json``) with each key it lacks added at its default.
+
+    A run's ``config.json`` lacks the keys added to the code after it started; it trained as
+    their defaults say (a new key's default keeps the old behaviour). Filling them in here
+    lets the code read every key directly, with its default written once (``model_config``,
+    ``data_config``, ``base_config``).
+    """
+    if defaults is None:
+        defaults = json.loads(config_as_json(default_config()))
+    out = dict(saved)
+    for key, value in defaults.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, Mapping) and isinstance(out[key], Mapping):
+            out[key] = with_defaults(out[key], value)
+    return out
+
+
+def read_trained_config(workdir: Path) -> ml_collections.ConfigDict:
+    """The config in ``workdir/config.json``, keys added since the run started at defaults."""
+    return ml_collections.ConfigDict(with_defaults(json.loads((workdir / CONFIG_FILE).read_text())))
 
 
 def has_history(workdir: Path) -> bool:
