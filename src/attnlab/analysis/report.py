@@ -13,7 +13,7 @@ import numpy as np
 
 from attnlab.analysis import plots
 from attnlab.analysis.latency import crossover
-from attnlab.analysis.systems import valid_rows
+from attnlab.analysis.systems import SYSTEMS, one_pass, valid_rows
 from attnlab.decode.at import at_decode
 from attnlab.decode.nat import nat_decode
 from attnlab.nn.attention import capture_cross_attention
@@ -129,6 +129,82 @@ def _findings(rows: list[dict[str, Any]]) -> list[str]:
         gain = 100 * (by["nat_length_pred"]["wer"] - by["nat_oracle_length"]["wer"])
         lines.append(f"- Knowing the true length is worth {gain:.1f} WER points to the NAT.")
     return lines
+
+
+# Issue 17's bar for the best one-pass NAT against AT beam 4: WER points behind at most,
+# speed at batch 1 and throughput at batch 64 at least.
+QUALITY_BAR = {"gap_points": 3.0, "speed_b1": 2.0, "speed_b64": 5.0}
+
+
+def quality_bar(rows: list[dict[str, Any]], reference: str = "at_beam4") -> list[str]:
+    """Every one-pass NAT against ``QUALITY_BAR``: a table, then the verdict on the best.
+
+    The best is the one-pass NAT with the lowest WER (on a tie, the faster at batch 1); the
+    verdict says which conditions it meets and by how much it misses the others. Empty without
+    the reference or a one-pass NAT.
+    """
+    by = {r["system"]: r for r in rows}
+    ref = by.get(reference)
+    nats = [r for r in rows if r["system"] in SYSTEMS and one_pass(r["system"])]
+    if ref is None or not nats:
+        return []
+    bar = QUALITY_BAR
+
+    def measures(r):
+        gap = 100 * (r["wer"] - ref["wer"])
+        b1 = ref["latency_ms_b1"] / r["latency_ms_b1"]
+        b64 = r["throughput_seq_s_b64"] / ref["throughput_seq_s_b64"]
+        return gap, b1, b64
+
+    mark = lambda ok: "yes" if ok else "no"  # noqa: E731
+    lines = [
+        f"One-pass NATs (no AT rescoring, no refinement, own length) against {reference}: "
+        f"the bar is at most {bar['gap_points']:g} WER points behind, at least "
+        f"{bar['speed_b1']:g}x its speed at batch 1 and {bar['speed_b64']:g}x its throughput "
+        "at batch 64.",
+        "",
+        "| system | WER points behind | x speed b=1 | x throughput b=64 | meets the bar |",
+        "|---|---|---|---|---|",
+    ]
+    for r in sorted(nats, key=lambda r: r["wer"]):
+        gap, b1, b64 = measures(r)
+        ok = gap <= bar["gap_points"] and b1 >= bar["speed_b1"] and b64 >= bar["speed_b64"]
+        lines.append(f"| {r['system']} | {gap:+.1f} | {b1:.1f} | {b64:.1f} | {mark(ok)} |")
+    best = min(nats, key=lambda r: (r["wer"], r["latency_ms_b1"]))  # a tie: the faster
+    gap, b1, b64 = measures(best)
+    checks = [  # (met, measured, bar, shortfall)
+        (
+            gap <= bar["gap_points"],
+            f"{gap:+.1f} WER points",
+            f"{bar['gap_points']:g} points",
+            f"{gap - bar['gap_points']:.1f} points",
+        ),
+        (
+            b1 >= bar["speed_b1"],
+            f"{b1:.1f}x at batch 1",
+            f"{bar['speed_b1']:g}x",
+            f"{bar['speed_b1'] - b1:.1f}x",
+        ),
+        (
+            b64 >= bar["speed_b64"],
+            f"{b64:.1f}x at batch 64",
+            f"{bar['speed_b64']:g}x",
+            f"{bar['speed_b64'] - b64:.1f}x",
+        ),
+    ]
+    met = [f"{what} (bar {limit})" for ok, what, limit, _ in checks if ok]
+    missed = [
+        f"{what}, short of the bar of {limit} by {short}"
+        for ok, what, limit, short in checks
+        if not ok
+    ]
+    verdict = f"The best one-pass NAT is {best['system']}: "
+    verdict += "it meets the bar." if not missed else "it misses the bar."
+    if met:
+        verdict += " Met: " + "; ".join(met) + "."
+    if missed:
+        verdict += " Missed: " + "; ".join(missed) + "."
+    return [*lines, "", verdict]
 
 
 def attention_figure(models, batches, info, path: Path, max_len: int) -> Path | None:
@@ -317,6 +393,9 @@ def write_report(
     lines += ["## Reading", "", reading(rows, scale=scale, task=config.task), ""]
     if scale not in QUICK_SCALES:
         lines += ["## Findings", "", *_findings(rows), ""]
+        bar = quality_bar(rows) if metric == "wer" else []
+        if bar:
+            lines += ["## The quality bar", "", *bar, ""]
     for title, path in figures:
         lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
         if path.name == "latency_vs_length.png":

@@ -70,6 +70,22 @@ SYSTEMS: dict[str, System] = {
     "nat_dag_lookahead_kd": System("nat_dag_kd", "dag_lookahead"),
 }
 
+# NAT methods that are not one pass: refinement iterations, or the reference length given.
+_NOT_ONE_PASS = ("mask_predict", "oracle_length")
+
+
+def one_pass(name: str) -> bool:
+    """Is ``name`` a one-pass NAT system: one parallel decoder call, its own length, no AT
+    rescoring and no refinement iterations (issue 17's quality bar)? ``length_beam:K``
+    without a rescorer is one pass: its K candidates are one batched call."""
+    system = SYSTEMS[name]
+    return (
+        not system.model.startswith("at")
+        and not system.rescorer
+        and not system.method.startswith(_NOT_ONE_PASS)
+    )
+
+
 Decoder = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
