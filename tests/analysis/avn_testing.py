@@ -30,6 +30,9 @@ REQUIRED = (
     "speedup_vs_at_greedy",
     "speedup_vs_at_beam4",
     "params",
+    "wrong_length",
+    "wrong_same_length",
+    "extra_repeats",
 )
 
 

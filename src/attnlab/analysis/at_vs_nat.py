@@ -29,7 +29,7 @@ from flax import nnx
 from attnlab.analysis.distill import distilled_data_config
 from attnlab.analysis.latency import latency_vs_length, random_sources
 from attnlab.analysis.report import attention_figure, write_report
-from attnlab.analysis.scoring import score
+from attnlab.analysis.scoring import error_kinds, score
 from attnlab.analysis.systems import SYSTEMS, make_decoder, run_system, valid_rows
 from attnlab.data import dataset_info, make_eval_batches
 from attnlab.data.builders.synthetic_seq2seq import target_of
@@ -222,6 +222,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
                 seed=config.seed,
             )
         )
+        row.update(error_kinds(hyps, refs))
         row.update(
             latency_ms_b1=result.latency_ms_b1,
             throughput_seq_s_b64=result.throughput_seq_s,
@@ -230,6 +231,10 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
         )
         rows.append(row)
     _add_speedups(rows)
+    if "at_beam4" in outputs:
+        for row in rows:
+            same = zip(outputs[row["system"]], outputs["at_beam4"], strict=True)
+            row["same_as_at_beam4"] = float(np.mean([h == b for h, b in same]))
     by_length = []
     if config.get("latency_lengths", ()):
         by_length = measure_latency_vs_length(config, models, systems, info)

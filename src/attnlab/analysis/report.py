@@ -37,10 +37,11 @@ _COLUMNS = (
 
 
 def _cell(row: dict[str, Any], key: str, fmt: str | None) -> str:
-    if key == "wer":
+    """``fmt`` None: the figure with its 95% confidence interval (WER, BLEU)."""
+    if fmt is None and key == "wer":
         lo, hi = row.get("wer_ci95", (row["wer"], row["wer"]))
         return f"{100 * row['wer']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
-    if key == "bleu":
+    if fmt is None and key == "bleu":
         lo, hi = row.get("bleu_ci95", (row["bleu"], row["bleu"]))
         return f"{row['bleu']:.1f} [{lo:.1f}, {hi:.1f}]"
     return fmt.format(row[key]) if key in row else "-"
@@ -55,6 +56,45 @@ def results_table(rows: list[dict[str, Any]], *, scale: str = "full") -> str:
     """The Markdown table. A quick run's throughput, timed over a handful of batches, is not
     stable from run to run, so its column is left out (results.json still has it)."""
     columns = [c for c in _COLUMNS if not (scale in QUICK_SCALES and c[1].startswith("through"))]
+    return _table(rows, columns)
+
+
+# Where the wrong outputs go wrong (analysis.scoring.error_kinds), % of all test examples
+# unless the column says otherwise.
+_ERROR_COLUMNS = (
+    ("system", "system", "{}"),
+    ("WER %", "wer", "{:.1%}"),
+    ("wrong length %", "wrong_length", "{:.1%}"),
+    ("right length, wrong tokens %", "wrong_same_length", "{:.1%}"),
+    ("extra repeats %", "extra_repeats", "{:.1%}"),
+    ("WER % (one reference)", "wer_one_ref", "{:.1%}"),
+    ("WER % (several references)", "wer_several_refs", "{:.1%}"),
+    ("same as at_beam4 %", "same_as_at_beam4", "{:.1%}"),
+)
+
+
+def errors_table(rows: list[dict[str, Any]]) -> str:
+    return _table(rows, _ERROR_COLUMNS)
+
+
+def agreement(outputs: dict[str, list], rows: list[dict[str, Any]]) -> list[str]:
+    """For each model decoded more than one way: how often all its decodings agree."""
+    by_model: dict[str, list[str]] = {}
+    for r in rows:
+        by_model.setdefault(r["model"], []).append(r["system"])
+    lines = []
+    for model, names in by_model.items():
+        if len(names) < 2 or not all(n in outputs for n in names):
+            continue
+        same = [len({tuple(o) for o in outs}) == 1 for outs in zip(*(outputs[n] for n in names))]
+        lines.append(
+            f"- `{model}` ({', '.join(names)}): the same output for "
+            f"{100 * sum(same) / len(same):.1f}% of the examples."
+        )
+    return lines
+
+
+def _table(rows: list[dict[str, Any]], columns) -> str:
     head = "| " + " | ".join(c[0] for c in columns) + " |"
     rule = "|" + "|".join("---" for _ in columns) + "|"
     body = ["| " + " | ".join(_cell(r, k, f) for _, k, f in columns) + " |" for r in rows]
@@ -205,6 +245,30 @@ def quality_bar(rows: list[dict[str, Any]], reference: str = "at_beam4") -> list
     if missed:
         verdict += " Missed: " + "; ".join(missed) + "."
     return [*lines, "", verdict]
+
+
+def findings_sections(rows, outputs, *, metric: str = "wer") -> list[str]:
+    """A full run's findings: the headline gaps; with WER also the quality bar, the kinds of
+    error and how often the decodings of one model agree."""
+    lines = ["## Findings", "", *_findings(rows), ""]
+    if metric != "wer":
+        return lines
+    bar = quality_bar(rows)
+    if bar:
+        lines += ["## The quality bar", "", *bar, ""]
+    return lines + [
+        "## Where the errors are",
+        "",
+        "Each wrong output counted once: with a length no reference has, or with the length "
+        "of one and wrong tokens; extra repeats are outputs with more adjacent equal tokens "
+        "than every reference; % of all test examples, except the two WER columns, which "
+        "split the examples by how many references they have.",
+        "",
+        errors_table(rows),
+        "",
+        *agreement(outputs, rows),
+        "",
+    ]
 
 
 def attention_figure(models, batches, info, path: Path, max_len: int) -> Path | None:
@@ -392,10 +456,7 @@ def write_report(
     lines += ["## Results", "", results_table(rows, scale=scale), ""]
     lines += ["## Reading", "", reading(rows, scale=scale, task=config.task), ""]
     if scale not in QUICK_SCALES:
-        lines += ["## Findings", "", *_findings(rows), ""]
-        bar = quality_bar(rows) if metric == "wer" else []
-        if bar:
-            lines += ["## The quality bar", "", *bar, ""]
+        lines += findings_sections(rows, outputs, metric=metric)
     for title, path in figures:
         lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
         if path.name == "latency_vs_length.png":

@@ -6,6 +6,11 @@ so BLEU and chrF there are phoneme-level n-gram scores. Every example may carry 
 references (every pronunciation of a word); the closest one counts for WER and PER, and
 sacreBLEU sees all of them.
 
+``error_kinds`` splits the wrong outputs by kind: a length no reference has, the right length
+with wrong tokens, a token repeated next to itself more often than in any reference (the
+classic failure of conditionally independent NAT outputs), and WER over the words with one
+reference against the words with several (where the target distribution has several modes).
+
 For NAT systems the chosen length (counting the EOS) is compared with the reference lengths:
 ``length_accuracy`` is how often it equals the length of *some* reference, and
 ``length_mae`` / ``length_errors`` use the reference whose length is closest.
@@ -65,4 +70,41 @@ def score(
         row["length_accuracy"] = float(np.mean(errors == 0))
         row["length_mae"] = float(np.mean(np.abs(errors)))
         row["length_errors"] = errors.tolist()
+    return row
+
+
+def _adjacent_repeats(tokens: Sequence[str]) -> int:
+    return sum(a == b for a, b in zip(tokens, tokens[1:]))
+
+
+def error_kinds(
+    hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[Sequence[str]]]
+) -> dict[str, float]:
+    """Fractions of all examples: ``wrong_length`` (wrong, with a length no reference has),
+    ``wrong_same_length`` (wrong, with the length of some reference), ``extra_repeats`` (more
+    adjacent equal tokens than every reference has); ``wer_one_ref`` and ``wer_several_refs``
+    over the examples with one and with several references (absent when there are none)."""
+    if len(hyps) != len(refs) or not hyps:
+        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
+    hyps = [list(h) for h in hyps]
+    refs = [[list(r) for r in options] for options in refs]
+    wrong = np.array([h not in options for h, options in zip(hyps, refs, strict=True)])
+    length_known = np.array(
+        [len(h) in {len(r) for r in options} for h, options in zip(hyps, refs, strict=True)]
+    )
+    repeats = np.array(
+        [
+            _adjacent_repeats(h) > max(_adjacent_repeats(r) for r in options)
+            for h, options in zip(hyps, refs, strict=True)
+        ]
+    )
+    several = np.array([len(options) > 1 for options in refs])
+    row = {
+        "wrong_length": float(np.mean(wrong & ~length_known)),
+        "wrong_same_length": float(np.mean(wrong & length_known)),
+        "extra_repeats": float(np.mean(repeats)),
+    }
+    for key, group in (("wer_one_ref", ~several), ("wer_several_refs", several)):
+        if group.any():
+            row[key] = float(np.mean(wrong[group]))
     return row
