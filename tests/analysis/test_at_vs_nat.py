@@ -32,7 +32,14 @@ def test_report_and_plots_are_written(quick_run):
     _, workdir = quick_run
     report = (workdir / "report.md").read_text()
     assert "| at_beam4 |" in report and "nat_kd_length_pred" in report
-    for png in ("length_errors.png", "quality_vs_latency.png", "attention_maps.png"):
+    pngs = (
+        "length_errors.png",
+        "quality_vs_latency.png",
+        "attention_maps.png",
+        "validation_curves.png",
+    )
+    assert "## Validation WER against training steps" in report and "| model |" in report
+    for png in pngs:
         assert (workdir / png).stat().st_size > 1000
 
 

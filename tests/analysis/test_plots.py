@@ -266,3 +266,40 @@ def test_latency_vs_length_has_a_panel_per_batch_with_the_lengths_as_ticks():
     legend = fig.axes[-1].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["at_greedy", "nat_ctc"]
     plt.close(fig)
+
+
+def test_validation_curves_are_read_tabled_drawn_in_percent_and_redrawn(tmp_path):
+    from attnlab.analysis.report import curves_table, validation_curves
+
+    for key, records in {
+        "at": [
+            {"step": 100, "loss": 3.0},
+            {"step": 200, "eval_wer": 0.5},
+            {"step": 400, "eval_wer": 0.25},
+        ],
+        "nat_ctc": [{"step": 200, "eval_wer": 0.75}],
+        "nat": [{"step": 100, "loss": 2.0}],  # never evaluated: left out
+    }.items():
+        (tmp_path / key).mkdir()
+        lines = [json.dumps(r) for r in records] + ['{"step": 5']  # a cut last line is skipped
+        (tmp_path / key / "metrics.jsonl").write_text("\n".join(lines))
+    curves = validation_curves(tmp_path, ["at", "nat_ctc", "nat"])
+    assert curves == {"at": [[200, 0.5], [400, 0.25]], "nat_ctc": [[200, 0.75]]}
+    assert curves_table(curves).splitlines() == [
+        "| model | 200 | 400 |",
+        "|---|---|---|",
+        "| at | 50.0% | 25.0% |",
+        "| nat_ctc | 75.0% | - |",
+    ]
+    shutil.copy(RESULTS / "g2p_small" / "results.json", tmp_path)
+    plots.learning_curves(curves, tmp_path / "validation_curves.png")
+    fig = plots.learning_curves_figure(curves, "eval_wer")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "validation WER" and ax.get_xlabel() == "training step"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["at", "nat_ctc"]
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and all(label.endswith("%") for label in labels)
+    plt.close(fig)
+    paths = plots.render_plots(tmp_path)
+    assert [p.name for p in paths] == ["quality_vs_latency.png", "validation_curves.png"]

@@ -263,15 +263,45 @@ def latency_vs_length(rows: Sequence[Mapping], path: Path) -> Path:
     return _save(latency_vs_length_figure(rows), path)
 
 
+# --- training curves -----------------------------------------------------------------------
+def learning_curves_figure(curves: Mapping[str, Sequence[Sequence[float]]], metric: str) -> Figure:
+    """``metric`` on the validation split against the training step, one line per model
+    (ATs solid with circles, NATs dashed with squares), legend outside the axes."""
+    fig, ax = plt.subplots(figsize=(8.0, 4.4))
+    for i, (name, points) in enumerate(curves.items()):
+        steps, values = zip(*sorted(points), strict=True)
+        style = "-o" if name.startswith("at") else "--s"
+        ax.plot(steps, values, style, color=f"C{i % 10}", label=name, markersize=4)
+    ax.set_xlabel("training step")
+    label = metric.removeprefix("eval_")
+    ax.set_ylabel(f"validation {label.upper() if is_percent(metric) else label}")
+    if is_percent(metric):
+        percent_axis(ax)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(
+    curves: Mapping[str, Sequence[Sequence[float]]], path: Path, metric: str = "eval_wer"
+) -> Path:
+    """Draw ``learning_curves_figure`` and write its points beside it (``<stem>.json``)."""
+    path = Path(path)
+    path.with_suffix(".json").write_text(json.dumps({"metric": metric, "curves": curves}) + "\n")
+    return _save(learning_curves_figure(curves, metric), path)
+
+
 # --- re-drawing a results directory --------------------------------------------------------
 def render_plots(
     results_dir: Path, *, quality: str = "wer", lower_is_better: bool = True
 ) -> list[Path]:
     """Re-draw the figures of an AT-vs-NAT results directory from its saved data, no models.
 
-    ``quality_vs_latency.png`` comes from ``results.json``; ``length_errors.png`` and
-    ``latency_vs_length.png`` from ``length_errors.json`` and ``latency_vs_length.json`` where
-    those files exist. ``attention_maps.png`` needs the trained models:
+    ``quality_vs_latency.png`` comes from ``results.json``; ``length_errors.png``,
+    ``latency_vs_length.png`` and ``validation_curves.png`` from ``length_errors.json``,
+    ``latency_vs_length.json`` and ``validation_curves.json`` where those files exist.
+    ``attention_maps.png`` needs the trained models:
     ``analysis.at_vs_nat.redraw_attention_maps(run_dir, path)`` re-draws it from the run.
     """
     results_dir = Path(results_dir)
@@ -288,6 +318,15 @@ def render_plots(
     if by_length.exists():
         rows_by_length = json.loads(by_length.read_text())
         out.append(latency_vs_length(rows_by_length, results_dir / "latency_vs_length.png"))
+    curves_path = results_dir / "validation_curves.json"
+    if curves_path.exists():
+        saved = json.loads(curves_path.read_text())
+        out.append(
+            _save(
+                learning_curves_figure(saved["curves"], saved["metric"]),
+                results_dir / "validation_curves.png",
+            )
+        )
     counts_path = results_dir / "length_errors.json"
     if counts_path.exists():
         saved = json.loads(counts_path.read_text())

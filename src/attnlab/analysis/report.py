@@ -18,6 +18,7 @@ from attnlab.decode.at import at_decode
 from attnlab.decode.nat import nat_decode
 from attnlab.nn.attention import capture_cross_attention
 from attnlab.specials import BOS, EOS, MASK, PAD
+from attnlab.train.writers import read_metrics
 
 _COLUMNS = (
     ("system", "system", "{}"),
@@ -271,6 +272,31 @@ def findings_sections(rows, outputs, *, metric: str = "wer") -> list[str]:
     ]
 
 
+def validation_curves(run_dir: Path, keys, metric: str = "eval_wer") -> dict[str, list]:
+    """``{model: [[step, value], ...]}`` of each model's evaluations during training (its
+    ``metrics.jsonl``); models never evaluated are left out."""
+    curves = {}
+    for key in keys:
+        points = [[r["step"], r[metric]] for r in read_metrics(run_dir / key) if metric in r]
+        if points:
+            curves[key] = points
+    return curves
+
+
+def curves_table(curves: dict[str, list], metric: str = "eval_wer") -> str:
+    """Models by evaluation step, the metric in percent where it is a rate; ``-`` where a
+    model was not evaluated (it trained for fewer steps)."""
+    steps = sorted({int(s) for points in curves.values() for s, _ in points})
+    fmt = "{:.1%}" if plots.is_percent(metric) else "{:.3g}"
+    head = "| model | " + " | ".join(str(s) for s in steps) + " |"
+    lines = [head, "|" + "|".join("---" for _ in range(len(steps) + 1)) + "|"]
+    for key, points in curves.items():
+        at = {int(s): v for s, v in points}
+        cells = [fmt.format(at[s]) if s in at else "-" for s in steps]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def attention_figure(models, batches, info, path: Path, max_len: int) -> Path | None:
     """Cross-attention (last decoder layer, mean over heads) of the first test example."""
     if "at" not in models or "nat" not in models:
@@ -416,6 +442,15 @@ def write_report(
             ),
         )
     )
+    keys = dict.fromkeys(k for r in rows for k in (r["model"], r.get("rescored_by", "")) if k)
+    curves = validation_curves(workdir, keys)
+    if curves:
+        figures.append(
+            (
+                "Validation WER against training steps",
+                plots.learning_curves(curves, workdir / "validation_curves.png"),
+            )
+        )
     if by_length:
         figures.append(
             (
@@ -459,6 +494,15 @@ def write_report(
         lines += findings_sections(rows, outputs, metric=metric)
     for title, path in figures:
         lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
+        if path.name == "validation_curves.png":
+            lines += [
+                "Greedy (AT) or the recipe's default decoding (NAT) of the first "
+                "validation examples (`eval_decode_examples`) at each evaluation; the test "
+                "table above decodes the averaged last checkpoints.",
+                "",
+                curves_table(curves),
+                "",
+            ]
         if path.name == "latency_vs_length.png":
             lines += [
                 "Random sources of each length, decoded by every system side by side "
