@@ -4,7 +4,13 @@ of error, and how often the decodings of one model agree."""
 
 import pytest
 
-from attnlab.analysis.report import agreement, errors_table, findings_sections, quality_bar
+from attnlab.analysis.report import (
+    agreement,
+    errors_table,
+    findings_sections,
+    literature,
+    quality_bar,
+)
 from attnlab.analysis.scoring import error_kinds
 from attnlab.analysis.systems import SYSTEMS, one_pass
 
@@ -146,7 +152,7 @@ def test_the_errors_table_marks_an_absent_figure():
     )
 
 
-def test_a_full_report_has_findings_the_bar_errors_and_agreement_in_order():
+def test_a_full_report_has_findings_the_bar_sources_errors_and_agreement_in_order():
     rows = [
         {**BEAM, "per": 0.06, **error_kinds([["A"]], [[["A"]]])},
         {**_row("nat_dag_greedy", 0.38, 3.0, 600.0), "per": 0.09, "wrong_length": 0.1},
@@ -155,7 +161,12 @@ def test_a_full_report_has_findings_the_bar_errors_and_agreement_in_order():
     outputs = {"at_beam4": [["A"]], "nat_dag_greedy": [["A"]], "nat_dag_viterbi": [["B"]]}
     lines = findings_sections(rows, outputs)
     heads = [line for line in lines if line.startswith("## ")]
-    assert heads == ["## Findings", "## The quality bar", "## Where the errors are"]
+    assert heads == [
+        "## Findings",
+        "## The quality bar",
+        "## Against the literature",
+        "## Where the errors are",
+    ]
     assert "| nat_dag_greedy | 38.0% | 10.0% | - | - | - | - | - |" in lines[-4]
     assert lines[-2].startswith(
         "- `nat_dag` (nat_dag_greedy, nat_dag_viterbi): the same output for 0.0%"
@@ -163,3 +174,42 @@ def test_a_full_report_has_findings_the_bar_errors_and_agreement_in_order():
     assert [h for h in findings_sections(rows, outputs, metric="bleu") if h.startswith("## ")] == [
         "## Findings"
     ]
+
+
+def test_literature_puts_each_measurement_beside_its_source_and_skips_absent_ones():
+    rows = [
+        BEAM,  # 25.5% WER, 10 ms, 100 seq/s
+        _row("at_greedy", 0.26, 4.0, 300.0),
+        _row("at_deep_shallow_greedy", 0.27, 3.0, 450.0),
+        _row("nat_ctc", 0.30, 2.0, 700.0),
+        _row("nat_ctc_glat", 0.28, 2.0, 650.0),
+        _row("nat_dag_greedy", 0.40, 2.5, 600.0),
+        _row("nat_dag_lookahead", 0.39, 2.5, 600.0),
+        _row("nat_dag_lookahead_kd", 0.35, 2.5, 600.0),
+    ]
+    lines = literature(rows)
+    cells = {line.split(" | ")[0].removeprefix("| "): line.split(" | ")[2] for line in lines[2:]}
+    assert list(cells) == [
+        "Gu & Kong 2021",
+        "Huang et al. 2022",
+        "Kasai et al. 2021",
+        "Helcl et al. 2022",
+    ]  # no vanilla NAT: Gu et al. 2018 is left out
+    assert cells["Gu & Kong 2021"] == (
+        "WER points behind at_beam4: nat_ctc +4.5, nat_ctc_glat +2.5; "
+        "glancing gains +2.0 points (nat_ctc -> nat_ctc_glat) |"
+    )
+    assert cells["Huang et al. 2022"] == (
+        "WER points behind at_beam4: nat_dag_lookahead +13.5, nat_dag_lookahead_kd +9.5; "
+        "distillation gains +4.0 points (nat_dag_lookahead -> nat_dag_lookahead_kd) |"
+    )
+    assert cells["Kasai et al. 2021"] == (
+        "at_deep_shallow_greedy +1.0 WER points against at_greedy; throughput at batch 64 450 "
+        "against the fastest one-pass NAT's 700 sequences/s (nat_ctc), at batch 1 3.00 against "
+        "2.00 ms |"
+    )
+    assert cells["Helcl et al. 2022"] == (
+        "the best one-pass NAT (nat_ctc_glat) against at_greedy: 2.0x at batch 1, 2.2x at "
+        "batch 64; against at_beam4: 5.0x at batch 1, 6.5x at batch 64 |"
+    )
+    assert literature([r for r in rows if r["system"] != "at_beam4"]) == []

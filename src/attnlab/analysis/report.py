@@ -146,6 +146,107 @@ def reading(rows: list[dict[str, Any]], *, scale: str, task: str = "g2p") -> str
     return " ".join(parts)
 
 
+# Issue 17's five sources, each with its claim as the literature states it (translation,
+# BLEU); ``literature`` puts this run's measurement of the same comparison beside it.
+SOURCES = (
+    (
+        "Gu et al. 2018",
+        "vanilla NAT: behind the AT; distillation and noisy parallel decoding "
+        "(length candidates rescored by the AT) each close part of the gap",
+    ),
+    (
+        "Gu & Kong 2021",
+        "CTC with glancing and distillation: within about 0.3 BLEU of the AT, one pass",
+    ),
+    (
+        "Huang et al. 2022",
+        "DA-Transformer: within about 1.5 BLEU of the AT without distillation, one pass",
+    ),
+    (
+        "Kasai et al. 2021",
+        "a deep-encoder, shallow-decoder AT keeps the AT's quality and "
+        "matches NAT's speed at large batch",
+    ),
+    (
+        "Helcl et al. 2022",
+        "NAT's speed-up depends on the conditions: measured against a "
+        "strong AT, at batch 1 and at large batch, on CPU, it is smaller than reported",
+    ),
+)
+
+
+def literature(rows: list[dict[str, Any]], reference: str = "at_beam4") -> list[str]:
+    """A table: each source's claim, and this run's measurement of it (WER points against
+    ``reference``, speeds as ratios measured side by side); sources with no system here are
+    left out. Whether each agrees, and why, is the write-up's to say."""
+    by = {r["system"]: r for r in rows}
+    if reference not in by:
+        return []
+
+    def behind(*names: str) -> list[str]:
+        present = [n for n in names if n in by]
+        points = [f"{n} {100 * (by[n]['wer'] - by[reference]['wer']):+.1f}" for n in present]
+        return [f"WER points behind {reference}: " + ", ".join(points)] if points else []
+
+    def gains(what: str, *pairs: tuple[str, str]) -> list[str]:
+        done = [
+            f"{100 * (by[a]['wer'] - by[b]['wer']):+.1f} points ({a} -> {b})"
+            for a, b in pairs
+            if a in by and b in by
+        ]
+        return [f"{what} gains " + ", ".join(done)] if done else []
+
+    dags = [n for n in ("nat_dag_greedy", "nat_dag_lookahead", "nat_dag_viterbi") if n in by]
+    best_dag = [min(dags, key=lambda n: by[n]["wer"])] if dags else []
+    measured = {
+        "Gu et al. 2018": [
+            *behind("nat_length_pred", "nat_length_beam5_at_rescore"),
+            *gains("distillation", ("nat_length_pred", "nat_kd_length_pred")),
+        ],
+        "Gu & Kong 2021": [
+            *behind("nat_ctc", "nat_ctc_glat"),
+            *gains("glancing", ("nat_ctc", "nat_ctc_glat"), ("nat_length_pred", "nat_glat")),
+        ],
+        "Huang et al. 2022": [
+            *behind(*best_dag, "nat_dag_lookahead_kd"),
+            *gains("distillation", ("nat_dag_lookahead", "nat_dag_lookahead_kd")),
+        ],
+        "Kasai et al. 2021": [],
+        "Helcl et al. 2022": [],
+    }
+    nats = [r for r in rows if r["system"] in SYSTEMS and one_pass(r["system"])]
+    fastest = max(nats, key=lambda r: r["throughput_seq_s_b64"], default=None)
+    if "at_deep_shallow_greedy" in by and "at_greedy" in by:
+        ds, at = by["at_deep_shallow_greedy"], by["at_greedy"]
+        diff = 100 * (ds["wer"] - at["wer"])
+        text = f"at_deep_shallow_greedy {diff:+.1f} WER points against at_greedy"
+        if fastest:
+            text += (
+                f"; throughput at batch 64 {ds['throughput_seq_s_b64']:.0f} against the "
+                f"fastest one-pass NAT's {fastest['throughput_seq_s_b64']:.0f} sequences/s "
+                f"({fastest['system']}), at batch 1 {ds['latency_ms_b1']:.2f} against "
+                f"{fastest['latency_ms_b1']:.2f} ms"
+            )
+        measured["Kasai et al. 2021"].append(text)
+    if nats:
+        best = min(nats, key=lambda r: (r["wer"], r["latency_ms_b1"]))
+        speeds = [
+            f"{base}: {by[base]['latency_ms_b1'] / best['latency_ms_b1']:.1f}x at batch 1, "
+            f"{best['throughput_seq_s_b64'] / by[base]['throughput_seq_s_b64']:.1f}x at batch 64"
+            for base in ("at_greedy", reference)
+            if base in by
+        ]
+        if speeds:
+            measured["Helcl et al. 2022"].append(
+                f"the best one-pass NAT ({best['system']}) against " + "; against ".join(speeds)
+            )
+    lines = ["| source | their claim (translation) | measured here |", "|---|---|---|"]
+    for name, claim in SOURCES:
+        if measured[name]:
+            lines.append(f"| {name} | {claim} | {'; '.join(measured[name])} |")
+    return lines if len(lines) > 2 else []
+
+
 def _findings(rows: list[dict[str, Any]]) -> list[str]:
     by = {r["system"]: r for r in rows}
     lines = []
@@ -257,6 +358,9 @@ def findings_sections(rows, outputs, *, metric: str = "wer") -> list[str]:
     bar = quality_bar(rows)
     if bar:
         lines += ["## The quality bar", "", *bar, ""]
+    sources = literature(rows)
+    if sources:
+        lines += ["## Against the literature", "", *sources, ""]
     return lines + [
         "## Where the errors are",
         "",
