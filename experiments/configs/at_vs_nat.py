@@ -17,7 +17,7 @@ The second edition (issue 17) adds the deep-shallow AT (`at_ds`) and the frontie
 (`analysis.at_vs_nat.MODELS`), each trained the same way with `--config.train_only=<model>`;
 its full run is not done yet (BUILD_NOTES.md, "AT versus NAT, second edition"). Measured so
 far, on the 2026-11-27 machine (about half as fast as 2026-11-24's): `at`, 20000 steps on both
-cores, about 135 min of wall time (validation WER 27.0% greedy); the distillation data, 19 min
+cores, about 135 min of wall time (validation WER 27.0%, beam 4); the distillation data, 19 min
 on both cores; `nat_dag`, 8000 steps, about 87 min (617 steps on one core, the rest on both;
 validation WER 37.3%).
 

@@ -599,10 +599,15 @@ def write_report(
     for title, path in figures:
         lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
         if path.name == "validation_curves.png":
+            at_method = str(config.at.get("decode_method", "greedy"))
+            if at_method == "beam":
+                at_method = f"beam {config.at.get('beam_size', 4)}"
             lines += [
-                "Greedy (AT) or the recipe's default decoding (NAT) of the first "
-                "validation examples (`eval_decode_examples`) at each evaluation; the test "
-                "table above decodes the averaged last checkpoints.",
+                f"Each model's decoding during training ({at_method} for the ATs, the "
+                "recipe's default for the NATs) of the first validation examples "
+                f"(`eval_decode_examples`, {config.at.get('eval_decode_examples', 0)} here) "
+                "at each evaluation; the test table above decodes the whole test split with "
+                "the averaged last checkpoints.",
                 "",
                 curves_table(curves),
                 "",
