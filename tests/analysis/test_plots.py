@@ -88,6 +88,31 @@ def test_labels_of_the_committed_g2p_results_do_not_overlap():
     plt.close(fig)
 
 
+def test_labels_keep_clear_of_error_bars_and_of_points_they_do_not_name():
+    """The committed long run: near-equal WERs with wide intervals, where a label once sat on
+    an error bar, and another against a point it did not name."""
+    rows = json.loads((RESULTS / "long" / "results.json").read_text())
+    fig = plots.quality_vs_latency_figure(rows)
+    texts, boxes = label_boxes(fig)
+    ax = fig.axes[0]
+    assert len(texts) == len(rows) and overlapping_pairs(boxes) == []
+    for row in rows:
+        lo, hi = row["wer_ci95"]
+        (x, y0), (_, y1) = ax.transData.transform(
+            [(row["latency_ms_b1"], lo), (row["latency_ms_b1"], hi)]
+        )
+        point = ax.transData.transform((row["latency_ms_b1"], row["wer"]))
+        for text, box in zip(texts, boxes, strict=True):
+            assert not (box.x0 < x < box.x1 and box.y0 < y1 and y0 < box.y1), (text, row)
+            if text.get_text() != row["system"]:  # a word space from every other point
+                assert (
+                    box.x1 + 9 < point[0]
+                    or point[0] < box.x0 - 9
+                    or not (box.y0 < point[1] < box.y1)
+                ), (text.get_text(), row["system"])
+    plt.close(fig)
+
+
 def test_wer_axis_is_in_percent_as_in_the_table():
     rows = rows_with([0.254, 0.26, 0.383, 0.64], [1.05, 2.33, 1.11, 1.13])
     fig = plots.quality_vs_latency_figure(rows)

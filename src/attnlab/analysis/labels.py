@@ -2,8 +2,10 @@
 
 Each label tries, in order, the spot right of its point, left of it, then one label height
 lower, higher, two lower, ... (beside the point or centred on it). It takes the first spot
-inside the axes that touches no placed label (kept a word space apart), no marker and no
-leader line, and whose own leader line crosses no label and no other marker. A label moved
+inside the axes that touches no placed label (kept a word space apart), no marker (other
+points' markers also kept a word space apart left and right, so that a label never sits
+against a point it does not name), no obstacle (error bars) and no leader line, and whose own
+leader line crosses no label and no other marker. A label moved
 off its point's height gets a thin leader line. A greedy placement depends on the order the
 labels are placed in, so a few orders are tried (both "beside first" and "centred first"),
 and the layout with the fewest overlaps, then crossings, then the least total shift is kept.
@@ -23,10 +25,16 @@ _SPACE = 10.0  # kept free left and right of a placed label, so two never read a
 
 
 def place_labels(
-    ax: Axes, points: Sequence[tuple[float, float]], labels: Sequence[str], *, fontsize: float = 7
+    ax: Axes,
+    points: Sequence[tuple[float, float]],
+    labels: Sequence[str],
+    *,
+    fontsize: float = 7,
+    bars: Sequence[tuple[float, float, float]] = (),
 ) -> list:
     """Annotate each data point with its label (see the module docstring); returns the texts.
 
+    ``bars``: vertical error bars ``(x, low, high)`` in data coordinates, kept free of labels.
     The axes' layout must be final: call ``tight_layout`` first and do not change it after.
     """
     fig = ax.figure
@@ -40,6 +48,14 @@ def place_labels(
         box = probe.get_window_extent(renderer)
         probe.remove()
         sizes.append((box.width, box.height))
+    obstacles = np.zeros((0, 4))
+    if len(bars):
+        ends = np.asarray(bars, dtype=float)
+        low = ax.transData.transform(ends[:, [0, 1]])
+        high = ax.transData.transform(ends[:, [0, 2]])
+        obstacles = np.stack(
+            [low[:, 0] - _RADIUS, low[:, 1], high[:, 0] + _RADIUS, high[:, 1]], axis=1
+        )
     n = len(labels)
     rng = np.random.default_rng(0)
     orders = [
@@ -49,7 +65,7 @@ def place_labels(
         *(rng.permutation(n).tolist() for _ in range(5)),
     ]
     layouts = [
-        _layout(xy, sizes, frame, order, sides)
+        _layout(xy, sizes, frame, order, sides, obstacles)
         for sides in ((1, -1, 0), (0, 1, -1))
         for order in orders
     ]
@@ -76,15 +92,24 @@ def place_labels(
     return texts
 
 
-def _layout(xy: np.ndarray, sizes, frame: Bbox, order: Sequence[int], sides: Sequence[int]):
+def _layout(
+    xy: np.ndarray,
+    sizes,
+    frame: Bbox,
+    order: Sequence[int],
+    sides: Sequence[int],
+    obstacles: np.ndarray,
+):
     """Place the labels greedily in ``order``: ``(cost, {index: (box, side, dy)})``.
 
     ``sides`` is the order in which a moved label tries the spots right of its point (1), left
-    of it (-1) and centred on it (0). Boxes are ``[x0, y0, x1, y1]`` arrays in pixels.
+    of it (-1) and centred on it (0). Boxes (and ``obstacles``) are ``[x0, y0, x1, y1]``
+    arrays in pixels.
     """
     step = max(h for _, h in sizes) + 3.0 if sizes else 0.0
     shifts = [0.0] + [s * k * step for k in range(1, len(order) + 2) for s in (-1, 1)]
     markers = np.concatenate([xy - _RADIUS, xy + _RADIUS], axis=1)
+    wide = markers + np.array([-_SPACE, 0.0, _SPACE, 0.0])  # other points: a word space apart
     limits = np.asarray(frame.extents)
     placed = np.zeros((0, 4))  # each placed label with its margins: no label may touch one
     texts = np.zeros((0, 4))  # the same labels as drawn: no leader line may cross one
@@ -94,13 +119,14 @@ def _layout(xy: np.ndarray, sizes, frame: Bbox, order: Sequence[int], sides: Seq
     for i in order:
         (px, py), (w, h) = xy[i], sizes[i]
         others = np.delete(markers, i, axis=0)
+        keep_out = np.vstack([markers[i : i + 1], np.delete(wide, i, axis=0), obstacles])
         best = None
         for dy in shifts:
             for side in (1, -1) if dy == 0 else sides:
                 x0 = {1: px + _GAP, -1: px - _GAP - w, 0: px - w / 2}[side]
                 box = np.array([x0, py + dy - h / 2, x0 + w, py + dy + h / 2])
                 outside = bool(np.any(box[:2] < limits[:2]) or np.any(box[2:] > limits[2:]))
-                overlaps = _overlaps(box, markers) + _overlaps(box, placed)
+                overlaps = _overlaps(box, keep_out) + _overlaps(box, placed)
                 if best is not None and (outside, overlaps) > best[0][:2]:
                     continue  # cannot beat the best spot so far
                 crossings = len(np.unique(owners[_inside(lines, box[None])[:, 0]]))

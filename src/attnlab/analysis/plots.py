@@ -144,13 +144,14 @@ def quality_vs_latency_figure(
 ) -> Figure:
     """Quality (with its 95% CI where known) against batch-1 latency on a log axis."""
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=DPI)
-    points = []
+    points, bars = [], []
     for row in rows:
         color = "tab:blue" if row["system"].startswith("at_") else "tab:orange"
         x, y = float(row["latency_ms_b1"]), float(row[quality])
         lo, hi = row.get(f"{quality}_ci95", (y, y))
         ax.errorbar(x, y, yerr=[[y - lo], [hi - y]], fmt="o", color=color, capsize=2, lw=1)
         points.append((x, y))
+        bars.append((x, float(lo), float(hi)))
     plain_log_axis(ax, "x")
     ys = [y for _, y in points]
     scale = 1.0 if is_percent(quality) else 100.0
@@ -172,7 +173,7 @@ def quality_vs_latency_figure(
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    place_labels(ax, points, [row["system"] for row in rows])
+    place_labels(ax, points, [row["system"] for row in rows], bars=bars)
     return fig
 
 
