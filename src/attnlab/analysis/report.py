@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attnlab.analysis import plots
+from attnlab.analysis.dag_paths import dag_confidence
 from attnlab.analysis.latency import crossover
 from attnlab.analysis.systems import SYSTEMS, one_pass, valid_rows
 from attnlab.decode.at import at_decode
@@ -349,9 +350,10 @@ def quality_bar(rows: list[dict[str, Any]], reference: str = "at_beam4") -> list
     return [*lines, "", verdict]
 
 
-def findings_sections(rows, outputs, *, metric: str = "wer") -> list[str]:
+def findings_sections(rows, outputs, *, metric: str = "wer", paths=()) -> list[str]:
     """A full run's findings: the headline gaps; with WER also the quality bar, the kinds of
-    error and how often the decodings of one model agree."""
+    error and how often the decodings of one model agree (``paths``: lines on why, from
+    ``dag_path_lines``)."""
     lines = ["## Findings", "", *_findings(rows), ""]
     if metric != "wer":
         return lines
@@ -372,8 +374,36 @@ def findings_sections(rows, outputs, *, metric: str = "wer") -> list[str]:
         errors_table(rows),
         "",
         *agreement(outputs, rows),
+        *paths,
         "",
     ]
+
+
+def dag_path_lines(models, batches, rows, *, max_examples: int = 1024) -> list[str]:
+    """For each DAG model of the table, how certain its greedy path is (``dag_paths``), over
+    the first test batches up to ``max_examples`` examples."""
+    kept, seen = [], 0
+    for batch in batches:
+        if seen >= max_examples:
+            break
+        kept.append(batch)
+        seen += int(np.sum(np.asarray(batch["valid"], bool)))
+    lines = []
+    for key in dict.fromkeys(r["model"] for r in rows):
+        model = models.get(key)
+        if getattr(model, "recipe", "") != "dag":
+            continue
+        c = dag_confidence(model, kept)
+        lines.append(
+            f"- `{key}` along its greedy path ({c['steps']} steps over {seen} test examples): the "
+            f"transition taken has mean probability {c['transition_mean']:.3f} (at least 0.9 "
+            f"at {100 * c['transition_at_least_0.9']:.1f}% of steps), the next token "
+            f"{c['next_token_mean']:.3f} (at least 0.9 at "
+            f"{100 * c['next_token_at_least_0.9']:.1f}%), the emitted token "
+            f"{c['emission_mean']:.3f}: where the next token is near-certain, the decodings "
+            "have little to disagree about."
+        )
+    return lines
 
 
 def validation_curves(run_dir: Path, keys, metric: str = "eval_wer") -> dict[str, list]:
@@ -595,7 +625,8 @@ def write_report(
     lines += ["## Results", "", results_table(rows, scale=scale), ""]
     lines += ["## Reading", "", reading(rows, scale=scale, task=config.task), ""]
     if scale not in QUICK_SCALES:
-        lines += findings_sections(rows, outputs, metric=metric)
+        paths = dag_path_lines(models, batches, rows) if metric == "wer" else []
+        lines += findings_sections(rows, outputs, metric=metric, paths=paths)
     for title, path in figures:
         lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
         if path.name == "validation_curves.png":
