@@ -54,21 +54,9 @@ def test_the_path_is_dag_greedys_path(seed):
 
 
 def _tiny_dag():
-    cfg = model_config(
-        name="nat",
-        nat_recipe="dag",
-        length_mode="none",
-        vocab_size=12,
-        target_vocab_size=12,
-        d_model=16,
-        num_heads=2,
-        d_ff=32,
-        num_encoder_layers=1,
-        num_decoder_layers=1,
-        dropout=0.0,
-        max_len=8,
-        upsample=2,
-    )
+    """The default model sizes (2+2 layers, d_model 64), a DAG over 12 tokens."""
+    cfg = model_config(name="nat", nat_recipe="dag", length_mode="none", dropout=0.0)
+    cfg.update(vocab_size=12, target_vocab_size=12, max_len=8, upsample=2)
     return build_model(cfg, rngs=nnx.Rngs(0))
 
 
