@@ -13,7 +13,13 @@ from train_testing import assert_same_state, cli_command, model_metrics, quick_c
 
 from attnlab.inference import restore
 from attnlab.train import restore_model, train_and_evaluate
-from attnlab.train.workdir import WorkdirError, with_defaults
+from attnlab.train.workdir import (
+    WorkdirError,
+    config_as_json,
+    config_changes,
+    default_config,
+    with_defaults,
+)
 from attnlab.train.writers import read_metrics
 
 SPEC = "synthetic.py:at,quick"
@@ -158,6 +164,21 @@ def test_with_defaults_adds_missing_keys_and_keeps_saved_and_removed_ones():
         "new": {"z": 6},
     }
     assert saved == {"a": 1, "gone": 5, "sec": {"x": 1, "old": 2}}  # not modified
+
+
+def test_a_moved_run_directory_resumes_its_distilled_data_from_the_new_place():
+    """at_vs_nat.py keeps a student's distilled data in its run directory: after the
+    directory moves, the path differs and the run must still resume; what the data is (its
+    name, its base) may not change."""
+    saved = json.loads(config_as_json(default_config()))
+    saved["data"].update(name="distilled_seq2seq", distill_base="cmudict_g2p", distill_dir="/a/d")
+    moved = default_config()
+    moved.data.update(name="distilled_seq2seq", distill_base="cmudict_g2p", distill_dir="/b/d")
+    assert config_changes(saved, moved) == []
+    moved.data.distill_base = "synthetic_seq2seq"
+    assert config_changes(saved, moved) == [
+        "data.distill_base is 'cmudict_g2p' there, 'synthetic_seq2seq' now"
+    ]
 
 
 def test_resumable_keys_may_change_and_are_recorded(data_dir, tmp_path):

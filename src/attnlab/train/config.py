@@ -44,6 +44,7 @@ RESUMABLE_KEYS = (
     "restart_if_unreadable",
     "sharding",
     "data.data_dir",
+    "data.distill_dir",  # where a distilled split lives: a moved run directory resumes
 )
 
 CHOICES = {
