@@ -6,6 +6,7 @@ main thread, where pytest runs the test.
 
 from __future__ import annotations
 
+import gc
 import signal
 
 import pytest
@@ -47,3 +48,24 @@ def test_without_an_entry_point_a_guard_starts_clear():
     with PreemptionGuard() as guard:
         assert not guard.requested
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_set_up_abort_swallowed_by_a_gc_callback_is_raised_by_the_loop_guard(capfd):
+    """The CI failure of 2026-11-28: SIGTERM landed in jax's gc callback, which swallowed it,
+    and the run trained to the end. Now the guard raises it before any step, quietly."""
+
+    def callback(phase: str, info: dict) -> None:  # the signal arrives inside a gc callback
+        del info
+        if phase == "start":
+            gc.callbacks.remove(callback)
+            signal.raise_signal(signal.SIGTERM)
+
+    with pytest.raises(Interrupted) as caught, entry_point_signals():
+        gc.callbacks.append(callback)
+        gc.collect()  # the Interrupted raised in the callback is swallowed here
+        with PreemptionGuard():
+            pytest.fail("the loop started after a set-up abort")
+    assert caught.value.signal_name == "SIGTERM"
+    assert "Traceback" not in capfd.readouterr().err
+    with entry_point_signals(), PreemptionGuard() as guard:  # the next run starts clear
+        assert not guard.requested

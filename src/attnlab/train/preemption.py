@@ -13,12 +13,19 @@ saved, the process exiting) is logged and ignored. Without it, a SIGTERM in thos
 would kill the process with the default action. With several processes, aborting one alone
 would leave the others waiting in a collective, so there a set-up signal is kept instead, and
 the loop's guard starts with it: every process trains one step, saves it and stops.
+
+A handler's exception is raised wherever Python happens to be, and some places swallow it: a
+garbage-collector callback (jax installs one) or a ``__del__`` reports it through
+``sys.unraisablehook`` and carries on. So the set-up abort is also recorded: the training
+loop's guard raises it on entry if it was swallowed, before any step, and the swallowed copy is
+not printed as a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
@@ -28,6 +35,7 @@ from absl import logging
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _loops_finished = 0  # PreemptionGuards exited in this process
 _deferred = ""  # a signal kept during set-up, for the next PreemptionGuard
+_aborted = ""  # a set-up abort already raised once; raised again if something swallowed it
 
 
 class Interrupted(KeyboardInterrupt):
@@ -48,18 +56,19 @@ def entry_point_signals(*, abort_setup: bool = True) -> Iterator[None]:
 
     ``abort_setup=False`` (several processes) keeps a set-up signal for the loop instead.
     """
-    global _deferred
+    global _deferred, _aborted
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     finished_before = _loops_finished
 
     def handle(signum: int, frame: FrameType | None) -> None:
-        global _deferred
+        global _deferred, _aborted
         del frame
         if _loops_finished > finished_before:
             logging.warning("received %s while exiting: the checkpoint is saved", _name(signum))
         elif abort_setup:
+            _aborted = _aborted or _name(signum)
             raise Interrupted(_name(signum))
         elif not _deferred:
             logging.warning(
@@ -67,11 +76,23 @@ def entry_point_signals(*, abort_setup: bool = True) -> Iterator[None]:
             )
             _deferred = _name(signum)
 
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info: sys.UnraisableHookArgs) -> None:
+        if isinstance(info.exc_value, Interrupted):  # recorded: the loop's guard raises it
+            logging.debug(
+                "%s swallowed in %r; raised again at the loop", info.exc_value, info.object
+            )
+            return
+        previous_hook(info)
+
     previous = {s: signal.signal(s, handle) for s in SIGNALS}
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
-        _deferred = ""
+        _deferred = _aborted = ""
+        sys.unraisablehook = previous_hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -95,6 +116,8 @@ class PreemptionGuard:
 
     def __enter__(self) -> PreemptionGuard:
         global _deferred
+        if _aborted:  # a set-up abort that something swallowed: still nothing trained
+            raise Interrupted(_aborted)
         if _deferred:
             self.requested, self.signal_name, _deferred = True, _deferred, ""
         if threading.current_thread() is threading.main_thread():
