@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from attnlab.analysis.dag_paths import dag_confidence, greedy_path_confidence
-from attnlab.analysis.report import dag_path_lines
+from attnlab.analysis.findings import dag_path_lines
 from attnlab.nn import build_model
 from attnlab.nn.config import model_config
 from attnlab.ops import dag

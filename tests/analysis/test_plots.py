@@ -294,7 +294,7 @@ def test_latency_vs_length_has_a_panel_per_batch_with_the_lengths_as_ticks():
 
 
 def test_validation_curves_are_read_tabled_drawn_in_percent_and_redrawn(tmp_path):
-    from attnlab.analysis.report import curves_table, validation_curves
+    from attnlab.analysis.findings import curves_table, validation_curves
 
     for key, records in {
         "at": [

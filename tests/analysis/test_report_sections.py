@@ -4,7 +4,7 @@ of error, and how often the decodings of one model agree."""
 
 import pytest
 
-from attnlab.analysis.report import (
+from attnlab.analysis.findings import (
     agreement,
     errors_table,
     findings_sections,
