@@ -10,7 +10,6 @@ exits 0 at once (the trained models are all saved, and decoding restarts on the 
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -28,13 +27,13 @@ def main(argv: Sequence[str]) -> None:
     del argv
     from attnlab.analysis.at_vs_nat import TrainingStopped, run
     from attnlab.analysis.report import reading, results_table
-    from attnlab.train.cli import fail, quiet_libraries
+    from attnlab.train.cli import exit_now, fail, quiet_libraries
+    from attnlab.train.preemption import entry_point_signals
 
     quiet_libraries()
-    # Outside training (whose loop saves first), SIGTERM stops the process like Ctrl-C.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        rows = run(_CONFIG.value, _WORKDIR.value)
+    try:  # outside training (whose loop saves first), SIGTERM or Ctrl-C stops at once
+        with entry_point_signals(between_loops=True):
+            rows = run(_CONFIG.value, _WORKDIR.value)
     except (ValueError, FileNotFoundError, FloatingPointError) as err:
         fail("at_vs_nat.py", err)
     except TrainingStopped as stop:
@@ -46,7 +45,7 @@ def main(argv: Sequence[str]) -> None:
             "the same command resumes (decoding starts over)",
             file=sys.stderr,
         )
-        return
+        exit_now(0)
     if not rows:  # --config.train_only: one model trained, nothing decoded
         print(f"trained {_CONFIG.value.train_only} in {_WORKDIR.value}/{_CONFIG.value.train_only}")
         return

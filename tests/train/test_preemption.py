@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -54,18 +56,65 @@ def test_a_set_up_abort_swallowed_by_a_gc_callback_is_raised_by_the_loop_guard(c
     """The CI failure of 2026-11-28: SIGTERM landed in jax's gc callback, which swallowed it,
     and the run trained to the end. Now the guard raises it before any step, quietly."""
 
-    def callback(phase: str, info: dict) -> None:  # the signal arrives inside a gc callback
-        del info
-        if phase == "start":
-            gc.callbacks.remove(callback)
-            signal.raise_signal(signal.SIGTERM)
-
     with pytest.raises(Interrupted) as caught, entry_point_signals():
-        gc.callbacks.append(callback)
-        gc.collect()  # the Interrupted raised in the callback is swallowed here
+        _swallowed_in_gc(signal.SIGTERM)
         with PreemptionGuard():
             pytest.fail("the loop started after a set-up abort")
     assert caught.value.signal_name == "SIGTERM"
     assert "Traceback" not in capfd.readouterr().err
     with entry_point_signals(), PreemptionGuard() as guard:  # the next run starts clear
         assert not guard.requested
+
+
+def _swallowed_in_gc(signum: int) -> None:
+    """Send ``signum`` from inside a gc callback, which swallows what the handler raises."""
+
+    def callback(phase: str, info: dict) -> None:
+        del info
+        if phase == "start":
+            gc.callbacks.remove(callback)
+            signal.raise_signal(signum)
+
+    gc.callbacks.append(callback)
+    gc.collect()
+
+
+def test_a_swallowed_abort_with_no_loop_after_it_is_raised_on_the_way_out():
+    with pytest.raises(Interrupted) as caught, entry_point_signals():
+        _swallowed_in_gc(signal.SIGINT)
+    assert caught.value.signal_name == "Ctrl-C"
+
+
+def test_between_loops_a_signal_after_a_loop_aborts_instead_of_being_ignored():
+    with pytest.raises(Interrupted), entry_point_signals(between_loops=True):
+        with PreemptionGuard():
+            pass  # the first model trained
+        signal.raise_signal(signal.SIGTERM)  # while the next is set up, or decoding
+    with entry_point_signals(between_loops=True):
+        with PreemptionGuard():
+            pass
+        with pytest.raises(Interrupted):  # a swallowed one: the next model's guard raises it
+            _swallowed_in_gc(signal.SIGTERM)
+            with PreemptionGuard():
+                pytest.fail("the next model trained after an abort")
+
+
+def test_exit_now_flushes_and_skips_the_shutdown_where_jax_can_crash():
+    """After a signal interrupts an XLA compile, the interpreter's shutdown can segfault (seen
+    here: exit status 139 after a clean 'stopped' line). Stand-in for that crash: an atexit
+    hook that kills the process with SIGSEGV; ``exit_now`` must not run it, and must flush."""
+    script = (
+        "import atexit, os, signal, sys\n"
+        "from absl import logging\n"
+        "from attnlab.train.cli import exit_now\n"
+        "atexit.register(lambda: os.kill(os.getpid(), signal.SIGSEGV))\n"
+        "sys.stdout.write('buffered line')\n"
+        "logging.warning('a log line')\n"
+        "exit_now(int(sys.argv[1]))\n"
+    )
+    for code in (0, 130):
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(code)], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == code, done.stderr[-1000:]
+        assert done.stdout == "buffered line" and "a log line" in done.stderr

@@ -117,39 +117,44 @@ class _Run:
         self.schedule = learning_rate_schedule(config)
         self.ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep)
 
-        started = time.perf_counter()
-        restored = self.ckpt.restore(self.state, model_config=config.model.to_dict())
-        if restored is None and had_checkpoints:
-            if not config.restart_if_unreadable:
-                self.ckpt.close()
-                raise NoReadableCheckpointError(
-                    f"no readable checkpoint in {workdir / 'checkpoints'} (the unreadable ones "
-                    f"are in {workdir / 'corrupt_checkpoints'}); refusing to start over from "
-                    "step 0: add --config.restart_if_unreadable=true to do that"
-                )
-            logging.warning("no readable checkpoint: starting over from step 0, as asked")
-        self.step, self.window, self.pending_eval, data_state = 0, _empty_window(), False, None
-        if restored is not None:
-            self.state, meta = restored
-            self.step, self.window = int(meta["step"]), meta["window"]
-            self.pending_eval, data_state = bool(meta.get("pending_eval")), meta["data"]
-        # One global batch plan, the same on every process; each process takes its rows.
-        self.train_iter = make_train_iterator(
-            config.data, batch_size=config.batch_size, seed=config.seed, rows=rows
-        )
-        if data_state is not None:
-            self.train_iter.set_state(data_state)
-            logging.info("resumed from step %d in %.2f s", self.step, time.perf_counter() - started)
-        self.eval_batches = [
-            take_rows(batch, self.eval_rows)
-            for batch in make_eval_batches(
-                config.data, config.eval_split, batch_size=config.eval_batch_size
+        try:  # the checkpointer's threads must not outlive a failed set-up (nor a signal)
+            started = time.perf_counter()
+            restored = self.ckpt.restore(self.state, model_config=config.model.to_dict())
+            if restored is None and had_checkpoints:
+                if not config.restart_if_unreadable:
+                    raise NoReadableCheckpointError(
+                        f"no readable checkpoint in {workdir / 'checkpoints'} (the unreadable ones "
+                        f"are in {workdir / 'corrupt_checkpoints'}); refusing to start over from "
+                        "step 0: add --config.restart_if_unreadable=true to do that"
+                    )
+                logging.warning("no readable checkpoint: starting over from step 0, as asked")
+            self.step, self.window, self.pending_eval, data_state = 0, _empty_window(), False, None
+            if restored is not None:
+                self.state, meta = restored
+                self.step, self.window = int(meta["step"]), meta["window"]
+                self.pending_eval, data_state = bool(meta.get("pending_eval")), meta["data"]
+            # One global batch plan, the same on every process; each process takes its rows.
+            self.train_iter = make_train_iterator(
+                config.data, batch_size=config.batch_size, seed=config.seed, rows=rows
             )
-        ]
-        self.writer = MetricWriter(workdir, start_step=self.step, primary=self.primary)
-        self.last_train: dict[str, float] = {}
-        self.last_eval: dict[str, float] = {}
-        self.saved_step = self.step if restored is not None else None
+            if data_state is not None:
+                self.train_iter.set_state(data_state)
+                logging.info(
+                    "resumed from step %d in %.2f s", self.step, time.perf_counter() - started
+                )
+            self.eval_batches = [
+                take_rows(batch, self.eval_rows)
+                for batch in make_eval_batches(
+                    config.data, config.eval_split, batch_size=config.eval_batch_size
+                )
+            ]
+            self.writer = MetricWriter(workdir, start_step=self.step, primary=self.primary)
+            self.last_train: dict[str, float] = {}
+            self.last_eval: dict[str, float] = {}
+            self.saved_step = self.step if restored is not None else None
+        except BaseException:
+            self.ckpt.close()
+            raise
 
     # --- host-side bookkeeping -------------------------------------------------------------
     def _absorb(self, step: int, metrics: dict) -> None:

@@ -18,7 +18,10 @@ A handler's exception is raised wherever Python happens to be, and some places s
 garbage-collector callback (jax installs one) or a ``__del__`` reports it through
 ``sys.unraisablehook`` and carries on. So the set-up abort is also recorded: the training
 loop's guard raises it on entry if it was swallowed, before any step, and the swallowed copy is
-not printed as a traceback.
+not printed as a traceback; with no loop after it, the entry point raises it on its way out.
+
+``at_vs_nat.py`` trains several models and then decodes: there a signal outside every loop
+aborts (``between_loops=True``), whichever model came before.
 """
 
 from __future__ import annotations
@@ -51,10 +54,12 @@ def _name(signum: int) -> str:
 
 
 @contextlib.contextmanager
-def entry_point_signals(*, abort_setup: bool = True) -> Iterator[None]:
+def entry_point_signals(*, abort_setup: bool = True, between_loops: bool = False) -> Iterator[None]:
     """Around an entry point that trains one model: see the module docstring.
 
     ``abort_setup=False`` (several processes) keeps a set-up signal for the loop instead.
+    ``between_loops=True``, for an entry point that trains several models and decodes after
+    them (``at_vs_nat.py``): a signal outside every loop always aborts, never is ignored.
     """
     global _deferred, _aborted
     if threading.current_thread() is not threading.main_thread():
@@ -65,7 +70,7 @@ def entry_point_signals(*, abort_setup: bool = True) -> Iterator[None]:
     def handle(signum: int, frame: FrameType | None) -> None:
         global _deferred, _aborted
         del frame
-        if _loops_finished > finished_before:
+        if _loops_finished > finished_before and not between_loops:
             logging.warning("received %s while exiting: the checkpoint is saved", _name(signum))
         elif abort_setup:
             _aborted = _aborted or _name(signum)
@@ -90,6 +95,8 @@ def entry_point_signals(*, abort_setup: bool = True) -> Iterator[None]:
     sys.unraisablehook = unraisable
     try:
         yield
+        if _aborted:  # swallowed, and no loop came after to raise it: stop now
+            raise Interrupted(_aborted)
     finally:
         _deferred = _aborted = ""
         sys.unraisablehook = previous_hook
@@ -115,9 +122,10 @@ class PreemptionGuard:
         self.requested, self.signal_name = True, name
 
     def __enter__(self) -> PreemptionGuard:
-        global _deferred
-        if _aborted:  # a set-up abort that something swallowed: still nothing trained
-            raise Interrupted(_aborted)
+        global _deferred, _aborted
+        if _aborted:  # an abort that something swallowed: this model has trained no step
+            name, _aborted = _aborted, ""
+            raise Interrupted(name)
         if _deferred:
             self.requested, self.signal_name, _deferred = True, _deferred, ""
         if threading.current_thread() is threading.main_thread():
