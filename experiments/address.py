@@ -7,7 +7,8 @@ is not trained again), then scores it and cpca's recognizer (``cpca.transform``)
 test conditions: in-distribution, held-out districts, and noise
 (``attnlab.analysis.address``). The workdir receives ``results.json``, ``report.md``,
 ``per_type_f1.png`` and ``attention_map.png``; the headline table is printed. SIGTERM or
-Ctrl-C while training saves a checkpoint and exits 0; the same command resumes.
+Ctrl-C while training saves a checkpoint and exits 0; the same command resumes. Outside
+training (set-up, scoring) a signal stops at once: exit 0 on SIGTERM, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -31,14 +32,23 @@ def main(argv: Sequence[str]) -> None:
     from attnlab.analysis.address import run
     from attnlab.analysis.address_report import report_lines
     from attnlab.train import NonFiniteLossError
-    from attnlab.train.cli import fail, quiet_libraries
+    from attnlab.train.cli import exit_interrupted, fail, quiet_libraries
+    from attnlab.train.preemption import entry_point_signals
 
     quiet_libraries()
     if _CONFIG.value.model.name != "tagger" or _CONFIG.value.data.name != "cn_address":
         fail(PROG, "the config must train a tagger on cn_address (experiments/configs/address.py)")
     command = shlex.join(["python", "experiments/address.py", *sys.argv[1:]])
-    try:
-        results = run(_CONFIG.value, _WORKDIR.value, command=command)
+    try:  # outside training (whose loop saves first), SIGTERM or Ctrl-C stops at once
+        with entry_point_signals(between_loops=True):
+            results = run(_CONFIG.value, _WORKDIR.value, command=command)
+    except KeyboardInterrupt as err:
+        exit_interrupted(
+            PROG,
+            err,
+            f"stopped outside training on {getattr(err, 'signal_name', 'Ctrl-C')}; the "
+            "trained model is saved, and the same command resumes (scoring starts over)",
+        )
     except NonFiniteLossError as err:
         fail(PROG, err, code=1)
     except (ValueError, FileNotFoundError) as err:

@@ -4,8 +4,9 @@ r"""AT versus NAT decoding on one task: train, decode every system, write the re
 
 Running it again resumes every model from its checkpoint and redoes only the decoding. The
 workdir receives ``results.json``, ``report.md`` and the PNG plots; the table is printed.
-SIGTERM or Ctrl-C while a model trains saves its checkpoint and exits 0; while decoding, it
-exits 0 at once (the trained models are all saved, and decoding restarts on the next run).
+SIGTERM or Ctrl-C while a model trains saves its checkpoint and exits 0; outside training
+(set-up, between models, decoding) it stops at once, exit 0 on SIGTERM and 130 on Ctrl-C (the
+trained models are all saved, and decoding restarts on the next run).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def main(argv: Sequence[str]) -> None:
     del argv
     from attnlab.analysis.at_vs_nat import TrainingStopped, run
     from attnlab.analysis.report import reading, results_table
-    from attnlab.train.cli import exit_now, fail, quiet_libraries
+    from attnlab.train.cli import exit_interrupted, fail, quiet_libraries
     from attnlab.train.preemption import entry_point_signals
 
     quiet_libraries()
@@ -39,13 +40,13 @@ def main(argv: Sequence[str]) -> None:
     except TrainingStopped as stop:
         print(f"at_vs_nat.py: {stop}", file=sys.stderr)
         return
-    except KeyboardInterrupt:
-        print(
-            "at_vs_nat.py: interrupted outside training; every trained model is saved, and "
-            "the same command resumes (decoding starts over)",
-            file=sys.stderr,
+    except KeyboardInterrupt as err:
+        exit_interrupted(
+            "at_vs_nat.py",
+            err,
+            f"stopped outside training on {getattr(err, 'signal_name', 'Ctrl-C')}; every "
+            "trained model is saved, and the same command resumes (decoding starts over)",
         )
-        exit_now(0)
     if not rows:  # --config.train_only: one model trained, nothing decoded
         print(f"trained {_CONFIG.value.train_only} in {_WORKDIR.value}/{_CONFIG.value.train_only}")
         return

@@ -36,7 +36,7 @@ PROG = "train.py"
 def main(argv: Sequence[str]) -> None:
     del argv
     from attnlab.train import NonFiniteLossError, train_and_evaluate
-    from attnlab.train.cli import exit_now, fail, quiet_libraries
+    from attnlab.train.cli import exit_interrupted, fail, quiet_libraries
     from attnlab.train.preemption import Interrupted, entry_point_signals
     from attnlab.train.sharding import initialize_distributed
 
@@ -48,9 +48,7 @@ def main(argv: Sequence[str]) -> None:
             _report(result)
     except Interrupted as err:  # SIGTERM or Ctrl-C before the training loop: nothing to save
         message = f"stopped during set-up on {err.signal_name}; no step was trained, nothing lost"
-        ctrl_c = err.signal_name == "Ctrl-C"  # SIGTERM: a clean exit, status 0
-        print(f"{PROG}: {'error: ' if ctrl_c else ''}{message}", file=sys.stderr)
-        exit_now(130 if ctrl_c else 0)
+        exit_interrupted(PROG, err, message)
     except NonFiniteLossError as err:
         fail(PROG, err, code=1)
     except ValueError as err:  # a bad config value; --verbosity=1 shows the traceback

@@ -45,6 +45,15 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
+def exit_interrupted(prog: str, err: KeyboardInterrupt, message: str) -> NoReturn:
+    """After a signal outside training, where nothing is left unsaved: one line, and exit at
+    once. Status 0 for SIGTERM (a scheduler's stop, like a preempted training), 130 for Ctrl-C
+    (the shell's status for an interrupt), as ``error:``."""
+    ctrl_c = getattr(err, "signal_name", "Ctrl-C") == "Ctrl-C"
+    print(f"{prog}: {'error: ' if ctrl_c else ''}{message}", file=sys.stderr)
+    exit_now(130 if ctrl_c else 0)
+
+
 def unknown_override(argv: Sequence[str], flag_name: str = "config") -> str | None:
     """Name the first ``--config.a.b=...`` whose key the config file lacks, with the valid keys."""
     prefix = f"--{flag_name}."
