@@ -20,8 +20,9 @@ garbage-collector callback (jax installs one) or a ``__del__`` reports it throug
 loop's guard raises it on entry if it was swallowed, before any step, and the swallowed copy is
 not printed as a traceback; with no loop after it, the entry point raises it on its way out.
 
-``at_vs_nat.py`` trains several models and then decodes: there a signal outside every loop
-aborts (``between_loops=True``), whichever model came before.
+``at_vs_nat.py`` and ``address.py`` train, then decode or score (and ``at_vs_nat.py`` trains
+several models): there a signal outside every loop aborts (``between_loops=True``), whichever
+loop came before.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def entry_point_signals(*, abort_setup: bool = True, between_loops: bool = False
     """Around an entry point that trains one model: see the module docstring.
 
     ``abort_setup=False`` (several processes) keeps a set-up signal for the loop instead.
-    ``between_loops=True``, for an entry point that trains several models and decodes after
-    them (``at_vs_nat.py``): a signal outside every loop always aborts, never is ignored.
+    ``between_loops=True``, for an entry point with work after a loop (another model, decoding,
+    scoring): a signal outside every loop always aborts, never is ignored.
     """
     global _deferred, _aborted
     if threading.current_thread() is not threading.main_thread():
