@@ -139,3 +139,15 @@ def test_a_stop_outside_training_is_one_line_with_status_0_on_sigterm_130_on_ctr
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (status, line + "\n")
+
+
+def test_a_hook_installed_inside_survives_the_exit():
+    """The checkpoint's filter of a failed read's echoes is installed during set-up; restoring
+    the hook from before it on exit let those echoes print tracebacks (CI of 2026-11-28)."""
+    before = sys.unraisablehook
+    with entry_point_signals():
+        inner = sys.unraisablehook
+        sys.unraisablehook = lambda info: inner(info)  # installed by someone else meanwhile
+        theirs = sys.unraisablehook
+    assert sys.unraisablehook is theirs
+    sys.unraisablehook = before

@@ -100,7 +100,8 @@ def entry_point_signals(*, abort_setup: bool = True, between_loops: bool = False
             raise Interrupted(_aborted)
     finally:
         _deferred = _aborted = ""
-        sys.unraisablehook = previous_hook
+        if sys.unraisablehook is unraisable:  # else a later hook wraps ours (the checkpoint's
+            sys.unraisablehook = previous_hook  # filter of a failed read's echoes): keep both
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
