@@ -13,8 +13,9 @@ models as separate processes (the last command resumes them all and decodes):
     $C --config.systems=at_greedy,at_beam4,nat_length_pred,...   # the first edition's 11
 
 The second edition (issue 17) adds the deep-shallow AT (`at_ds`) and the frontier NATs
-(`nat_glat`, `nat_ctc`, `nat_ctc_glat`, `nat_dag`, `nat_dag_kd`), ten models in all
-(`analysis.at_vs_nat.MODELS`), each trained the same way with `--config.train_only=<model>`;
+(`nat_glat`, `nat_ctc`, `nat_ctc_glat`, `nat_dag`, `nat_dag_kd`, `nat_ctc_kd`), eleven
+models in all (`analysis.at_vs_nat.MODELS`), each trained the same way with
+`--config.train_only=<model>`;
 its full run is not done yet (BUILD_NOTES.md, "AT versus NAT, second edition"). Measured so
 far, on the 2026-11-27 machine (about half as fast as 2026-11-24's): `at`, 20000 steps on both
 cores, about 135 min of wall time (validation WER 27.0%, beam 4); the distillation data, 19 min
@@ -194,6 +195,7 @@ def get_config(arg: str | None = None):
     # Distilled students: the same configs, trained on the AT model's beam outputs.
     config.nat_kd = _copy(nat)
     config.nat_dag_kd = _copy(nat_dag)
+    config.nat_ctc_kd = _copy(nat_ctc)
     config.distill = True  # train the *_kd models on the AT model's beam outputs
     config.distill_beam_size = 4
     config.distill_batch_size = 256

@@ -15,7 +15,8 @@ from attnlab.train.config import load_config_file
 SECOND_EDITION = [
     s
     for s in SYSTEMS
-    if SYSTEMS[s].model in ("at_ds", "nat_glat", "nat_ctc", "nat_ctc_glat", "nat_dag", "nat_dag_kd")
+    if SYSTEMS[s].model
+    in ("at_ds", "nat_glat", "nat_ctc", "nat_ctc_glat", "nat_dag", "nat_dag_kd", "nat_ctc_kd")
 ]
 
 REQUIRED = (

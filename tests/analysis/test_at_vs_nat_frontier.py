@@ -25,12 +25,14 @@ def frontier_run(tmp_path_factory):
 
 def test_second_edition_rows_are_all_there_with_finite_values(frontier_run):
     rows, workdir = frontier_run
-    assert len(SECOND_EDITION) == 10
+    assert len(SECOND_EDITION) == 11
     check_rows(rows, SYSTEMS, workdir)
     by = {r["system"]: r for r in rows}
     assert by["nat_dag_lookahead_kd"]["params"] == by["nat_dag_lookahead"]["params"]
+    assert by["nat_ctc_kd"]["params"] == by["nat_ctc"]["params"]
     assert by["at_deep_shallow_greedy"]["model"] == "at_ds"
     assert (workdir / "nat_dag_kd").is_dir() and (workdir / "distilled").is_dir()
+    assert (workdir / "nat_ctc_kd").is_dir()
 
 
 def test_every_system_is_timed_against_output_length(frontier_run):

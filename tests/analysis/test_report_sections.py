@@ -30,6 +30,7 @@ def test_one_pass_excludes_at_rescoring_refinement_and_the_oracle_length():
         "nat_dag_lookahead",
         "nat_dag_viterbi",
         "nat_dag_lookahead_kd",
+        "nat_ctc_kd",
     }
 
 
@@ -183,6 +184,7 @@ def test_literature_puts_each_measurement_beside_its_source_and_skips_absent_one
         _row("at_deep_shallow_greedy", 0.27, 3.0, 450.0),
         _row("nat_ctc", 0.30, 2.0, 700.0),
         _row("nat_ctc_glat", 0.28, 2.0, 650.0),
+        _row("nat_ctc_kd", 0.29, 2.0, 700.0),
         _row("nat_dag_greedy", 0.40, 2.5, 600.0),
         _row("nat_dag_lookahead", 0.39, 2.5, 600.0),
         _row("nat_dag_lookahead_kd", 0.35, 2.5, 600.0),
@@ -196,8 +198,9 @@ def test_literature_puts_each_measurement_beside_its_source_and_skips_absent_one
         "Helcl et al. 2022",
     ]  # no vanilla NAT: Gu et al. 2018 is left out
     assert cells["Gu & Kong 2021"] == (
-        "WER points behind at_beam4: nat_ctc +4.5, nat_ctc_glat +2.5; "
-        "glancing gains +2.0 points (nat_ctc -> nat_ctc_glat) |"
+        "WER points behind at_beam4: nat_ctc +4.5, nat_ctc_glat +2.5, nat_ctc_kd +3.5; "
+        "glancing gains +2.0 points (nat_ctc -> nat_ctc_glat); "
+        "distillation gains +1.0 points (nat_ctc -> nat_ctc_kd) |"
     )
     assert cells["Huang et al. 2022"] == (
         "WER points behind at_beam4: nat_dag_lookahead +13.5, nat_dag_lookahead_kd +9.5; "

@@ -80,6 +80,7 @@ MODELS = (
     "nat_dag",  # DA-Transformer with glancing (Huang et al. 2022)
     "nat_kd",  # nat, distilled
     "nat_dag_kd",  # nat_dag, distilled
+    "nat_ctc_kd",  # nat_ctc, distilled (the best one-pass NAT of the full g2p run)
 )
 
 

@@ -128,8 +128,9 @@ def literature(rows: list[dict[str, Any]], reference: str = "at_beam4") -> list[
             *gains("distillation", ("nat_length_pred", "nat_kd_length_pred")),
         ],
         "Gu & Kong 2021": [
-            *behind("nat_ctc", "nat_ctc_glat"),
+            *behind("nat_ctc", "nat_ctc_glat", "nat_ctc_kd"),
             *gains("glancing", ("nat_ctc", "nat_ctc_glat"), ("nat_length_pred", "nat_glat")),
+            *gains("distillation", ("nat_ctc", "nat_ctc_kd")),
         ],
         "Huang et al. 2022": [
             *behind(*best_dag, "nat_dag_lookahead_kd"),

@@ -68,6 +68,7 @@ SYSTEMS: dict[str, System] = {
     "nat_dag_lookahead": System("nat_dag", "dag_lookahead"),
     "nat_dag_viterbi": System("nat_dag", "dag_viterbi"),
     "nat_dag_lookahead_kd": System("nat_dag_kd", "dag_lookahead"),
+    "nat_ctc_kd": System("nat_ctc_kd", "ctc"),
 }
 
 # NAT methods that are not one pass: refinement iterations, or the reference length given.
