@@ -19,7 +19,6 @@ import logging as std_logging
 import os
 import re
 import shutil
-import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +28,8 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
+
+from attnlab.train import hooks
 
 _TMP_MARK = ".orbax-checkpoint-tmp"
 
@@ -112,35 +113,13 @@ class _AsyncioEchoes(std_logging.Filter):
         return not (_is_leftover(error) or (unretrieved and _SET_ASIDE.is_set()))
 
 
+_ASYNCIO_ECHOES = _AsyncioEchoes()
+
+
 def _drop_leftover_reports() -> None:
-    """Filter the echoes of a failed read out of Python's error hooks (once per process)."""
-    if getattr(sys.excepthook, "_attnlab_filter", False):
-        return
-    excepthook, unraisablehook, threadhook = (
-        sys.excepthook,
-        sys.unraisablehook,
-        threading.excepthook,
-    )
-
-    def on_exception(kind, value, tb):
-        if not _is_leftover(value):
-            excepthook(kind, value, tb)
-
-    def on_unraisable(info):
-        if not _is_leftover(info.exc_value):
-            unraisablehook(info)
-
-    def on_thread(args):
-        if not _is_leftover(args.exc_value):
-            threadhook(args)
-
-    on_exception._attnlab_filter = True
-    std_logging.getLogger("asyncio").addFilter(_AsyncioEchoes())
-    sys.excepthook, sys.unraisablehook, threading.excepthook = (
-        on_exception,
-        on_unraisable,
-        on_thread,
-    )
+    """Filter the echoes of a failed read out of Python's error hooks and asyncio's log."""
+    hooks.drop(_is_leftover)
+    std_logging.getLogger("asyncio").addFilter(_ASYNCIO_ECHOES)  # added once, however often called
 
 
 def _reason(err: Exception) -> str:

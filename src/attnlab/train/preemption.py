@@ -18,7 +18,8 @@ A handler's exception is raised wherever Python happens to be, and some places s
 garbage-collector callback (jax installs one) or a ``__del__`` reports it through
 ``sys.unraisablehook`` and carries on. So the set-up abort is also recorded: the training
 loop's guard raises it on entry if it was swallowed, before any step, and the swallowed copy is
-not printed as a traceback; with no loop after it, the entry point raises it on its way out.
+not printed as a traceback (``hooks``); with no loop after it, the entry point raises it on its
+way out.
 
 ``at_vs_nat.py`` and ``address.py`` train, then decode or score (and ``at_vs_nat.py`` trains
 several models): there a signal outside every loop aborts (``between_loops=True``), whichever
@@ -29,12 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
 
 from absl import logging
+
+from attnlab.train import hooks
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _loops_finished = 0  # PreemptionGuards exited in this process
@@ -82,26 +84,16 @@ def entry_point_signals(*, abort_setup: bool = True, between_loops: bool = False
             )
             _deferred = _name(signum)
 
-    previous_hook = sys.unraisablehook
-
-    def unraisable(info: sys.UnraisableHookArgs) -> None:
-        if isinstance(info.exc_value, Interrupted):  # recorded: the loop's guard raises it
-            logging.debug(
-                "%s swallowed in %r; raised again at the loop", info.exc_value, info.object
-            )
-            return
-        previous_hook(info)
-
     previous = {s: signal.signal(s, handle) for s in SIGNALS}
-    sys.unraisablehook = unraisable
+    # A swallowed abort is recorded (the loop's guard raises it): no traceback for it.
+    keep_quiet = hooks.drop(lambda error: isinstance(error, Interrupted), "unraisable")
     try:
         yield
         if _aborted:  # swallowed, and no loop came after to raise it: stop now
             raise Interrupted(_aborted)
     finally:
         _deferred = _aborted = ""
-        if sys.unraisablehook is unraisable:  # else a later hook wraps ours (the checkpoint's
-            sys.unraisablehook = previous_hook  # filter of a failed read's echoes): keep both
+        keep_quiet()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
