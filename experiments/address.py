@@ -46,8 +46,8 @@ def main(argv: Sequence[str]) -> None:
         exit_interrupted(
             PROG,
             err,
-            f"stopped outside training on {getattr(err, 'signal_name', 'Ctrl-C')}; the "
-            "trained model is saved, and the same command resumes (scoring starts over)",
+            "outside training",
+            "the trained model is saved, and the same command resumes (scoring starts over)",
         )
     except NonFiniteLossError as err:
         fail(PROG, err, code=1)

@@ -44,8 +44,8 @@ def main(argv: Sequence[str]) -> None:
         exit_interrupted(
             "at_vs_nat.py",
             err,
-            f"stopped outside training on {getattr(err, 'signal_name', 'Ctrl-C')}; every "
-            "trained model is saved, and the same command resumes (decoding starts over)",
+            "outside training",
+            "every trained model is saved, and the same command resumes (decoding starts over)",
         )
     if not rows:  # --config.train_only: one model trained, nothing decoded
         print(f"trained {_CONFIG.value.train_only} in {_WORKDIR.value}/{_CONFIG.value.train_only}")

@@ -47,8 +47,7 @@ def main(argv: Sequence[str]) -> None:
             result = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
             _report(result)
     except Interrupted as err:  # SIGTERM or Ctrl-C before the training loop: nothing to save
-        message = f"stopped during set-up on {err.signal_name}; no step was trained, nothing lost"
-        exit_interrupted(PROG, err, message)
+        exit_interrupted(PROG, err, "during set-up", "no step was trained, nothing lost")
     except NonFiniteLossError as err:
         fail(PROG, err, code=1)
     except ValueError as err:  # a bad config value; --verbosity=1 shows the traceback

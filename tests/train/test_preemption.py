@@ -123,9 +123,10 @@ def test_exit_now_flushes_and_skips_the_shutdown_where_jax_can_crash():
 @pytest.mark.parametrize(
     ("raised", "status", "line"),
     [
-        ("Interrupted('SIGTERM')", 0, "prog.py: stopped"),
-        ("Interrupted('Ctrl-C')", 130, "prog.py: error: stopped"),
-        ("KeyboardInterrupt()", 130, "prog.py: error: stopped"),  # Python's own Ctrl-C
+        ("Interrupted('SIGTERM')", 0, "prog.py: stopped here on SIGTERM; all saved"),
+        ("Interrupted('Ctrl-C')", 130, "prog.py: error: stopped here on Ctrl-C; all saved"),
+        # Python's own Ctrl-C
+        ("KeyboardInterrupt()", 130, "prog.py: error: stopped here on Ctrl-C; all saved"),
     ],
 )
 def test_a_stop_outside_training_is_one_line_with_status_0_on_sigterm_130_on_ctrl_c(
@@ -135,7 +136,8 @@ def test_a_stop_outside_training_is_one_line_with_status_0_on_sigterm_130_on_ctr
         "from attnlab.train.cli import exit_interrupted\n"
         "from attnlab.train.preemption import Interrupted\n"
         f"try:\n    raise {raised}\n"
-        "except KeyboardInterrupt as err:\n    exit_interrupted('prog.py', err, 'stopped')\n"
+        "except KeyboardInterrupt as err:\n"
+        "    exit_interrupted('prog.py', err, 'here', 'all saved')\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (status, line + "\n")

@@ -45,12 +45,16 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def exit_interrupted(prog: str, err: KeyboardInterrupt, message: str) -> NoReturn:
-    """After a signal outside training, where nothing is left unsaved: one line, and exit at
-    once. Status 0 for SIGTERM (a scheduler's stop, like a preempted training), 130 for Ctrl-C
-    (the shell's status for an interrupt), as ``error:``."""
-    ctrl_c = getattr(err, "signal_name", "Ctrl-C") == "Ctrl-C"
-    print(f"{prog}: {'error: ' if ctrl_c else ''}{message}", file=sys.stderr)
+def exit_interrupted(prog: str, err: KeyboardInterrupt, where: str, after: str) -> NoReturn:
+    """After a signal outside training, where nothing is left unsaved: one line, "stopped
+    <where> on <signal>; <after>", and exit at once. Status 0 for SIGTERM (a scheduler's stop,
+    like a preempted training), 130 for Ctrl-C (the shell's status for an interrupt), as
+    ``error:``. Python's own ``KeyboardInterrupt`` is a Ctrl-C."""
+    name = getattr(err, "signal_name", "Ctrl-C")
+    ctrl_c = name == "Ctrl-C"
+    print(
+        f"{prog}: {'error: ' if ctrl_c else ''}stopped {where} on {name}; {after}", file=sys.stderr
+    )
     exit_now(130 if ctrl_c else 0)
 
 
