@@ -40,15 +40,12 @@ once and is reused by every later call.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 from flax import nnx
 
@@ -59,10 +56,7 @@ from attnlab.decode.nat import nat_decoder, parse_strategy, strategy_names
 from attnlab.metrics import bio_segments
 from attnlab.nn.nat_recipes import RECIPES, check_strategy, recipe_strategy
 from attnlab.specials import NUM_SPECIALS, PAD, UNK, UNK_TOKEN
-from attnlab.train.checkpoint import Checkpointer
-from attnlab.train.resolve import create_train_state
-from attnlab.train.steps import merge_model
-from attnlab.train.workdir import with_defaults
+from attnlab.train.restore import restore
 
 BATCH = 64
 ROW_BUCKETS = (1, 4, 16, BATCH)
@@ -116,46 +110,6 @@ class InputError(ValueError):
         more = f" (and {bad - 1} more bad texts)" if bad > 1 else ""
         hint = "; unknown='unk' reads them as <unk>" if unknown else ""
         super().__init__(f"text {index}: {problem}{hint}{more}")
-
-
-def restore(workdir: str | os.PathLike, step: int | None = None) -> tuple[nnx.Module, Any, int]:
-    """``(model, resolved config, step)`` of the newest readable checkpoint, or of ``step``.
-
-    Like ``attnlab.train.restore_model``, with a chosen step and an error that names the
-    problem: no directory, not a training workdir, no checkpoint, no such step.
-    """
-    workdir = Path(workdir)
-    path = workdir / "config.json"
-    if not workdir.is_dir():
-        raise FileNotFoundError(f"workdir {workdir} does not exist")
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raw = None
-    if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict) or "data" not in raw:
-        raise FileNotFoundError(
-            f"{workdir} is not a training workdir: no readable config.json with model and data "
-            "(experiments/train.py writes one)"
-        )
-    config = ml_collections.ConfigDict(with_defaults(raw))
-    directory = workdir / "checkpoints"
-    steps = sorted(int(p.name) for p in directory.glob("*") if p.name.isdigit())
-    if not steps:
-        raise FileNotFoundError(f"no checkpoint in {directory}: train first, or wait for a save")
-    if step is not None and step not in steps:
-        raise FileNotFoundError(
-            f"no checkpoint of step {step} in {directory}; valid: {', '.join(map(str, steps))}"
-        )
-    graphdef, state, _ = create_train_state(config)
-    ckpt = Checkpointer(directory, max_to_keep=len(steps), read_only=True)
-    try:
-        restored = ckpt.restore(state, model_config=config.model.to_dict(), only_step=step)
-    finally:
-        ckpt.close()
-    if restored is None:
-        raise FileNotFoundError(f"no readable checkpoint in {directory}")
-    state, meta = restored
-    return merge_model(graphdef, state), config, int(meta["step"])
 
 
 def _logits(model: nnx.Module, tokens: jax.Array) -> jax.Array:
@@ -337,5 +291,5 @@ def bucket_rows(n: int) -> int:
 
 def load(workdir: str | os.PathLike, step: int | None = None) -> Predictor:
     """A ``Predictor`` for the training workdir ``workdir`` (newest checkpoint, or ``step``)."""
-    model, config, step = restore(workdir, step)
+    model, config, step = restore(workdir, step=step)
     return Predictor(model, config, dataset_info(config.data), step)

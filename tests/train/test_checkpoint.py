@@ -133,6 +133,7 @@ def test_restore_model_averages_the_last_checkpoints_weights(data_dir, tmp_path)
     from train_testing import quick_config, state_leaves
 
     from attnlab.train import restore_model, train_and_evaluate
+    from attnlab.train.restore import restore
 
     runs = {}
     for steps in (2, 4):
@@ -159,6 +160,22 @@ def test_restore_model_averages_the_last_checkpoints_weights(data_dir, tmp_path)
     assert changed > 10  # the two steps differ, so the average is not the latest checkpoint
     with pytest.raises(ValueError, match="average_last must be at least 1"):
         restore_model(tmp_path / "run4", average_last=0)
+    # A chosen step: that checkpoint (averages end there), and the step is reported.
+    model, _, step = restore(tmp_path / "run4", step=2, average_last=2)
+    assert step == 2 and _same_leaves(state_leaves(model), runs[2])
+    # An unreadable step: refused when asked for by name, skipped otherwise (read only).
+    for f in (tmp_path / "run4" / "checkpoints" / "4" / "state").rglob("*"):
+        if f.is_file() and f.parent.name == "d":
+            f.write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="checkpoint of step 4 in .* is unreadable"):
+        restore_model(tmp_path / "run4", step=4)
+    model, _, step = restore(tmp_path / "run4")
+    assert step == 2 and _same_leaves(state_leaves(model), runs[2])
+    assert (tmp_path / "run4" / "checkpoints" / "4").is_dir()
+
+
+def _same_leaves(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_asyncio_echoes_of_a_set_aside_read_are_dropped_and_other_reports_kept(monkeypatch):

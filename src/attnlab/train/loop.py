@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
-from flax import nnx
 
 from attnlab.data import make_eval_batches, make_train_iterator, take_rows
 from attnlab.train.checkpoint import Checkpointer
@@ -46,7 +45,6 @@ from attnlab.train.workdir import (
     WorkdirError,
     check_resume,
     has_history,
-    read_trained_config,
     unwritable_reason,
     write_config,
 )
@@ -359,47 +357,3 @@ def _recorded_metrics(workdir: Path) -> dict[str, float]:
     for record in read_metrics(workdir):
         last.update({k: v for k, v in record.items() if k != "step"})
     return last
-
-
-def restore_model(
-    workdir: str | os.PathLike, *, average_last: int = 1
-) -> tuple[nnx.Module, ml_collections.ConfigDict]:
-    """The model of the latest checkpoint in ``workdir`` and the config that trained it.
-
-    ``average_last=N`` averages the floating-point weights (and running statistics) of the
-    last N readable checkpoints instead, as Vaswani et al. (2017) did with their last 5:
-    integer leaves come from the latest one.
-    """
-    workdir = Path(workdir)
-    path = workdir / "config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: is {workdir} a training workdir?")
-    if average_last < 1:
-        raise ValueError(f"average_last must be at least 1; got {average_last}")
-    config = read_trained_config(workdir)
-    graphdef, state, _ = create_train_state(config)
-    ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep, read_only=True)
-    try:
-        states = []
-        for step in reversed(ckpt.all_steps()):
-            if len(states) == average_last:
-                break
-            restored = ckpt.restore(state, model_config=config.model.to_dict(), only_step=step)
-            if restored is not None:
-                states.append(restored[0])
-    finally:
-        ckpt.close()
-    if not states:
-        raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
-    if len(states) < average_last:
-        logging.warning("averaging %d checkpoints, not %d: no more", len(states), average_last)
-
-    def mean(*leaves):
-        if not jnp.issubdtype(leaves[0].dtype, jnp.floating):
-            return leaves[0]
-        return (sum(leaf.astype(jnp.float32) for leaf in leaves) / len(leaves)).astype(
-            leaves[0].dtype
-        )
-
-    averaged = {key: jax.tree.map(mean, *(s[key] for s in states)) for key in ("params", "rest")}
-    return merge_model(graphdef, averaged), config
