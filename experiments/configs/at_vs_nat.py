@@ -16,8 +16,22 @@ The second edition (issue 17) adds the deep-shallow AT (`at_ds`) and the frontie
 (`nat_glat`, `nat_ctc`, `nat_ctc_glat`, `nat_dag`, `nat_dag_kd`, `nat_ctc_kd`), eleven
 models in all (`analysis.at_vs_nat.MODELS`), each trained the same way with
 `--config.train_only=<model>`;
-its full run is not done yet (BUILD_NOTES.md, "AT versus NAT, second edition"). Measured so
-far, on the 2026-11-27 machine (about half as fast as 2026-11-24's): `at`, 20000 steps on both
+its full run is not done yet (BUILD_NOTES.md, "AT versus NAT, second edition").
+
+The models take more machine time than one session has, and a session's machine may not keep
+the last one's checkpoints, so the full run records what each finished model produced in
+experiments/results/g2p/recorded (`config.recorded`, analysis.recorded): the test outputs of
+each system, and the AT teacher's outputs on the training split. Each session trains what it
+can and records it; a student trains on the recorded teacher outputs without the teacher;
+the last run reads every system from the record and times them all side by side:
+
+    C="python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/g2p2 --config.recorded=experiments/results/g2p/recorded"
+    $C --config.train_only=at                                  # then, to record it:
+    $C --config.systems=at_greedy,at_beam4 && $C --config.train_only=nat_ctc_kd   # distills
+    $C --config.train_only=<model> && $C --config.systems=<its systems>   # each other model
+    $C                                   # every system from the record, timed side by side
+
+Measured so far, on the 2026-11-27 machine (about half as fast as 2026-11-24's): `at`, 20000 steps on both
 cores, about 135 min of wall time (validation WER 27.0%, beam 4); the distillation data, 19 min
 on both cores; `nat_dag`, 8000 steps, about 87 min (617 steps on one core, the rest on both;
 validation WER 37.3%); `nat_dag_kd`, about 130 min on one core (validation WER 34.9%);
@@ -215,6 +229,13 @@ def get_config(arg: str | None = None):
     # models train as parallel processes (a *_kd model after `at` has finished); a final run
     # without it resumes them all and decodes.
     config.train_only = ""
+    # A directory of recorded outputs (analysis.recorded): every system decoded is recorded
+    # there, with the teacher's outputs when it distills; a system whose model has no
+    # checkpoint in the workdir is taken from there (and timed on a fresh model at the recorded
+    # lengths), and a student whose teacher has none trains on the recorded teacher outputs.
+    # The full g2p run's models train over several sessions, on machines that do not keep
+    # each other's checkpoints: experiments/results/g2p/recorded. "" = none.
+    config.recorded = ""
     # Decode with the average of each model's last N checkpoints (Vaswani et al. 2017 averaged
     # their last 5); 1 = the final checkpoint only. Every model, the distillation teacher
     # included, gets the same treatment. On the full g2p NAT, averaging the checkpoints of

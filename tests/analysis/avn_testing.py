@@ -44,7 +44,6 @@ def quick_config():
 def quick_run(systems: list[str], data_dir: Path, workdir: Path, **overrides) -> list[dict]:
     """Train the quick models the ``systems`` need and decode 24 test words with each."""
     config = quick_config()
-    config.update(overrides)
     for key in MODELS:
         config[key].data.data_dir = str(data_dir)
         config[key].data.max_source_examples = 1000
@@ -52,6 +51,7 @@ def quick_run(systems: list[str], data_dir: Path, workdir: Path, **overrides) ->
     config.max_test_examples = 24
     config.latency_examples = 3
     config.bootstrap_samples = 50
+    config.update(overrides)
     return run(config, workdir)
 
 
@@ -66,3 +66,30 @@ def check_rows(rows: list[dict], systems: list[str], workdir: Path) -> None:
                 assert math.isfinite(row[key]), (row["system"], key, row[key])
         if not row["model"].startswith("at"):
             assert math.isfinite(row["length_accuracy"]) and math.isfinite(row["length_mae"])
+
+
+# What a recorded system's row may differ in from the run that decoded it: its timing.
+TIMING = (
+    "latency_ms_b1",
+    "throughput_seq_s_b64",
+    "speedup_vs_at_greedy",
+    "speedup_vs_at_beam4",
+    "outputs",
+)
+
+
+def rerun_from_records(systems: list[str], workdir: Path, new_workdir: Path, **overrides):
+    """``systems`` again in ``new_workdir`` (no checkpoints) from the records in
+    ``workdir/recorded``: nothing trains, and every row equals the first run's (``workdir``'s)
+    but for its timing."""
+    data_dir = json.loads((workdir / "at" / "config.json").read_text())["data"]["data_dir"]
+    first = {r["system"]: r for r in json.loads((workdir / "results.json").read_text())}
+    recorded = str(workdir / "recorded")
+    rows = quick_run(systems, Path(data_dir), new_workdir, recorded=recorded, **overrides)
+    assert not [key for key in MODELS if (new_workdir / key).exists()]
+    for row in json.loads(json.dumps(rows)):
+        assert row["outputs"] == "recorded" and first[row["system"]]["outputs"] == "decoded"
+        assert row["latency_ms_b1"] > 0 and row["throughput_seq_s_b64"] > 0
+        same = {k: v for k, v in row.items() if k not in TIMING}
+        assert same == {k: first[row["system"]][k] for k in same}
+    return rows

@@ -2,12 +2,15 @@
 
 import json
 
+import ml_collections
 import pytest
-from avn_testing import SECOND_EDITION, check_rows, quick_config
+from avn_testing import SECOND_EDITION, check_rows, quick_config, rerun_from_records
 from avn_testing import quick_run as quick_run_in
 
-from attnlab.analysis.at_vs_nat import parse_systems, redraw_attention_maps, run
+from attnlab.analysis import recorded
+from attnlab.analysis.at_vs_nat import MODELS, parse_systems, redraw_attention_maps, run
 from attnlab.analysis.systems import SYSTEMS
+from attnlab.data import dataset_info
 from attnlab.train.config import load_config_file
 
 FIRST_EDITION = [s for s in SYSTEMS if s not in SECOND_EDITION]
@@ -17,7 +20,9 @@ FIRST_EDITION = [s for s in SYSTEMS if s not in SECOND_EDITION]
 def quick_run(tmp_path_factory):
     """The first edition's systems; test_at_vs_nat_frontier.py runs the second edition's."""
     workdir = tmp_path_factory.mktemp("avn")
-    return quick_run_in(list(FIRST_EDITION), tmp_path_factory.mktemp("data"), workdir), workdir
+    data_dir = tmp_path_factory.mktemp("data")
+    rows = quick_run_in(list(FIRST_EDITION), data_dir, workdir, recorded=str(workdir / "recorded"))
+    return rows, workdir
 
 
 def test_results_have_every_system_and_key_with_finite_values(quick_run):
@@ -91,3 +96,39 @@ def test_demo_form_decodes_only_what_make_demo_trains():
     assert models == {"at", "nat"} and not config.distill and config.scale == "demo"
     makefile = open("Makefile").read()
     assert "--config.train_only=at" in makefile and "--config.train_only=nat " in makefile
+
+
+def test_recorded_systems_are_reported_again_without_their_checkpoints(quick_run, tmp_path):
+    """Another machine: the records stand in for the models, and only the timing changes."""
+    _, workdir = quick_run
+    systems = ["at_greedy", "at_beam4", "nat_length_pred", "nat_eos_cut", "nat_mask_predict4"]
+    rows = rerun_from_records([*systems, "nat_kd_length_pred"], workdir, tmp_path / "again")
+    assert rows[0]["speedup_vs_at_greedy"] == 1.0
+    with pytest.raises(ValueError, match="'length_beam:5' cannot be timed from recorded outputs"):
+        rerun_from_records(["nat_length_beam5_at_rescore"], workdir, tmp_path / "npd")
+
+
+def test_a_record_of_another_config_or_split_is_refused(quick_run, tmp_path):
+    _, workdir = quick_run
+    with pytest.raises(ValueError, match="another config: model.d_model is 32 there, 48 now"):
+        rerun_from_records(["at_greedy"], workdir, tmp_path / "a", at={"model": {"d_model": 48}})
+    with pytest.raises(ValueError, match="are of 24 examples of split 'test'; this run decodes 23"):
+        rerun_from_records(["at_greedy"], workdir, tmp_path / "b", max_test_examples=23)
+
+
+def test_a_student_trains_on_the_recorded_teacher_outputs_without_the_teacher(quick_run, tmp_path):
+    _, workdir = quick_run
+    pairs = recorded.load_pairs(workdir / "recorded")
+    data_dir = json.loads((workdir / "at" / "config.json").read_text())["data"]["data_dir"]
+    config = quick_config()
+    for key in MODELS:
+        config[key].data.update(data_dir=data_dir, max_source_examples=1000)
+    config.nat_kd.update(num_train_steps=20, eval_every_steps=20, checkpoint_every_steps=20)
+    config.update(recorded=str(workdir / "recorded"), train_only="nat_kd")
+    assert run(config, tmp_path) == []
+    assert (tmp_path / "nat_kd" / "checkpoints").is_dir() and not (tmp_path / "at").exists()
+    data = [
+        json.loads((w / "nat_kd" / "config.json").read_text())["data"] for w in (workdir, tmp_path)
+    ]
+    sizes = [dataset_info(ml_collections.ConfigDict(d)).split_sizes["train"] for d in data]
+    assert sizes[0] == sizes[1] == len(pairs) > 100

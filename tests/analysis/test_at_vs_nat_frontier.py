@@ -5,7 +5,7 @@ against output length. A module of its own, so that it runs beside test_at_vs_na
 import json
 
 import pytest
-from avn_testing import SECOND_EDITION, check_rows, quick_run
+from avn_testing import SECOND_EDITION, check_rows, quick_run, rerun_from_records
 
 from attnlab.train.config import load_config_file
 
@@ -20,7 +20,8 @@ def frontier_run(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("data")
     # One length and one batch size: each system compiles once per (length, batch).
     timing = dict(latency_lengths=(5,), latency_batches=(2,))
-    return quick_run(SYSTEMS, data_dir, workdir, **timing), workdir
+    rows = quick_run(SYSTEMS, data_dir, workdir, recorded=str(workdir / "recorded"), **timing)
+    return rows, workdir
 
 
 def test_second_edition_rows_are_all_there_with_finite_values(frontier_run):
@@ -48,6 +49,17 @@ def test_every_system_is_timed_against_output_length(frontier_run):
     assert "## Latency against output length" in report and "| nat_ctc |" in report
     assert "- Batch 2: nat_dag_lookahead is faster than at_greedy" in report
     assert "at_deep_shallow_greedy takes" in report and "is faster than at_greedy" in report
+
+
+def test_recorded_frontier_systems_are_timed_on_fresh_models(frontier_run, tmp_path):
+    """CTC, DAG, glancing and the deep-shallow AT from their records: the distilled CTC NAT
+    needs neither its checkpoint nor its teacher's; nothing is timed against length."""
+    _, workdir = frontier_run
+    systems = ["at_beam4", "at_deep_shallow_greedy", "nat_glat", "nat_ctc", "nat_ctc_beam4"]
+    systems += ["nat_dag_lookahead", "nat_dag_viterbi", "nat_ctc_kd"]
+    rerun_from_records(systems, workdir, tmp_path / "again")
+    with pytest.raises(ValueError, match="recorded systems .at_beam4. cannot be timed against"):
+        rerun_from_records(["at_beam4"], workdir, tmp_path / "b", latency_lengths=(5,))
 
 
 def test_the_long_form_is_copy_up_to_64_tokens_timed_at_8_to_64():

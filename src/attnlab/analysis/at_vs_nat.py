@@ -10,7 +10,10 @@
 3. writes ``DIR/results.json`` (one object per system), ``DIR/report.md`` and the PNG plots.
 
 Each step is resumable: training resumes from checkpoints, and the distilled data is written
-atomically once. All figures come from this run.
+atomically once. All figures come from this run, except, given ``config.recorded``, the
+outputs of systems whose models trained in an earlier run on another machine
+(``analysis.recorded``): those are read from the record, and timed beside the others on a
+fresh model of the same config at the recorded output lengths.
 """
 
 from __future__ import annotations
@@ -26,16 +29,21 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
+from attnlab.analysis import recorded
 from attnlab.analysis.distill import distilled_data_config
+from attnlab.analysis.findings import validation_curves
 from attnlab.analysis.latency import latency_vs_length, random_sources
 from attnlab.analysis.report import attention_figure, write_report
 from attnlab.analysis.scoring import error_kinds, score
 from attnlab.analysis.systems import SYSTEMS, make_decoder, run_system, valid_rows
 from attnlab.data import dataset_info, make_eval_batches
 from attnlab.data.builders.synthetic_seq2seq import target_of
+from attnlab.nn import build_model
 from attnlab.train import restore_model, train_and_evaluate
 from attnlab.train.checkpoint import Checkpointer
-from attnlab.train.workdir import check_writable, write_config
+from attnlab.train.resolve import resolve_config
+from attnlab.train.restore import restore
+from attnlab.train.workdir import check_writable, has_history, read_trained_config, write_config
 
 
 class TrainingStopped(Exception):  # noqa: N818 - a stop on request, not an error
@@ -89,35 +97,48 @@ def is_distilled(key: str) -> bool:
 
 
 def train_models(
-    config: ml_collections.ConfigDict, workdir: Path, systems: list[str], only: str = ""
-) -> dict[str, nnx.Module]:
-    """Train or resume every model the systems need; return them restored.
+    config: ml_collections.ConfigDict,
+    workdir: Path,
+    systems: list[str],
+    only: str = "",
+    recorded_dir: str = "",
+) -> tuple[dict[str, nnx.Module], dict[str, int]]:
+    """Train or resume every model the systems need; return them restored, and their steps.
 
     ``only`` trains (or resumes) just that model, so that the models can be trained by
     parallel processes (a ``*_kd`` model restores the finished AT teacher and waits for
-    nothing; the first one to need them writes the distilled data).
+    nothing; the first one to need them writes the distilled data). With ``recorded_dir``
+    the teacher's outputs are recorded there when it distills, and read from there when the
+    teacher has no checkpoint in the workdir (``analysis.recorded``).
     """
     needed = {key for s in systems for key in (SYSTEMS[s].model, SYSTEMS[s].rescorer) if key}
     if only:
         if only not in MODELS:
             raise ValueError(f"unknown train_only model {only!r}; valid: {', '.join(MODELS)}")
         needed = {only}
-    if any(is_distilled(key) for key in needed):
+    recorded_teacher = (
+        bool(recorded_dir)
+        and not has_history(workdir / "at")
+        and (Path(recorded_dir) / recorded.PAIRS_FILE).exists()
+    )
+    if any(is_distilled(key) for key in needed) and not recorded_teacher:
         needed.add("at")  # the teacher
     average = int(config.get("average_checkpoints", 1))
     models: dict[str, nnx.Module] = {}
+    steps: dict[str, int] = {}
     distilled = None
     for key in (k for k in MODELS if k in needed):
         train_config = config[key]
         if is_distilled(key):
             if distilled is None:
                 distilled = distilled_data_config(
-                    models["at"],
+                    models.get("at"),
                     config.at.data,
                     workdir / "distilled",
                     beam_size=config.distill_beam_size,
                     batch_size=config.distill_batch_size,
                     length_penalty=config.at.length_penalty,
+                    recorded_dir=recorded_dir,
                 )
             train_config = ml_collections.ConfigDict(train_config.to_dict())
             train_config.data = distilled
@@ -126,8 +147,8 @@ def train_models(
         else:
             logging.info("training %s in %s", key, workdir / key)
             _train(train_config, workdir / key)
-        models[key] = restore_model(workdir / key, average_last=average)[0]
-    return models
+        models[key], _, steps[key] = restore(workdir / key, average_last=average)
+    return models, steps
 
 
 def _check_finished(config: ml_collections.ConfigDict, workdir: Path) -> None:
@@ -179,6 +200,36 @@ def redraw_attention_maps(run_dir: str | Path, path: str | Path) -> Path | None:
     return attention_figure(models, batches, info, Path(path), max_len)
 
 
+def _fresh_model(config: ml_collections.ConfigDict) -> nnx.Module:
+    """An untrained model of a training config (for timing at recorded lengths)."""
+    resolved = resolve_config(config)[0]
+    return build_model(resolved.model, rngs=nnx.Rngs(resolved.seed))
+
+
+def _records(
+    config: ml_collections.ConfigDict, workdir: Path, systems: list[str], refs: list[Any]
+) -> dict[str, recorded.Record]:
+    """The systems of ``config.recorded`` whose models have no checkpoint in the workdir and
+    are needed by no other system: their outputs come from the record."""
+    directory = config.get("recorded", "")
+    if not directory:
+        return {}
+    taken = {}
+    for name in systems:
+        key, method, _ = SYSTEMS[name]
+        if has_history(workdir / key):
+            continue
+        model_config = resolve_config(config[key])[0]
+        record = recorded.load(
+            directory, name, model_config=model_config, split=config.test_split, refs=refs
+        )
+        if record is not None:
+            recorded.timing_method(method)  # refuse what cannot be timed, before training
+            taken[name] = record
+    trained = {k for s in systems if s not in taken for k in SYSTEMS[s][::2] if k}
+    return {name: r for name, r in taken.items() if r.model not in trained}
+
+
 def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str, Any]]:
     """Run the whole experiment; return the rows written to ``results.json``."""
     workdir = Path(workdir)
@@ -187,28 +238,80 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     if not config.distill:
         systems = [s for s in systems if not is_distilled(SYSTEMS[s].model)]
     write_config(workdir, config)  # each model's own workdir checks its training config
-    models = train_models(config, workdir, systems, only=config.get("train_only", ""))
+    recorded_dir = str(config.get("recorded", ""))
     if config.get("train_only", ""):
+        train_models(config, workdir, systems, only=config.train_only, recorded_dir=recorded_dir)
         return []
 
     info = dataset_info(config.at.data)
     vocab = info.tgt_vocab
     batches = _test_batches(config)
     refs = [[list(r) for r in options] for options in valid_rows(batches, "references")]
+    taken = _records(config, workdir, systems, refs)
+    if taken and config.get("latency_lengths", ()):
+        raise ValueError(
+            "latency_lengths times trained models: recorded systems "
+            f"({', '.join(taken)}) cannot be timed against output length"
+        )
+    models, steps = train_models(
+        config, workdir, [s for s in systems if s not in taken], recorded_dir=recorded_dir
+    )
+    fresh: dict[str, nnx.Module] = {}
     max_len = int(batches[0]["targets"].shape[1])
-    rows, outputs = [], {}
+    rows, outputs, curves = [], {}, {}
     for name in systems:
         key, method, rescorer = SYSTEMS[name]
-        logging.info("decoding the %s split with %s", config.test_split, name)
-        decode = make_decoder(
-            models[key],
-            method,
-            max_len=max_len,
-            length_penalty=config.at.length_penalty,
-            rescorer=models[rescorer] if rescorer else None,
-        )
-        result = run_system(name, decode, batches, latency_examples=config.latency_examples)
-        hyps = [vocab.decode(h) for h in result.hyps]
+        record = taken.get(name)
+        if record is not None:
+            logging.info("%s: outputs recorded; timing a fresh model at their lengths", name)
+            if key not in fresh:
+                fresh[key] = _fresh_model(config[key])
+            decode = make_decoder(
+                fresh[key],
+                recorded.timing_method(method),
+                max_len=max_len,
+                length_penalty=config.at.length_penalty,
+                force_lengths=True,
+            )
+            lengths = record.lengths if record.lengths is not None else record.output_lengths
+            result = run_system(
+                name, decode, batches, latency_examples=config.latency_examples, lengths=lengths
+            )
+            hyps, chosen, step = record.hyps, record.lengths, record.step
+            params, curve = record.params, record.curve
+        else:
+            logging.info("decoding the %s split with %s", config.test_split, name)
+            decode = make_decoder(
+                models[key],
+                method,
+                max_len=max_len,
+                length_penalty=config.at.length_penalty,
+                rescorer=models[rescorer] if rescorer else None,
+            )
+            result = run_system(name, decode, batches, latency_examples=config.latency_examples)
+            hyps, chosen, step = [vocab.decode(h) for h in result.hyps], result.lengths, steps[key]
+            # A rescored system runs two models: it holds both models' weights.
+            params = count_params(models[key])
+            params += count_params(models[rescorer]) if rescorer else 0
+            curve = validation_curves(workdir, [key]).get(key, [])
+            if recorded_dir:
+                recorded.save(
+                    recorded_dir,
+                    recorded.Record(
+                        system=name,
+                        model=key,
+                        decoding=method,
+                        split=config.test_split,
+                        references_digest=recorded.references_digest(refs),
+                        step=step,
+                        params=params,
+                        config=read_trained_config(workdir / key).to_dict(),
+                        curve=curve,
+                        hyps=hyps,
+                        lengths=chosen,
+                        output_lengths=[len(h) + 1 for h in result.hyps],
+                    ),
+                )
         outputs[name] = hyps
         row = {"system": name, "model": key, "decoding": method}
         if rescorer:
@@ -218,7 +321,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
                 hyps,
                 refs,
                 detokenize=vocab.detokenize,
-                lengths=result.lengths,
+                lengths=chosen,
                 bootstrap_samples=config.bootstrap_samples,
                 seed=config.seed,
             )
@@ -227,10 +330,15 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
         row.update(
             latency_ms_b1=result.latency_ms_b1,
             throughput_seq_s_b64=result.throughput_seq_s,
-            # A rescored system runs two models: it holds both models' weights.
-            params=count_params(models[key]) + (count_params(models[rescorer]) if rescorer else 0),
+            params=params,
+            step=step,
+            outputs="recorded" if record is not None else "decoded",
         )
         rows.append(row)
+        if curve:
+            curves.setdefault(key, curve)
+        if rescorer and record is None:
+            curves.update({k: c for k, c in validation_curves(workdir, [rescorer]).items()})
     _add_speedups(rows)
     if "at_beam4" in outputs:
         for row in rows:
@@ -257,6 +365,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
         models=models,
         info=info,
         by_length=by_length,
+        curves=curves,
     )
     return rows
 

@@ -17,22 +17,36 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
+from attnlab.analysis import recorded
 from attnlab.analysis.systems import strip
 from attnlab.data import dataset_info, make_eval_batches, write_distilled
 from attnlab.decode.at import at_decode
 
 
 def distilled_data_config(
-    teacher: nnx.Module,
+    teacher: nnx.Module | None,
     data_cfg: ml_collections.ConfigDict,
     directory: Path,
     *,
     beam_size: int,
     batch_size: int,
     length_penalty: float,
+    recorded_dir: str = "",
 ) -> ml_collections.ConfigDict:
-    """Decode the training sources with ``teacher`` and write them as a dataset (once)."""
+    """Decode the training sources with ``teacher`` and write them as a dataset (once).
+
+    With ``recorded_dir`` the pairs are also recorded there (``analysis.recorded``), and
+    without a teacher they are read from there: a student can train where its teacher's
+    checkpoint is not."""
+    if teacher is None:
+        pairs = recorded.load_pairs(recorded_dir) if recorded_dir else None
+        if pairs is None:
+            raise ValueError(
+                f"no teacher to distill from, and no recorded outputs in {recorded_dir!r}"
+            )
+        return write_distilled(data_cfg, pairs, Path(directory))
     info = dataset_info(data_cfg)
+    kept: list[tuple[list[str], list[str]]] = []
 
     def pairs():  # lazy: write_distilled never reads it when the data already exists
         seen: set[tuple[int, ...]] = set()
@@ -55,8 +69,12 @@ def distilled_data_config(
                 seen.add(ids)
                 target = info.tgt_vocab.decode(strip(out[i]))
                 if target:
-                    yield info.src_vocab.decode(list(ids)), target
+                    kept.append((info.src_vocab.decode(list(ids)), target))
+                    yield kept[-1]
             if k % 50 == 0:
                 logging.info("distillation: %d training sources decoded", len(seen))
 
-    return write_distilled(data_cfg, pairs(), Path(directory))
+    config = write_distilled(data_cfg, pairs(), Path(directory))
+    if recorded_dir and kept:
+        recorded.save_pairs(recorded_dir, kept)
+    return config

@@ -221,8 +221,10 @@ def write_report(
     models,
     info,
     by_length=(),
+    curves=None,
 ) -> Path:
-    """Write ``report.md`` and its PNGs into ``workdir``."""
+    """Write ``report.md`` and its PNGs into ``workdir``; ``curves`` (``{model: [[step, WER],
+    ...]}``) default to the validation history of each model's workdir under ``workdir``."""
     max_len = int(batches[0]["targets"].shape[1])
     figures = []
     if length_errors:
@@ -245,8 +247,9 @@ def write_report(
             ),
         )
     )
-    keys = dict.fromkeys(k for r in rows for k in (r["model"], r.get("rescored_by", "")) if k)
-    curves = validation_curves(workdir, keys)
+    if curves is None:
+        keys = dict.fromkeys(k for r in rows for k in (r["model"], r.get("rescored_by", "")) if k)
+        curves = validation_curves(workdir, keys)
     if curves:
         figures.append(
             (

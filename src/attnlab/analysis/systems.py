@@ -168,6 +168,30 @@ def _ref_lengths(targets: np.ndarray) -> np.ndarray:
     return np.sum(np.asarray(targets) != 0, axis=-1).astype(np.int32)
 
 
+def _valid(batches: Sequence[dict[str, Any]]) -> list[np.ndarray]:
+    return [np.asarray(b["valid"], bool) for b in batches]
+
+
+def _given_lengths(
+    batches: Sequence[dict[str, Any]], lengths: Sequence[int] | None
+) -> list[np.ndarray]:
+    """Per batch, the lengths ``decode`` gets: the references', or ``lengths`` on the valid
+    rows (1 on the others)."""
+    refs = [_ref_lengths(b["targets"]) for b in batches]
+    if lengths is None:
+        return refs
+    valid = _valid(batches)
+    if len(lengths) != sum(int(v.sum()) for v in valid):
+        raise ValueError(f"{len(lengths)} lengths for {sum(int(v.sum()) for v in valid)} examples")
+    out, start = [], 0
+    for ref, ok in zip(refs, valid, strict=True):
+        given = np.ones_like(ref)
+        given[ok] = lengths[start : start + int(ok.sum())]
+        start += int(ok.sum())
+        out.append(given)
+    return out
+
+
 def warm_up(decode: Decoder, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
     """Call ``decode`` on the first ``(src, ref_lengths)`` of each source width in ``pairs``."""
     seen: set[int] = set()
@@ -184,18 +208,23 @@ def run_system(
     batches: Sequence[dict[str, Any]],
     *,
     latency_examples: int,
+    lengths: Sequence[int] | None = None,
 ) -> SystemRun:
-    """Decode every valid example of ``batches``; measure throughput and batch-1 latency."""
+    """Decode every valid example of ``batches``; measure throughput and batch-1 latency.
+
+    ``lengths`` (one per valid example, counting the EOS) replace the reference lengths that
+    ``decode`` is given: the recorded lengths a fresh model is timed at (``analysis.recorded``).
+    """
     if not batches:
         raise ValueError("no evaluation batches to decode")
-
-    warm_up(decode, [(b["inputs"], _ref_lengths(b["targets"])) for b in batches])  # compile
+    given = _given_lengths(batches, lengths)
+    warm_up(decode, [(b["inputs"], n) for b, n in zip(batches, given, strict=True)])  # compile
     hyps: list[list[int]] = []
     lengths: list[int] = []
     num = 0
     start = time.perf_counter()
-    for batch in batches:
-        tokens, chosen = decode(batch["inputs"], _ref_lengths(batch["targets"]))
+    for batch, ref in zip(batches, given, strict=True):
+        tokens, chosen = decode(batch["inputs"], ref)
         valid = np.asarray(batch["valid"], bool)
         tokens = np.asarray(tokens)
         hyps.extend(strip(row) for row, ok in zip(tokens, valid, strict=True) if ok)
@@ -205,11 +234,12 @@ def run_system(
     throughput = num / (time.perf_counter() - start)
 
     count = max(latency_examples, 1)
+    per_example = [n[ok] for n, ok in zip(given, _valid(batches), strict=True)]
     singles = [
-        (np.asarray(src)[None], _ref_lengths(np.asarray(tgt)[None]))
-        for src, tgt in zip(
+        (np.asarray(src)[None], np.asarray([n], np.int32))
+        for src, n in zip(
             valid_rows(batches, "inputs")[:count],
-            valid_rows(batches, "targets")[:count],
+            np.concatenate(per_example)[:count],
             strict=True,
         )
     ]

@@ -1,0 +1,169 @@
+"""Recorded outputs: what a run's trained models produced, kept so that a later run on another
+machine can report them without the checkpoints.
+
+The full g2p run of the AT-vs-NAT experiment trains eleven models, more machine time than one
+session has, and a session's machine may not keep the last one's files. Checkpoints are not
+committed; outputs are. Given ``config.recorded = DIR``, a run writes into DIR, for every
+system it decodes, the test-split outputs and how they were made (``<system>.json.gz``), and,
+when it distills, the teacher's outputs on the training split (``distilled.tsv.gz``). A later
+run given the same DIR
+
+- takes a system's outputs from DIR when the system's model has no checkpoint in its workdir,
+  and does not train that model: every quality figure is computed from the outputs and the
+  references, as for a system decoded in the run;
+- times such a system, side by side with the others, with a freshly initialized model of the
+  same config made to produce the recorded output lengths (``timing_method``): an AT with its
+  EOS forced at the recorded length, a ``length_pred`` NAT given the recorded length (as
+  ``oracle_length``). The cost of a decode depends on the architecture and on the output
+  lengths, not on the weights: CTC, DAG and ``eos_cut`` decode a canvas fixed by the source.
+  ``length_beam`` weighs several lengths of its model's choosing, so it cannot be timed this
+  way and is refused;
+- trains a distilled (``*_kd``) model on DIR's teacher outputs when the teacher has no
+  checkpoint in the workdir.
+
+A record names its model's training config, the test split, its number of examples and a
+digest of the references; a run whose config or data differ refuses it, naming the first
+difference. Records are gzipped JSON (outputs as token lists) and a gzipped TSV.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from attnlab.decode.nat import parse_strategy
+from attnlab.train.workdir import config_changes
+
+PAIRS_FILE = "distilled.tsv.gz"
+
+
+@dataclass
+class Record:
+    """One system's outputs on the test split, and what made them."""
+
+    system: str
+    model: str  # key of analysis.at_vs_nat.MODELS
+    decoding: str
+    split: str
+    references_digest: str  # sha1 of the references, in order
+    step: int  # the (newest averaged) checkpoint's step
+    params: int
+    config: dict[str, Any]  # the model's resolved training config (its config.json)
+    curve: list[list[float]]  # [[step, validation WER], ...] during training
+    hyps: list[list[str]]  # output tokens, one list per test example
+    lengths: list[int] | None  # NAT: the chosen length of each output, counting the EOS
+    output_lengths: list[int]  # ids per output plus the EOS (what a forced AT emits)
+
+
+def references_digest(refs: Sequence[Any]) -> str:
+    return hashlib.sha1(json.dumps(refs).encode()).hexdigest()
+
+
+def _write_gzip_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    # mtime=0: the same outputs give the same bytes, so a re-run changes no committed file
+    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out:
+        out.write(data)
+    os.replace(tmp, path)
+
+
+def save(directory: str | os.PathLike, record: Record) -> Path:
+    path = Path(directory) / f"{record.system}.json.gz"
+    _write_gzip_atomic(path, (json.dumps(asdict(record), separators=(",", ":")) + "\n").encode())
+    return path
+
+
+def _without_data(config: dict[str, Any]) -> dict[str, Any]:
+    # A distilled model's data is its workdir's copy of the teacher's outputs: where it lies
+    # says nothing about the model, and the references digest checks the test data.
+    return {k: v for k, v in config.items() if k != "data"}
+
+
+def load(
+    directory: str | os.PathLike,
+    system: str,
+    *,
+    model_config: ml_collections.ConfigDict,
+    split: str,
+    refs: Sequence[Any],
+) -> Record | None:
+    """``DIR/<system>.json.gz`` if it is there (None if not), checked against this run's
+    resolved training config of the system's model, test split and references."""
+    path = Path(directory) / f"{system}.json.gz"
+    if not path.exists():
+        return None
+    try:
+        record = Record(**json.loads(gzip.decompress(path.read_bytes())))
+    except (OSError, EOFError, zlib.error, ValueError, TypeError) as err:
+        raise ValueError(f"recorded outputs {path} are unreadable ({err}); remove them") from None
+    current = ml_collections.ConfigDict(_without_data(model_config.to_dict()))
+    changes = config_changes(_without_data(record.config), current)
+    if changes:
+        raise ValueError(
+            f"recorded outputs {path} come from a model trained with another config: "
+            f"{changes[0]}; remove them, or give that config"
+        )
+    if record.split != split or len(record.hyps) != len(refs):
+        raise ValueError(
+            f"recorded outputs {path} are of {len(record.hyps)} examples of split "
+            f"{record.split!r}; this run decodes {len(refs)} of {split!r}"
+        )
+    if record.references_digest != references_digest(refs):
+        raise ValueError(f"recorded outputs {path} were scored against other references")
+    return record
+
+
+def timing_method(method: str) -> str:
+    """The decoding method that costs what ``method`` cost, on an untrained model given the
+    recorded output lengths: ``length_pred`` becomes ``oracle_length`` (also under
+    ``mask_predict``); an AT method stays (its lengths are forced); the others decode a canvas
+    fixed by the source. ``length_beam`` is refused (module docstring)."""
+    if method == "greedy" or method.startswith("beam:"):
+        return method
+    strategy = parse_strategy(method)
+    if strategy.length == "length_beam":
+        raise ValueError(
+            f"decoding {method!r} cannot be timed from recorded outputs (length_beam weighs "
+            "lengths of its trained model's choosing); train its model in the workdir"
+        )
+    if strategy.length != "length_pred":
+        return method
+    if strategy.iterations > 1:
+        return f"oracle_length+mask_predict:{strategy.iterations}"
+    return "oracle_length"
+
+
+def save_pairs(directory: str | os.PathLike, pairs: Iterable[tuple[list[str], list[str]]]) -> Path:
+    """The teacher's outputs on the training split: ``source tokens<TAB>output tokens``."""
+    lines = [" ".join(src) + "\t" + " ".join(tgt) + "\n" for src, tgt in pairs]
+    path = Path(directory) / PAIRS_FILE
+    _write_gzip_atomic(path, "".join(lines).encode())
+    return path
+
+
+def load_pairs(directory: str | os.PathLike) -> list[tuple[list[str], list[str]]] | None:
+    """What ``save_pairs`` wrote, or None where DIR has none."""
+    path = Path(directory) / PAIRS_FILE
+    if not path.exists():
+        return None
+    try:
+        text = gzip.decompress(path.read_bytes()).decode()
+    except (OSError, EOFError, zlib.error, ValueError) as err:
+        raise ValueError(f"recorded teacher outputs {path} are unreadable ({err})") from None
+    pairs = []
+    for number, line in enumerate(text.splitlines(), 1):
+        src, sep, tgt = line.partition("\t")
+        if not sep or not src or not tgt:
+            raise ValueError(f"{path}, line {number}: expected 'source<TAB>output', got {line!r}")
+        pairs.append((src.split(" "), tgt.split(" ")))
+    return pairs

@@ -1,0 +1,71 @@
+"""Recorded outputs (analysis.recorded), the parts that need no trained model: which decoding
+times a recorded system, and the files. The end-to-end use is in test_at_vs_nat.py and
+test_at_vs_nat_frontier.py (a run reported again from its records, without checkpoints)."""
+
+import gzip
+
+import ml_collections
+import pytest
+
+from attnlab.analysis import recorded
+from attnlab.analysis.systems import SYSTEMS
+from attnlab.decode.nat import parse_strategy
+
+
+def test_a_fresh_model_is_timed_with_the_recorded_lengths_where_its_own_would_choose():
+    assert recorded.timing_method("greedy") == "greedy"
+    assert recorded.timing_method("beam:4") == "beam:4"
+    assert recorded.timing_method("length_pred") == "oracle_length"
+    assert recorded.timing_method("mask_predict:4") == "oracle_length+mask_predict:4"
+    for fixed in ("oracle_length", "eos_cut", "ctc", "ctc_beam:4", "dag_lookahead"):
+        assert recorded.timing_method(fixed) == fixed
+    with pytest.raises(ValueError, match="'length_beam:3' cannot be timed from recorded"):
+        recorded.timing_method("length_beam:3")
+    for system in SYSTEMS.values():  # every other method maps to one a NAT decoder accepts
+        if "length_beam" not in system.method and not system.model.startswith("at"):
+            parse_strategy(recorded.timing_method(system.method))
+
+
+def _record(**changes) -> recorded.Record:
+    fields = dict(
+        system="at_greedy",
+        model="at",
+        decoding="greedy",
+        split="test",
+        references_digest=recorded.references_digest([[[5, 6]], [[7]]]),
+        step=400,
+        params=1000,
+        config={"model": {"d_model": 32}, "data": {"name": "somewhere"}, "seed": 0},
+        curve=[[400, 0.5]],
+        hyps=[["AH", "B"], ["K"]],
+        lengths=None,
+        output_lengths=[3, 2],
+    )
+    return recorded.Record(**{**fields, **changes})
+
+
+def test_a_record_reads_back_as_written_and_the_same_record_gives_the_same_bytes(tmp_path):
+    path = recorded.save(tmp_path, _record())
+    first = path.read_bytes()
+    config = ml_collections.ConfigDict({"model": {"d_model": 32}, "data": {"name": "here"}})
+    back = recorded.load(
+        tmp_path, "at_greedy", model_config=config, split="test", refs=[[[5, 6]], [[7]]]
+    )
+    assert back == _record()
+    assert recorded.save(tmp_path, _record()).read_bytes() == first
+    assert recorded.load(tmp_path, "at_beam4", model_config=config, split="test", refs=[]) is None
+    with pytest.raises(ValueError, match="were scored against other references"):
+        recorded.load(tmp_path, "at_greedy", model_config=config, split="test", refs=[[[5]], [[7]]])
+    path.write_bytes(first[:20])
+    with pytest.raises(ValueError, match="at_greedy.json.gz are unreadable .*; remove them"):
+        recorded.load(tmp_path, "at_greedy", model_config=config, split="test", refs=[])
+
+
+def test_teacher_outputs_read_back_and_a_bad_line_is_named(tmp_path):
+    pairs = [(["C", "A", "T"], ["K", "AE1", "T"]), (["A"], ["AH0"])]
+    recorded.save_pairs(tmp_path, pairs)
+    assert recorded.load_pairs(tmp_path) == pairs
+    assert recorded.load_pairs(tmp_path / "none") is None
+    (tmp_path / recorded.PAIRS_FILE).write_bytes(gzip.compress(b"C A T\tK AE1 T\nA\n"))
+    with pytest.raises(ValueError, match="line 2: expected 'source<TAB>output', got 'A'"):
+        recorded.load_pairs(tmp_path)
