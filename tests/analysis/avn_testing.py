@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from pathlib import Path
 
+from attnlab.analysis import recorded
 from attnlab.analysis.at_vs_nat import MODELS, run
 from attnlab.analysis.systems import SYSTEMS
 from attnlab.train.config import load_config_file
@@ -78,6 +80,12 @@ TIMING = (
 )
 
 
+def recorded_outputs(workdir: Path, system: str) -> recorded.Record:
+    """The record of ``system`` that the run in ``workdir`` wrote, read as it is."""
+    path = workdir / "recorded" / f"{system}.json.gz"
+    return recorded.Record(**json.loads(gzip.decompress(path.read_bytes())))
+
+
 def rerun_from_records(systems: list[str], workdir: Path, new_workdir: Path, **overrides):
     """``systems`` again in ``new_workdir`` (no checkpoints) from the records in
     ``workdir/recorded``: nothing trains, and every row equals the first run's (``workdir``'s)
@@ -92,4 +100,12 @@ def rerun_from_records(systems: list[str], workdir: Path, new_workdir: Path, **o
         assert row["latency_ms_b1"] > 0 and row["throughput_seq_s_b64"] > 0
         same = {k: v for k, v in row.items() if k not in TIMING}
         assert same == {k: first[row["system"]][k] for k in same}
+    for name in systems:  # an AT is timed by its search's steps: at least its output lengths
+        record = recorded_outputs(workdir, name)
+        if record.model.startswith("at"):
+            assert all(s >= n for s, n in zip(record.steps, record.output_lengths, strict=True))
+        else:
+            assert record.steps is None and len(record.lengths) == len(record.hyps)
+    report = (new_workdir / "report.md").read_text()
+    assert f"Recorded systems ({', '.join(systems)}): their outputs come from" in report
     return rows

@@ -101,7 +101,9 @@ def test_demo_form_decodes_only_what_make_demo_trains():
 def test_recorded_systems_are_reported_again_without_their_checkpoints(quick_run, tmp_path):
     """Another machine: the records stand in for the models, and only the timing changes."""
     _, workdir = quick_run
-    systems = ["at_greedy", "at_beam4", "nat_length_pred", "nat_eos_cut", "nat_mask_predict4"]
+    # one system per way of timing: an AT search's steps, length_pred's and mask_predict's
+    # lengths as oracle_length, and a student (the fixed canvases are in the frontier's test)
+    systems = ["at_greedy", "at_beam4", "nat_length_pred", "nat_mask_predict4"]
     rows = rerun_from_records([*systems, "nat_kd_length_pred"], workdir, tmp_path / "again")
     assert rows[0]["speedup_vs_at_greedy"] == 1.0
     with pytest.raises(ValueError, match="'length_beam:5' cannot be timed from recorded outputs"):

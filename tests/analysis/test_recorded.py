@@ -40,6 +40,7 @@ def _record(**changes) -> recorded.Record:
         hyps=[["AH", "B"], ["K"]],
         lengths=None,
         output_lengths=[3, 2],
+        steps=[3, 4],
     )
     return recorded.Record(**{**fields, **changes})
 

@@ -13,7 +13,7 @@ Each step is resumable: training resumes from checkpoints, and the distilled dat
 atomically once. All figures come from this run, except, given ``config.recorded``, the
 outputs of systems whose models trained in an earlier run on another machine
 (``analysis.recorded``): those are read from the record, and timed beside the others on a
-fresh model of the same config at the recorded output lengths.
+fresh model of the same config made to run the recorded decode.
 """
 
 from __future__ import annotations
@@ -38,10 +38,8 @@ from attnlab.analysis.scoring import error_kinds, score
 from attnlab.analysis.systems import SYSTEMS, make_decoder, run_system, valid_rows
 from attnlab.data import dataset_info, make_eval_batches
 from attnlab.data.builders.synthetic_seq2seq import target_of
-from attnlab.nn import build_model
 from attnlab.train import restore_model, train_and_evaluate
 from attnlab.train.checkpoint import Checkpointer
-from attnlab.train.resolve import resolve_config
 from attnlab.train.restore import restore
 from attnlab.train.workdir import check_writable, has_history, read_trained_config, write_config
 
@@ -200,36 +198,6 @@ def redraw_attention_maps(run_dir: str | Path, path: str | Path) -> Path | None:
     return attention_figure(models, batches, info, Path(path), max_len)
 
 
-def _fresh_model(config: ml_collections.ConfigDict) -> nnx.Module:
-    """An untrained model of a training config (for timing at recorded lengths)."""
-    resolved = resolve_config(config)[0]
-    return build_model(resolved.model, rngs=nnx.Rngs(resolved.seed))
-
-
-def _records(
-    config: ml_collections.ConfigDict, workdir: Path, systems: list[str], refs: list[Any]
-) -> dict[str, recorded.Record]:
-    """The systems of ``config.recorded`` whose models have no checkpoint in the workdir and
-    are needed by no other system: their outputs come from the record."""
-    directory = config.get("recorded", "")
-    if not directory:
-        return {}
-    taken = {}
-    for name in systems:
-        key, method, _ = SYSTEMS[name]
-        if has_history(workdir / key):
-            continue
-        model_config = resolve_config(config[key])[0]
-        record = recorded.load(
-            directory, name, model_config=model_config, split=config.test_split, refs=refs
-        )
-        if record is not None:
-            recorded.timing_method(method)  # refuse what cannot be timed, before training
-            taken[name] = record
-    trained = {k for s in systems if s not in taken for k in SYSTEMS[s][::2] if k}
-    return {name: r for name, r in taken.items() if r.model not in trained}
-
-
 def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str, Any]]:
     """Run the whole experiment; return the rows written to ``results.json``."""
     workdir = Path(workdir)
@@ -247,7 +215,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     vocab = info.tgt_vocab
     batches = _test_batches(config)
     refs = [[list(r) for r in options] for options in valid_rows(batches, "references")]
-    taken = _records(config, workdir, systems, refs)
+    taken, fresh = recorded.take(config, workdir, systems, refs)
     if taken and config.get("latency_lengths", ()):
         raise ValueError(
             "latency_lengths times trained models: recorded systems "
@@ -256,26 +224,20 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     models, steps = train_models(
         config, workdir, [s for s in systems if s not in taken], recorded_dir=recorded_dir
     )
-    fresh: dict[str, nnx.Module] = {}
     max_len = int(batches[0]["targets"].shape[1])
     rows, outputs, curves = [], {}, {}
     for name in systems:
         key, method, rescorer = SYSTEMS[name]
         record = taken.get(name)
         if record is not None:
-            logging.info("%s: outputs recorded; timing a fresh model at their lengths", name)
-            if key not in fresh:
-                fresh[key] = _fresh_model(config[key])
-            decode = make_decoder(
+            logging.info("%s: outputs recorded; timing a fresh model on their decode", name)
+            result = recorded.timed(
+                record,
                 fresh[key],
-                recorded.timing_method(method),
+                batches,
                 max_len=max_len,
                 length_penalty=config.at.length_penalty,
-                force_lengths=True,
-            )
-            lengths = record.lengths if record.lengths is not None else record.output_lengths
-            result = run_system(
-                name, decode, batches, latency_examples=config.latency_examples, lengths=lengths
+                latency_examples=config.latency_examples,
             )
             hyps, chosen, step = record.hyps, record.lengths, record.step
             params, curve = record.params, record.curve
@@ -295,23 +257,19 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
             params += count_params(models[rescorer]) if rescorer else 0
             curve = validation_curves(workdir, [key]).get(key, [])
             if recorded_dir:
-                recorded.save(
-                    recorded_dir,
-                    recorded.Record(
-                        system=name,
-                        model=key,
-                        decoding=method,
-                        split=config.test_split,
-                        references_digest=recorded.references_digest(refs),
-                        step=step,
-                        params=params,
-                        config=read_trained_config(workdir / key).to_dict(),
-                        curve=curve,
-                        hyps=hyps,
-                        lengths=chosen,
-                        output_lengths=[len(h) + 1 for h in result.hyps],
-                    ),
+                made = recorded.record_of(
+                    result,
+                    hyps,
+                    model=key,
+                    decoding=method,
+                    split=config.test_split,
+                    references_digest=recorded.references_digest(refs),
+                    step=step,
+                    params=params,
+                    config=read_trained_config(workdir / key).to_dict(),
+                    curve=curve,
                 )
+                recorded.save(recorded_dir, made)
         outputs[name] = hyps
         row = {"system": name, "model": key, "decoding": method}
         if rescorer:
@@ -338,7 +296,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
         if curve:
             curves.setdefault(key, curve)
         if rescorer and record is None:
-            curves.update({k: c for k, c in validation_curves(workdir, [rescorer]).items()})
+            curves.update(validation_curves(workdir, [rescorer]))
     _add_speedups(rows)
     if "at_beam4" in outputs:
         for row in rows:

@@ -12,12 +12,14 @@ run given the same DIR
   and does not train that model: every quality figure is computed from the outputs and the
   references, as for a system decoded in the run;
 - times such a system, side by side with the others, with a freshly initialized model of the
-  same config made to produce the recorded output lengths (``timing_method``): an AT with its
-  EOS forced at the recorded length, a ``length_pred`` NAT given the recorded length (as
-  ``oracle_length``). The cost of a decode depends on the architecture and on the output
-  lengths, not on the weights: CTC, DAG and ``eos_cut`` decode a canvas fixed by the source.
-  ``length_beam`` weighs several lengths of its model's choosing, so it cannot be timed this
-  way and is refused;
+  same config made to run the recorded decode (``timing_method``, ``timed``): an AT search
+  forced to run the recorded number of decoder steps (its EOS forced there: greedy's steps are
+  its output length; a beam search's can exceed it, as its finished set may fill before the
+  search can stop), a ``length_pred`` NAT given the recorded length (as ``oracle_length``).
+  The cost of a decode depends on the architecture and on the steps or lengths, not on the
+  weights: CTC, DAG and ``eos_cut`` decode a canvas fixed by the source. ``length_beam``
+  weighs several lengths of its model's choosing, so it cannot be timed this way and is
+  refused;
 - trains a distilled (``*_kd``) model on DIR's teacher outputs when the teacher has no
   checkpoint in the workdir.
 
@@ -39,9 +41,12 @@ from pathlib import Path
 from typing import Any
 
 import ml_collections
+from flax import nnx
 
+from attnlab.analysis.systems import SYSTEMS, SystemRun, make_decoder, run_system
 from attnlab.decode.nat import parse_strategy
-from attnlab.train.workdir import config_changes
+from attnlab.train.resolve import build, resolve_config
+from attnlab.train.workdir import config_changes, has_history
 
 PAIRS_FILE = "distilled.tsv.gz"
 
@@ -61,7 +66,8 @@ class Record:
     curve: list[list[float]]  # [[step, validation WER], ...] during training
     hyps: list[list[str]]  # output tokens, one list per test example
     lengths: list[int] | None  # NAT: the chosen length of each output, counting the EOS
-    output_lengths: list[int]  # ids per output plus the EOS (what a forced AT emits)
+    output_lengths: list[int]  # ids per output plus the EOS
+    steps: list[int] | None  # AT: the decoder steps of each output's search (its cost)
 
 
 def references_digest(refs: Sequence[Any]) -> str:
@@ -125,9 +131,10 @@ def load(
 
 def timing_method(method: str) -> str:
     """The decoding method that costs what ``method`` cost, on an untrained model given the
-    recorded output lengths: ``length_pred`` becomes ``oracle_length`` (also under
-    ``mask_predict``); an AT method stays (its lengths are forced); the others decode a canvas
-    fixed by the source. ``length_beam`` is refused (module docstring)."""
+    recorded output lengths (a NAT) or decoder steps (an AT): ``length_pred`` becomes
+    ``oracle_length`` (also under ``mask_predict``); an AT method stays (its search is forced
+    to run the recorded steps); the others decode a canvas fixed by the source.
+    ``length_beam`` is refused (module docstring)."""
     if method == "greedy" or method.startswith("beam:"):
         return method
     strategy = parse_strategy(method)
@@ -141,6 +148,71 @@ def timing_method(method: str) -> str:
     if strategy.iterations > 1:
         return f"oracle_length+mask_predict:{strategy.iterations}"
     return "oracle_length"
+
+
+def take(
+    config: ml_collections.ConfigDict, workdir: Path, systems: Sequence[str], refs: Sequence[Any]
+) -> tuple[dict[str, Record], dict[str, nnx.Module]]:
+    """The systems of ``config.recorded`` whose models have no checkpoint in the workdir and
+    are needed by no other system (their outputs come from the record), and a freshly
+    initialized model of each of their models' configs, to time them on."""
+    directory = config.get("recorded", "")
+    if not directory:
+        return {}, {}
+    taken, resolved = {}, {}
+    for name in systems:
+        key, method, _ = SYSTEMS[name]
+        if has_history(workdir / key):
+            continue
+        if key not in resolved:
+            resolved[key] = resolve_config(config[key])[0]
+        record = load(
+            directory, name, model_config=resolved[key], split=config.test_split, refs=refs
+        )
+        if record is not None:
+            timing_method(method)  # refuse what cannot be timed, before anything trains
+            taken[name] = record
+    trained = {k for s in systems if s not in taken for k in SYSTEMS[s][::2] if k}
+    taken = {name: r for name, r in taken.items() if r.model not in trained}
+    fresh = {r.model: build(resolved[r.model])[0] for r in taken.values()}
+    return taken, fresh
+
+
+def timed(
+    record: Record,
+    model: nnx.Module,
+    batches: Sequence[dict[str, Any]],
+    *,
+    max_len: int,
+    length_penalty: float,
+    latency_examples: int,
+) -> SystemRun:
+    """``run_system`` of ``record``'s system on ``model``, a fresh model of its config, made to
+    run the recorded decode: its throughput and latency are the figures to report."""
+    decode = make_decoder(
+        model,
+        timing_method(record.decoding),
+        max_len=max_len,
+        length_penalty=length_penalty,
+        force_lengths=True,
+    )
+    lengths = record.lengths if record.steps is None else record.steps
+    return run_system(
+        record.system, decode, batches, latency_examples=latency_examples, lengths=lengths
+    )
+
+
+def record_of(run: SystemRun, hyps: list[list[str]], **fields: Any) -> Record:
+    """The record of a system decoded in this run: ``run``'s outputs (``hyps``, as tokens) and
+    ``fields``, the other fields of ``Record``."""
+    return Record(
+        system=run.name,
+        hyps=hyps,
+        lengths=run.lengths,
+        output_lengths=[len(h) + 1 for h in run.hyps],
+        steps=run.steps,
+        **fields,
+    )
 
 
 def save_pairs(directory: str | os.PathLike, pairs: Iterable[tuple[list[str], list[str]]]) -> Path:

@@ -286,6 +286,18 @@ def write_report(
         "excluded); throughput is over the whole split at the eval batch size.",
         "",
     ]
+    from_record = [r["system"] for r in rows if r.get("outputs") == "recorded"]
+    if from_record:
+        lines += [
+            f"Recorded systems ({', '.join(from_record)}): their outputs come from "
+            f"`{config.recorded}`, written when their models were decoded (the step is in "
+            "`results.json`); every figure of quality is computed from them here. Their "
+            "models' checkpoints are not on this machine, so each is timed beside the others "
+            "on a freshly initialized model of the same config, made to run the recorded decode: "
+            "an AT search its recorded decoder steps, a NAT its recorded output lengths "
+            "(`attnlab.analysis.recorded`).",
+            "",
+        ]
     if g2p:
         lines += [
             "Split note: our CMUdict split hashes each word into train/dev/test (90/2/8), so "

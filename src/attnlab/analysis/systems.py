@@ -87,7 +87,15 @@ def one_pass(name: str) -> bool:
     )
 
 
-Decoder = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+class Decoded(NamedTuple):
+    """One batch decoded by a system."""
+
+    tokens: np.ndarray  # [B, T]
+    lengths: np.ndarray | None  # NAT: [B] the chosen lengths, counting the EOS
+    steps: np.ndarray | None  # AT: [B] the decoder steps each row's search ran (its cost)
+
+
+Decoder = Callable[[np.ndarray, np.ndarray], Decoded]
 
 
 def make_decoder(
@@ -99,7 +107,7 @@ def make_decoder(
     force_lengths: bool = False,
     rescorer: nnx.Module | None = None,
 ) -> Decoder:
-    """``decode(src [B, S], ref_lengths [B]) -> (tokens [B, T], lengths [B] or None)``.
+    """``decode(src [B, S], ref_lengths [B]) -> Decoded(tokens, lengths, steps)``.
 
     ``force_lengths`` makes an AT system emit exactly ``ref_lengths`` tokens (EOS forced
     there, forbidden before): for timing untrained models at the reference lengths, as
@@ -117,17 +125,18 @@ def make_decoder(
             length_penalty=length_penalty,
         )
 
-        def decode_at(src: np.ndarray, ref_lengths: np.ndarray):
+        def decode_at(src: np.ndarray, ref_lengths: np.ndarray) -> Decoded:
             lengths = np.maximum(ref_lengths, 1) if force_lengths else None
-            return jax.block_until_ready(search(src, lengths)[0]), None
+            tokens, _, steps = jax.block_until_ready(search(src, lengths, steps=True))
+            return Decoded(tokens, None, steps)
 
         return decode_at
     score = None if rescorer is None else at_scorer(rescorer, length_penalty=length_penalty)
     nat = nat_decoder(model, method, max_len=max_len, rescorer=score)
 
-    def decode_nat(src: np.ndarray, ref_lengths: np.ndarray):
+    def decode_nat(src: np.ndarray, ref_lengths: np.ndarray) -> Decoded:
         out = nat(src, ref_lengths)
-        return jax.block_until_ready(out.tokens), jax.block_until_ready(out.lengths)
+        return Decoded(*jax.block_until_ready((out.tokens, out.lengths)), None)
 
     return decode_nat
 
@@ -139,6 +148,7 @@ class SystemRun:
     name: str
     hyps: list[list[int]]  # token ids after BOS up to (not including) EOS, one per example
     lengths: list[int] | None  # NAT: chosen length, counting the EOS
+    steps: list[int] | None  # AT: decoder steps of each example's search (Decoded.steps)
     throughput_seq_s: float
     latency_ms_b1: float
     latency_samples_ms: list[float]
@@ -181,13 +191,14 @@ def _given_lengths(
     if lengths is None:
         return refs
     valid = _valid(batches)
-    if len(lengths) != sum(int(v.sum()) for v in valid):
-        raise ValueError(f"{len(lengths)} lengths for {sum(int(v.sum()) for v in valid)} examples")
+    counts = [int(v.sum()) for v in valid]
+    if len(lengths) != sum(counts):
+        raise ValueError(f"{len(lengths)} lengths for {sum(counts)} examples")
     out, start = [], 0
-    for ref, ok in zip(refs, valid, strict=True):
+    for ref, ok, count in zip(refs, valid, counts, strict=True):
         given = np.ones_like(ref)
-        given[ok] = lengths[start : start + int(ok.sum())]
-        start += int(ok.sum())
+        given[ok] = lengths[start : start + count]
+        start += count
         out.append(given)
     return out
 
@@ -213,23 +224,26 @@ def run_system(
     """Decode every valid example of ``batches``; measure throughput and batch-1 latency.
 
     ``lengths`` (one per valid example, counting the EOS) replace the reference lengths that
-    ``decode`` is given: the recorded lengths a fresh model is timed at (``analysis.recorded``).
+    ``decode`` is given: the recorded lengths or steps a fresh model is timed at
+    (``analysis.recorded``).
     """
     if not batches:
         raise ValueError("no evaluation batches to decode")
     given = _given_lengths(batches, lengths)
     warm_up(decode, [(b["inputs"], n) for b, n in zip(batches, given, strict=True)])  # compile
     hyps: list[list[int]] = []
-    lengths: list[int] = []
+    chosen: list[int] = []
+    steps: list[int] = []
     num = 0
     start = time.perf_counter()
     for batch, ref in zip(batches, given, strict=True):
-        tokens, chosen = decode(batch["inputs"], ref)
+        out = decode(batch["inputs"], ref)
         valid = np.asarray(batch["valid"], bool)
-        tokens = np.asarray(tokens)
-        hyps.extend(strip(row) for row, ok in zip(tokens, valid, strict=True) if ok)
-        if chosen is not None:
-            lengths.extend(int(n) for n, ok in zip(np.asarray(chosen), valid, strict=True) if ok)
+        hyps.extend(strip(row) for row in np.asarray(out.tokens)[valid])
+        if out.lengths is not None:
+            chosen.extend(int(n) for n in np.asarray(out.lengths)[valid])
+        if out.steps is not None:
+            steps.extend(int(n) for n in np.asarray(out.steps)[valid])
         num += int(valid.sum())
     throughput = num / (time.perf_counter() - start)
 
@@ -252,7 +266,8 @@ def run_system(
     return SystemRun(
         name=name,
         hyps=hyps,
-        lengths=lengths or None,
+        lengths=chosen or None,
+        steps=steps or None,
         throughput_seq_s=throughput,
         latency_ms_b1=float(np.median(samples)),
         latency_samples_ms=samples,

@@ -23,7 +23,9 @@ widths 8, 16, 32, ...), which changes the cost of a short word, not its output.
 
 ``at_searcher(...)(src, lengths)`` can force the output length (EOS forbidden before
 ``lengths - 1`` and the only choice there): that is for timing untrained models at realistic
-lengths (``benchmarks/decoding.py``), not for decoding.
+lengths (``benchmarks/decoding.py``), not for decoding. ``search(src, steps=True)`` also
+returns the decoder steps each row's search ran (``search.beam_search_with_steps``): what a
+forced search must run to cost what a trained model's search cost (``analysis.recorded``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from flax import nnx
 
 from attnlab.choices import check_choice
 from attnlab.decode.compiled import jit_model, trim_source
-from attnlab.decode.search import beam_search, greedy_search, length_penalty_factor
+from attnlab.decode.search import beam_search_with_steps, greedy_search, length_penalty_factor
 from attnlab.specials import BOS, EOS, MASK, PAD
 
 DECODE_METHODS = ("greedy", "beam")
@@ -106,7 +108,7 @@ def _search(
     max_len: int,
     length_penalty: float,
     use_cache: bool,
-) -> tuple[jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     make = cached_step if use_cache else uncached_step
     tokens_to_logits, cache = make(model, src, max_len)
     if eos_at is not None:
@@ -119,9 +121,15 @@ def _search(
         length_penalty=length_penalty,
     )
     if method == "greedy":
-        return greedy_search(tokens_to_logits, cache, **common)
-    seqs, scores = beam_search(tokens_to_logits, cache, beam_size=beam_size, **common)
-    return seqs[:, 0], scores[:, 0]
+        tokens, scores = greedy_search(tokens_to_logits, cache, **common)
+        # greedy steps until its EOS: its length counting the EOS, max_len without one
+        is_eos = tokens == EOS
+        steps = jnp.where(is_eos.any(axis=1), jnp.argmax(is_eos, axis=1) + 1, max_len)
+        return tokens, scores, steps.astype(jnp.int32)
+    seqs, scores, steps = beam_search_with_steps(
+        tokens_to_logits, cache, beam_size=beam_size, **common
+    )
+    return seqs[:, 0], scores[:, 0], steps
 
 
 def at_searcher(
@@ -133,13 +141,14 @@ def at_searcher(
     length_penalty: float = 0.6,
     use_cache: bool = True,
     trim: bool = True,
-) -> Callable[..., tuple[jax.Array, jax.Array]]:
+) -> Callable[..., tuple[jax.Array, ...]]:
     """Check the settings and split ``model`` once; return ``search(src, lengths=None)``.
 
-    ``search`` returns ``(tokens, scores)`` as ``at_search`` does. Splitting an NNX model walks
-    every variable in Python, which can cost more than the whole greedy decode of one word.
-    Callers that decode many batches, and every latency measurement, keep the returned
-    function. It holds the weights as they were when it was
+    ``search`` returns ``(tokens, scores)`` as ``at_search`` does, and with ``steps=True``
+    ``(tokens, scores, steps)``, ``steps [B]`` the decoder steps each row's search ran.
+    Splitting an NNX model walks every variable in Python, which can cost more than the whole
+    greedy decode of one word. Callers that decode many batches, and every latency
+    measurement, keep the returned function. It holds the weights as they were when it was
     made. ``trim=False`` decodes the source at its given width (same output, more work).
     ``lengths`` [B] (counting the EOS) forces the output lengths, see ``forced_length``.
     """
@@ -159,7 +168,7 @@ def at_searcher(
         use_cache=bool(use_cache),
     )
 
-    def search(src: Any, lengths: Any = None) -> tuple[jax.Array, jax.Array]:
+    def search(src: Any, lengths: Any = None, *, steps: bool = False) -> tuple[jax.Array, ...]:
         src = trim_source(src) if trim else jnp.asarray(src, jnp.int32)
         eos_at = None
         if lengths is not None:
@@ -167,7 +176,8 @@ def at_searcher(
             if lengths.shape != src.shape[:1] or lengths.size and lengths.min() < 1:
                 raise ValueError(f"lengths must be [B] and >= 1 (counting the EOS), got {lengths}")
             eos_at = (lengths - 1).astype(np.int32)
-        return run(src, eos_at)
+        out = run(src, eos_at)
+        return out if steps else out[:2]
 
     return search
 
