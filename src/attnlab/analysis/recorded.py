@@ -77,9 +77,9 @@ def references_digest(refs: Sequence[Any]) -> str:
 def _write_gzip_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    # mtime=0: the same outputs give the same bytes, so a re-run changes no committed file
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out:
-        out.write(data)
+    # no name and mtime=0 in the header: the same outputs give the same bytes, so a re-run
+    # changes no committed file
+    tmp.write_bytes(gzip.compress(data, mtime=0))
     os.replace(tmp, path)
 
 
