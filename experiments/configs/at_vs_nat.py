@@ -38,7 +38,10 @@ validation WER 37.3%); `nat_dag_kd`, about 130 min on one core (validation WER 3
 `nat_ctc_glat`, about 164 min on one core (validation WER 35.5%); `nat_glat`, about 85 min on
 one core (validation WER 43.0%, length_pred); `nat_ctc`, about 148 min on one shared core
 (validation WER 32.6%); `nat_ctc_kd`, about 99 min alone on both cores (81 steps/min from step
-3400 to 8000, evaluations included; validation WER 30.9%).
+3400 to 8000, evaluations included; validation WER 30.9%). On the 2026-11-28 machine (about
+1.26x the last for the AT, BUILD_NOTES.md): `at` about 110 min alone on both cores (validation
+WER 26.95%); the distillation about 21 min alone on both cores (96-100 words/s); `nat_ctc_kd`
+80 steps/min alone on both cores (about 100 min for 8000 steps).
 
 Expected result (full `g2p`, 2 CPU cores): see experiments/results/g2p/report.md. The target
 is AT at WER <= 27% and PER <= 7% on the cmudict_g2p test split after at most 90 minutes of
