@@ -17,7 +17,10 @@ default, so that the CPU figures of ``benchmarks/results.json`` stay as they are
 script adds a ``gpu_check`` section: devices, each part's status and seconds, and the training
 figures. ``--quick`` shrinks every part (small lengths, one repetition, 20 training steps of
 ``synthetic.py:at,quick``) to test the script itself on a CPU (2 min on 2 shared cores);
-``--parts`` runs a subset. The exit status is 1 if any part failed.
+``--parts`` runs a subset, and ``--part_timeout`` stops a part that runs longer (a device lease
+is short: one slow part must not use it up). The exit status is 1 if any part failed. The
+first run on a GPU (an H200, 2026-11-28) and how its packages got there: BUILD_NOTES.md,
+"The first GPU check".
 """
 
 from __future__ import annotations
@@ -73,15 +76,27 @@ DEVICES = (
 )
 
 
-def _run(name: str, command: list[str], log_dir: Path) -> dict[str, Any]:
-    """Run one part, its output into ``log_dir/<name>.log``; its status and seconds."""
+def _run(name: str, command: list[str], log_dir: Path, timeout: float = 0) -> dict[str, Any]:
+    """Run one part, its output into ``log_dir/<name>.log``; its status and seconds.
+
+    ``timeout`` > 0 stops a part that runs longer (its process is killed), so that one slow
+    or hung part cannot use up a lease that the others need.
+    """
     print(f"gpu_check: {name} ...", flush=True)
     start = time.perf_counter()
     log = log_dir / f"{name}.log"
     with log.open("w") as out:
-        code = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            code = subprocess.call(
+                command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, timeout=timeout or None
+            )
+        except subprocess.TimeoutExpired:
+            code = None
     seconds = time.perf_counter() - start
-    status = "ok" if code == 0 else f"failed (exit {code}; see {log})"
+    if code is None:
+        status = f"failed (stopped after the --part_timeout of {timeout:g} s; see {log})"
+    else:
+        status = "ok" if code == 0 else f"failed (exit {code}; see {log})"
     print(f"gpu_check: {name} {status} in {seconds:.0f} s", flush=True)
     return {"status": status, "seconds": round(seconds, 1), "log": str(log)}
 
@@ -125,11 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train_config", default="", help="config of the training part")
     parser.add_argument("--train_steps", type=int, default=0, help="0: 300, or 20 with --quick")
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset")
+    parser.add_argument(
+        "--part_timeout", type=float, default=0, help="seconds per part, 0: no limit"
+    )
     args = parser.parse_args(argv)
     chosen = [p for p in args.parts.split(",") if p]
     unknown = [p for p in chosen if p not in PARTS]
     if unknown or not chosen:
         parser.error(f"unknown --parts {','.join(unknown)!r}; valid: {', '.join(PARTS)}")
+    if not 0 <= args.part_timeout < float("inf"):
+        parser.error(f"--part_timeout must be a number of seconds >= 0, got {args.part_timeout}")
     args.workdir.mkdir(parents=True, exist_ok=True)
     extra = QUICK if args.quick else FULL
     results = str(args.results.resolve())
@@ -138,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"command": common.command_line(__file__, argv), "parts": parts}
     for name in (p for p in PARTS if p in chosen):
         if name == "devices":
-            parts[name] = _run(name, [PY, "-c", DEVICES], args.workdir)
+            parts[name] = _run(name, [PY, "-c", DEVICES], args.workdir, args.part_timeout)
             if parts[name]["status"] == "ok":
                 log = (args.workdir / "devices.log").read_text().strip().splitlines()
                 report.update(json.loads(log[-1]))
@@ -146,13 +166,15 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "train":
             train_dir = args.workdir / "train"
             shutil.rmtree(train_dir, ignore_errors=True)  # a resumed run would train nothing
-            parts[name] = _run(name, _train_command(args, train_dir), args.workdir)
+            parts[name] = _run(
+                name, _train_command(args, train_dir), args.workdir, args.part_timeout
+            )
             if parts[name]["status"] == "ok":
                 report["train"] = _train_figures(train_dir)
                 print(f"gpu_check: bfloat16 training: {json.dumps(report['train'])}")
         else:
             command = [PY, f"benchmarks/{name}.py", f"--results={results}", *extra[name]]
-            parts[name] = _run(name, command, args.workdir)
+            parts[name] = _run(name, command, args.workdir, args.part_timeout)
     common.write_section("gpu_check", report, args.results)
     failed = [name for name, part in parts.items() if part["status"] != "ok"]
     print(f"gpu_check: {'failed: ' + ', '.join(failed) if failed else 'all parts ok'}")

@@ -50,7 +50,7 @@ def main(argv: Sequence[str]) -> None:
         exit_interrupted(PROG, err, "during set-up", "no step was trained, nothing lost")
     except NonFiniteLossError as err:
         fail(PROG, err, code=1)
-    except ValueError as err:  # a bad config value; --verbosity=1 shows the traceback
+    except ValueError as err:  # a bad config value or set-up; --verbosity=1: the traceback
         logging.debug("traceback of the error below", exc_info=True)
         fail(PROG, err)
 

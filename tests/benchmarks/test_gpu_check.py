@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 
@@ -41,18 +43,35 @@ def test_quick_gpu_check_runs_on_cpu(tmp_path: Path):
     assert "all parts ok" in done.stdout
 
 
-def test_unknown_part_is_one_line(tmp_path: Path):
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        (
+            "--parts=devices,gpu",
+            "unknown --parts 'gpu'; valid: devices, attention, long_sequences, train, decoding",
+        ),
+        ("--part_timeout=-1", "--part_timeout must be a number of seconds >= 0, got -1.0"),
+    ],
+)
+def test_a_bad_flag_is_one_line(tmp_path: Path, flag: str, message: str):
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--parts=devices,gpu", f"--workdir={tmp_path}"],
+        [sys.executable, str(SCRIPT), flag, f"--workdir={tmp_path}"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 2
-    assert (
-        done.stderr.strip()
-        .splitlines()[-1]
-        .endswith(
-            "unknown --parts 'gpu'; valid: devices, attention, long_sequences, train, decoding"
-        )
-    )
+    assert done.stderr.strip().splitlines()[-1].endswith(message)
+
+
+def test_part_timeout_stops_a_part_and_reports_it(tmp_path: Path):
+    # Python cannot import jax in 0.05 s, so the devices part is stopped at its limit; the
+    # script still writes its section and exits 1, naming the limit.
+    results = tmp_path / "results.json"
+    command = [sys.executable, str(SCRIPT), f"--results={results}", f"--workdir={tmp_path}"]
+    command += ["--parts=devices", "--part_timeout=0.05"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    status = json.loads(results.read_text())["gpu_check"]["parts"]["devices"]["status"]
+    assert status.startswith("failed (stopped after the --part_timeout of 0.05 s")
+    assert "failed: devices" in done.stdout

@@ -63,3 +63,21 @@ def test_a_fresh_run_starts_an_empty_record(tmp_path):
 def test_progress_line_shows_rate_and_eta():
     line = progress_line(50, 100, {"loss": 1.25, "steps_per_sec": 10.0, "tokens_per_sec": 900.0})
     assert line == "step 50/100 (50%) | loss 1.25 | 10.0 steps/s, 900 tokens/s | ETA 0:00:05"
+
+
+def test_a_missing_tensorboardx_is_said_before_training(tmp_path, monkeypatch):
+    # The device check of 2026-11-28 lost a 2-min compile to this: the import came at step 100.
+    import importlib.util
+
+    from attnlab.train import writers
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorboardX" else real(name, *a),
+    )
+    with pytest.raises(writers.MissingPackageError, match="tensorboardX is not installed"):
+        MetricWriter(tmp_path, start_step=0)
+    assert not (tmp_path / "metrics.jsonl").exists()
+    MetricWriter(tmp_path, start_step=0, primary=False)  # other processes write nothing

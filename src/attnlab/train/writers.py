@@ -8,6 +8,7 @@ leaves the same record as one that was never interrupted.
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import json
 import math
 import os
@@ -34,6 +35,10 @@ def read_metrics(workdir: str | os.PathLike) -> list[dict]:
     return records
 
 
+class MissingPackageError(ValueError):
+    """A package the run needs is not installed (said before training, not at step 100)."""
+
+
 class MetricWriter:
     """Write metric events from the primary process; other processes write nothing."""
 
@@ -45,6 +50,13 @@ class MetricWriter:
         self._tb = None
         if not primary:
             return
+        # TensorBoard is opened lazily (slow import), so look for it now: a missing package
+        # must stop the run before its compile and first steps, not at the first event.
+        if importlib.util.find_spec("tensorboardX") is None:
+            raise MissingPackageError(
+                "tensorboardX is not installed; every run writes TensorBoard events with it: "
+                "`pip install tensorboardX` (`make setup` installs it)"
+            )
         kept = [r for r in read_metrics(workdir) if r.get("step", math.inf) <= start_step]
         text = "".join(json.dumps(r) + "\n" for r in kept)
         if not self._path.exists() or self._path.read_text() != text:
