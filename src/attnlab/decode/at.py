@@ -122,10 +122,9 @@ def _search(
     )
     if method == "greedy":
         tokens, scores = greedy_search(tokens_to_logits, cache, **common)
-        # greedy steps until its EOS: its length counting the EOS, max_len without one
-        is_eos = tokens == EOS
-        steps = jnp.where(is_eos.any(axis=1), jnp.argmax(is_eos, axis=1) + 1, max_len)
-        return tokens, scores, steps.astype(jnp.int32)
+        # greedy steps until its EOS: its tokens up to the EOS (PAD is forbidden before it,
+        # and written after it), max_len without one
+        return tokens, scores, jnp.sum(tokens != PAD, axis=1).astype(jnp.int32)
     seqs, scores, steps = beam_search_with_steps(
         tokens_to_logits, cache, beam_size=beam_size, **common
     )
