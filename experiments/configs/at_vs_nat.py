@@ -41,7 +41,9 @@ one core (validation WER 43.0%, length_pred); `nat_ctc`, about 148 min on one sh
 3400 to 8000, evaluations included; validation WER 30.9%). On the 2026-11-28 machine (about
 1.26x the last for the AT, BUILD_NOTES.md): `at` about 110 min alone on both cores (validation
 WER 26.95%); the distillation about 21 min alone on both cores (96-100 words/s); `nat_ctc_kd`
-80 steps/min alone on both cores (about 100 min for 8000 steps).
+80 steps/min alone on both cores (about 100 min for 8000 steps); `nat_glat` 90 min on one
+core, the other training `nat_dag` (validation WER 43.0%); `nat_dag` 55-60 steps/min on one
+core, about 80 on both.
 
 Expected result (full `g2p`, 2 CPU cores): see experiments/results/g2p/report.md. The target
 is AT at WER <= 27% and PER <= 7% on the cmudict_g2p test split after at most 90 minutes of
