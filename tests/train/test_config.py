@@ -1,8 +1,10 @@
 """Config variants and checks: unknown words, keys and values give one-line errors."""
 
 import pytest
+from train_testing import quick_config
 
 from attnlab.train.config import base_config, parse_variant, validate_config
+from attnlab.train.resolve import resolve_config
 
 GROUPS = {"model": ("at", "nat"), "task": ("copy", "reverse", "sort")}
 DEFAULTS = {"model": "at", "task": "copy"}
@@ -69,3 +71,16 @@ def test_errors_raised_inside_a_config_file_are_reduced_to_their_message():
     )
     assert one_line(wrapped) == "unknown variant 'zz' for g2p.py; valid: at, nat, quick"
     assert one_line("Unknown command line flag 'bogus'") == "Unknown command line flag 'bogus'"
+
+
+@pytest.mark.parametrize(
+    "recipe, expected",
+    # synthetic lengths up to 16: targets of 17 tokens with their EOS; the default max_len is 64
+    [("eos_canvas", 17), ("vanilla", 64), ("ctc", 64)],
+)
+def test_the_eos_canvas_is_as_wide_as_the_data_allows_and_no_wider(data_dir, recipe, expected):
+    config = quick_config(f"synthetic.py:nat,copy,{recipe},quick", data_dir)
+    assert config.model.max_len == 64
+    resolved, info = resolve_config(config)
+    assert (info.max_len, info.max_target_len) == (16, 17)
+    assert resolved.model.max_len == expected

@@ -87,6 +87,10 @@ def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.Co
     needed = max(int(info.max_len), int(info.max_target_len))
     if model.max_len < needed:  # positions and NAT length classes must cover the data
         model.max_len = needed
+    if model.name == "nat" and model.nat_recipe == "eos_canvas":
+        # The fixed canvas is max_len wide in training and decoding: the data's bound, not a
+        # wider default (G2P: 32, not 64; a wider canvas only costs time).
+        model.max_len = needed
     model.vocab_size = len(info.src_vocab)
     if info.task == "seq2seq":
         model.target_vocab_size = len(info.tgt_vocab)
