@@ -201,3 +201,39 @@ def test_asyncio_echoes_of_a_set_aside_read_are_dropped_and_other_reports_kept(m
     set_aside.set()
     assert not echoes.filter(unretrieved)
     assert echoes.filter(record("Unclosed client session", ValueError("x")))
+
+
+def test_restore_compiles_nothing_and_equals_a_restore_into_a_built_state(
+    data_dir, tmp_path, compilations
+):
+    """``restore`` reads into a template of shapes (``train_state_template``), not a state
+    built by running the initialisers: same model, RNG keys included, and no compile."""
+    from train_testing import quick_config, state_leaves
+
+    from attnlab.train import train_and_evaluate
+    from attnlab.train.resolve import create_train_state
+    from attnlab.train.restore import restore
+    from attnlab.train.steps import merge_model
+
+    config = quick_config(
+        "synthetic.py:at,quick", data_dir, num_train_steps=2, eval_every_steps=100
+    )
+    train_and_evaluate(config, tmp_path)
+    with compilations() as events:
+        model, trained, step = restore(tmp_path)
+    assert step == 2 and events  # tracing for shapes (eval_shape) only:
+    assert not [e for e in events if "backend_compile" in e or "lowering" in e], events
+    graphdef, built, _ = create_train_state(trained)
+    ckpt = Checkpointer(tmp_path / "checkpoints", max_to_keep=1, read_only=True)
+    try:
+        state, _ = ckpt.restore(built, model_config=trained.model.to_dict())
+    finally:
+        ckpt.close()
+    reference = state_leaves(merge_model(graphdef, state))
+    leaves = state_leaves(model)
+    assert leaves.keys() == reference.keys()
+    kinds = [x.dtype for x in jax.tree.leaves(nnx.state(model))]
+    assert any(jax.dtypes.issubdtype(k, jax.dtypes.prng_key) for k in kinds)  # keys restored
+    for key, value in reference.items():
+        assert leaves[key].dtype == value.dtype, key
+        np.testing.assert_array_equal(leaves[key], value, err_msg=key)

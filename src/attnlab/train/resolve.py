@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 import optax
 from flax import nnx
 
@@ -121,6 +122,18 @@ def build(config: ml_collections.ConfigDict) -> tuple[nnx.Module, optax.Gradient
     return build_model(config.model, rngs=nnx.Rngs(config.seed)), make_optimizer(config)
 
 
+def _state_factory(config: ml_collections.ConfigDict):
+    """``(graphdef, optimizer, create)``: ``create()`` makes the train state from the seed."""
+    optimizer = make_optimizer(config)
+
+    def create() -> dict[str, Any]:
+        model = build_model(config.model, rngs=nnx.Rngs(config.seed))
+        return init_state(model, optimizer)[1]
+
+    abstract_model = nnx.eval_shape(lambda: build_model(config.model, rngs=nnx.Rngs(config.seed)))
+    return nnx.split(abstract_model, nnx.Param, ...)[0], optimizer, create
+
+
 def create_train_state(
     config: ml_collections.ConfigDict, sharding: Any = None
 ) -> tuple[Any, dict[str, Any], optax.GradientTransformation]:
@@ -130,15 +143,25 @@ def create_train_state(
     one sharding, a pytree of them, or a function from the abstract state to either):
     one compile instead of one per initialiser op, and no unsharded copy on the host.
     """
-    optimizer = make_optimizer(config)
-
-    def create() -> dict[str, Any]:
-        model = build_model(config.model, rngs=nnx.Rngs(config.seed))
-        return init_state(model, optimizer)[1]
-
-    abstract_model = nnx.eval_shape(lambda: build_model(config.model, rngs=nnx.Rngs(config.seed)))
-    graphdef = nnx.split(abstract_model, nnx.Param, ...)[0]
+    graphdef, optimizer, create = _state_factory(config)
     if callable(sharding) and not isinstance(sharding, jax.sharding.Sharding):
         sharding = sharding(jax.eval_shape(create))
     state = jax.jit(create, out_shardings=sharding)()
     return graphdef, state, optimizer
+
+
+def train_state_template(config: ml_collections.ConfigDict) -> tuple[Any, dict[str, Any]]:
+    """``(graphdef, a template of the train state)`` to restore a checkpoint into, computed
+    from shapes only (nothing compiles, nothing is allocated): each array is a
+    ``jax.ShapeDtypeStruct`` on this process's first device, and each RNG key a placeholder key of the
+    default implementation (the one ``nnx.Rngs`` makes), which the restore overwrites."""
+    graphdef, _, create = _state_factory(config)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+    def leaf(x: jax.ShapeDtypeStruct) -> Any:
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = jax.eval_shape(jax.random.key_data, x)
+            return jax.random.wrap_key_data(np.zeros(data.shape, data.dtype))
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device)
+
+    return graphdef, jax.tree.map(leaf, jax.eval_shape(create))

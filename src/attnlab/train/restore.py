@@ -20,7 +20,7 @@ from absl import logging
 from flax import nnx
 
 from attnlab.train.checkpoint import Checkpointer
-from attnlab.train.resolve import create_train_state
+from attnlab.train.resolve import train_state_template
 from attnlab.train.steps import merge_model
 from attnlab.train.workdir import CONFIG_FILE, with_defaults
 
@@ -42,7 +42,7 @@ def _trained_config(workdir: Path) -> ml_collections.ConfigDict:
 
 def _mean(*leaves: jax.Array) -> jax.Array:
     """The mean of floating-point leaves (in float32); an integer leaf comes from the first."""
-    if not jnp.issubdtype(leaves[0].dtype, jnp.floating):
+    if len(leaves) == 1 or not jnp.issubdtype(leaves[0].dtype, jnp.floating):
         return leaves[0]
     total = sum(leaf.astype(jnp.float32) for leaf in leaves)
     return (total / len(leaves)).astype(leaves[0].dtype)
@@ -70,7 +70,7 @@ def restore(
         raise FileNotFoundError(
             f"no checkpoint of step {step} in {directory}; valid: {', '.join(map(str, steps))}"
         )
-    graphdef, template, _ = create_train_state(config)
+    graphdef, template = train_state_template(config)  # shapes only: nothing compiles
     ckpt = Checkpointer(directory, max_to_keep=len(steps), read_only=True)
     states, newest = [], None
     try:
