@@ -153,8 +153,9 @@ def create_train_state(
 def train_state_template(config: ml_collections.ConfigDict) -> tuple[Any, dict[str, Any]]:
     """``(graphdef, a template of the train state)`` to restore a checkpoint into, computed
     from shapes only (nothing compiles, nothing is allocated): each array is a
-    ``jax.ShapeDtypeStruct`` on this process's first device, and each RNG key a placeholder key of the
-    default implementation (the one ``nnx.Rngs`` makes), which the restore overwrites."""
+    ``jax.ShapeDtypeStruct`` on this process's first device, and each RNG key a placeholder
+    key of the default implementation (the one ``nnx.Rngs`` makes), which the restore
+    overwrites."""
     graphdef, _, create = _state_factory(config)
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
