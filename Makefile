@@ -23,9 +23,9 @@ $(STAMP): pyproject.toml requirements.lock
 setup: $(STAMP)
 
 # The suite is CPU-only, also on a GPU host; the slowest 15 tests are listed (CI keeps under
-# 20 minutes on 2 cores).
+# 20 minutes on 2 cores). Slowest modules first: tests/conftest.py, SLOWEST_FIRST.
 test: $(STAMP)
-	JAX_PLATFORMS=cpu $(PY) -m pytest -n 2 --dist loadfile --durations=15
+	JAX_PLATFORMS=cpu $(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 DEMO_DIR ?= runs/demo
 DEMO := $(PY) experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p,demo \
