@@ -1,10 +1,19 @@
 """The AT-vs-NAT experiment, quick form, end to end: every system, every key, finite values."""
 
 import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import ml_collections
 import pytest
-from avn_testing import SECOND_EDITION, check_rows, quick_config, rerun_from_records
+from avn_testing import (
+    SECOND_EDITION,
+    check_rows,
+    quick_config,
+    recorded_outputs,
+    rerun_from_records,
+)
 from avn_testing import quick_run as quick_run_in
 
 from attnlab.analysis import recorded
@@ -102,12 +111,24 @@ def test_recorded_systems_are_reported_again_without_their_checkpoints(quick_run
     """Another machine: the records stand in for the models, and only the timing changes."""
     _, workdir = quick_run
     # one system per way of timing: an AT search's steps, length_pred's and mask_predict's
-    # lengths as oracle_length, and a student (the fixed canvases are in the frontier's test)
+    # lengths as oracle_length, length_beam's candidate lengths (rescored by a fresh AT in
+    # NPD), and a student (the fixed canvases are in the frontier's test)
     systems = ["at_greedy", "at_beam4", "nat_length_pred", "nat_mask_predict4"]
-    rows = rerun_from_records([*systems, "nat_kd_length_pred"], workdir, tmp_path / "again")
+    systems += ["nat_length_beam3", "nat_length_beam5_at_rescore", "nat_kd_length_pred"]
+    rows = rerun_from_records(systems, workdir, tmp_path / "again")
     assert rows[0]["speedup_vs_at_greedy"] == 1.0
-    with pytest.raises(ValueError, match="'length_beam:5' cannot be timed from recorded outputs"):
-        rerun_from_records(["nat_length_beam5_at_rescore"], workdir, tmp_path / "npd")
+    for name, k in (("nat_length_beam3", 3), ("nat_length_beam5_at_rescore", 5)):
+        record = recorded_outputs(workdir, name)
+        assert len(record.candidates) == len(record.hyps)
+        assert all(len(c) == k and n in c for n, c in zip(record.lengths, record.candidates))
+    assert recorded_outputs(workdir, "nat_length_beam5_at_rescore").rescorer_config["model"]
+    # a length_beam record without its candidate lengths cannot be timed
+    again = tmp_path / "old_records"
+    shutil.copytree(workdir / "recorded", again)
+    recorded.save(again, replace(recorded_outputs(workdir, "nat_length_beam3"), candidates=None))
+    data_dir = json.loads((workdir / "at" / "config.json").read_text())["data"]["data_dir"]
+    with pytest.raises(ValueError, match="nat_length_beam3 lack the candidate lengths"):
+        quick_run_in(["nat_length_beam3"], Path(data_dir), tmp_path / "old", recorded=str(again))
 
 
 def test_a_record_of_another_config_or_split_is_refused(quick_run, tmp_path):

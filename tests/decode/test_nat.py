@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 from attnlab.decode.at import at_log_prob
-from attnlab.decode.nat import nat_decode, parse_strategy
+from attnlab.decode.nat import length_beam_lengths, nat_decode, nat_decoder, parse_strategy
 from attnlab.metrics import length_accuracy, token_accuracy
 from attnlab.nn import build_model, model_config
 
@@ -154,6 +154,28 @@ def test_length_beam_keeps_the_best_mean_log_prob_of_its_candidate_lengths(train
         assert out.lengths[row] == chosen.lengths[row]
         np.testing.assert_array_equal(out.tokens[row], chosen.tokens[row])
     np.testing.assert_allclose(out.scores, scores.max(1), rtol=1e-5, atol=1e-6)
+
+
+def test_length_beam_at_given_lengths_decodes_those_lengths(trained):
+    """A recorded length_beam decode is timed on a fresh model given the lengths its trained
+    model chose (analysis.recorded): given its own lengths a model decodes as it would."""
+    model, src, _ = trained
+    k = 3
+    lengths = length_beam_lengths(model, src, k)
+    log_probs = np.asarray(model.length_log_probs(model.encode(src), src))[:, 1:]
+    order = np.argsort(-log_probs, axis=1, kind="stable")[:, :k] + 1
+    np.testing.assert_array_equal(lengths, order)
+    decode = nat_decoder(model, f"length_beam:{k}")
+    own, given = decode(src), decode(src, lengths)
+    for a, b in zip(own, given, strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = np.broadcast_to(np.array([2, 5, 7], np.int32), lengths.shape)  # not the model's
+    out = decode(src, other)
+    assert set(np.asarray(out.lengths).tolist()) <= {2, 5, 7}
+    with pytest.raises(ValueError, match=r"given lengths must be \[B, 3\] in 1..8"):
+        decode(src, other[:, :2])
+    with pytest.raises(ValueError, match=r"given lengths must be \[B, 3\] in 1..8"):
+        decode(src, other + 6)
 
 
 def test_length_beam_rescoring_picks_the_rescorers_favourite(trained):

@@ -238,6 +238,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
                 max_len=max_len,
                 length_penalty=config.at.length_penalty,
                 latency_examples=config.latency_examples,
+                rescorer=fresh[rescorer] if rescorer else None,
             )
             hyps, chosen, step = record.hyps, record.lengths, record.step
             params, curve = record.params, record.curve
@@ -268,6 +269,12 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
                     params=params,
                     config=read_trained_config(workdir / key).to_dict(),
                     curve=curve,
+                    candidates=recorded.candidate_lengths(
+                        models[key], method, batches, max_len=max_len, chosen=chosen
+                    ),
+                    rescorer_config=(
+                        read_trained_config(workdir / rescorer).to_dict() if rescorer else None
+                    ),
                 )
                 recorded.save(recorded_dir, made)
         outputs[name] = hyps

@@ -15,11 +15,11 @@ run given the same DIR
   same config made to run the recorded decode (``timing_method``, ``timed``): an AT search
   forced to run the recorded number of decoder steps (its EOS forced there: greedy's steps are
   its output length; a beam search's can exceed it, as its finished set may fill before the
-  search can stop), a ``length_pred`` NAT given the recorded length (as ``oracle_length``).
-  The cost of a decode depends on the architecture and on the steps or lengths, not on the
-  weights: CTC, DAG and ``eos_cut`` decode a canvas fixed by the source. ``length_beam``
-  weighs several lengths of its model's choosing, so it cannot be timed this way and is
-  refused;
+  search can stop), a ``length_pred`` NAT given the recorded length (as ``oracle_length``),
+  a ``length_beam:K`` NAT given the K recorded lengths its length head chose
+  (``decode.nat.length_beam_lengths``), with a fresh AT scoring them where an AT rescored
+  them. The cost of a decode depends on the architecture and on the steps or lengths, not on
+  the weights: CTC, DAG and ``eos_cut`` decode a canvas fixed by the source;
 - trains a distilled (``*_kd``) model on DIR's teacher outputs when the teacher has no
   checkpoint in the workdir.
 
@@ -41,10 +41,11 @@ from pathlib import Path
 from typing import Any
 
 import ml_collections
+import numpy as np
 from flax import nnx
 
 from attnlab.analysis.systems import SYSTEMS, SystemRun, make_decoder, run_system
-from attnlab.decode.nat import parse_strategy
+from attnlab.decode.nat import length_beam_lengths, parse_strategy
 from attnlab.train.resolve import build, resolve_config
 from attnlab.train.workdir import config_changes, has_history
 
@@ -68,6 +69,9 @@ class Record:
     lengths: list[int] | None  # NAT: the chosen length of each output, counting the EOS
     output_lengths: list[int]  # ids per output plus the EOS
     steps: list[int] | None  # AT: the decoder steps of each output's search (its cost)
+    # length_beam:K: the K lengths decoded for each example (decode.nat.length_beam_lengths)
+    candidates: list[list[int]] | None = None
+    rescorer_config: dict[str, Any] | None = None  # the rescoring AT's config, where one rescored
 
 
 def references_digest(refs: Sequence[Any]) -> str:
@@ -95,6 +99,18 @@ def _without_data(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k != "data"}
 
 
+def _check_config(
+    what: str, recorded_config: dict[str, Any], current: ml_collections.ConfigDict
+) -> None:
+    changes = config_changes(
+        _without_data(recorded_config), ml_collections.ConfigDict(_without_data(current.to_dict()))
+    )
+    if changes:
+        raise ValueError(
+            f"{what} trained with another config: {changes[0]}; remove them, or give that config"
+        )
+
+
 def load(
     directory: str | os.PathLike,
     system: str,
@@ -112,13 +128,7 @@ def load(
         record = Record(**json.loads(gzip.decompress(path.read_bytes())))
     except (OSError, EOFError, zlib.error, ValueError, TypeError) as err:
         raise ValueError(f"recorded outputs {path} are unreadable ({err}); remove them") from None
-    current = ml_collections.ConfigDict(_without_data(model_config.to_dict()))
-    changes = config_changes(_without_data(record.config), current)
-    if changes:
-        raise ValueError(
-            f"recorded outputs {path} come from a model trained with another config: "
-            f"{changes[0]}; remove them, or give that config"
-        )
+    _check_config(f"recorded outputs {path} come from a model", record.config, model_config)
     if record.split != split or len(record.hyps) != len(refs):
         raise ValueError(
             f"recorded outputs {path} are of {len(record.hyps)} examples of split "
@@ -131,18 +141,13 @@ def load(
 
 def timing_method(method: str) -> str:
     """The decoding method that costs what ``method`` cost, on an untrained model given the
-    recorded output lengths (a NAT) or decoder steps (an AT): ``length_pred`` becomes
-    ``oracle_length`` (also under ``mask_predict``); an AT method stays (its search is forced
-    to run the recorded steps); the others decode a canvas fixed by the source.
-    ``length_beam`` is refused (module docstring)."""
+    recorded output lengths (a NAT), candidate lengths (``length_beam``) or decoder steps (an
+    AT): ``length_pred`` becomes ``oracle_length`` (also under ``mask_predict``); an AT method
+    and ``length_beam`` stay (the search runs the recorded steps, the beam the recorded
+    lengths); the others decode a canvas fixed by the source."""
     if method == "greedy" or method.startswith("beam:"):
         return method
     strategy = parse_strategy(method)
-    if strategy.length == "length_beam":
-        raise ValueError(
-            f"decoding {method!r} cannot be timed from recorded outputs (length_beam weighs "
-            "lengths of its trained model's choosing); train its model in the workdir"
-        )
     if strategy.length != "length_pred":
         return method
     if strategy.iterations > 1:
@@ -160,21 +165,35 @@ def take(
     if not directory:
         return {}, {}
     taken, resolved = {}, {}
-    for name in systems:
-        key, method, _ = SYSTEMS[name]
-        if has_history(workdir / key):
-            continue
+
+    def resolved_config(key: str) -> ml_collections.ConfigDict:
         if key not in resolved:
             resolved[key] = resolve_config(config[key])[0]
+        return resolved[key]
+
+    for name in systems:
+        key, method, rescorer = SYSTEMS[name]
+        if has_history(workdir / key) or (rescorer and has_history(workdir / rescorer)):
+            continue
         record = load(
-            directory, name, model_config=resolved[key], split=config.test_split, refs=refs
+            directory, name, model_config=resolved_config(key), split=config.test_split, refs=refs
         )
-        if record is not None:
-            timing_method(method)  # refuse what cannot be timed, before anything trains
-            taken[name] = record
+        if record is None:
+            continue
+        timing_method(method)  # refuse what cannot be timed, before anything trains
+        if _length_beam(method) and record.candidates is None:
+            raise ValueError(
+                f"recorded outputs of {name} lack the candidate lengths that time a "
+                f"length_beam decode; remove {Path(directory) / name}.json.gz and decode it again"
+            )
+        if rescorer:
+            what = f"recorded outputs of {name} were rescored by an AT"
+            _check_config(what, record.rescorer_config or {}, resolved_config(rescorer))
+        taken[name] = record
     trained = {k for s in systems if s not in taken for k in SYSTEMS[s][::2] if k}
     taken = {name: r for name, r in taken.items() if r.model not in trained}
-    fresh = {r.model: build(resolved[r.model])[0] for r in taken.values()}
+    needed = {k for name in taken for k in SYSTEMS[name][::2] if k}
+    fresh = {k: build(resolved_config(k))[0] for k in sorted(needed)}
     return taken, fresh
 
 
@@ -186,20 +205,53 @@ def timed(
     max_len: int,
     length_penalty: float,
     latency_examples: int,
+    rescorer: nnx.Module | None = None,
 ) -> SystemRun:
-    """``run_system`` of ``record``'s system on ``model``, a fresh model of its config, made to
-    run the recorded decode: its throughput and latency are the figures to report."""
+    """``run_system`` of ``record``'s system on ``model``, a fresh model of its config (and
+    ``rescorer``, a fresh AT, where an AT rescored it), made to run the recorded decode: its
+    throughput and latency are the figures to report."""
     decode = make_decoder(
         model,
         timing_method(record.decoding),
         max_len=max_len,
         length_penalty=length_penalty,
         force_lengths=True,
+        rescorer=rescorer,
     )
-    lengths = record.lengths if record.steps is None else record.steps
+    lengths = next(n for n in (record.steps, record.candidates, record.lengths) if n is not None)
     return run_system(
         record.system, decode, batches, latency_examples=latency_examples, lengths=lengths
     )
+
+
+def _length_beam(method: str) -> int:
+    """K of a ``length_beam:K`` decoding, 0 for any other."""
+    if method == "greedy" or method.startswith("beam:"):
+        return 0
+    strategy = parse_strategy(method)
+    return strategy.beam if strategy.length == "length_beam" else 0
+
+
+def candidate_lengths(
+    model: nnx.Module,
+    method: str,
+    batches: Sequence[dict[str, Any]],
+    *,
+    max_len: int,
+    chosen: Sequence[int] | None,
+) -> list[list[int]] | None:
+    """For a ``length_beam:K`` decode (None for any other), the K lengths it decoded for each
+    valid example of ``batches``, checked against the lengths it ``chosen``."""
+    k = _length_beam(method)
+    if not k:
+        return None
+    out: list[list[int]] = []
+    for batch in batches:
+        lengths = length_beam_lengths(model, batch["inputs"], k, max_len=max_len)
+        out.extend(row.tolist() for row in lengths[np.asarray(batch["valid"], bool)])
+    if chosen is None or any(n not in c for n, c in zip(chosen, out, strict=True)):
+        raise ValueError(f"{method}: a chosen length is not among its candidate lengths")
+    return out
 
 
 def record_of(run: SystemRun, hyps: list[list[str]], **fields: Any) -> Record:

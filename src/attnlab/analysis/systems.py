@@ -107,7 +107,7 @@ def make_decoder(
     force_lengths: bool = False,
     rescorer: nnx.Module | None = None,
 ) -> Decoder:
-    """``decode(src [B, S], ref_lengths [B]) -> Decoded(tokens, lengths, steps)``.
+    """``decode(src [B, S], ref_lengths [B] or, length_beam:K, [B, K]) -> Decoded(...)``.
 
     ``force_lengths`` makes an AT system emit exactly ``ref_lengths`` tokens (EOS forced
     there, forbidden before): for timing untrained models at the reference lengths, as
@@ -183,10 +183,10 @@ def _valid(batches: Sequence[dict[str, Any]]) -> list[np.ndarray]:
 
 
 def _given_lengths(
-    batches: Sequence[dict[str, Any]], lengths: Sequence[int] | None
+    batches: Sequence[dict[str, Any]], lengths: Sequence[int] | Sequence[Sequence[int]] | None
 ) -> list[np.ndarray]:
     """Per batch, the lengths ``decode`` gets: the references', or ``lengths`` on the valid
-    rows (1 on the others)."""
+    rows (1 on the others): ``[B]``, or ``[B, K]`` where each example has K (length_beam's)."""
     refs = [_ref_lengths(b["targets"]) for b in batches]
     if lengths is None:
         return refs
@@ -194,10 +194,11 @@ def _given_lengths(
     counts = [int(v.sum()) for v in valid]
     if len(lengths) != sum(counts):
         raise ValueError(f"{len(lengths)} lengths for {sum(counts)} examples")
+    table = np.asarray(lengths, np.int32)
     out, start = [], 0
     for ref, ok, count in zip(refs, valid, counts, strict=True):
-        given = np.ones_like(ref)
-        given[ok] = lengths[start : start + count]
+        given = np.ones(ref.shape + table.shape[1:], np.int32)
+        given[ok] = table[start : start + count]
         start += count
         out.append(given)
     return out
@@ -223,9 +224,9 @@ def run_system(
 ) -> SystemRun:
     """Decode every valid example of ``batches``; measure throughput and batch-1 latency.
 
-    ``lengths`` (one per valid example, counting the EOS) replace the reference lengths that
-    ``decode`` is given: the recorded lengths or steps a fresh model is timed at
-    (``analysis.recorded``).
+    ``lengths`` (one per valid example, counting the EOS, or K for a ``length_beam:K``)
+    replace the reference lengths that ``decode`` is given: the recorded lengths or steps a
+    fresh model is timed at (``analysis.recorded``).
     """
     if not batches:
         raise ValueError("no evaluation batches to decode")

@@ -13,7 +13,8 @@ Strategies (``parse_strategy``):
 - ``length_beam:k``: the ``k`` most probable lengths, decoded in parallel as ``k * B`` rows; the
   candidate with the best mean log-prob is kept, or, given ``rescorer``, the best by the
   rescorer (for an AT model: its teacher-forced log-prob, as Gu et al. 2018's noisy parallel
-  decoding). ``length_beam:1`` is ``length_pred``.
+  decoding). ``length_beam:1`` is ``length_pred``. Given ``ref_lengths`` of shape ``[B, k]``
+  (``length_beam_lengths``), it decodes those ``k`` lengths instead of the length head's.
 - ``oracle_length``: ``L`` = the reference length (``ref_lengths``, counting the EOS): an upper
   bound that removes length prediction errors.
 - ``eos_cut`` (recipe ``eos_canvas``): decode the model's fixed canvas of ``max_len`` MASK
@@ -178,6 +179,29 @@ def _eos_cut(model, enc, src, canvas: int):
     return tokens[:, None], lengths[:, None], _mean(token_logp, lengths)[:, None]
 
 
+def _top_lengths(model, enc, src, canvas: int, k: int) -> tuple[jax.Array, jax.Array]:
+    """The ``k`` most probable lengths in ``1..canvas`` (a length counts the EOS, so >= 1),
+    [B, k], most probable first, and which of them are possible at all (log-prob > -inf)."""
+    length_logp, idx = jax.lax.top_k(model.length_log_probs(enc, src)[:, 1 : canvas + 1], k)
+    return idx + 1, length_logp > -jnp.inf
+
+
+def _length_beam_lengths(model, src, *, canvas: int, k: int) -> jax.Array:
+    return _top_lengths(model, model.encode(src), src, canvas, k)[0]
+
+
+def length_beam_lengths(
+    model: nnx.Module, src: jax.Array, k: int, *, max_len: int | None = None
+) -> np.ndarray:
+    """The ``k`` lengths ``length_beam:k`` decodes for each row of ``src`` [B, S]: ``[B, k]``,
+    most probable first, counting the EOS. Given back to ``nat_decoder``'s ``decode`` as
+    ``ref_lengths``, they make any model of the same config do the same work
+    (``attnlab.analysis.recorded`` times recorded decodes this way)."""
+    canvas = int(max_len if max_len is not None else model.max_len)
+    run = jit_model(_length_beam_lengths, model, canvas=canvas, k=int(k))
+    return np.asarray(run(trim_source(src)))
+
+
 def _candidates(model, src, ref_lengths, strategy: NATStrategy, canvas: int, trim: bool):
     """-> tokens [B, k, T], lengths [B, k], mean log-probs [B, k] for k candidate lengths, and
     which candidates are possible at all [B, k] (length log-prob > -inf; offset mode rules
@@ -196,9 +220,10 @@ def _candidates(model, src, ref_lengths, strategy: NATStrategy, canvas: int, tri
     if strategy.length == "oracle_length":
         lengths = ref_lengths[:, None]
         possible = jnp.ones_like(lengths, bool)
-    else:  # the k most probable lengths in 1..canvas (a length counts the EOS, so >= 1)
-        length_logp, idx = jax.lax.top_k(model.length_log_probs(enc, src)[:, 1 : canvas + 1], k)
-        lengths, possible = idx + 1, length_logp > -jnp.inf
+    elif ref_lengths.ndim == 2:  # length_beam at given lengths (nat_decoder's decode)
+        lengths, possible = ref_lengths, jnp.ones_like(ref_lengths, bool)
+    else:
+        lengths, possible = _top_lengths(model, enc, src, canvas, k)
     rows = lengths.reshape(-1)
     enc, src = jnp.repeat(enc, k, axis=0), jnp.repeat(src, k, axis=0)
 
@@ -273,7 +298,14 @@ def nat_decoder(
     def decode(src: jax.Array, ref_lengths: jax.Array | None = None) -> NATOutput:
         src = trim_source(src) if trim else jnp.asarray(src, jnp.int32)
         ref = np.ones(src.shape[:1], np.int32)
-        if parsed.length == "oracle_length":  # otherwise ref_lengths is ignored
+        if parsed.length == "length_beam" and np.ndim(ref_lengths) == 2:
+            ref = np.asarray(ref_lengths)
+            if ref.shape != (src.shape[0], parsed.beam) or ref.min() < 1 or ref.max() > canvas:
+                raise ValueError(
+                    f"length_beam:{parsed.beam} given lengths must be [B, {parsed.beam}] in "
+                    f"1..{canvas} (with the EOS), got shape {ref.shape}"
+                )
+        elif parsed.length == "oracle_length":  # otherwise ref_lengths is ignored
             if ref_lengths is None:
                 raise ValueError(
                     "strategy 'oracle_length' needs ref_lengths (target lengths with EOS)"

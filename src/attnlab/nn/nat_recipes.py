@@ -11,8 +11,9 @@ source embeddings copied uniformly onto it), then PAD.
   U{1..len}`` random target positions, shows the others, and trains on the masked ones;
   adds ``mask_predict:T`` refinement (alone or after ``+``).
 - ``eos_canvas``: a fixed canvas of ``model.max_len`` positions (which ``resolve_config``
-  sets to the data's length bound, the longest target with its EOS or the longest source,
-  whichever is larger) whatever the batch's padding; the target is the tokens,
+  sets to the data's length bound: the larger of its source and target length limits,
+  ``DatasetInfo.max_len`` and ``max_target_len``, a target counting its EOS) whatever the
+  batch's padding; the target is the tokens,
   EOS, then PAD to the end of the canvas; decoding (``eos_cut``) reads the same all-MASK
   canvas and cuts after the first EOS. No length head.
 - ``ctc`` (Libovický & Helcl 2018; Saharia et al. 2020): a canvas of ``k = upsample`` times

@@ -85,12 +85,11 @@ def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.Co
             f"batch_size {config.batch_size} is larger than the {train_size} training examples "
             f"of {config.data.name!r}; valid: 1 to {train_size}"
         )
+    # Positions and NAT length classes must cover the data's length bound. An eos_canvas
+    # NAT's fixed canvas is max_len wide in training and decoding: exactly that bound, not a
+    # wider default (G2P: 32, not 64; a wider canvas only costs time).
     needed = max(int(info.max_len), int(info.max_target_len))
-    if model.max_len < needed:  # positions and NAT length classes must cover the data
-        model.max_len = needed
-    if model.name == "nat" and model.nat_recipe == "eos_canvas":
-        # The fixed canvas is max_len wide in training and decoding: the data's bound, not a
-        # wider default (G2P: 32, not 64; a wider canvas only costs time).
+    if model.max_len < needed or (model.name == "nat" and model.nat_recipe == "eos_canvas"):
         model.max_len = needed
     model.vocab_size = len(info.src_vocab)
     if info.task == "seq2seq":
