@@ -43,7 +43,11 @@ one core (validation WER 43.0%, length_pred); `nat_ctc`, about 148 min on one sh
 WER 26.95%); the distillation about 21 min alone on both cores (96-100 words/s); `nat_ctc_kd`
 80 steps/min alone on both cores (about 100 min for 8000 steps); `nat_glat` 90 min on one
 core, the other training `nat_dag` (validation WER 43.0%); `nat_dag` 55-60 steps/min on one
-core, about 80 on both.
+core, about 80 on both. On the 2026-12-05 machine (CI 12 min 43 s against 18 min 51 s):
+`nat` 79 min on one core, the other training `nat_kd` (validation WER 46.1%, length_pred);
+`nat_kd` 66 min on one core (validation WER 43.2%); `nat_ctc` about 61 steps/min on one core
+(about 130 min for 8000 steps). Train-step times there, one core, batches of width 12
+(BUILD_NOTES.md): nat 540 ms, nat_eos 1154, nat_ctc 1198, nat_ctc_glat 1480, at 571, at_ds 568.
 
 Expected result (full `g2p`, 2 CPU cores): see experiments/results/g2p/report.md. The target
 is AT at WER <= 27% and PER <= 7% on the cmudict_g2p test split after at most 90 minutes of
