@@ -3,11 +3,11 @@ r"""AT versus NAT decoding: how much quality does parallel decoding give up, for
     python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/at_vs_nat_g2p
     python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p,demo --workdir=runs/demo   # make demo
 
-The first edition's full `g2p` run, as committed in experiments/results/g2p/, trained four
+The first edition's full `g2p` run, as committed in experiments/results/g2p/first_edition/, trained four
 models as separate processes (the last command resumes them all and decodes):
 
     C="python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/g2p"
-    $C --config.train_only=at    # alone on both cores (wall times: experiments/results/g2p)
+    $C --config.train_only=at    # alone on both cores (wall times: experiments/results/g2p/first_edition)
     taskset -c 0 $C --config.train_only=nat & taskset -c 1 $C --config.train_only=nat_eos & wait
     $C --config.train_only=nat_kd    # needs the finished AT model (its teacher)
     $C --config.systems=at_greedy,at_beam4,nat_length_pred,...   # the first edition's 11
@@ -49,7 +49,8 @@ core, about 80 on both. On the 2026-12-05 machine (CI 12 min 43 s against 18 min
 (about 130 min for 8000 steps). Train-step times there, one core, batches of width 12
 (BUILD_NOTES.md): nat 540 ms, nat_eos 1154, nat_ctc 1198, nat_ctc_glat 1480, at 571, at_ds 568.
 
-Expected result (full `g2p`, 2 CPU cores): see experiments/results/g2p/report.md. The target
+Expected result (full `g2p`, 2 CPU cores): see experiments/results/g2p/first_edition/report.md (the second edition's will be
+experiments/results/g2p/report.md). The target
 is AT at WER <= 27% and PER <= 7% on the cmudict_g2p test split after at most 90 minutes of
 training. The `demo` form (`make demo`) trains the AT and the NAT at a small scale; measured
 on 2 cores (BUILD_NOTES.md, "make demo"): test WER 63.3% (AT greedy) and 83.8% (NAT

@@ -4,7 +4,7 @@ r"""Grapheme-to-phoneme on CMUdict (letters -> phonemes, no stress), AT or NAT T
     python experiments/train.py --config=experiments/configs/g2p.py:nat --workdir=runs/g2p_nat
 
 Expected result (`at`): test WER 25.4% and PER 6.17% with beam 4, after about an hour on 2
-CPU cores. experiments/results/g2p/report.md has the whole AT-vs-NAT run, which trains exactly
+CPU cores. experiments/results/g2p/first_edition/report.md has the whole AT-vs-NAT run, which trains exactly
 this config as its AT model; BUILD_NOTES.md has the measured speeds.
 
 Size: d_model 192, 4 heads, d_ff 768, 3+3 layers, 20000 steps of 128 words (about 21 epochs

@@ -81,7 +81,7 @@ def test_labels_of_systems_with_equal_wer_do_not_overlap(latencies):
 
 
 def test_labels_of_the_committed_g2p_results_do_not_overlap():
-    rows = json.loads((RESULTS / "g2p" / "results.json").read_text())
+    rows = json.loads((RESULTS / "g2p" / "first_edition" / "results.json").read_text())
     fig = plots.quality_vs_latency_figure(rows)
     texts, boxes = label_boxes(fig)
     assert len(texts) == len(rows) and overlapping_pairs(boxes) == []
