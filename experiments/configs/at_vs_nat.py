@@ -248,6 +248,10 @@ def get_config(arg: str | None = None):
     # The full g2p run's models train over several sessions, on machines that do not keep
     # each other's checkpoints: experiments/results/g2p/recorded. "" = none.
     config.recorded = ""
+    # A Markdown file the report includes after its measured findings: the written verdict on
+    # each (agrees with its source or not, and why), kept apart so that a rerun keeps it. The
+    # full g2p run's: experiments/results/g2p/writeup.md. "" = none.
+    config.writeup = ""
     # Decode with the average of each model's last N checkpoints (Vaswani et al. 2017 averaged
     # their last 5); 1 = the final checkpoint only. Every model, the distillation teacher
     # included, gets the same treatment. On the full g2p NAT, averaging the checkpoints of

@@ -94,6 +94,14 @@ def test_train_only_refuses_an_unknown_model_and_an_unfinished_teacher(tmp_path)
         run(config, tmp_path)
 
 
+def test_a_missing_writeup_is_refused_before_anything_trains(tmp_path):
+    config = quick_config()
+    config.writeup = str(tmp_path / "nowhere.md")
+    with pytest.raises(FileNotFoundError, match="writeup .*nowhere.md: no such file"):
+        run(config, tmp_path / "run")
+    assert not (tmp_path / "run" / "at").exists()
+
+
 def test_demo_form_decodes_only_what_make_demo_trains():
     """`make demo` trains `at` and `nat` (train_only, side by side): its systems need no other."""
     config = load_config_file("experiments/configs/at_vs_nat.py:g2p,demo")

@@ -216,3 +216,15 @@ def test_literature_puts_each_measurement_beside_its_source_and_skips_absent_one
         "batch 64; against at_beam4: 5.0x at batch 1, 6.5x at batch 64 |"
     )
     assert literature([r for r in rows if r["system"] != "at_beam4"]) == []
+
+
+def test_the_writeup_is_included_verbatim_under_its_heading_and_none_adds_nothing(tmp_path):
+    from attnlab.analysis.report import writeup_section
+
+    assert writeup_section("") == []
+    path = tmp_path / "writeup.md"
+    path.write_text("\n| source | agrees? |\n|---|---|\n| Kasai et al. 2021 | no |\n\n")
+    lines = writeup_section(path)
+    assert lines[0] == "## Against the literature: verdicts"
+    assert "| source | agrees? |\n|---|---|\n| Kasai et al. 2021 | no |" in lines
+    assert str(path) in lines[2]

@@ -202,6 +202,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     """Run the whole experiment; return the rows written to ``results.json``."""
     workdir = Path(workdir)
     check_writable(workdir)
+    writeup = str(config.get("writeup", ""))
+    if writeup and not Path(writeup).is_file():
+        raise FileNotFoundError(f"writeup {writeup}: no such file (config.writeup; '' for none)")
     systems = parse_systems(config.systems)
     if not config.distill:
         systems = [s for s in systems if not is_distilled(SYSTEMS[s].model)]

@@ -209,6 +209,23 @@ def length_section(by_length: list[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
+def writeup_section(path: str | Path) -> list[str]:
+    """The report's written part: the Markdown file at ``path`` (``config.writeup``), for
+    what a table cannot say (whether each finding agrees with its source, and why, with the
+    evidence), kept in its own file so that running the experiment again keeps it. None: []."""
+    if not path:
+        return []
+    text = Path(path).read_text().strip()
+    return [
+        "## Against the literature: verdicts",
+        "",
+        f"_Written by hand, from the tables above and the training records (`{path}`)._",
+        "",
+        text,
+        "",
+    ]
+
+
 def write_report(
     config,
     workdir: Path,
@@ -311,6 +328,7 @@ def write_report(
     if scale not in QUICK_SCALES:
         paths = dag_path_lines(models, batches, rows) if metric == "wer" else []
         lines += findings_sections(rows, outputs, metric=metric, paths=paths)
+        lines += writeup_section(config.get("writeup", ""))
     for title, path in figures:
         lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
         if path.name == "validation_curves.png":
