@@ -3,7 +3,7 @@
 The systems of ``experiments/configs/at_vs_nat.py:synthetic,long`` (AT greedy and beam 4, the
 deep-shallow AT, and the one-pass NATs ``length_pred``, ``ctc`` and ``dag_lookahead``) decode
 random ``reverse`` sources of 8, 16, 32 and 64 tokens at batch 1 and 64, side by side
-(``attnlab.analysis.at_vs_nat.measure_latency_vs_length``, the measurement the experiment's
+(``attnlab.analysis.latency.measure_latency_vs_length``, the measurement the experiment's
 report draws). With ``--long_run_dir`` (that experiment's workdir) the trained models decode
 at their own lengths and each row says how many outputs were exactly right; without it the
 models are freshly initialized and forced to the reference length (timing only).
@@ -16,7 +16,7 @@ from typing import Any
 
 from flax import nnx
 
-from attnlab.analysis.at_vs_nat import measure_latency_vs_length
+from attnlab.analysis.latency import measure_latency_vs_length
 from attnlab.analysis.systems import SYSTEMS
 from attnlab.data import dataset_info
 from attnlab.nn import build_model

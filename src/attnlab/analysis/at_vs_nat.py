@@ -32,12 +32,11 @@ from flax import nnx
 from attnlab.analysis import recorded
 from attnlab.analysis.distill import distilled_data_config
 from attnlab.analysis.findings import validation_curves
-from attnlab.analysis.latency import latency_vs_length, random_sources
+from attnlab.analysis.latency import add_speedups, measure_latency_vs_length
 from attnlab.analysis.report import attention_figure, write_report
 from attnlab.analysis.scoring import error_kinds, score
 from attnlab.analysis.systems import SYSTEMS, make_decoder, run_system, valid_rows
 from attnlab.data import dataset_info, make_eval_batches
-from attnlab.data.builders.synthetic_seq2seq import target_of
 from attnlab.train import restore_model, train_and_evaluate
 from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.restore import restore
@@ -307,7 +306,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
             curves.setdefault(key, curve)
         if rescorer and record is None:
             curves.update(validation_curves(workdir, [rescorer]))
-    _add_speedups(rows)
+    add_speedups(rows)
     if "at_beam4" in outputs:
         for row in rows:
             same = zip(outputs[row["system"]], outputs["at_beam4"], strict=True)
@@ -336,66 +335,3 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
         curves=curves,
     )
     return rows
-
-
-def measure_latency_vs_length(
-    config: ml_collections.ConfigDict,
-    models: dict[str, nnx.Module],
-    systems: list[str],
-    info: Any,
-    *,
-    fresh: bool = False,
-    repeats: int = 5,
-    min_seconds: float = 0.5,
-) -> list[dict[str, Any]]:
-    """``analysis.latency.latency_vs_length`` for every system, on random sources of each
-    length of ``config.latency_lengths``; on the synthetic tasks each row also says how many
-    outputs were exactly right.
-
-    ``fresh`` (untrained models, for timing only): the AT systems emit exactly the
-    reference length and ``length_pred`` takes the reference length (``oracle_length``), as
-    an untrained model would stop anywhere; no exactness is reported."""
-    lengths = [int(n) for n in config.latency_lengths]
-    batch_sizes = [int(b) for b in config.latency_batches]
-    sources = {
-        n: random_sources(len(info.src_vocab), n, max(batch_sizes), seed=config.seed)
-        for n in lengths
-    }
-    decoders = {}
-    for name in systems:
-        key, method, rescorer = SYSTEMS[name]
-        decoders[name] = make_decoder(
-            models[key],
-            "oracle_length" if fresh and method == "length_pred" else method,
-            max_len=max(lengths) + 1,
-            length_penalty=config.at.length_penalty,
-            force_lengths=fresh,
-            rescorer=models[rescorer] if rescorer else None,
-        )
-    expected = None
-    if config.at.data.name == "synthetic_seq2seq" and not fresh:
-        task, src_vocab, tgt_vocab = config.at.data.synthetic_task, info.src_vocab, info.tgt_vocab
-
-        def expected(src: np.ndarray) -> np.ndarray:
-            return np.asarray(
-                [tgt_vocab.encode(target_of(task, src_vocab.decode(row))) for row in src]
-            )
-
-    logging.info("timing %d systems at output lengths %s", len(decoders), lengths)
-    return latency_vs_length(
-        decoders,
-        sources,
-        batches=batch_sizes,
-        expected=expected,
-        repeats=repeats,
-        min_seconds=min_seconds,
-    )
-
-
-def _add_speedups(rows: list[dict[str, Any]]) -> None:
-    by_name = {r["system"]: r for r in rows}
-    for base, key in (("at_greedy", "speedup_vs_at_greedy"), ("at_beam4", "speedup_vs_at_beam4")):
-        if base not in by_name:
-            continue
-        for row in rows:
-            row[key] = by_name[base]["latency_ms_b1"] / row["latency_ms_b1"]

@@ -23,9 +23,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import ml_collections
 import numpy as np
+from absl import logging
+from flax import nnx
 
-from attnlab.analysis.systems import Decoder, strip
+from attnlab.analysis.systems import SYSTEMS, Decoder, make_decoder, strip
+from attnlab.data.builders.synthetic_seq2seq import target_of
 from attnlab.specials import NUM_SPECIALS
 
 
@@ -120,3 +124,68 @@ def crossover(rows: list[dict[str, Any]], fast: str, slow: str, batch: int) -> i
         if all(wins[i:]):
             return n
     return None
+
+
+def measure_latency_vs_length(
+    config: ml_collections.ConfigDict,
+    models: dict[str, nnx.Module],
+    systems: list[str],
+    info: Any,
+    *,
+    fresh: bool = False,
+    repeats: int = 5,
+    min_seconds: float = 0.5,
+) -> list[dict[str, Any]]:
+    """``analysis.latency.latency_vs_length`` for every system, on random sources of each
+    length of ``config.latency_lengths``; on the synthetic tasks each row also says how many
+    outputs were exactly right.
+
+    ``fresh`` (untrained models, for timing only): the AT systems emit exactly the
+    reference length and ``length_pred`` takes the reference length (``oracle_length``), as
+    an untrained model would stop anywhere; no exactness is reported."""
+    lengths = [int(n) for n in config.latency_lengths]
+    batch_sizes = [int(b) for b in config.latency_batches]
+    sources = {
+        n: random_sources(len(info.src_vocab), n, max(batch_sizes), seed=config.seed)
+        for n in lengths
+    }
+    decoders = {}
+    for name in systems:
+        key, method, rescorer = SYSTEMS[name]
+        decoders[name] = make_decoder(
+            models[key],
+            "oracle_length" if fresh and method == "length_pred" else method,
+            max_len=max(lengths) + 1,
+            length_penalty=config.at.length_penalty,
+            force_lengths=fresh,
+            rescorer=models[rescorer] if rescorer else None,
+        )
+    expected = None
+    if config.at.data.name == "synthetic_seq2seq" and not fresh:
+        task, src_vocab, tgt_vocab = config.at.data.synthetic_task, info.src_vocab, info.tgt_vocab
+
+        def expected(src: np.ndarray) -> np.ndarray:
+            return np.asarray(
+                [tgt_vocab.encode(target_of(task, src_vocab.decode(row))) for row in src]
+            )
+
+    logging.info("timing %d systems at output lengths %s", len(decoders), lengths)
+    return latency_vs_length(
+        decoders,
+        sources,
+        batches=batch_sizes,
+        expected=expected,
+        repeats=repeats,
+        min_seconds=min_seconds,
+    )
+
+
+def add_speedups(rows: list[dict[str, Any]]) -> None:
+    """Adds ``speedup_vs_at_greedy`` and ``speedup_vs_at_beam4`` (batch-1 latency ratios) to
+    every row, for each base system present."""
+    by_name = {r["system"]: r for r in rows}
+    for base, key in (("at_greedy", "speedup_vs_at_greedy"), ("at_beam4", "speedup_vs_at_beam4")):
+        if base not in by_name:
+            continue
+        for row in rows:
+            row[key] = by_name[base]["latency_ms_b1"] / row["latency_ms_b1"]
