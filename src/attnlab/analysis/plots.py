@@ -55,8 +55,9 @@ def percent_formatter():
 def plain_log_axis(ax: Axes, axis: str = "x") -> None:
     """A log axis with ticks labelled as plain numbers (1, 2, 5 ms, never ``3x10^0``).
 
-    Call it after the data are drawn: the tick set depends on the decades in view, denser
-    (1, 1.5, 2, 3, 5, 7) within about one decade, 1, 2, 5 up to three, powers of 10 beyond.
+    Call it after the data are drawn: the tick set depends on the decades in view: 1, 1.2, 1.5,
+    2, 2.5, 3, 4, ... 9 within about half a decade (so that a narrow range still gets three or
+    more labels), 1, 1.5, 2, 3, 5, 7 within about one, 1, 2, 5 up to three, powers of 10 beyond.
     """
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -64,7 +65,12 @@ def plain_log_axis(ax: Axes, axis: str = "x") -> None:
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
     decades = np.log10(hi / lo) if lo > 0 and hi > lo else 1.0
-    subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0) if decades <= 1.5 else (1.0, 2.0, 5.0)
+    if decades <= 0.6:
+        subs = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)
+    elif decades <= 1.5:
+        subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+    else:
+        subs = (1.0, 2.0, 5.0)
     target.set_major_locator(LogLocator(base=10, subs=subs if decades <= 3 else (1.0,)))
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())
