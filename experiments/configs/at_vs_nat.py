@@ -12,50 +12,53 @@ models as separate processes (the last command resumes them all and decodes):
     $C --config.train_only=nat_kd    # needs the finished AT model (its teacher)
     $C --config.systems=at_greedy,at_beam4,nat_length_pred,...   # the first edition's 11
 
-The second edition (issue 17) adds the deep-shallow AT (`at_ds`) and the frontier NATs
-(`nat_glat`, `nat_ctc`, `nat_ctc_glat`, `nat_dag`, `nat_dag_kd`, `nat_ctc_kd`), eleven
-models in all (`analysis.at_vs_nat.MODELS`), each trained the same way with
-`--config.train_only=<model>`;
-its full run is not done yet (BUILD_NOTES.md, "AT versus NAT, second edition").
-
-The models take more machine time than one session has, and a session's machine may not keep
-the last one's checkpoints, so the full run records what each finished model produced in
+The second edition (issue 17), committed in experiments/results/g2p/ (report.md, results.json,
+plots; the README there says which edition is which), adds the deep-shallow AT (`at_ds`) and
+the frontier NATs (`nat_glat`, `nat_ctc`, `nat_ctc_glat`, `nat_dag`, `nat_ctc_kd`); `nat_dag_kd`
+and NPD are models and systems too, but not in its committed table. The models take more
+machine time than one session has, and a session's machine may not keep the last one's
+checkpoints, so each finished model records what it produced in
 experiments/results/g2p/recorded (`config.recorded`, analysis.recorded): the test outputs of
-each system, and the AT teacher's outputs on the training split. Each session trains what it
-can and records it; a student trains on the recorded teacher outputs without the teacher;
-the last run reads every system from the record and times them all side by side:
+each of its systems, and the AT teacher's outputs on the training split. A student trains on
+the recorded teacher outputs without the teacher; the last run reads every system from the
+record and times them all side by side:
 
     C="python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/g2p2 --config.recorded=experiments/results/g2p/recorded"
-    $C --config.train_only=at                                  # then, to record it:
-    $C --config.systems=at_greedy,at_beam4 && $C --config.train_only=nat_ctc_kd   # distills
-    $C --config.train_only=<model> && $C --config.systems=<its systems>   # each other model
-    $C                                   # every system from the record, timed side by side
+    $C --config.systems=at_greedy,at_beam4       # trains (or resumes) the AT, records it
+    $C --config.systems=nat_ctc_kd               # records the AT's training-split outputs, trains the student
+    $C --config.systems=<a model's systems>      # trains (or resumes) that model, records it
+    $C --config.systems=<every recorded system> --config.writeup=experiments/results/g2p/writeup.md
 
-Measured so far, on the 2026-11-27 machine (about half as fast as 2026-11-24's): `at`, 20000 steps on both
-cores, about 135 min of wall time (validation WER 27.0%, beam 4); the distillation data, 19 min
-on both cores; `nat_dag`, 8000 steps, about 87 min (617 steps on one core, the rest on both;
-validation WER 37.3%); `nat_dag_kd`, about 130 min on one core (validation WER 34.9%);
-`nat_ctc_glat`, about 164 min on one core (validation WER 35.5%); `nat_glat`, about 85 min on
-one core (validation WER 43.0%, length_pred); `nat_ctc`, about 148 min on one shared core
-(validation WER 32.6%); `nat_ctc_kd`, about 99 min alone on both cores (81 steps/min from step
-3400 to 8000, evaluations included; validation WER 30.9%). On the 2026-11-28 machine (about
-1.26x the last for the AT, BUILD_NOTES.md): `at` about 110 min alone on both cores (validation
-WER 26.95%); the distillation about 21 min alone on both cores (96-100 words/s); `nat_ctc_kd`
-80 steps/min alone on both cores (about 100 min for 8000 steps); `nat_glat` 90 min on one
-core, the other training `nat_dag` (validation WER 43.0%); `nat_dag` 55-60 steps/min on one
-core, about 80 on both. On the 2026-12-05 machine (CI 12 min 43 s against 18 min 51 s):
-`nat` 79 min on one core, the other training `nat_kd` (validation WER 46.1%, length_pred);
-`nat_kd` 66 min on one core (validation WER 43.2%); `nat_ctc` about 61 steps/min on one core
-(about 130 min for 8000 steps). Train-step times there, one core, batches of width 12
-(BUILD_NOTES.md): nat 540 ms, nat_eos 1154, nat_ctc 1198, nat_ctc_glat 1480, at 571, at_ds 568.
+Measured training wall times (8000 steps for a NAT, 20000 for an AT; machines differ by up to
+2x, so each time names its session in BUILD_NOTES.md, which has the logs' figures):
 
-Expected result (full `g2p`, 2 CPU cores): see experiments/results/g2p/first_edition/report.md (the second edition's will be
-experiments/results/g2p/report.md). The target
-is AT at WER <= 27% and PER <= 7% on the cmudict_g2p test split after at most 90 minutes of
-training. The `demo` form (`make demo`) trains the AT and the NAT at a small scale; measured
-on 2 cores (BUILD_NOTES.md, "make demo"): test WER 63.3% (AT greedy) and 83.8% (NAT
-length_pred) on 512 test words of a 10000-word build, in 4 min 34 s from a fresh clone. The
-`quick` form checks the plumbing (tests), not the quality.
+| model | wall time | where |
+|---|---|---|
+| `at` | 58.7 min (first edition), 110 min (2026-11-28) | alone on both cores |
+| `at_ds` | 99 min | alone on both cores (2026-12-05) |
+| `nat` | 79 min | one core, the other training `nat_kd` (2026-12-05) |
+| `nat_kd` | 66 min | one core (2026-12-05) |
+| `nat_eos` | about 155 min | one core, the other training (2026-12-05) |
+| `nat_glat` | 90 min | one core, the other training `nat_dag` (2026-11-28) |
+| `nat_ctc` | 134 min | one core, the other training (2026-12-05) |
+| `nat_ctc_glat` | 92 min | alone on both cores (2026-12-06) |
+| `nat_dag` | 123 min | 91 min on one core, 32 on both (2026-11-28) |
+| `nat_ctc_kd` | about 100 min | alone on both cores (2026-11-28) |
+| the distillation data | 21 min | alone on both cores (2026-11-28) |
+
+Alone on both cores, from the measured step times (BUILD_NOTES.md, "Where a train step's time
+goes"): `nat_ctc` about 85 min, `nat_eos` about 80. So on this round's machines the AT (110
+min), the deep-shallow AT (99), the distilled CTC NAT (about 100) and CTC+GLAT (92) exceed the
+issue's 90 minutes by 2-22% even alone on both cores (the AT took 58.7 min on the first
+edition's machine, about twice as fast); the NATs whose canvases are wider than the target
+(CTC, eos_canvas) fit only alone on both cores.
+
+Expected result (full `g2p`, 2 CPU cores): experiments/results/g2p/report.md (the first
+edition's: experiments/results/g2p/first_edition/report.md). The target is AT at WER <= 27%
+and PER <= 7% on the cmudict_g2p test split. The `demo` form (`make demo`) trains the AT and
+the NAT at a small scale; measured on 2 cores (BUILD_NOTES.md, "make demo"): test WER 63.3% (AT
+greedy) and 83.8% (NAT length_pred) on 512 test words of a 10000-word build, in 4 min 34 s
+from a fresh clone. The `quick` form checks the plumbing (tests), not the quality.
 
 Variants (comma-separated after the colon):
 - `g2p` (default) | `synthetic` (reverse; copy with `long`) | `tfds` (a translation dataset from the TFDS

@@ -80,8 +80,9 @@ def test_labels_of_systems_with_equal_wer_do_not_overlap(latencies):
     plt.close(fig)
 
 
-def test_labels_of_the_committed_g2p_results_do_not_overlap():
-    rows = json.loads((RESULTS / "g2p" / "first_edition" / "results.json").read_text())
+@pytest.mark.parametrize("edition", ["first_edition", "."])
+def test_labels_of_the_committed_g2p_results_do_not_overlap(edition):
+    rows = json.loads((RESULTS / "g2p" / edition / "results.json").read_text())
     fig = plots.quality_vs_latency_figure(rows)
     texts, boxes = label_boxes(fig)
     assert len(texts) == len(rows) and overlapping_pairs(boxes) == []
