@@ -151,7 +151,7 @@ def test_log_latency_ticks_are_plain_numbers_that_do_not_collide(span):
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     labels = visible_tick_labels(ax.xaxis)
-    # two labels at least; three once the span reaches half an octave of labels (x1.5)
+    # two labels at least; three once the latencies span a factor of 1.5 or more
     assert len(labels) >= (3 if span[1] / span[0] >= 1.5 else 2), labels
     for text, _ in labels:
         float(text.replace("−", "-"))  # a plain number, not 3x10^0

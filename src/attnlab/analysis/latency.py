@@ -136,7 +136,7 @@ def measure_latency_vs_length(
     repeats: int = 5,
     min_seconds: float = 0.5,
 ) -> list[dict[str, Any]]:
-    """``analysis.latency.latency_vs_length`` for every system, on random sources of each
+    """``latency_vs_length`` for every system of ``systems``, on random sources of each
     length of ``config.latency_lengths``; on the synthetic tasks each row also says how many
     outputs were exactly right.
 

@@ -69,9 +69,11 @@ def plain_log_axis(ax: Axes, axis: str = "x") -> None:
         subs = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)
     elif decades <= 1.5:
         subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
-    else:
+    elif decades <= 3:
         subs = (1.0, 2.0, 5.0)
-    target.set_major_locator(LogLocator(base=10, subs=subs if decades <= 3 else (1.0,)))
+    else:
+        subs = (1.0,)
+    target.set_major_locator(LogLocator(base=10, subs=subs))
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())
 
