@@ -79,7 +79,7 @@ def main(argv: Sequence[str]) -> None:
         fail(PROG, err)
     folded = [i for i, result in enumerate(results) if result.case_folded]
     if folded:
-        lines = "" if _INPUT.value is not None else f" (lines {_numbers(folded)})"
+        lines = "" if _INPUT.value is not None else f" ({len(folded)} of {len(results)} lines)"
         print(
             f"{PROG}: note: input{lines} {results[folded[0]].case_folded}-cased to match the "
             "vocabulary",
@@ -94,12 +94,6 @@ def main(argv: Sequence[str]) -> None:
                 file=sys.stderr,
             )
         print(" ".join(result.tags) if _TAGS.value and hasattr(result, "tags") else result)
-
-
-def _numbers(indices: list[int], shown: int = 5) -> str:
-    """``1, 3, 4`` (1-based), or ``1, 3, 4, 7, 9 and 12 more``."""
-    listed = ", ".join(str(i + 1) for i in indices[:shown])
-    return listed + (f" and {len(indices) - shown} more" if len(indices) > shown else "")
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

@@ -353,7 +353,7 @@ def test_cli_prints_what_the_api_predicts(head, trained):
     warnings = [line for line in proc.stderr.splitlines() if "predict.py" in line]
     if head == "at":
         assert warnings == [
-            "predict.py: note: input (lines 4) lower-cased to match the vocabulary",
+            "predict.py: note: input (1 of 4 lines) lower-cased to match the vocabulary",
             f"predict.py: warning: line {len(texts)}: 'é' not in the vocabulary, read as <unk>",
         ]
     elif head == "classifier":
