@@ -1,10 +1,11 @@
 # Every target sets itself up: it creates .venv when missing and installs the pinned deps.
 # ACCEL picks the jax build: cpu (default), cuda (jax[cuda12]) or tpu (jax[tpu]); e.g.
 # `make setup ACCEL=cuda`, then `make bench`, `make demo`, `make gpu-check` run on the GPU.
+# The venv remembers its ACCEL (.venv/.accel), so later targets keep that jax build.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-ACCEL ?= cpu
+ACCEL ?= $(or $(shell cat $(VENV)/.accel 2>/dev/null),cpu)
 ifeq ($(filter $(ACCEL),cpu cuda tpu),)
 $(error unknown ACCEL '$(ACCEL)'; valid: cpu, cuda, tpu)
 endif
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c requirements.lock -e '.[$(EXTRAS)]'
-	rm -f $(VENV)/.installed-* && touch $@
+	rm -f $(VENV)/.installed-* && echo $(ACCEL) > $(VENV)/.accel && touch $@
 
 setup: $(STAMP)
 
@@ -33,7 +34,8 @@ DEMO := $(PY) experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py
 PIN = $(if $(shell command -v taskset),taskset -c $(1))
 
 # The AT and the NAT train side by side, one core each (4.5 min instead of 5.6 on 2 cores,
-# BUILD_NOTES.md "make demo"); the last command resumes both and decodes.
+# BUILD_NOTES.md "make demo"); the last command resumes both and decodes; then a predict
+# command for each model folder it made ($(DEMO_DIR)/at, $(DEMO_DIR)/nat).
 demo: $(STAMP)
 	@mkdir -p $(DEMO_DIR)
 	@echo "make demo: the AT trains here, the NAT beside it (log: $(DEMO_DIR)/nat_train.log)"
@@ -42,6 +44,9 @@ demo: $(STAMP)
 	test $$nat = 0 || echo "make demo: the NAT's training failed; see $(DEMO_DIR)/nat_train.log"; \
 	test $$at = 0 -a $$nat = 0
 	$(DEMO)
+	@echo; echo "Try the trained models (any word; more inputs on stdin, one a line):"
+	@for d in $(DEMO_DIR)/*/checkpoints; do if test -d "$$d"; then \
+	  echo "  $(PY) experiments/predict.py --workdir=$${d%/checkpoints} --input=attention"; fi; done
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -c requirements.lock -e '.[$(EXTRAS),bench]'

@@ -1,7 +1,7 @@
 r"""Use a trained model: one prediction per input line.
 
-    python experiments/predict.py --workdir=runs/g2p_at --input=attention
-    printf 'hello\nworld\n' | python experiments/predict.py --workdir=runs/g2p_nat \
+    python experiments/predict.py --workdir=runs/demo/at --input=attention     # make demo's AT
+    printf 'hello\nworld\n' | python experiments/predict.py --workdir=runs/demo/nat \
         --decode=length_beam:3
     python experiments/predict.py --workdir=runs/address --input=广东省深圳市南山区科技路128号
 
@@ -10,12 +10,14 @@ G2P (any seq2seq model, AT or NAT): the output tokens (phonemes); the address ta
 text cut into typed pieces (`广东省/province 深圳市/city ...`), or with --tags the tag of every
 character; the classifier: the class's label name. --decode picks the decoding of a seq2seq
 model (AT: greedy, beam:K; NAT: the strategies its training supports); the default is the
-one its config evaluated with.
+one its config evaluated with. Where the vocabulary has one letter case (G2P: lower), the input
+is put into it, and one note on stderr says so.
 
 Bad input exits with status 2 and one line on stderr, before anything is printed: an empty
 line, a line longer than the model's max_len, characters outside the vocabulary (named; with
 --unknown=unk they are read as <unk> instead, with a warning per line), a workdir with no
-checkpoint, a directory that is not a training workdir, an unsupported --decode.
+checkpoint, a directory that is not a training workdir (one that holds training workdirs,
+as `make demo`'s runs/demo, names them), an unsupported --decode.
 The same in Python: `attnlab.load(workdir).predict(texts, decode=None)`.
 """
 
@@ -75,6 +77,14 @@ def main(argv: Sequence[str]) -> None:
     except (ValueError, FileNotFoundError) as err:
         logging.debug("traceback of the error below", exc_info=True)
         fail(PROG, err)
+    folded = [i for i, result in enumerate(results) if result.case_folded]
+    if folded:
+        lines = "" if _INPUT.value is not None else f" ({len(folded)} of {len(results)} lines)"
+        print(
+            f"{PROG}: note: input{lines} {results[folded[0]].case_folded}-cased to match the "
+            "vocabulary",
+            file=sys.stderr,
+        )
     for i, result in enumerate(results):
         if result.unknown:
             listed = ", ".join(repr(t) for t in result.unknown)

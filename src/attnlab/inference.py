@@ -26,10 +26,14 @@ is the known trap that gives garbage, so both are refused. The default is the co
 ``decode_method``/``beam_size`` or ``nat_strategy`` (empty: the recipe's default). Outputs are
 decoded up to the dataset's longest target, as evaluation during training does.
 
-Inputs. Surrounding whitespace is removed. A text that is empty, longer than the model's
-``max_len`` tokens, or holds tokens outside the source vocabulary raises ``InputError``
-naming the text and the problem; with ``unknown="unk"`` unknown tokens are read as ``<unk>``
-instead (as the training pipeline does) and listed in the result's ``unknown``.
+Inputs. Surrounding whitespace is removed. Where the source vocabulary has one letter case
+(``Vocab.case``: CMUdict's words are lower-case), the text is put into it first
+(``Attention`` reads as ``attention``) and the result's ``case_folded`` names the case
+(``"lower"``; empty when the text was already in it). A text that is empty, longer than the
+model's ``max_len`` tokens, or holds tokens outside the source vocabulary raises
+``InputError`` naming the text and the problem; with ``unknown="unk"`` unknown tokens are
+read as ``<unk>`` instead (as the training pipeline does) and listed in the result's
+``unknown``.
 
 Speed. Texts are sorted by length and decoded in batches of at most ``BATCH`` rows; a batch is
 padded to a row count in ``ROW_BUCKETS`` (repeating its first text) and to a source width of
@@ -72,6 +76,7 @@ class Transduction:
     text: str
     score: float
     unknown: tuple[str, ...] = ()
+    case_folded: str = ""
 
     def __str__(self) -> str:
         return self.text
@@ -84,6 +89,7 @@ class Tagging:
     tags: tuple[str, ...]
     spans: tuple[tuple[str, str], ...]
     unknown: tuple[str, ...] = ()
+    case_folded: str = ""
 
     def __str__(self) -> str:
         return " ".join(f"{piece}/{kind}" for piece, kind in self.spans)
@@ -97,6 +103,7 @@ class Classification:
     name: str
     probability: float
     unknown: tuple[str, ...] = ()
+    case_folded: str = ""
 
     def __str__(self) -> str:
         return self.name
@@ -197,7 +204,8 @@ class Predictor:
 
     # --- inputs ----------------------------------------------------------------------------
     def encode(self, texts: Sequence[str], *, unknown: str = "error") -> list[tuple]:
-        """``[(tokens, ids, unknown tokens), ...]``; raises ``InputError`` for the first bad one."""
+        """``[(tokens, ids, unknown tokens, case folded to), ...]``; raises ``InputError`` for
+        the first bad one."""
         if isinstance(texts, str):
             raise ValueError("texts must be a list of strings, not one string")
         if unknown not in UNKNOWN_POLICIES:
@@ -206,7 +214,10 @@ class Predictor:
         unit = "characters" if vocab.tokenizer == "char" else "tokens"
         encoded, errors = [], []
         for i, text in enumerate(texts):
-            tokens = vocab.tokenize(str(text).strip())
+            text = str(text).strip()
+            folded = vocab.fold_case(text)
+            case = vocab.case if folded != text else ""
+            tokens = vocab.tokenize(folded)
             ids = [UNK if t < NUM_SPECIALS else t for t in vocab.encode(tokens)]
             outside = sorted({tok for tok, t in zip(tokens, ids) if t == UNK} - {UNK_TOKEN})
             if not tokens:
@@ -216,9 +227,10 @@ class Predictor:
                 errors.append(InputError(i, problem))
             elif outside and unknown == "error":
                 listed = ", ".join(repr(t) for t in outside)
-                problem = f"{unit} not in the vocabulary of {self.info.name}: {listed}"
+                after = f" (after {case}-casing)" if case else ""
+                problem = f"{unit} not in the vocabulary of {self.info.name}{after}: {listed}"
                 errors.append(InputError(i, problem, unknown=True))
-            encoded.append((tokens, ids, tuple(outside)))
+            encoded.append((tokens, ids, tuple(outside), case))
         if errors:
             first = errors[0]
             raise InputError(first.index, first.problem, bad=len(errors), unknown=first.unknown)
@@ -258,29 +270,28 @@ class Predictor:
             tokens, scores = (np.asarray(x) for x in self._decoder(decode)(src))
             vocab = self.info.tgt_vocab
             out = []
-            for row, (_, _, outside) in enumerate(items):
+            for row, (_, _, outside, case) in enumerate(items):
                 words = vocab.decode(tokens[row].tolist())
-                out.append(
-                    Transduction(tuple(words), vocab.detokenize(words), float(scores[row]), outside)
-                )
+                text = vocab.detokenize(words)
+                out.append(Transduction(tuple(words), text, float(scores[row]), outside, case))
             return out
         logits = np.asarray(self._forward(src), np.float32)
         if self.kind == "classifier":
             probs = np.asarray(jax.nn.softmax(logits, axis=-1))
             out = []
-            for row, (_, _, outside) in enumerate(items):
+            for row, (_, _, outside, case) in enumerate(items):
                 k = int(np.argmax(probs[row]))
                 name = labels[k] if labels else str(k)
-                out.append(Classification(k, name, float(probs[row, k]), outside))
+                out.append(Classification(k, name, float(probs[row, k]), outside, case))
             return out
         out = []
         detokenize = self.info.src_vocab.detokenize
-        for row, (tokens, _, outside) in enumerate(items):
+        for row, (tokens, _, outside, case) in enumerate(items):
             tags = tuple(labels[int(k)] for k in np.argmax(logits[row, : len(tokens)], axis=-1))
             spans = tuple(
                 (detokenize(tokens[a:b]), kind) for kind, a, b in bio_segments(list(tags))
             )
-            out.append(Tagging(tags, spans, outside))
+            out.append(Tagging(tags, spans, outside, case))
         return out
 
 

@@ -57,6 +57,17 @@ def test_out_of_vocabulary_tokens_become_unk():
     assert vocab.encode(["h", "Z", "?"]) == [vocab.encode(["h"])[0], specials.UNK, specials.UNK]
 
 
+def test_a_vocabulary_of_one_letter_case_folds_text_into_it():
+    # char_vocab: lower-case letters (with ñ, ú) and uncased characters (日本語).
+    assert char_vocab().case == "lower"
+    assert char_vocab().fold_case("HeLLo ÑANDÚ 日本") == "hello ñandú 日本"
+    phonemes = Vocab.build([["AH", "B"], ["B", "IY", "1"]], tokenizer="space")
+    assert phonemes.case == "upper" and phonemes.fold_case("ah b") == "AH B"
+    for tokens in (["a", "B"], ["1", "日"], []):  # both cases, or none: the text stays
+        vocab = Vocab(tokens)
+        assert vocab.case is None and vocab.fold_case("aB 日") == "aB 日"
+
+
 def test_space_tokenizer_splits_symbols():
     vocab = Vocab.build([["AH", "B"], ["B", "IY"]], tokenizer="space")
     assert vocab.tokenize("AH  B IY") == ["AH", "B", "IY"]

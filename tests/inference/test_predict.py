@@ -12,6 +12,8 @@ the CLI runs.
 
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -268,7 +270,7 @@ def test_bad_texts_raise_one_input_error(at):
         (["  "], "text 0: empty$"),
         (["a" * 65], "text 0: 65 characters; the model reads at most 64$"),
         (["héllo"], "text 0: characters not in the vocabulary of cmudict_g2p: 'é'; unknown='unk'"),
-        (["Hi", "", "ok"], r"text 0: .*'H'.* \(and 1 more bad texts\)$"),
+        (["hi!", "", "ok"], r"text 0: .*'!'.* \(and 1 more bad texts\)$"),
     ]
     for texts, match in cases:
         with pytest.raises(InputError, match=match):
@@ -279,6 +281,24 @@ def test_bad_texts_raise_one_input_error(at):
         predictor.predict("hello")
     with pytest.raises(ValueError, match="valid: error, unk"):
         predictor.predict(["ok"], unknown="drop")
+
+
+def test_input_case_is_folded_into_the_vocabularys_one_case(at):
+    vocab = at.info.src_vocab
+    assert vocab.case == "lower"  # CMUdict's words
+    assert all(t == t.lower() for t in vocab.tokens[5:]) and "a" in vocab.tokens
+    cased = at.predict(["ATTEND", "Zebra", "ok"])
+    lower = at.predict(["attend", "zebra", "ok"])
+    assert [r.tokens for r in cased] == [r.tokens for r in lower]
+    assert [r.case_folded for r in cased] == ["lower", "lower", ""]
+    assert [r.case_folded for r in lower] == ["", "", ""]
+    # What folding cannot fix is refused, named as the folded text holds it.
+    with pytest.raises(
+        InputError,
+        match=r"^text 0: characters not in the vocabulary of "
+        r"cmudict_g2p \(after lower-casing\): 'ß', 'é'; unknown='unk'",
+    ):
+        at.predict(["HÉßO"])
 
 
 def test_load_errors_name_the_problem(trained, tmp_path):
@@ -314,16 +334,16 @@ def test_cli_prints_what_the_api_predicts(head, trained):
     model = head.split("_")[0]
     run, predictor = trained(model)
     texts, args, kwargs = WORDS, [], {}
-    if head == "at":  # an unknown character read as <unk>, with one warning for it
-        texts, args, kwargs = [*WORDS[:3], "héllo"], ["--unknown=unk"], {"unknown": "unk"}
+    if head == "at":  # a capital lower-cased, an unknown character read as <unk>: one line each
+        texts, args, kwargs = [*WORDS[:3], "Héllo"], ["--unknown=unk"], {"unknown": "unk"}
     if head == "nat":
         args = ["--decode=length_beam:3+mask_predict:4"]
     if model == "tagger":
         texts = _addresses(predictor)
     if head == "tagger_tags":
         args = ["--tags"]
-    if head == "classifier":  # --input instead of stdin
-        texts, args = WORDS[2:3], [f"--input={WORDS[2]}"]
+    if head == "classifier":  # --input instead of stdin, capitalised
+        texts, args = [WORDS[2].title()], [f"--input={WORDS[2].title()}"]
     results = predictor.predict(texts, **kwargs)
     expected = [" ".join(r.tags) if args == ["--tags"] else str(r) for r in results]
     stdin = "" if head == "classifier" else "".join(t + "\n" for t in texts)
@@ -333,8 +353,11 @@ def test_cli_prints_what_the_api_predicts(head, trained):
     warnings = [line for line in proc.stderr.splitlines() if "predict.py" in line]
     if head == "at":
         assert warnings == [
-            f"predict.py: warning: line {len(texts)}: 'é' not in the vocabulary, read as <unk>"
+            "predict.py: note: input (1 of 4 lines) lower-cased to match the vocabulary",
+            f"predict.py: warning: line {len(texts)}: 'é' not in the vocabulary, read as <unk>",
         ]
+    elif head == "classifier":
+        assert warnings == ["predict.py: note: input lower-cased to match the vocabulary"]
     else:
         assert warnings == []
 
@@ -345,13 +368,14 @@ def test_cli_prints_what_the_api_predicts(head, trained):
         ("lines", "line 2: empty (and 1 more bad lines)"),
         (
             "unknown",
-            "--input: characters not in the vocabulary of cmudict_g2p: 'H', 'é'; "
-            "--unknown=unk reads them as <unk>",
+            "--input: characters not in the vocabulary of cmudict_g2p (after lower-casing): "
+            "'ß', 'é'; --unknown=unk reads them as <unk>",
         ),
         ("decode", "unknown decode 'length_pred' for this seq2seq model; valid: greedy, beam:K"),
         ("tags", "--tags applies to a tagger; this model is a seq2seq"),
         ("no_checkpoint", "no checkpoint in "),
         ("not_a_workdir", "is not a training workdir: no readable config.json"),
+        ("experiment_dir", "{dir} is not a training workdir; it holds: {dir}/at, {dir}/nat"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_a_nonzero_exit(case, message, trained, tmp_path):
@@ -360,7 +384,7 @@ def test_cli_bad_input_is_one_line_and_a_nonzero_exit(case, message, trained, tm
     if case == "lines":
         stdin = "ok\n\n" + "a" * 70 + "\nok\n"
     if case == "unknown":
-        args = ["--input=Héllo"]
+        args = ["--input=HÉßLLO"]
     if case == "decode":
         args = ["--input=ok", "--decode=length_pred"]
     if case == "tags":
@@ -370,12 +394,47 @@ def test_cli_bad_input_is_one_line_and_a_nonzero_exit(case, message, trained, tm
         (tmp_path / "config.json").write_text((at_run / "config.json").read_text())
     if case == "not_a_workdir":
         workdir = tmp_path
+    if case == "experiment_dir":  # as make demo's runs/demo: one training workdir a model
+        workdir = tmp_path / "demo"
+        workdir.mkdir()
+        (workdir / "config.json").write_text('{"at": {}, "nat": {}}')  # the experiment's
+        (workdir / "at").symlink_to(at_run)
+        (workdir / "nat").symlink_to(trained("nat")[0])
+        (workdir / "plots").mkdir()  # not a training workdir: not named
     proc = _cli(f"--workdir={workdir}", *args, stdin=stdin or "ok\n")
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("predict.py: error: ")
-    assert message in lines[0]
+    assert message.format(dir=workdir) in lines[0]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_demo_ends_with_a_predict_command_per_model_that_runs(trained, tmp_path):
+    """The last lines of ``make demo``: a ready-to-run predict command for each model folder
+    the demo made. Here the demo's training and decoding are left out (``DEMO=true``), and its
+    folders are this module's trained AT and NAT."""
+    demo, stamp = tmp_path / "demo", tmp_path / "installed"
+    demo.mkdir()
+    stamp.touch()  # newer than pyproject.toml and requirements.lock: nothing is installed
+    runs = {name: trained(name) for name in ("at", "nat")}
+    for name, (run, _) in runs.items():
+        (demo / name).symlink_to(run)
+    settings = [f"DEMO_DIR={demo}", f"STAMP={stamp}", f"PY={sys.executable}", "DEMO=true", "PIN="]
+    made = subprocess.run(
+        ["make", "-s", "demo", *settings], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    commands = made.stdout.strip().splitlines()[-2:]
+    python = f"{sys.executable} experiments/predict.py"
+    assert commands == [f"  {python} --workdir={demo}/{m} --input=attention" for m in runs]
+    # The two differ in their folder alone; the NAT's runs (the CLI tests above run the AT).
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        shlex.split(commands[1]), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [str(runs["nat"][1].predict(["attention"])[0])]
 
 
 def test_import_attnlab_stays_light_until_load_is_used():

@@ -2,6 +2,7 @@
 corrupt checkpoints, absurd values. Each loses no work and says what happened in one line."""
 
 import json
+import logging as std_logging
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from train_testing import assert_same_state, cli_command, model_metrics, quick_c
 
 from attnlab.inference import restore
 from attnlab.train import restore_model, train_and_evaluate
+from attnlab.train.config import RESUMABLE_KEYS
 from attnlab.train.workdir import (
     WorkdirError,
     config_as_json,
@@ -198,6 +200,55 @@ def test_a_finished_run_resumed_adds_no_event_file_and_prints_no_warning(data_di
     assert _not_info(again.stderr) == []  # no library warnings on a plain resume
     assert "final: step 4 |" in again.stderr
     assert sorted(p.name for p in tmp_path.glob("events.out.tfevents.*")) == events
+
+    # A changed config is refused with one line and nothing before it: no dataset, backend
+    # or log start-up (without JAX_PLATFORMS, jax would say it found no TPU).
+    env = {k: v for k, v in _env().items() if k != "JAX_PLATFORMS"}
+    refused = subprocess.run(
+        [*command, "--config.learning_rate=0.01"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert refused.returncode == 2 and refused.stdout == ""
+    trained_rate = json.loads((tmp_path / "config.json").read_text())["learning_rate"]
+    assert trained_rate != 0.01
+    assert refused.stderr.splitlines() == [
+        f"train.py: error: workdir {tmp_path} was trained with another config: learning_rate "
+        f"is {trained_rate!r} there, 0.01 now. Only {', '.join(RESUMABLE_KEYS)} may change on "
+        "resume; to train the new config, give a new --workdir"
+    ]
+    assert sorted(p.name for p in tmp_path.glob("events.out.tfevents.*")) == events
+
+
+def test_the_no_tpu_info_line_of_jax_is_filtered_and_other_lines_are_kept():
+    """jax logs ``Unable to initialize backend 'tpu': ...`` at INFO on every machine without
+    a TPU when JAX_PLATFORMS is unset (jax/_src/xla_bridge.py); the entry points drop it."""
+    from absl import logging as absl_logging
+
+    from attnlab.train.cli import quiet_libraries
+
+    handler = absl_logging.get_absl_handler()
+    before = list(handler.filters)
+    quiet_libraries()
+    try:
+        added = [f for f in handler.filters if f not in before]
+        assert len(added) == 1
+
+        def shown(level: int, message: str) -> bool:
+            record = std_logging.LogRecord(
+                "jax._src.xla_bridge", level, "x.py", 1, message, (), None
+            )
+            return bool(added[0].filter(record))
+
+        no_tpu = "Unable to initialize backend 'tpu': INTERNAL: Failed to open libtpu.so"
+        assert not shown(std_logging.INFO, no_tpu)
+        assert shown(std_logging.WARNING, no_tpu)
+        assert shown(std_logging.INFO, "Unable to initialize backend 'cuda': no GPU")
+        assert shown(std_logging.INFO, "step 5/60 (8%) | loss 4.1")
+    finally:
+        handler.filters[:] = before
 
 
 def test_a_workdir_under_a_file_is_one_line(data_dir, tmp_path):

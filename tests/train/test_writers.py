@@ -63,6 +63,11 @@ def test_a_fresh_run_starts_an_empty_record(tmp_path):
 def test_progress_line_shows_rate_and_eta():
     line = progress_line(50, 100, {"loss": 1.25, "steps_per_sec": 10.0, "tokens_per_sec": 900.0})
     assert line == "step 50/100 (50%) | loss 1.25 | 10.0 steps/s, 900 tokens/s | ETA 0:00:05"
+    # The first interval after a start includes compiling: its rate would give a wrong ETA.
+    first = progress_line(
+        5, 100, {"loss": 1.25, "steps_per_sec": 0.5, "tokens_per_sec": 45.0}, compiled=True
+    )
+    assert first == "step 5/100 (5%) | loss 1.25 | 0.5 steps/s, 45 tokens/s with compiling"
 
 
 def test_a_missing_tensorboardx_is_said_before_training(tmp_path, monkeypatch):

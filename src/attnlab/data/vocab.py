@@ -10,12 +10,17 @@ Ids ``0..4`` are ``PAD, BOS, EOS, UNK, MASK``; regular tokens follow, most frequ
 by the token itself), so the same training data always gives the same ids. Encoding is lossless
 for in-vocabulary tokens: ``decode(encode(tokens)) == tokens``. A token outside the vocabulary
 becomes ``UNK``. Decoding stops at the first ``EOS`` and skips ``PAD`` and ``BOS``.
+
+``case`` says whether the vocabulary has one letter case (``"lower"``, ``"upper"``) or not
+(``None``: both cases, or no cased letters); ``fold_case(text)`` puts a text into that case
+(CMUdict's words are all lower-case, so ``Attention`` reads as ``attention``).
 """
 
 from __future__ import annotations
 
 import base64
 import collections
+import functools
 import io
 import json
 import os
@@ -86,6 +91,27 @@ class Vocab:
                 continue
             out.append(self.tokens[i] if 0 <= i < len(self.tokens) else SPECIAL_TOKENS[UNK])
         return out
+
+    # --- letter case ---------------------------------------------------------------------
+    @functools.cached_property
+    def case(self) -> str | None:
+        """``"lower"`` or ``"upper"`` when every cased letter of the tokens has that case."""
+        letters = {
+            c for token in self.tokens[NUM_SPECIALS:] for c in token if c.lower() != c.upper()
+        }
+        if letters and all(c == c.lower() for c in letters):
+            return "lower"
+        if letters and all(c == c.upper() for c in letters):
+            return "upper"
+        return None
+
+    def fold_case(self, text: str) -> str:
+        """``text`` in the vocabulary's one case (unchanged when it has both or none)."""
+        if self.case == "lower":
+            return text.lower()
+        if self.case == "upper":
+            return text.upper()
+        return text
 
     # --- text <-> tokens ------------------------------------------------------------------
     def tokenize(self, text: str) -> list[str]:

@@ -105,9 +105,15 @@ def parse_flags(argv: list[str], config_flag: Any | None, *, prog: str) -> list[
 
 class _QuietLibraries(std_logging.Filter):
     """Keep orbax's chatter out of the progress log: its INFO lines, and its warning that a
-    checkpoint directory opened read-only (on purpose) is read-only. Other warnings show."""
+    checkpoint directory opened read-only (on purpose) is read-only. Other warnings show.
+    Also jax's INFO line that it found no TPU (``Unable to initialize backend 'tpu'``), which
+    every run without ``JAX_PLATFORMS`` printed on a machine without one."""
 
     def filter(self, record: std_logging.LogRecord) -> bool:
+        if record.levelno < std_logging.WARNING and record.getMessage().startswith(
+            "Unable to initialize backend 'tpu'"
+        ):
+            return False
         if "/orbax/" not in record.pathname:
             return True
         return record.levelno >= std_logging.WARNING and "is read only" not in record.getMessage()

@@ -30,7 +30,7 @@ from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.evaluate import decoding_metrics, teacher_forced_metrics
 from attnlab.train.optim import learning_rate_schedule
 from attnlab.train.preemption import PreemptionGuard
-from attnlab.train.resolve import create_train_state, resolve_config
+from attnlab.train.resolve import check_config, create_train_state, resolve_config
 from attnlab.train.sharding import (
     agree_any,
     assert_same_everywhere,
@@ -179,7 +179,8 @@ class _Run:
         metrics["learning_rate"] = float(self.schedule(jnp.asarray(step - 1)))
         metrics["steps_per_sec"], metrics["tokens_per_sec"] = self.clock.rates()
         self.writer.write(step, metrics)
-        log_progress(step, self.config.num_train_steps, metrics)
+        # The first interval of this process includes compiling the step: no ETA from it.
+        log_progress(step, self.config.num_train_steps, metrics, compiled=not self.last_train)
         self.last_train = metrics
         self.window = _empty_window()
         self.clock = _Clock()
@@ -306,6 +307,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     when the loss diverges.
     """
     workdir = Path(workdir)
+    # A changed config is refused before the dataset, the backend or the logs start.
+    check_resume(workdir, check_config(config), resolved=False)
     reason = unwritable_reason(workdir)
     if reason is not None:  # a read-only workdir may still hold a finished run to report
         finished = _finished(config, workdir)

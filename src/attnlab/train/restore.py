@@ -25,14 +25,28 @@ from attnlab.train.steps import merge_model
 from attnlab.train.workdir import CONFIG_FILE, with_defaults
 
 
-def _trained_config(workdir: Path) -> ml_collections.ConfigDict:
-    if not workdir.is_dir():
-        raise FileNotFoundError(f"workdir {workdir} does not exist")
+def _training_config(workdir: Path) -> dict | None:
+    """``workdir``'s ``config.json`` if it is a training run's (it has model and data)."""
     try:
         raw = json.loads((workdir / CONFIG_FILE).read_text())
     except (OSError, ValueError):
-        raw = None
+        return None
     if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict) or "data" not in raw:
+        return None
+    return raw
+
+
+def _trained_config(workdir: Path) -> ml_collections.ConfigDict:
+    if not workdir.is_dir():
+        raise FileNotFoundError(f"workdir {workdir} does not exist")
+    raw = _training_config(workdir)
+    if raw is None:
+        # An experiment's directory (make demo's runs/demo) holds one training workdir a model.
+        inside = sorted(str(d) for d in workdir.iterdir() if d.is_dir() and _training_config(d))
+        if inside:
+            raise FileNotFoundError(
+                f"{workdir} is not a training workdir; it holds: {', '.join(inside)}"
+            )
         raise FileNotFoundError(
             f"{workdir} is not a training workdir: no readable {CONFIG_FILE} with model and data "
             "(experiments/train.py writes one)"

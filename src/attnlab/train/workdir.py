@@ -3,7 +3,9 @@
 A workdir remembers the config it was trained with in ``DIR/config.json``. Running again
 resumes that run, so the new config must describe the same run: only the keys of
 ``RESUMABLE_KEYS`` (``attnlab.train.config``) may differ. Anything else is refused with one
-line naming each changed key and both values, before anything is written. ``config.json`` is
+line naming each changed key and both values, before anything is written, and before the
+dataset, the backend or the logs start (``check_resume(..., resolved=False)`` on the config
+before the dataset sets its sizes; once they are set, the full check). ``config.json`` is
 written only once the run is accepted, and atomically (a temporary file, then a rename), so
 an interrupted write never leaves a half file.
 """
@@ -24,6 +26,9 @@ from attnlab.nn.config import model_config
 from attnlab.train.config import RESUMABLE_KEYS, base_config
 
 CONFIG_FILE = "config.json"
+# Set by ``resolve_config`` from the dataset (its sizes and length bound); a config not yet
+# resolved holds their defaults, so the check before the data is read leaves them out.
+DATASET_KEYS = ("model.max_len", "model.vocab_size", "model.target_vocab_size", "model.num_classes")
 
 
 class WorkdirError(ValueError):
@@ -76,8 +81,11 @@ def saved_config(workdir: Path) -> dict[str, Any] | None:
         raise WorkdirError(f"{path} is unreadable ({err}); pick another --workdir") from None
 
 
-def config_changes(saved: Mapping[str, Any], config: ml_collections.ConfigDict) -> list[str]:
-    """``key: old -> new`` for each key that differs and may not change on resume.
+def config_changes(
+    saved: Mapping[str, Any], config: ml_collections.ConfigDict, ignore: tuple[str, ...] = ()
+) -> list[str]:
+    """``key: old -> new`` for each key that differs and may not change on resume (and is
+    not in ``ignore``).
 
     A key the saved config lacks was added to the code since the run started; the run was
     trained as its default says (a new key's default keeps the old behaviour), so it is
@@ -85,7 +93,8 @@ def config_changes(saved: Mapping[str, Any], config: ml_collections.ConfigDict) 
     """
     old, new = _flat(with_defaults(saved)), _flat(json.loads(config_as_json(config)))
     changed = [k for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
-    return [f"{k} is {old[k]!r} there, {new[k]!r} now" for k in changed if k not in RESUMABLE_KEYS]
+    kept = [k for k in changed if k not in RESUMABLE_KEYS and k not in ignore]
+    return [f"{k} is {old[k]!r} there, {new[k]!r} now" for k in kept]
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -129,12 +138,15 @@ def has_history(workdir: Path) -> bool:
     )
 
 
-def check_resume(workdir: Path, config: ml_collections.ConfigDict) -> None:
-    """Refuse a config that differs from the one ``workdir`` was trained with."""
+def check_resume(
+    workdir: Path, config: ml_collections.ConfigDict, *, resolved: bool = True
+) -> None:
+    """Refuse a config that differs from the one ``workdir`` was trained with; a config not
+    yet ``resolved`` (its dataset's sizes unset) is compared on every other key."""
     saved = saved_config(workdir)
     if saved is None or not has_history(workdir):
         return
-    changes = config_changes(saved, config)
+    changes = config_changes(saved, config, ignore=() if resolved else DATASET_KEYS)
     if changes:
         raise WorkdirError(
             f"workdir {workdir} was trained with another config: {'; '.join(changes)}. "

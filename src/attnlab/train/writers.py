@@ -96,8 +96,14 @@ class MetricWriter:
             self._tb = None
 
 
-def progress_line(step: int, total: int, metrics: Mapping[str, float]) -> str:
-    """``step 500/1000 (50%) | loss 1.234 | accuracy 0.567 | ... | 12.3 steps/s | ETA 0:00:41``."""
+def progress_line(
+    step: int, total: int, metrics: Mapping[str, float], *, compiled: bool = False
+) -> str:
+    """``step 500/1000 (50%) | loss 1.234 | accuracy 0.567 | ... | 12.3 steps/s | ETA 0:00:41``.
+
+    ``compiled``: the interval included compiling the step (the first one after a start or
+    a resume), so its rate says nothing about the time left: no ETA, and the rate says so.
+    """
     parts = [f"step {step}/{total} ({100 * step / total:.0f}%)"]
     for key, value in metrics.items():
         if key in TIMING_KEYS:
@@ -105,14 +111,17 @@ def progress_line(step: int, total: int, metrics: Mapping[str, float]) -> str:
         parts.append(f"{key} {value:.3e}" if key == "learning_rate" else f"{key} {value:.4g}")
     rate = metrics.get("steps_per_sec")
     if rate:
-        eta = datetime.timedelta(seconds=round((total - step) / rate))
-        parts.append(f"{rate:.1f} steps/s, {metrics.get('tokens_per_sec', 0):.0f} tokens/s")
-        parts.append(f"ETA {eta}")
+        speed = f"{rate:.1f} steps/s, {metrics.get('tokens_per_sec', 0):.0f} tokens/s"
+        parts.append(f"{speed} with compiling" if compiled else speed)
+        if not compiled:
+            parts.append(f"ETA {datetime.timedelta(seconds=round((total - step) / rate))}")
     return " | ".join(parts)
 
 
-def log_progress(step: int, total: int, metrics: Mapping[str, float]) -> None:
-    logging.info("%s", progress_line(step, total, metrics))
+def log_progress(
+    step: int, total: int, metrics: Mapping[str, float], *, compiled: bool = False
+) -> None:
+    logging.info("%s", progress_line(step, total, metrics, compiled=compiled))
 
 
 def summary_line(result: Mapping[str, object]) -> str:
