@@ -15,8 +15,10 @@
 
 The query, value and output projections carry a bias; the key projection does not. A key bias
 b adds q.b to every score of query q's row, and a softmax row does not change when one
-constant is added to all its scores, so the key bias has no effect and a zero gradient: what
-training computed for it was rounding noise, which Adam scaled up to full-size steps.
+constant is added to all its scores, so under softmax (also chunked and local) the key bias
+has no effect and a zero gradient: what training computed for it was rounding noise, which
+Adam scaled up to full-size steps (tests/nn/test_key_bias.py). Under relu, sigmoid and
+linear scores a key bias would act; the projections are the same for every choice.
 
 Positions: ``rotary`` rotates q and k (``ops.apply_rotary``) and ``alibi`` adds
 ``ops.alibi_bias`` to the scores. Both act on self-attention only; cross-attention carries no
