@@ -414,9 +414,6 @@ class Decoder(nnx.Module):
         if not self.tied:
             self.logits = nnx.Linear(cfg.d_model, cfg.target_vocab_size, rngs=rngs)
 
-    def _project(self, x: jax.Array) -> jax.Array:
-        return self.embedder.tokens.attend(x) if self.tied else self.logits(x)
-
     def states(
         self,
         tokens: jax.Array,
@@ -436,8 +433,8 @@ class Decoder(nnx.Module):
         return self.final_norm(x, valid=valid, train=train)
 
     def project(self, states: jax.Array) -> jax.Array:
-        """Output logits [B, T, V] of decoder ``states``."""
-        return self._project(states)
+        """Output logits [B, T, V] of decoder ``states`` (tied: ``states @ E^T``)."""
+        return self.embedder.tokens.attend(states) if self.tied else self.logits(states)
 
     def __call__(
         self,
@@ -449,7 +446,7 @@ class Decoder(nnx.Module):
         train: bool = False,
     ) -> jax.Array:
         """Full pass. ``token_vectors`` [B, T, d], if given, replace the token lookup."""
-        return self._project(
+        return self.project(
             self.states(
                 tokens,
                 context=context,
@@ -474,4 +471,4 @@ class Decoder(nnx.Module):
             x, cache = layer.step(x, cache, index, context_valid)
             new_layers.append(cache)
         valid = jnp.ones(x.shape[:2], bool)
-        return self._project(self.final_norm(x, valid=valid))[:, 0], new_layers
+        return self.project(self.final_norm(x, valid=valid))[:, 0], new_layers
