@@ -146,7 +146,10 @@ def test_two_processes_train_what_one_process_with_four_devices_trains(runs):
 def test_evaluation_split_over_processes_equals_one_process(runs):
     got, want = _eval(runs["together"]), _eval(runs["reference"])
     np.testing.assert_allclose([got[k] for k in EVAL_KEYS], [want[k] for k in EVAL_KEYS], rtol=1e-4)
-    assert 0.0 < want["eval_per"] < 1.0  # a rate that the decoded outputs actually set
+    # A rate that the decoded outputs actually set: not 0, and not the 1.0 of empty outputs
+    # (24 steps leave the model untrained, so its outputs may be longer than the references:
+    # 1.43 here, 0.94 with the key bias's different initialisation).
+    assert want["eval_per"] > 0.0 and want["eval_per"] != 1.0
 
 
 def test_sigterm_to_one_process_stops_both_at_the_same_saved_step(runs):
