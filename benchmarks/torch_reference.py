@@ -7,8 +7,9 @@ a tied output projection. ``torch_trainer`` takes the same step as
 ``clip_grad_norm_``, then ``torch.optim.AdamW`` (fused) with the same hyperparameters, decay
 mask and schedule. ``nn.Transformer`` also drops out attention weights and the FFN hidden
 layer, which our model does not (``attention_dropout`` 0, no FFN dropout): those two are
-switched off, so both drop out exactly the same tensors. ``copy_params`` copies our weights
-in, and ``loss_difference`` checks that the two compute the same loss
+switched off, so both drop out exactly the same tensors. Ours has no key bias, so the key
+third of each ``in_proj_bias`` is held at zero and left out of ``num_params``. ``copy_params``
+copies our weights in, and ``loss_difference`` checks that the two compute the same loss
 (``tests/benchmarks/test_training_bench.py``).
 """
 
@@ -81,11 +82,28 @@ class TorchSeq2Seq(nn.Module):
                 norm_first=True,
             )
         layers = [*self.transformer.encoder.layers, *self.transformer.decoder.layers]
+        self.attentions = [
+            attention
+            for layer in layers
+            for attention in (layer.self_attn, getattr(layer, "multihead_attn", None))
+            if attention is not None
+        ]
         for layer in layers:  # ours drops out neither attention weights nor the FFN hidden layer
             layer.dropout = nn.Identity()
-            for attention in (layer.self_attn, getattr(layer, "multihead_attn", None)):
-                if attention is not None:
-                    attention.dropout = cfg.attention_dropout
+        keep = torch.ones(3 * d)
+        keep[d : 2 * d] = 0.0
+        for attention in self.attentions:
+            attention.dropout = cfg.attention_dropout
+            # Ours has no key bias (attnlab/nn/attention.py): the key third of in_proj_bias
+            # is held at zero (zero gradient, so AdamW never moves it) and is not counted.
+            with torch.no_grad():
+                attention.in_proj_bias.mul_(keep)
+            attention.in_proj_bias.register_hook(lambda grad: grad * keep)
+
+    def num_params(self) -> int:
+        """The parameters our Seq2Seq has: every one but the key biases held at zero."""
+        key_biases = self.d_model * len(self.attentions)
+        return sum(p.numel() for p in self.parameters()) - key_biases
 
     def embed(self, table: nn.Embedding, tokens: torch.Tensor) -> torch.Tensor:
         x = table(tokens) * math.sqrt(self.d_model) + self.positions[: tokens.shape[1]]
@@ -162,7 +180,9 @@ def copy_params(params: dict, model: TorchSeq2Seq) -> None:
     def attention(ours: dict, theirs: nn.MultiheadAttention) -> None:
         qkv = [ours[n] for n in ("query", "key", "value")]
         theirs.in_proj_weight.copy_(torch.cat([t(p["kernel"]).T for p in qkv]))
-        theirs.in_proj_bias.copy_(torch.cat([t(p["bias"]) for p in qkv]))
+        no_key_bias = torch.zeros(ours["value"]["bias"].shape)
+        biases = [t(ours["query"]["bias"]), no_key_bias, t(ours["value"]["bias"])]
+        theirs.in_proj_bias.copy_(torch.cat(biases))
         linear(ours["out"], theirs.out_proj)
 
     def linear(ours: dict, theirs: nn.Linear) -> None:

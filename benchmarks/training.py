@@ -121,7 +121,7 @@ def measure_bucket(
         graphdef, state, reference, batch, config.label_smoothing
     )
     jax_params = param_count(state["params"])
-    torch_params = sum(p.numel() for p in reference.parameters())
+    torch_params = reference.num_params()
 
     device_batch = {k: jnp.asarray(v) for k, v in batch.items()}
     step_fn = make_train_step(graphdef, optimizer, config)

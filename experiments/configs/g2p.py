@@ -15,8 +15,8 @@ Variants (comma-separated after the colon):
 - `at` (default) | `deep_shallow` | `nat`: autoregressive `Seq2Seq` (3+3 layers); the fair AT
   baseline of Kasai et al. 2021 ("Deep Encoder, Shallow Decoder"; they used 12+1), a deep
   encoder and a one-layer decoder, here 6+1 layers at about the 3+3 model's parameter count
-  (3,278,208 against 3,130,560 parameters with the g2p vocabularies, 33 letters and 44
-  phonemes with specials; 5+1 would have 2,833,344); or non-autoregressive `NATSeq2Seq`.
+  (3,276,672 against 3,128,832 parameters with the g2p vocabularies, 33 letters and 44
+  phonemes with specials; 5+1 would have 2,832,000); or non-autoregressive `NATSeq2Seq`.
 - `vanilla` | `cmlm` (default) | `eos_canvas` | `ctc` | `dag`: the NAT recipe
   (`attnlab.nn.nat_recipes`), e.g. `nat,ctc`; `glat` adds glancing training (vanilla, ctc,
   dag).

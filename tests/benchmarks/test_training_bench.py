@@ -38,7 +38,13 @@ def test_reference_has_our_parameters_and_computes_our_loss(tiny):
     torch.manual_seed(0)
     reference = torch_reference.TorchSeq2Seq(config.model)
     ours = training.param_count(state["params"])
-    assert ours == sum(p.numel() for p in reference.parameters())
+    assert ours == reference.num_params()
+    # The one difference the count leaves out: torch's key biases, held at zero like ours.
+    key_biases = [
+        a.in_proj_bias[config.model.d_model : 2 * config.model.d_model]
+        for a in reference.attentions
+    ]
+    assert len(key_biases) == 3 and all(float(b.abs().max()) == 0.0 for b in key_biases)
     # Independent initialisations give different losses; copied weights give the same one.
     diff = torch_reference.loss_difference(
         graphdef, state, reference, batch, config.label_smoothing
@@ -68,3 +74,5 @@ def test_reference_takes_our_optimizer_step(tiny):
     before = np.asarray(tiny[2]["params"]["decoder"]["embedder"]["tokens"]["embed"]["embedding"])
     assert np.abs(ours - before).max() > 1e-5  # the step moved them
     np.testing.assert_allclose(ours, table, atol=1e-6)
+    d = config.model.d_model
+    assert all(float(a.in_proj_bias[d : 2 * d].abs().max()) == 0.0 for a in reference.attentions)

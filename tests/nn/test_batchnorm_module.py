@@ -13,7 +13,7 @@ import numpy as np
 from flax import nnx
 from nn_testing import assert_close, leaves_differ, tiny_model, tokens
 
-from attnlab.nn.norms import BatchNorm
+from attnlab.nn.layers import BatchNorm
 
 
 def test_training_uses_masked_batch_statistics_and_updates_running_ones():

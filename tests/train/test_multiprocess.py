@@ -21,9 +21,13 @@ import time
 
 import numpy as np
 import pytest
-from train_testing import cli_command, forced_devices_flags, state_leaves
+from train_testing import (
+    assert_close_arrays,
+    checkpoint_arrays,
+    cli_command,
+    forced_devices_flags,
+)
 
-from attnlab.train import restore_model
 from attnlab.train.writers import read_metrics
 
 SPEC = "synthetic.py:at,quick"
@@ -39,10 +43,6 @@ OVERRIDES = {
     "data.bucket_boundaries": "(9,)",
 }
 EVAL_KEYS = ("eval_loss", "eval_accuracy", "eval_wer", "eval_per")
-# d loss / d (key bias) is exactly 0 (a softmax row is unchanged by adding one constant to
-# all its scores); what is computed is rounding noise, which Adam scales up to steps the size
-# of the learning rate. Those parameters carry no signal to compare; every other one does.
-NOISE_ONLY = "['key']['bias']"
 
 
 def _free_port() -> int:
@@ -130,11 +130,6 @@ def runs(data_dir, tmp_path_factory):
     return out
 
 
-def _params(workdir) -> dict[str, np.ndarray]:
-    leaves = state_leaves(restore_model(workdir)[0])
-    return {k: v for k, v in leaves.items() if NOISE_ONLY not in k and v.dtype.kind == "f"}
-
-
 def _eval(workdir) -> dict[str, float]:
     records = [r for r in read_metrics(workdir) if "eval_loss" in r]
     assert [r["step"] for r in records] == [STEPS]
@@ -142,10 +137,8 @@ def _eval(workdir) -> dict[str, float]:
 
 
 def test_two_processes_train_what_one_process_with_four_devices_trains(runs):
-    got, want = _params(runs["together"]), _params(runs["reference"])
-    assert got.keys() == want.keys() and len(got) > 10
-    for key in want:
-        np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    # Every array of the train state: parameters, RNG state and Adam moments, none left out.
+    assert_close_arrays(checkpoint_arrays(runs["together"]), checkpoint_arrays(runs["reference"]))
     first = {r["step"]: r["loss"] for r in read_metrics(runs["reference"]) if "loss" in r}
     assert first[4] != first[STEPS]  # training moved the parameters, so the match means something
 
@@ -153,7 +146,10 @@ def test_two_processes_train_what_one_process_with_four_devices_trains(runs):
 def test_evaluation_split_over_processes_equals_one_process(runs):
     got, want = _eval(runs["together"]), _eval(runs["reference"])
     np.testing.assert_allclose([got[k] for k in EVAL_KEYS], [want[k] for k in EVAL_KEYS], rtol=1e-4)
-    assert 0.0 < want["eval_per"] < 1.0  # a rate that the decoded outputs actually set
+    # A rate that the decoded outputs actually set: not 0, and not the 1.0 of empty outputs
+    # (24 steps leave the model untrained, so its outputs may be longer than the references:
+    # 1.43 here, 0.94 with the key bias's different initialisation).
+    assert want["eval_per"] > 0.0 and want["eval_per"] != 1.0
 
 
 def test_sigterm_to_one_process_stops_both_at_the_same_saved_step(runs):
@@ -168,7 +164,6 @@ def test_sigkill_then_resume_equals_the_uninterrupted_two_process_run(runs):
     assert runs["killed_after"] and runs["killed_after"][-1] < STEPS
     assert runs["final_codes"] == [0, 0]
     assert not list((runs["resumed"] / "checkpoints").glob("*tmp*"))
-    got, want = _params(runs["resumed"]), _params(runs["together"])
-    for key in want:
-        np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-7, err_msg=key)
+    got, want = checkpoint_arrays(runs["resumed"]), checkpoint_arrays(runs["together"])
+    assert_close_arrays(got, want, rtol=1e-6, atol=1e-7)
     assert _eval(runs["resumed"]) == _eval(runs["together"])

@@ -8,7 +8,10 @@ import jax
 import numpy as np
 from flax import nnx
 
+from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.config import load_config_file
+from attnlab.train.resolve import train_state_template
+from attnlab.train.workdir import read_trained_config
 from attnlab.train.writers import TIMING_KEYS, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +66,35 @@ def state_leaves(model: nnx.Module) -> dict[str, np.ndarray]:
             leaf = jax.random.key_data(leaf)
         out[jax.tree_util.keystr(path)] = np.asarray(leaf)
     return out
+
+
+def checkpoint_arrays(workdir) -> dict[str, np.ndarray]:
+    """Every array of the newest checkpoint's train state, by path: the parameters, the rest
+    of the model state (RNG keys as raw data) and the optimizer's moments and counts."""
+    config = read_trained_config(Path(workdir))
+    _, template = train_state_template(config)
+    ckpt = Checkpointer(Path(workdir) / "checkpoints", max_to_keep=1, read_only=True)
+    try:
+        state, _ = ckpt.restore(template, model_config=config.model.to_dict())
+    finally:
+        ckpt.close()
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        out[jax.tree_util.keystr(path)] = np.asarray(leaf)
+    return out
+
+
+def assert_close_arrays(got: dict, want: dict, *, rtol: float = 1e-4, atol: float = 1e-6) -> None:
+    """The same paths; floating-point arrays equal within ``rtol``/``atol`` (the default allows
+    float32 reduction-order differences), every other array (RNG keys, counts) exactly."""
+    assert got.keys() == want.keys() and len(got) > 10
+    for key in want:
+        if want[key].dtype.kind == "f":
+            np.testing.assert_allclose(got[key], want[key], rtol=rtol, atol=atol, err_msg=key)
+        else:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
 
 
 def assert_same_state(a: nnx.Module, b: nnx.Module) -> None:

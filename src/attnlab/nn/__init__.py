@@ -1,9 +1,11 @@
 """attnlab.nn: Flax NNX modules that own the parameters and call ops/.
 
 ``build_model(cfg, rngs=...)`` builds the model named by ``cfg.name`` from a model config
-(``model_config``). The building blocks live in their own files: ``attention.py``
-(``MultiHeadAttention``), ``norms.py``, ``embed.py``, ``conv.py``, ``layers.py`` (encoder
-and decoder layers) and ``stacks.py``.
+(``model_config``). The building blocks live in two files: ``attention.py``
+(``MultiHeadAttention`` with its KV cache, ``ConvMixer``) and ``layers.py`` (norms, input
+embeddings, feed-forward, encoder and decoder layers, the ``Encoder`` and ``Decoder``
+stacks). ``seq2seq.py`` (AT), ``nat.py`` (NAT) and ``encoders.py`` (``Tagger``,
+``Classifier``) put them together.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Multi-head attention (Vaswani et al. 2017, section 3.2.2) as a thin NNX module over ops/.
+"""The sequence mixers of a layer: multi-head attention with its KV cache, and the conv mixer.
 
     MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O,  head_i = Attn(Q W_i^Q, K W_i^K, V W_i^V)
 
-``Attn`` is chosen by ``model.attention``:
+(Vaswani et al. 2017, section 3.2.2), a thin NNX module over ops/. ``Attn`` is chosen by
+``model.attention``:
 
 - ``softmax | relu | relu_over_length | sigmoid | sigmoid_minus_log_length``:
   ``ops.dot_product_attention(scores=...)``.
@@ -10,7 +11,14 @@
 - ``chunked``: ``ops.chunked_attention`` with ``chunk_size`` query and key chunks.
 - ``local``: dense softmax under ``ops.local_mask(local_window)`` (each query sees keys within
   the window; causal in the decoder).
-- ``conv`` replaces self-attention altogether; see ``conv.py``.
+- ``conv`` replaces self-attention altogether with ``ConvMixer`` (below).
+
+The query, value and output projections carry a bias; the key projection does not. A key bias
+b adds q.b to every score of query q's row, and a softmax row does not change when one
+constant is added to all its scores, so under softmax (also chunked and local) the key bias
+has no effect and a zero gradient: what training computed for it was rounding noise, which
+Adam scaled up to full-size steps (tests/nn/test_key_bias.py). Under relu, sigmoid and
+linear scores a key bias would act; the projections are the same for every choice.
 
 Positions: ``rotary`` rotates q and k (``ops.apply_rotary``) and ``alibi`` adds
 ``ops.alibi_bias`` to the scores. Both act on self-attention only; cross-attention carries no
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 from flax import nnx
 
 from attnlab.choices import check_choice
@@ -76,7 +85,7 @@ class MultiHeadAttention(nnx.Module):
         # [B, H, T, T] (analysis only, never in training).
         self.capture_weights = False
         self.query = nnx.Linear(d_model, d_model, rngs=rngs)
-        self.key = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.key = nnx.Linear(d_model, d_model, use_bias=False, rngs=rngs)  # no bias: see above
         self.value = nnx.Linear(d_model, d_model, rngs=rngs)
         self.out = nnx.Linear(d_model, d_model, rngs=rngs)
 
@@ -205,6 +214,82 @@ class MultiHeadAttention(nnx.Module):
             one_query=True,
         )
         return self.out(ops_attn.merge_heads(out)), cache
+
+
+class ConvMixer(nnx.Module):
+    """``attention = conv``: a depthwise 1-D convolution in place of self-attention.
+
+        y_t = W^O ( sum_{i=0}^{k-1} w_i * x_{t - a + i} + b )
+
+    with one kernel ``w`` [k, d] per feature (depthwise, as in the lightweight convolutions of
+    Wu et al. 2019, without their softmax-normalized shared kernels), followed by the output
+    projection W^O that mixes features. The encoder pads ``a = (k-1)//2`` positions on the
+    left and ``k-1-a`` on the right (centred); the decoder pads ``a = k-1`` on the left only,
+    so ``y_t`` sees ``x_{t-k+1..t}`` (causal). Padding positions of ``x`` are zeroed before the
+    convolution, so they never leak into real positions. Unlike attention, the output depends
+    on where a token sits relative to its neighbours, so the layer is not
+    permutation-equivariant. Incremental decoding keeps a rolling buffer of the last ``k-1``
+    inputs ``[B, k-1, d]``, initialized with zeros (the causal left padding).
+    """
+
+    def __init__(self, d_model: int, *, kernel: int, causal: bool, rngs: nnx.Rngs) -> None:
+        if kernel < 1:
+            raise ValueError(f"conv_kernel must be >= 1, got {kernel}")
+        self.kernel = kernel
+        self.causal = causal
+        self.conv = nnx.Conv(
+            d_model,
+            d_model,
+            kernel_size=(kernel,),
+            padding="VALID",
+            feature_group_count=d_model,
+            rngs=rngs,
+        )
+        self.out = nnx.Linear(d_model, d_model, rngs=rngs)
+
+    def __call__(self, x: jax.Array, *, valid: jax.Array) -> jax.Array:
+        """``x`` [B, T, d] -> [B, T, d]; ``valid`` [B, T] marks real tokens."""
+        x = jnp.where(valid[..., None], x, 0.0)
+        left = self.kernel - 1 if self.causal else (self.kernel - 1) // 2
+        right = self.kernel - 1 - left
+        return self.out(self.conv(jnp.pad(x, ((0, 0), (left, right), (0, 0)))))
+
+    def init_cache(self, batch: int, max_len: int, dtype=jnp.float32) -> Cache:
+        """The rolling buffer of the previous ``kernel - 1`` inputs, zeros at the start."""
+        return {"conv": jnp.zeros((batch, self.kernel - 1, self.conv.in_features), dtype)}
+
+    def step(self, x: jax.Array, cache: Cache, index: jax.Array) -> tuple[jax.Array, Cache]:
+        """One causal step: ``x`` [B, 1, d] -> [B, 1, d]; the buffer slides by one."""
+        if not self.causal:
+            raise ValueError("incremental decoding needs a causal conv")
+        window = jnp.concatenate([cache["conv"], x], axis=1)  # [B, kernel, d]
+        return self.out(self.conv(window)), {"conv": window[:, 1:]}
+
+
+def make_self_attention(
+    cfg: ml_collections.ConfigDict, *, causal: bool, rngs: nnx.Rngs
+) -> MultiHeadAttention | ConvMixer:
+    """The self-attention sub-layer named by ``model.attention`` (``conv`` gives ConvMixer)."""
+    if cfg.attention == "conv":
+        return ConvMixer(cfg.d_model, kernel=cfg.conv_kernel, causal=causal, rngs=rngs)
+    return MultiHeadAttention(
+        cfg.d_model,
+        cfg.num_heads,
+        attention=cfg.attention,
+        position=cfg.position,
+        causal=causal,
+        local_window=cfg.local_window,
+        chunk_size=cfg.chunk_size,
+        rngs=rngs,
+    )
+
+
+def make_cross_attention(cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> MultiHeadAttention:
+    """Cross-attention: the model's choice, but softmax for ``local`` and ``conv`` models."""
+    kind = "softmax" if cfg.attention in ("local", "conv") else cfg.attention
+    return MultiHeadAttention(
+        cfg.d_model, cfg.num_heads, attention=kind, chunk_size=cfg.chunk_size, rngs=rngs
+    )
 
 
 def capture_cross_attention(model: nnx.Module, fn, *args, **kwargs):

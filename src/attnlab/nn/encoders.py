@@ -7,7 +7,7 @@ import ml_collections
 from flax import nnx
 
 from attnlab.nn.config import validate
-from attnlab.nn.stacks import Encoder, masked_mean
+from attnlab.nn.layers import Encoder, masked_mean
 from attnlab.specials import PAD
 
 

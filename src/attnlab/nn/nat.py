@@ -42,9 +42,9 @@ import ml_collections
 from flax import nnx
 
 from attnlab.nn.config import validate
+from attnlab.nn.layers import Decoder, Encoder, masked_mean
 from attnlab.nn.nat_dag import DagLinks
 from attnlab.nn.nat_recipes import RECIPES, check_recipe, upsample_factor
-from attnlab.nn.stacks import Decoder, Encoder, masked_mean
 from attnlab.specials import MASK, PAD
 
 

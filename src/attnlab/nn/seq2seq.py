@@ -1,5 +1,11 @@
 """``Seq2Seq``: encoder + causal decoder, the autoregressive (AT) Transformer.
 
+The forward pass reads in three files: this one, ``layers.py`` (``Encoder`` and ``Decoder``:
+embeddings, the layers, the final norm and the output projection) and ``attention.py``
+(``MultiHeadAttention``), which call the pure functions of ``attnlab.ops``::
+
+    logits = Decoder(tgt_in, context=Encoder(src), context_valid=src != PAD)
+
 Training is teacher-forced: ``model(src, tgt_in)`` with ``tgt_in = [BOS] + targets[:-1]``.
 Decoding is incremental: ``init_cache`` runs the encoder once, precomputes every layer's
 cross-attention keys and values, and allocates the self-attention state; ``decode_step``
@@ -26,7 +32,7 @@ import ml_collections
 from flax import nnx
 
 from attnlab.nn.config import validate
-from attnlab.nn.stacks import Decoder, Encoder
+from attnlab.nn.layers import Decoder, Encoder
 from attnlab.specials import PAD
 
 
