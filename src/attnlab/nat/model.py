@@ -190,21 +190,6 @@ class NATSeq2Seq(nnx.Module):
             train=train,
         )
 
-    def dag_logprobs(
-        self, dec_tokens: jax.Array, enc: jax.Array, src: jax.Array, *, train: bool = False
-    ) -> tuple[jax.Array, jax.Array]:
-        """``dag``: (emission log-probs [B, L, V], transition log-probs [B, L, L]) of the graph
-        whose vertices are the non-PAD ``dec_tokens`` (``attnlab.nn.nat_dag``)."""
-        states = self.decoder.states(
-            dec_tokens,
-            context=enc,
-            context_valid=src != PAD,
-            token_vectors=self.decoder_inputs(dec_tokens, src),
-            train=train,
-        )
-        emit = jax.nn.log_softmax(self.decoder.project(states).astype(jnp.float32), axis=-1)
-        return emit, self.links(states, (dec_tokens != PAD).sum(axis=1))
-
     def __call__(
         self, src: jax.Array, dec_tokens: jax.Array, *, train: bool = False
     ) -> tuple[jax.Array, jax.Array | None]:
