@@ -79,11 +79,21 @@ def revision_package(rev: str) -> Iterator[Any]:
             sys.path.remove(tmp)
 
 
+def module(package: Any, *names: str) -> Any:
+    """The first of ``package``'s modules ``names`` that it has (a name moved since ``rev``)."""
+    for name in names[:-1]:
+        try:
+            return importlib.import_module(f"{package.__name__}.{name}")
+        except ModuleNotFoundError:
+            continue
+    return importlib.import_module(f"{package.__name__}.{names[-1]}")
+
+
 def models(package: Any, variant: str, seed: int) -> Any:
     """A fresh ``g2p.py:<variant>`` model built by ``package`` (the same weights for a seed)."""
     config = common.g2p_config(variant)
-    nn = importlib.import_module(f"{package.__name__}.nn")
-    return nn.build_model(ml_collections.ConfigDict(config.model.to_dict()), rngs=nnx.Rngs(seed))
+    build_model = module(package, "train.models", "nn").build_model
+    return build_model(ml_collections.ConfigDict(config.model.to_dict()), rngs=nnx.Rngs(seed))
 
 
 def random_words(count: int, seed: int = 0) -> list[np.ndarray]:
@@ -101,7 +111,7 @@ def random_words(count: int, seed: int = 0) -> list[np.ndarray]:
 def decoders(package: Any, at: Any, nat: Any) -> dict[str, Any]:
     """The four batch-1 decoders of ``package``: ``word -> tokens``."""
     at_mod = importlib.import_module(f"{package.__name__}.decode.at")
-    nat_mod = importlib.import_module(f"{package.__name__}.decode.nat")
+    nat_mod = module(package, "nat.decoding", "decode.nat")
     greedy = at_mod.at_searcher(at, method="greedy", max_len=MAX_LEN)
     beam = at_mod.at_searcher(at, method="beam", beam_size=4, max_len=MAX_LEN)
     length_pred = nat_mod.nat_decoder(nat, "length_pred", max_len=MAX_LEN)

@@ -66,8 +66,8 @@ from attnlab.analysis.systems import make_decoder, strip, valid_rows, warm_up  #
 from attnlab.data import make_eval_batches  # noqa: E402
 from attnlab.decode.at import at_searcher  # noqa: E402
 from attnlab.decode.compiled import jit_model  # noqa: E402
-from attnlab.nn import build_model  # noqa: E402
 from attnlab.train.config import load_config_file  # noqa: E402
+from attnlab.train.models import build_model  # noqa: E402
 from benchmarks import common, decoding_length, decoding_parts  # noqa: E402
 
 SECTION = "decoding"

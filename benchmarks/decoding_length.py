@@ -19,8 +19,8 @@ from flax import nnx
 from attnlab.analysis.latency import measure_latency_vs_length
 from attnlab.analysis.systems import SYSTEMS
 from attnlab.data import dataset_info
-from attnlab.nn import build_model
 from attnlab.train.config import load_config_file
+from attnlab.train.models import build_model
 from attnlab.train.resolve import resolve_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -203,7 +203,7 @@ def get_config(arg: str | None = None):
         num_encoder_layers=at.model.num_encoder_layers + at.model.num_decoder_layers,
         num_decoder_layers=1,
     )
-    # One NAT per recipe, all of the same size as `nat` (attnlab.nn.nat_recipes):
+    # One NAT per recipe, all of the same size as `nat` (attnlab.nat):
     # eos_canvas trains on the fixed canvas of the longest target (targets, EOS, then PAD), as
     # eos_cut decodes it; glancing (GLAT) on vanilla, ctc and dag.
     nat_eos = use_nat_recipe(_copy(nat), "eos_canvas")

@@ -18,13 +18,14 @@ Variants (comma-separated after the colon):
   (3,276,672 against 3,128,832 parameters with the g2p vocabularies, 33 letters and 44
   phonemes with specials; 5+1 would have 2,832,000); or non-autoregressive `NATSeq2Seq`.
 - `vanilla` | `cmlm` (default) | `eos_canvas` | `ctc` | `dag`: the NAT recipe
-  (`attnlab.nn.nat_recipes`), e.g. `nat,ctc`; `glat` adds glancing training (vanilla, ctc,
+  (`attnlab.nat`), e.g. `nat,ctc`; `glat` adds glancing training (vanilla, ctc,
   dag).
 - `quick`: a tiny model on a 2000-word build of the data, 40 steps; runs end to end in seconds.
 """
 
 from attnlab.data import data_config
-from attnlab.nn.config import NAT_RECIPES, model_config
+from attnlab.nat import RECIPES
+from attnlab.nn.config import model_config
 from attnlab.train.config import base_config, make_quick, parse_variant
 from attnlab.train.recipes import use_nat_recipe
 
@@ -33,13 +34,13 @@ def get_config(arg: str | None = None):
     variant = parse_variant(
         arg,
         config_name="g2p.py",
-        groups={"model": ("at", "deep_shallow", "nat"), "recipe": NAT_RECIPES},
+        groups={"model": ("at", "deep_shallow", "nat"), "recipe": tuple(RECIPES)},
         defaults={"model": "at", "recipe": "cmlm"},
         flags=("quick", "glat"),
     )
     words = {w.strip() for w in (arg or "").split(",")}
-    if variant["model"] != "nat" and words & {*NAT_RECIPES, "glat"}:
-        raise ValueError(f"g2p.py variants {sorted(words & {*NAT_RECIPES, 'glat'})} need nat")
+    if variant["model"] != "nat" and words & {*RECIPES, "glat"}:
+        raise ValueError(f"g2p.py variants {sorted(words & {*RECIPES, 'glat'})} need nat")
     config = base_config()
     # Length buckets: most words are under 12 letters, so padding every batch to 32 wastes
     # most of the step (BUILD_NOTES.md has the speed-up).

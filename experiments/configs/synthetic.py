@@ -15,14 +15,15 @@ copied source embeddings give each position its symbol) and worst on sort.
 Variants (comma-separated after the colon):
 - `at` (default) | `nat`: autoregressive `Seq2Seq` or non-autoregressive `NATSeq2Seq`.
 - `vanilla` (default) | `cmlm` | `eos_canvas` | `ctc` | `dag`: the NAT recipe
-  (`attnlab.nn.nat_recipes`), e.g. `nat,copy,ctc`; `glat` adds glancing training (vanilla,
+  (`attnlab.nat`), e.g. `nat,copy,ctc`; `glat` adds glancing training (vanilla,
   ctc, dag).
 - `copy` | `reverse` (default) | `sort`: the task.
 - `quick`: a tiny model on 2000 drawn sources, 40 steps; runs end to end in seconds.
 """
 
 from attnlab.data import data_config
-from attnlab.nn.config import NAT_RECIPES, model_config
+from attnlab.nat import RECIPES
+from attnlab.nn.config import model_config
 from attnlab.train.config import base_config, make_quick, parse_variant
 from attnlab.train.recipes import use_nat_recipe
 
@@ -33,15 +34,15 @@ def get_config(arg: str | None = None):
         config_name="synthetic.py",
         groups={
             "model": ("at", "nat"),
-            "recipe": NAT_RECIPES,
+            "recipe": tuple(RECIPES),
             "task": ("copy", "reverse", "sort"),
         },
         defaults={"model": "at", "recipe": "vanilla", "task": "reverse"},
         flags=("quick", "glat"),
     )
     words = {w.strip() for w in (arg or "").split(",")}
-    if variant["model"] != "nat" and words & {*NAT_RECIPES, "glat"}:
-        raise ValueError(f"synthetic.py variants {sorted(words & {*NAT_RECIPES, 'glat'})} need nat")
+    if variant["model"] != "nat" and words & {*RECIPES, "glat"}:
+        raise ValueError(f"synthetic.py variants {sorted(words & {*RECIPES, 'glat'})} need nat")
     config = base_config()
     config.data = data_config(
         name="synthetic_seq2seq",

@@ -17,8 +17,8 @@ beside the data (``attnlab.data.dataset_info``; a dataset not built yet is built
 ``str(result)`` is the line ``experiments/predict.py`` prints.
 
 Decoding (``decode``), seq2seq only: ``greedy`` or ``beam:K`` for AT; for a NAT, the strategies
-of ``attnlab.decode.nat`` that its training recipe supports (``decode_choices``, from
-``attnlab.nn.nat_recipes.RECIPES``): ``eos_cut`` for ``eos_canvas``; ``length_pred``,
+of ``attnlab.nat.decoding`` that its training recipe supports (``decode_choices``, from
+its recipe, ``attnlab.nat``): ``eos_cut`` for ``eos_canvas``; ``length_pred``,
 ``length_beam:K`` for ``vanilla`` and ``cmlm``, and for a CMLM refinement by ``mask_predict:T``
 alone or after ``+``; ``ctc``, ``ctc_beam:K`` for ``ctc``; ``dag_greedy``, ``dag_lookahead``,
 ``dag_viterbi`` for ``dag``. ``oracle_length`` needs a reference, and refining a vanilla NAT
@@ -56,9 +56,8 @@ from flax import nnx
 from attnlab.data import dataset_info
 from attnlab.decode.at import at_searcher
 from attnlab.decode.compiled import bucket, jit_model
-from attnlab.decode.nat import nat_decoder, parse_strategy, strategy_names
 from attnlab.metrics import bio_segments
-from attnlab.nn.nat_recipes import RECIPES, check_strategy, recipe_strategy
+from attnlab.nat.decoding import nat_decoder
 from attnlab.specials import NUM_SPECIALS, PAD, UNK, UNK_TOKEN
 from attnlab.train.restore import restore
 
@@ -142,7 +141,7 @@ class Predictor:
             return ("greedy", "beam:K")
         if self.kind != "nat":
             return ()
-        strategies = RECIPES[self.model.recipe].strategies
+        strategies = self.model.recipe.strategies
         return tuple(
             s.replace("<length strategy>", "<length_pred|length_beam:K>")
             for s in strategies
@@ -156,7 +155,8 @@ class Predictor:
         if self.kind != "nat":
             return None
         try:
-            return self._check_decode(recipe_strategy(self.model.recipe, self.config.nat_strategy))
+            recipe = self.model.recipe
+            return self._check_decode(recipe.strategy_or_default(self.config.nat_strategy))
         except ValueError:
             return self.decode_choices()[0]
 
@@ -172,15 +172,11 @@ class Predictor:
                 raise refused
             return decode
         try:
-            parsed = parse_strategy(decode)
+            parsed = self.model.recipe.parse_strategy(decode)
         except ValueError:
             raise refused from None
-        if parsed.length == "oracle_length":
+        if self.model.recipe.needs_reference(parsed):
             raise refused
-        try:
-            check_strategy(self.model.recipe, strategy_names(decode), decode)
-        except ValueError:
-            raise refused from None
         return decode
 
     def _decoder(self, decode: str) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:

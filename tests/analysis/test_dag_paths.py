@@ -9,9 +9,10 @@ from flax import nnx
 
 from attnlab.analysis.dag_paths import dag_confidence, greedy_path_confidence
 from attnlab.analysis.findings import dag_path_lines
-from attnlab.nn import build_model
+from attnlab.nat.dag import graph_logprobs
 from attnlab.nn.config import model_config
 from attnlab.ops import dag
+from attnlab.train.models import build_model
 
 
 def test_a_hand_built_graph():
@@ -68,8 +69,8 @@ def test_dag_confidence_summarizes_a_tiny_model_over_valid_rows():
     valid = np.array([True, True, False])
     summary = dag_confidence(model, [{"inputs": src, "valid": valid}])
     dec = np.asarray(model.canvas_tokens(jnp.asarray(src[:2])))
-    emit, trans = model.dag_logprobs(
-        jnp.asarray(dec), model.encode(jnp.asarray(src[:2])), jnp.asarray(src[:2])
+    emit, trans = graph_logprobs(
+        model, jnp.asarray(dec), model.encode(jnp.asarray(src[:2])), jnp.asarray(src[:2])
     )
     taken, next_token, emitted = greedy_path_confidence(emit, trans, (dec != 0).sum(-1))
     assert summary["steps"] == len(taken) and 2 <= len(taken) <= (6 - 1) + (4 - 1)

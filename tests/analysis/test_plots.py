@@ -255,7 +255,7 @@ def test_the_report_attention_figure_of_tiny_random_models_has_a_colorbar(tmp_pa
 
     from attnlab.analysis import report
     from attnlab.data.vocab import Vocab
-    from attnlab.nn import build_model
+    from attnlab.train.models import build_model
 
     figures = []
     draw = plots.attention_maps_figure

@@ -9,7 +9,7 @@ import pytest
 
 from attnlab.analysis import recorded
 from attnlab.analysis.systems import SYSTEMS
-from attnlab.decode.nat import parse_strategy
+from attnlab.nat import parse_strategy
 
 
 def test_a_fresh_model_is_timed_with_the_recorded_lengths_where_its_own_would_choose():

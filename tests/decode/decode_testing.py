@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from flax import nnx
 
-from attnlab.nn import build_model, model_config
+from attnlab.nn import model_config
+from attnlab.train.models import build_model
 
 VOCAB = 12
 

@@ -11,7 +11,7 @@ from decode_testing import random_sources, tiny_model
 from attnlab.analysis.systems import warm_up
 from attnlab.decode import compiled
 from attnlab.decode.at import at_searcher
-from attnlab.decode.nat import nat_decoder
+from attnlab.nat.decoding import nat_decoder
 
 PAD, EOS = 0, 2
 MAX_LEN = 24
@@ -21,7 +21,7 @@ def tiny(name, seed, **overrides):
     return tiny_model(name, seed, max_len=MAX_LEN, **overrides)
 
 
-# The recipe each strategy decodes (attnlab.nn.nat_recipes.RECIPES).
+# The recipe each strategy decodes (attnlab.nat.RECIPES).
 RECIPE = {"mask_predict:3": "cmlm", "eos_cut": "eos_canvas", "ctc_beam:3": "ctc"}
 RECIPE.update(dag_viterbi="dag", dag_lookahead="dag")
 

@@ -13,9 +13,12 @@ import pytest
 from flax import nnx
 
 from attnlab.decode.at import at_log_prob
-from attnlab.decode.nat import length_beam_lengths, nat_decode, nat_decoder, parse_strategy
 from attnlab.metrics import length_accuracy, token_accuracy
-from attnlab.nn import build_model, model_config
+from attnlab.nat import RECIPES, parse_strategy
+from attnlab.nat.decoding import nat_decode, pick
+from attnlab.nat.vanilla import decode_at_lengths
+from attnlab.nn import model_config
+from attnlab.train.models import build_model
 
 PAD, BOS, EOS, MASK = 0, 1, 2, 4
 VOCAB, CANVAS = 12, 8
@@ -156,26 +159,34 @@ def test_length_beam_keeps_the_best_mean_log_prob_of_its_candidate_lengths(train
     np.testing.assert_allclose(out.scores, scores.max(1), rtol=1e-5, atol=1e-6)
 
 
-def test_length_beam_at_given_lengths_decodes_those_lengths(trained):
+def test_decoding_at_given_lengths_is_oracle_length_at_each_and_length_beam_at_its_own(trained):
     """A recorded length_beam decode is timed on a fresh model given the lengths its trained
-    model chose (analysis.recorded): given its own lengths a model decodes as it would."""
+    model chose (analysis.recorded): each given length decodes as oracle_length does, and
+    given its own top lengths a model keeps what length_beam keeps."""
     model, src, _ = trained
     k = 3
-    lengths = length_beam_lengths(model, src, k)
     log_probs = np.asarray(model.length_log_probs(model.encode(src), src))[:, 1:]
     order = np.argsort(-log_probs, axis=1, kind="stable")[:, :k] + 1
-    np.testing.assert_array_equal(lengths, order)
-    decode = nat_decoder(model, f"length_beam:{k}")
-    own, given = decode(src), decode(src, lengths)
-    for a, b in zip(own, given, strict=True):
+    out = decode_at_lengths(model, src, order)
+    np.testing.assert_array_equal(out.lengths, order)
+    for j in range(k):
+        one = nat_decode(model, src, "oracle_length", ref_lengths=order[:, j])
+        np.testing.assert_array_equal(out.tokens[:, j], one.tokens)
+        np.testing.assert_allclose(out.scores[:, j], one.scores, rtol=1e-5, atol=1e-6)
+    beam = nat_decode(model, src, f"length_beam:{k}")
+    for a, b in zip(pick(out.tokens, out.lengths, out.scores), beam, strict=True):
         np.testing.assert_array_equal(a, b)
-    other = np.broadcast_to(np.array([2, 5, 7], np.int32), lengths.shape)  # not the model's
-    out = decode(src, other)
-    assert set(np.asarray(out.lengths).tolist()) <= {2, 5, 7}
-    with pytest.raises(ValueError, match=r"given lengths must be \[B, 3\] in 1..8"):
-        decode(src, other[:, :2])
-    with pytest.raises(ValueError, match=r"given lengths must be \[B, 3\] in 1..8"):
-        decode(src, other + 6)
+    other = np.broadcast_to(np.array([2, 5, 7], np.int32), order.shape)  # not the model's
+    np.testing.assert_array_equal(decode_at_lengths(model, src, other).lengths, other)
+    with pytest.raises(ValueError, match=r"lengths must be \[B, k\] and >= 1"):
+        decode_at_lengths(model, src, other[:, 0])
+    with pytest.raises(ValueError, match=r"lengths must be <= max_len=8"):
+        decode_at_lengths(model, src, other + 6)
+    headless = build_model(
+        nat_config(nat_recipe="eos_canvas", length_mode="none"), rngs=nnx.Rngs(0)
+    )
+    with pytest.raises(ValueError, match="needs a length head; nat_recipe 'eos_canvas' has none"):
+        decode_at_lengths(headless, src, order)
 
 
 def test_length_beam_rescoring_picks_the_rescorers_favourite(trained):
@@ -275,11 +286,15 @@ def test_mask_predict_follows_the_cmlm_algorithm(trained, weights):
 
 
 def test_strategy_names_are_parsed_and_bad_ones_refused(trained):
-    assert parse_strategy("length_beam:5+mask_predict:10") == ("length_beam", 5, 10)
-    assert parse_strategy("mask_predict:4") == ("length_pred", 1, 4)
+    cmlm = RECIPES["cmlm"]
+    assert cmlm.parse_strategy("length_beam:5+mask_predict:10") == ("length_beam", 5, 10)
+    assert cmlm.parse_strategy("mask_predict:4") == ("length_pred", 1, 4)
+    assert parse_strategy("ctc_beam:4") == ("ctc_beam", 4, 1)  # whichever recipe decodes it
     for bad in ("length_beam:0", "beam", "eos_cut+mask_predict:2", "length_pred+oracle_length"):
         with pytest.raises(ValueError, match="valid: length_pred, length_beam:K"):
             parse_strategy(bad)
+        with pytest.raises(ValueError, match="does not apply to nat_recipe 'cmlm'; valid: le"):
+            cmlm.parse_strategy(bad)
     model, src, _ = trained
     with pytest.raises(ValueError, match="needs ref_lengths"):
         nat_decode(model, src, "oracle_length")

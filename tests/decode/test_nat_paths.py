@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from decode_testing import tiny_model
 
-from attnlab.decode.nat import nat_decoder
+from attnlab.nat.ctc import blank_id
+from attnlab.nat.dag import graph_logprobs
+from attnlab.nat.decoding import nat_decoder
 from attnlab.ops.ctc import ctc_greedy, ctc_prefix_beam_search
 from attnlab.ops.dag import dag_greedy, dag_lookahead, dag_viterbi
 
@@ -55,18 +57,18 @@ def test_ctc_and_ctc_beam_decode_the_models_canvas_with_the_ops(seed):
     logp = logp.at[..., jnp.array([PAD, BOS, EOS, MASK])].set(-jnp.inf)
     width = dec.shape[1] + 1
     greedy = nat_decoder(model, "ctc", trim=False)(src)
-    want, n = ctc_greedy(logp, frames, model.blank_id)
+    want, n = ctc_greedy(logp, frames, blank_id(model))
     np.testing.assert_array_equal(greedy.tokens, with_eos(np.asarray(want), np.asarray(n), width))
     np.testing.assert_array_equal(greedy.lengths, np.asarray(n) + 1)
     beam = nat_decoder(model, "ctc_beam:4", trim=False)(src)
-    seqs, lens, scores = ctc_prefix_beam_search(logp, frames, 4, model.blank_id)
+    seqs, lens, scores = ctc_prefix_beam_search(logp, frames, 4, blank_id(model))
     want = with_eos(np.asarray(seqs)[:, 0], np.asarray(lens)[:, 0], width)
     np.testing.assert_array_equal(beam.tokens, want)
     np.testing.assert_allclose(beam.scores, np.asarray(scores)[:, 0], rtol=1e-5)
     assert np.all(np.asarray(beam.scores) >= np.asarray(greedy.scores) - 1e-4)
     for out in (greedy, beam):
         assert_laid_out(out)
-        assert not np.any(np.asarray(out.tokens) == model.blank_id)
+        assert not np.any(np.asarray(out.tokens) == blank_id(model))
 
 
 @pytest.mark.parametrize("search", ["dag_greedy", "dag_lookahead", "dag_viterbi"])
@@ -74,7 +76,7 @@ def test_dag_strategies_follow_the_ops_decoders_cut_after_the_first_eos(search):
     model = model_of("dag", 0)
     src = jnp.asarray(SRC)
     dec = model.canvas_tokens(src)
-    emit, trans = model.dag_logprobs(dec, model.encode(src), src)
+    emit, trans = graph_logprobs(model, dec, model.encode(src), src)
     emit = emit.at[..., jnp.array([PAD, BOS, MASK])].set(-jnp.inf)
     op = {"dag_greedy": dag_greedy, "dag_lookahead": dag_lookahead, "dag_viterbi": dag_viterbi}
     tokens, lengths = op[search](emit, trans, (dec != PAD).sum(1))

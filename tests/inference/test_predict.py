@@ -27,12 +27,12 @@ from flax import nnx
 import attnlab
 from attnlab.data.builders.cn_address import admin_areas, compose_address
 from attnlab.decode.at import at_decode
-from attnlab.decode.nat import nat_decode
 from attnlab.inference import InputError, Predictor
-from attnlab.nn import build_model
+from attnlab.nat.decoding import nat_decode
 from attnlab.train import train_and_evaluate
 from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.cli import load_config_file
+from attnlab.train.models import build_model
 from attnlab.train.resolve import create_train_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,7 +185,7 @@ def test_decode_choices_follow_the_training_recipe(at, nat):
     for decode in ("length_pred", "beam", "beam:0", "greedy:2"):
         with pytest.raises(ValueError, match=r"for this seq2seq model; valid: greedy, beam:K$"):
             at.predict(["a"], decode)
-    assert nat.model.recipe == "cmlm"  # a CMLM: refinement is meaningful
+    assert nat.model.recipe.name == "cmlm"  # a CMLM: refinement is meaningful
     for decode in ("oracle_length", "eos_cut", "ctc", "greedy", "length_beam:0"):
         with pytest.raises(ValueError, match="for this nat model; valid: length_pred, length_beam"):
             nat.predict(["a"], decode)

@@ -5,8 +5,8 @@ import numpy as np
 from flax import nnx
 from nn_testing import tiny_config
 
-from attnlab.nn import build_model
 from attnlab.nn.attention import capture_cross_attention, capture_self_attention
+from attnlab.train.models import build_model
 
 
 def _model(name: str):

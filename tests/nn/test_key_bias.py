@@ -56,6 +56,16 @@ def test_every_attention_layer_has_query_value_output_biases_and_no_key_bias(
         assert (*at, "key", "bias") not in params, at
 
 
+def test_the_dag_transition_scores_have_no_key_bias():
+    """DagLinks scores q_i.k_j under a log-softmax over j: a key bias is as inert there."""
+    model = tiny_model(name="nat", nat_recipe="dag", length_mode="none")
+    params = _param_tree(model)
+    d = 16
+    assert params[("links", "query", "bias")] == (d,)
+    assert params[("links", "key", "kernel")] == (d, d)
+    assert ("links", "key", "bias") not in params
+
+
 def _random_qkv(seed: int, batch=2, q_len=5, kv_len=7, heads=3, head_dim=4):
     rng = np.random.default_rng(seed)
     q, k, v = (

@@ -4,18 +4,19 @@ import pytest
 from flax import nnx
 from nn_testing import tiny_config
 
-from attnlab.nn import build_model, model_config
+from attnlab.nat import RECIPES
+from attnlab.nn import model_config
 from attnlab.nn.config import (
     ATTENTIONS,
     DECODER_INPUTS,
     INPUTS,
     LENGTH_MODES,
     MODEL_NAMES,
-    NAT_RECIPES,
     NORM_POSITIONS,
     NORMS,
     POSITIONS,
 )
+from attnlab.train.models import build_model
 
 INTERFACE_KEYS = {
     "name", "vocab_size", "target_vocab_size", "num_classes", "d_model", "num_heads", "d_ff",
@@ -47,12 +48,12 @@ def test_unknown_config_key_is_rejected():
         ("input", INPUTS),
         ("length_mode", LENGTH_MODES),
         ("decoder_input", DECODER_INPUTS),
-        ("nat_recipe", NAT_RECIPES),
+        ("nat_recipe", tuple(RECIPES)),  # checked by the NAT, from the registry
         ("pooling", ("mean",)),
     ],
 )
 def test_unknown_choice_names_key_value_and_every_valid_value(key, choices):
-    cfg = tiny_config(**{key: "bogus"})
+    cfg = tiny_config(**{key: "bogus"}, **({"name": "nat"} if key == "nat_recipe" else {}))
     with pytest.raises(ValueError) as err:
         build_model(cfg, rngs=nnx.Rngs(0))
     message = str(err.value)

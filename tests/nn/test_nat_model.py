@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nn_testing import MAX_LEN, assert_close, tiny_model, tokens
 
-from attnlab.nn.nat import copy_indices, copy_ranks
+from attnlab.nat.model import copy_indices, copy_ranks
 from attnlab.specials import MASK
 
 

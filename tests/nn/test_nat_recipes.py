@@ -11,9 +11,11 @@ import pytest
 from flax import nnx
 from nn_testing import tiny_model, tokens
 
-from attnlab.decode.nat import nat_decode
-from attnlab.nn.nat import NATSeq2Seq
-from attnlab.nn.nat_recipes import RECIPES, check_glancing, nat_stats
+from attnlab.nat import RECIPES, check_glancing
+from attnlab.nat.ctc import blank_id
+from attnlab.nat.dag import graph_logprobs
+from attnlab.nat.decoding import nat_decode
+from attnlab.nat.model import NATSeq2Seq
 from attnlab.ops.ctc import ctc_best_alignment
 from attnlab.ops.dag import dag_best_alignment
 from attnlab.specials import EOS, MASK, PAD
@@ -37,7 +39,7 @@ def copy_batch(seed, lengths, width):
 
 
 def loss_of(model, batch, ratio=None, key=0):
-    stats = nat_stats(model, batch, train=True, key=jax.random.key(key), ratio=ratio)
+    stats = model.recipe.loss(model, batch, train=True, key=jax.random.key(key), ratio=ratio)
     loss = stats["loss"][0] / jnp.maximum(stats["loss"][1], 1.0)
     if "length_loss" in stats:
         loss = loss + 0.1 * stats["length_loss"][0] / stats["length_loss"][1]
@@ -60,11 +62,11 @@ def test_incompatible_options_fail_with_one_line_naming_the_valid_ones():
             tiny_model(name="nat", **overrides)
         assert str(err.value) == message
     with pytest.raises(ValueError) as err:
-        check_glancing("cmlm", True)
+        check_glancing(RECIPES["cmlm"], True)
     assert (
         str(err.value) == "glancing does not apply to nat_recipe 'cmlm'; valid: vanilla, ctc, dag"
     )
-    check_glancing("eos_canvas", False)  # no glancing is always fine
+    check_glancing(RECIPES["eos_canvas"], False)  # no glancing is always fine
 
 
 def _copy_batch(seed):
@@ -160,11 +162,11 @@ def test_glancing_reveals_ceil_ratio_times_errors_references(monkeypatch, recipe
         logp = jax.nn.log_softmax(model.decode(jnp.asarray(first), enc, src), axis=-1)
         labels = np.where(tgt == EOS, PAD, tgt)
         frames, lengths = (first != PAD).sum(1), (labels != PAD).sum(1)
-        refs = np.asarray(ctc_best_alignment(logp, frames, labels, lengths, model.blank_id)[0])
+        refs = np.asarray(ctc_best_alignment(logp, frames, labels, lengths, blank_id(model))[0])
         errors = ((np.asarray(logp).argmax(-1) != refs) & (first != PAD)).sum(1)
         np.testing.assert_array_equal(second[revealed], refs[revealed])
     else:  # references: the target tokens at the vertices of the best path
-        emit, trans = model.dag_logprobs(jnp.asarray(first), enc, src)
+        emit, trans = graph_logprobs(model, jnp.asarray(first), enc, src)
         vertices = np.asarray(
             dag_best_alignment(emit, trans, tgt, (first != PAD).sum(1), (tgt != 0).sum(1))[0]
         )
@@ -185,7 +187,7 @@ def test_eos_canvas_trains_on_the_canvas_and_inputs_it_decodes(monkeypatch):
     calls = _recorded_inputs(monkeypatch)
     for width in (7, 9):  # two length buckets, narrower than the canvas
         batch = copy_batch(3, [5, 2, 7], width)
-        jax.jit(lambda b: nat_stats(model, b, train=True, key=jax.random.key(0)))(batch)
+        jax.jit(lambda b: model.recipe.loss(model, b, train=True, key=jax.random.key(0)))(batch)
     src = copy_batch(3, [5, 2, 7], 7)["inputs"]
     nat_decode(model, src, "eos_cut")  # jitted
     nat_decode(model, src, "eos_cut", max_len=4)

@@ -26,11 +26,12 @@ FLOORS = {
     "metrics": 3,
     "data": 4,
     "decode": 5,
-    "train": 6,
-    "analysis": 7,
-    "sweeps": 7,
-    "inference": 7,
-    "": 8,
+    "nat": 6,
+    "train": 7,
+    "analysis": 8,
+    "sweeps": 8,
+    "inference": 8,
+    "": 9,
 }
 
 

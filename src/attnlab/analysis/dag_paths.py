@@ -18,6 +18,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from attnlab.nat.dag import graph_logprobs
 from attnlab.specials import PAD
 
 
@@ -55,7 +56,7 @@ def dag_confidence(model: Any, batches: Iterable[dict[str, Any]]) -> dict[str, f
         valid = np.flatnonzero(np.asarray(batch["valid"], bool))
         src = jnp.asarray(np.asarray(batch["inputs"])[valid])
         dec = model.canvas_tokens(src)
-        emit, trans = model.dag_logprobs(dec, model.encode(src), src)
+        emit, trans = graph_logprobs(model, dec, model.encode(src), src)
         t, n, e = greedy_path_confidence(emit, trans, np.asarray(jnp.sum(dec != PAD, axis=-1)))
         taken += t
         next_token += n

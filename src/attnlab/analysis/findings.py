@@ -12,6 +12,7 @@ import numpy as np
 from attnlab.analysis import plots
 from attnlab.analysis.dag_paths import dag_confidence
 from attnlab.analysis.systems import SYSTEMS, one_pass
+from attnlab.nat.dag import DAG
 from attnlab.train.writers import read_metrics
 
 
@@ -315,7 +316,7 @@ def dag_path_lines(models, batches, rows, *, max_examples: int = 1024) -> list[s
     lines = []
     for key in dict.fromkeys(r["model"] for r in rows):
         model = models.get(key)
-        if getattr(model, "recipe", "") != "dag":
+        if not isinstance(getattr(model, "recipe", None), DAG):
             continue
         c = dag_confidence(model, kept)
         lines.append(

@@ -17,9 +17,10 @@ run given the same DIR
   its output length; a beam search's can exceed it, as its finished set may fill before the
   search can stop), a ``length_pred`` NAT given the recorded length (as ``oracle_length``),
   a ``length_beam:K`` NAT given the K recorded lengths its length head chose
-  (``decode.nat.length_beam_lengths``), with a fresh AT scoring them where an AT rescored
-  them. The cost of a decode depends on the architecture and on the steps or lengths, not on
-  the weights: CTC, DAG and ``eos_cut`` decode a canvas fixed by the source;
+  (``candidate_lengths``; ``nat.vanilla.lengths_decoder``), with a fresh AT scoring them
+  where an AT rescored them. The cost of a decode depends on the architecture and on the
+  steps or lengths, not on the weights: CTC, DAG and ``eos_cut`` decode a canvas fixed by
+  the source;
 - trains a distilled (``*_kd``) model on DIR's teacher outputs when the teacher has no
   checkpoint in the workdir.
 
@@ -45,7 +46,9 @@ import numpy as np
 from flax import nnx
 
 from attnlab.analysis.systems import SYSTEMS, SystemRun, make_decoder, run_system
-from attnlab.decode.nat import length_beam_lengths, parse_strategy
+from attnlab.decode.compiled import jit_model, trim_source
+from attnlab.nat import parse_strategy
+from attnlab.nat.vanilla import top_lengths
 from attnlab.train.resolve import build, resolve_config
 from attnlab.train.workdir import config_changes, has_history
 
@@ -69,7 +72,7 @@ class Record:
     lengths: list[int] | None  # NAT: the chosen length of each output, counting the EOS
     output_lengths: list[int]  # ids per output plus the EOS
     steps: list[int] | None  # AT: the decoder steps of each output's search (its cost)
-    # length_beam:K: the K lengths decoded for each example (decode.nat.length_beam_lengths)
+    # length_beam:K: the K lengths decoded for each example (candidate_lengths)
     candidates: list[list[int]] | None = None
     rescorer_config: dict[str, Any] | None = None  # the rescoring AT's config, where one rescored
 
@@ -148,7 +151,7 @@ def timing_method(method: str) -> str:
     if method == "greedy" or method.startswith("beam:"):
         return method
     strategy = parse_strategy(method)
-    if strategy.length != "length_pred":
+    if strategy.name != "length_pred":
         return method
     if strategy.iterations > 1:
         return f"oracle_length+mask_predict:{strategy.iterations}"
@@ -229,7 +232,11 @@ def _length_beam(method: str) -> int:
     if method == "greedy" or method.startswith("beam:"):
         return 0
     strategy = parse_strategy(method)
-    return strategy.beam if strategy.length == "length_beam" else 0
+    return strategy.beam if strategy.name == "length_beam" else 0
+
+
+def _top_lengths(model: nnx.Module, src: Any, *, canvas: int, k: int) -> Any:
+    return top_lengths(model, model.encode(src), src, canvas, k)[0]
 
 
 def candidate_lengths(
@@ -246,8 +253,9 @@ def candidate_lengths(
     if not k:
         return None
     out: list[list[int]] = []
+    run = jit_model(_top_lengths, model, canvas=int(max_len), k=k)
     for batch in batches:
-        lengths = length_beam_lengths(model, batch["inputs"], k, max_len=max_len)
+        lengths = np.asarray(run(trim_source(batch["inputs"])))
         out.extend(row.tolist() for row in lengths[np.asarray(batch["valid"], bool)])
     if chosen is None or any(n not in c for n, c in zip(chosen, out, strict=True)):
         raise ValueError(f"{method}: a chosen length is not among its candidate lengths")

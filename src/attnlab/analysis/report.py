@@ -23,7 +23,7 @@ from attnlab.analysis.findings import (
 from attnlab.analysis.latency import crossover
 from attnlab.analysis.systems import valid_rows
 from attnlab.decode.at import at_decode
-from attnlab.decode.nat import nat_decode
+from attnlab.nat.decoding import nat_decode
 from attnlab.nn.attention import capture_cross_attention
 from attnlab.specials import BOS, EOS, MASK, PAD
 

@@ -2,7 +2,7 @@
 
 A *system* is a trained model plus a way of decoding it: ``at_greedy`` and ``at_beam4`` decode
 the AT ``Seq2Seq``; ``nat_<strategy>`` decode the ``NATSeq2Seq`` with one of the strategies of
-``attnlab.decode.nat``. ``run_system`` decodes a whole split in fixed-shape batches, so jit
+``attnlab.nat.decoding``. ``run_system`` decodes a whole split in fixed-shape batches, so jit
 compiles once per system, and reports
 
 - the hypotheses (token lists) and, for NAT, the chosen lengths;
@@ -25,19 +25,21 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from attnlab.decode.at import at_scorer, at_searcher
-from attnlab.decode.compiled import source_width
-from attnlab.decode.nat import nat_decoder
+from attnlab.decode.compiled import source_width, trim_source
+from attnlab.nat.decoding import nat_decoder, pick
+from attnlab.nat.vanilla import lengths_decoder
 
 
 class System(NamedTuple):
     """A row of the table: which model, decoded how, and (NAT length beam) rescored by which."""
 
     model: str  # key of the trained model, one of analysis.at_vs_nat.MODELS
-    method: str  # AT: greedy | beam:K; NAT: a strategy of attnlab.decode.nat
+    method: str  # AT: greedy | beam:K; NAT: a strategy of attnlab.nat.decoding
     rescorer: str = ""  # key of an AT model that picks among length_beam candidates
 
 
@@ -132,6 +134,8 @@ def make_decoder(
 
         return decode_at
     score = None if rescorer is None else at_scorer(rescorer, length_penalty=length_penalty)
+    if force_lengths and model.recipe.parse_strategy(method).name == "length_beam":
+        return _at_given_candidates(model, max_len=max_len, rescorer=score)
     nat = nat_decoder(model, method, max_len=max_len, rescorer=score)
 
     def decode_nat(src: np.ndarray, ref_lengths: np.ndarray) -> Decoded:
@@ -139,6 +143,24 @@ def make_decoder(
         return Decoded(*jax.block_until_ready((out.tokens, out.lengths)), None)
 
     return decode_nat
+
+
+def _at_given_candidates(model: nnx.Module, *, max_len: int, rescorer: Any) -> Decoder:
+    """A ``length_beam:K`` NAT made to decode the candidate lengths it is given, ``[B, K]``
+    (the recorded ones), keeping the best by mean log-prob or by ``rescorer``."""
+    given = lengths_decoder(model, max_len=max_len)
+
+    def decode(src: np.ndarray, candidates: np.ndarray) -> Decoded:
+        out = given(src, candidates)
+        scores = out.scores
+        if rescorer is not None:
+            batch, k, _ = out.tokens.shape
+            flat = jnp.repeat(trim_source(src), k, axis=0), out.tokens.reshape(batch * k, -1)
+            scores = jnp.asarray(rescorer(*flat)).reshape(batch, k)
+        best = pick(out.tokens, out.lengths, scores)
+        return Decoded(*jax.block_until_ready((best.tokens, best.lengths)), None)
+
+    return decode
 
 
 @dataclass

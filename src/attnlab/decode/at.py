@@ -40,15 +40,16 @@ from flax import nnx
 
 from attnlab.choices import check_choice
 from attnlab.decode.compiled import jit_model, trim_source
-from attnlab.decode.search import beam_search_with_steps, greedy_search, length_penalty_factor
+from attnlab.decode.search import (
+    beam_search_with_steps,
+    forbid_ids,
+    greedy_search,
+    length_penalty_factor,
+)
 from attnlab.specials import BOS, EOS, MASK, PAD
 
 DECODE_METHODS = ("greedy", "beam")
 _FORBIDDEN = (PAD, BOS, MASK)
-
-
-def _forbid(logits: jax.Array) -> jax.Array:
-    return logits.at[:, jnp.array(_FORBIDDEN)].set(-jnp.inf)
 
 
 def cached_step(model: nnx.Module, src: jax.Array, max_len: int) -> tuple[Callable, Any]:
@@ -56,7 +57,7 @@ def cached_step(model: nnx.Module, src: jax.Array, max_len: int) -> tuple[Callab
 
     def tokens_to_logits(tokens: jax.Array, cache: Any) -> tuple[jax.Array, Any]:
         logits, cache = model.decode_step(tokens, cache)
-        return _forbid(logits), cache
+        return forbid_ids(logits, _FORBIDDEN), cache
 
     return tokens_to_logits, model.init_cache(src, max_len)
 
@@ -75,7 +76,7 @@ def uncached_step(model: nnx.Module, src: jax.Array, max_len: int) -> tuple[Call
         rows, index = jnp.arange(tokens.shape[0]), cache["index"]
         prefix = cache["prefix"].at[rows, index].set(tokens)
         logits = model.decode(prefix, cache["enc"], cache["src"])[rows, index]
-        return _forbid(logits), {**cache, "prefix": prefix, "index": index + 1}
+        return forbid_ids(logits, _FORBIDDEN), {**cache, "prefix": prefix, "index": index + 1}
 
     return tokens_to_logits, cache
 
@@ -232,7 +233,7 @@ def at_decode(
 def _log_prob(model: nnx.Module, src: jax.Array, tokens: jax.Array) -> jax.Array:
     tgt_in = jnp.concatenate([jnp.full_like(tokens[:, :1], BOS), tokens[:, :-1]], axis=1)
     logits = model(src, tgt_in).astype(jnp.float32)
-    logp = jax.nn.log_softmax(logits.at[..., jnp.array(_FORBIDDEN)].set(-jnp.inf), axis=-1)
+    logp = jax.nn.log_softmax(forbid_ids(logits, _FORBIDDEN), axis=-1)
     token_logp = jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
     return jnp.sum(jnp.where(tokens != PAD, token_logp, 0.0), axis=1)
 

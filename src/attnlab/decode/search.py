@@ -57,6 +57,11 @@ TokensToLogits = Callable[[jax.Array, Any], tuple[jax.Array, Any]]
 NEG_INF = -jnp.inf
 
 
+def forbid_ids(logits: jax.Array, ids: tuple[int, ...]) -> jax.Array:
+    """``logits`` [..., V] with ``-inf`` at the token ``ids``: what a decoder never emits."""
+    return logits.at[..., jnp.array(ids)].set(NEG_INF)
+
+
 def length_penalty_factor(length: jax.Array | int, alpha: float) -> jax.Array:
     """GNMT length normalizer ``lp(len) = ((5 + len) / 6) ** alpha``."""
     return ((5.0 + jnp.asarray(length, jnp.float32)) / 6.0) ** alpha

@@ -23,7 +23,6 @@ NORM_POSITIONS = ("pre", "post")
 POSITIONS = ("none", "sinusoidal", "learned", "rotary", "alibi")
 INPUTS = ("embedding", "one_hot")
 LENGTH_MODES = ("absolute", "offset", "none")
-NAT_RECIPES = ("vanilla", "cmlm", "eos_canvas", "ctc", "dag")
 DECODER_INPUTS = ("mask", "copy_source")
 POOLINGS = ("mean",)
 
@@ -35,7 +34,6 @@ CHOICES = {
     "position": POSITIONS,
     "input": INPUTS,
     "length_mode": LENGTH_MODES,
-    "nat_recipe": NAT_RECIPES,
     "decoder_input": DECODER_INPUTS,
     "pooling": POOLINGS,
 }
@@ -68,16 +66,16 @@ def model_config(**overrides: Any) -> ml_collections.ConfigDict:
             "norm_eps": 1e-6,
             "bn_momentum": 0.99,
             "tie_embeddings": True,
-            # NAT: the recipe (attnlab.nn.nat_recipes), its length head's mode, what a masked
-            # decoder position reads, and the canvas factor of ctc (k) and dag (lambda);
-            # upsample 0 = the recipe's default.
+            # NAT: the recipe (a name of attnlab.nat.RECIPES, which checks it), its length
+            # head's mode, what a masked decoder position reads, and the canvas factor of ctc
+            # (k) and dag (lambda); upsample 0 = the recipe's default.
             "nat_recipe": "vanilla",
             "length_mode": "absolute",
             "decoder_input": "mask",
             "upsample": 0,
             # NAT: add learned marks of each canvas position's place among the positions that
             # read the same source position (its rank from the start and from the end of that
-            # run), so that the decoder knows which copy it is (attnlab.nn.nat, "Copy marks").
+            # run), so that the decoder knows which copy it is (attnlab.nat.model, "Copy marks").
             "mark_copies": False,
             "pooling": "mean",
         }

@@ -40,8 +40,8 @@ import jax
 from absl import logging
 from flax import nnx
 
-from attnlab.nn import build_model
 from attnlab.sweeps.spec import Run
+from attnlab.train.models import build_model
 from attnlab.train.workdir import read_trained_config
 from attnlab.train.writers import TIMING_KEYS, read_metrics
 

@@ -87,14 +87,16 @@ def base_config() -> ml_collections.ConfigDict:
             "weight_decay": 0.0,
             "grad_clip": 1.0,  # <= 0 turns clipping off
             "label_smoothing": 0.1,
-            # NAT (the recipe is model.nat_recipe, attnlab.nn.nat_recipes): weight of the
+            # NAT (the recipe is model.nat_recipe, attnlab.nat): weight of the
             # length-prediction loss (fairseq's length_loss_factor 0.1), and glancing training
-            # (GLAT; vanilla, ctc, dag) with its ratio decaying linearly from glancing_start
-            # at step 0 to glancing_end at num_train_steps (attnlab.nn.glancing).
+            # (GLAT; vanilla, ctc, dag) with its ratio annealed linearly from glancing_start
+            # at step 0 to glancing_end at glancing_anneal_fraction * num_train_steps, then
+            # held there (attnlab.nat.glancing).
             "length_loss_weight": 0.1,
             "glancing": False,
             "glancing_start": 0.5,
             "glancing_end": 0.3,
+            "glancing_anneal_fraction": 1.0,
             # Evaluation: teacher-forced loss/accuracy on the whole split, and decoding
             # metrics on the first `eval_decode_examples` examples (0 turns decoding off).
             "eval_split": "validation",
@@ -103,7 +105,7 @@ def base_config() -> ml_collections.ConfigDict:
             "decode_method": "greedy",  # AT: greedy | beam
             "beam_size": 4,
             "length_penalty": 0.6,  # GNMT length penalty for beam search
-            # NAT decoding strategy (attnlab.decode.nat); "" = the recipe's default.
+            # NAT decoding strategy (attnlab.nat.decoding); "" = the recipe's default.
             "nat_strategy": "",
             "model": ml_collections.ConfigDict(),
             "data": ml_collections.ConfigDict(),
@@ -190,7 +192,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"warmup_steps must be in [0, {INT32_MAX}], got {config.warmup_steps}")
     if not 0.0 <= config.label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
-    for key in ("glancing_start", "glancing_end"):
+    for key in ("glancing_start", "glancing_end", "glancing_anneal_fraction"):
         if not 0.0 <= config[key] <= 1.0:
             raise ValueError(f"{key} must be in [0, 1], got {config[key]}")
     if config.schedule == "rsqrt" and config.warmup_steps < 1:

@@ -26,9 +26,8 @@ import numpy as np
 from jax.sharding import Mesh
 
 from attnlab.decode.at import at_decode
-from attnlab.decode.nat import nat_decode
 from attnlab.metrics.edit import closest_reference, reference_sets
-from attnlab.nn.nat_recipes import recipe_strategy
+from attnlab.nat.decoding import nat_decode
 from attnlab.specials import PAD
 from attnlab.train.sharding import gather_rows, shard_batch
 from attnlab.train.steps import add_stats, stat_means
@@ -67,7 +66,7 @@ def _decode(model: Any, src: np.ndarray, targets: np.ndarray, config: ml_collect
             length_penalty=config.length_penalty,
         )
     ref_lengths = np.sum(targets != PAD, axis=-1).astype(np.int32)
-    strategy = recipe_strategy(model.recipe, config.nat_strategy)
+    strategy = model.recipe.strategy_or_default(config.nat_strategy)
     return nat_decode(model, src, strategy, ref_lengths=ref_lengths, max_len=max_len).tokens
 
 

@@ -18,17 +18,10 @@ import optax
 from flax import nnx
 
 from attnlab.data import data_config, dataset_info
-from attnlab.decode.nat import strategy_names
-from attnlab.nn import build_model
+from attnlab.nat import check_options, get_recipe
 from attnlab.nn.config import model_config, validate
-from attnlab.nn.nat_recipes import (
-    check_glancing,
-    check_recipe,
-    check_strategy,
-    recipe_strategy,
-    upsample_factor,
-)
 from attnlab.train.config import base_config, validate_config
+from attnlab.train.models import build_model
 from attnlab.train.optim import make_optimizer
 from attnlab.train.steps import init_state
 
@@ -89,7 +82,8 @@ def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.Co
     # NAT's fixed canvas is max_len wide in training and decoding: exactly that bound, not a
     # wider default (G2P: 32, not 64; a wider canvas only costs time).
     needed = max(int(info.max_len), int(info.max_target_len))
-    if model.max_len < needed or (model.name == "nat" and model.nat_recipe == "eos_canvas"):
+    fixed_canvas = model.name == "nat" and get_recipe(model.nat_recipe).fixed_canvas
+    if model.max_len < needed or fixed_canvas:
         model.max_len = needed
     model.vocab_size = len(info.src_vocab)
     if info.task == "seq2seq":
@@ -106,14 +100,8 @@ def check_nat(config: ml_collections.ConfigDict, model: ml_collections.ConfigDic
     """A NAT's recipe against its options: length mode and upsample (the model), glancing,
     and the decoding strategy (one-line ValueErrors naming the valid choices). It fills in
     ``model.upsample`` when 0, so that ``config.json`` records the factor used."""
-    if model.name != "nat":
-        return
-    check_recipe(model)
-    check_glancing(model.nat_recipe, bool(config.glancing))
-    strategy = recipe_strategy(model.nat_recipe, config.nat_strategy)
-    check_strategy(model.nat_recipe, strategy_names(strategy), strategy)
-    if model.upsample == 0 and upsample_factor(model) > 1:
-        model.upsample = upsample_factor(model)
+    if model.name == "nat":
+        check_options(model, glancing=bool(config.glancing), strategy=config.nat_strategy)
 
 
 def build(config: ml_collections.ConfigDict) -> tuple[nnx.Module, optax.GradientTransformation]:

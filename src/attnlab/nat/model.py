@@ -3,11 +3,12 @@
 The decoder is not causal: every canvas position is predicted at once from decoder inputs
 that hold MASK where a token is to be predicted (and, for mask-predict refinement or glancing,
 observed tokens elsewhere), then PAD. How the canvas is laid out, what it is trained on and how
-it is decoded is the recipe (``model.nat_recipe``, see ``attnlab.nn.nat_recipes``): the model
-builds the length head for ``vanilla`` and ``cmlm`` only, a blank output class for ``ctc``, the
-transition head for ``dag``, and a decoder whose positions cover ``upsample * max_len``
-canvas positions for ``ctc`` and ``dag``. What a MASK position feeds the decoder is
-``decoder_input``:
+it is decoded is the recipe (``model.recipe``, named by ``model.nat_recipe``, one module of
+``attnlab.nat`` each). The model asks its recipe: it builds a length head where the recipe has
+one (``length_modes``), adds the recipe's extra output classes (``ctc``'s blank) and heads
+(``dag``'s transition links, kept under the names the recipe gives), and sizes the decoder's
+positions for ``upsample * max_len`` canvas positions (``ctc`` and ``dag``). What a MASK
+position feeds the decoder is ``decoder_input``:
 
 - ``mask``: the learned embedding of the MASK token (Ghazvininejad et al. 2019).
 - ``copy_source``: the source token embedding (encoder input, without position) copied
@@ -41,10 +42,9 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from attnlab.nat import check_model_options, get_recipe
 from attnlab.nn.config import validate
 from attnlab.nn.layers import Decoder, Encoder, masked_mean
-from attnlab.nn.nat_dag import DagLinks
-from attnlab.nn.nat_recipes import RECIPES, check_recipe, upsample_factor
 from attnlab.specials import MASK, PAD
 
 
@@ -86,28 +86,27 @@ def copy_ranks(idx: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 class NATSeq2Seq(nnx.Module):
-    """Encoder, non-causal decoder, and the recipe's heads (length, blank, transitions)."""
+    """Encoder, non-causal decoder, and the recipe's heads (length, extra classes, others)."""
 
     def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> None:
         validate(cfg)
-        check_recipe(cfg)
-        self.recipe = cfg.nat_recipe
-        self.upsample = upsample_factor(cfg)
+        check_model_options(cfg)
+        self.recipe = get_recipe(cfg.nat_recipe)
+        self.upsample = self.recipe.upsample_factor(cfg)
         self.max_len = cfg.max_len
+        self.target_vocab_size = cfg.target_vocab_size
         self.offset = cfg.length_mode == "offset"
         self.copy_source = cfg.decoder_input == "copy_source"
-        self.has_length_head = RECIPES[self.recipe].length_modes != ("none",)
-        # ctc: the blank is one more output class, after the target vocabulary.
-        self.blank_id = cfg.target_vocab_size if self.recipe == "ctc" else -1
+        self.has_length_head = self.recipe.has_length_head
         decoder_cfg = ml_collections.ConfigDict(cfg.to_dict())
         decoder_cfg.max_len = cfg.max_len * self.upsample
-        decoder_cfg.target_vocab_size = cfg.target_vocab_size + (self.recipe == "ctc")
+        decoder_cfg.target_vocab_size = cfg.target_vocab_size + self.recipe.extra_classes
         self.encoder = Encoder(cfg, rngs=rngs)
         self.decoder = Decoder(decoder_cfg, causal=False, rngs=rngs)
         if self.has_length_head:
             self.length_predictor = LengthPredictor(cfg.d_model, cfg.max_len, rngs=rngs)
-        if self.recipe == "dag":
-            self.links = DagLinks(cfg.d_model, rngs=rngs)
+        for name, head in self.recipe.heads(cfg, rngs=rngs).items():
+            setattr(self, name, head)
         self.mark_copies = bool(cfg.mark_copies)
         if self.mark_copies:
             # Rows 0..upsample+1 by rank from the start, then as many by rank from the end;
@@ -151,18 +150,10 @@ class NATSeq2Seq(nnx.Module):
 
     # -- canvas ------------------------------------------------------------------------
     def canvas_tokens(self, src: jax.Array) -> jax.Array:
-        """The decoder tokens of a recipe whose canvas the target does not set, [B, W].
-
-        ``eos_canvas``: MASK at all ``max_len`` positions, for every row. ``ctc`` and ``dag``:
-        MASK at the first ``upsample * source_length`` of ``upsample * S`` positions, then PAD.
-        """
-        if self.recipe == "eos_canvas":
-            return jnp.full((src.shape[0], self.max_len), MASK, jnp.int32)
-        if not RECIPES[self.recipe].upsampled:
-            raise ValueError(f"nat_recipe {self.recipe!r} has no fixed canvas (a length head)")
-        lengths = self.upsample * (src != PAD).sum(axis=1)
-        width = self.upsample * src.shape[1]
-        return jnp.where(jnp.arange(width)[None, :] < lengths[:, None], MASK, PAD).astype(jnp.int32)
+        """The decoder tokens [B, W] of a recipe whose canvas the source sets (its ``canvas``):
+        ``eos_canvas``: MASK at all ``max_len`` positions; ``ctc`` and ``dag``: MASK at the first
+        ``upsample * source_length`` of ``upsample * S`` positions, then PAD."""
+        return self.recipe.canvas(self, src)
 
     # -- decoder -----------------------------------------------------------------------
     def decoder_inputs(self, dec_tokens: jax.Array, src: jax.Array) -> jax.Array:
@@ -198,21 +189,6 @@ class NATSeq2Seq(nnx.Module):
             token_vectors=self.decoder_inputs(dec_tokens, src),
             train=train,
         )
-
-    def dag_logprobs(
-        self, dec_tokens: jax.Array, enc: jax.Array, src: jax.Array, *, train: bool = False
-    ) -> tuple[jax.Array, jax.Array]:
-        """``dag``: (emission log-probs [B, L, V], transition log-probs [B, L, L]) of the graph
-        whose vertices are the non-PAD ``dec_tokens`` (``attnlab.nn.nat_dag``)."""
-        states = self.decoder.states(
-            dec_tokens,
-            context=enc,
-            context_valid=src != PAD,
-            token_vectors=self.decoder_inputs(dec_tokens, src),
-            train=train,
-        )
-        emit = jax.nn.log_softmax(self.decoder.project(states).astype(jnp.float32), axis=-1)
-        return emit, self.links(states, (dec_tokens != PAD).sum(axis=1))
 
     def __call__(
         self, src: jax.Array, dec_tokens: jax.Array, *, train: bool = False

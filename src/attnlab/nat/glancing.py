@@ -15,11 +15,17 @@ One GLAT step on a batch:
 4. Train on the rest: token-level recipes drop the revealed positions from the loss; CTC and
    the DAG keep their sequence loss over the whole canvas, as Gu & Kong and Huang et al. do.
 
-The ratio decays linearly over training, ``ratio(step) = start + (end - start) * min(step /
-num_train_steps, 1)``, by default from 0.5 to 0.3 (Qian et al. 2021 anneal the ratio; the
-thu-coai/DA-Transformer WMT scripts pass ``--glat-p 0.5:0.1@200k --glance-strategy
-number-random``, 0.5 to 0.1 over 200k updates with random positions; here the decay spans the
-run's own length and stops at 0.3, so the last steps still glance).
+The ratio follows a schedule (config keys ``glancing_start``, ``glancing_end`` and
+``glancing_anneal_fraction`` = f): a linear anneal from ``start`` at step 0 to ``end`` at step
+``f * num_train_steps``, then a hold at ``end``:
+
+    ratio(step) = start + (end - start) * min(step / (f * num_train_steps), 1)
+
+(f = 0 holds ``end`` from the first step). The default, 0.5 to 0.3 over the whole run (f = 1),
+follows Qian et al. 2021, who anneal the ratio; the thu-coai/DA-Transformer WMT scripts pass
+``--glat-p 0.5:0.1@200k --glance-strategy number-random``, 0.5 to 0.1 over 200k updates with
+random positions, then a hold: ``glancing_anneal_fraction`` < 1 is that shape on a run of its
+own length. Here the default stops at 0.3, so the last steps still glance.
 """
 
 from __future__ import annotations
@@ -28,9 +34,15 @@ import jax
 import jax.numpy as jnp
 
 
-def glancing_ratio(step: jax.Array, total_steps: int, start: float, end: float) -> jax.Array:
-    """The linear schedule above: ``start`` at step 0, ``end`` from ``total_steps`` on."""
-    progress = jnp.minimum(jnp.asarray(step, jnp.float32) / max(int(total_steps), 1), 1.0)
+def glancing_ratio(
+    step: jax.Array, total_steps: int, start: float, end: float, anneal_fraction: float = 1.0
+) -> jax.Array:
+    """The schedule above: ``start`` at step 0, ``end`` from ``anneal_fraction * total_steps``
+    on (float32)."""
+    anneal_steps = float(anneal_fraction) * max(int(total_steps), 1)
+    if anneal_steps <= 0.0:
+        return jnp.float32(end)
+    progress = jnp.minimum(jnp.asarray(step, jnp.float32) / anneal_steps, 1.0)
     return jnp.float32(start) + (jnp.float32(end) - jnp.float32(start)) * progress
 
 
