@@ -62,6 +62,7 @@ import numpy as np  # noqa: E402
 from benchmarks.decoding_parts import steps_at  # noqa: E402
 from flax import nnx  # noqa: E402
 
+from attnlab.analysis.latency import timing_decoder  # noqa: E402
 from attnlab.analysis.systems import make_decoder, strip, valid_rows, warm_up  # noqa: E402
 from attnlab.data import make_eval_batches  # noqa: E402
 from attnlab.decode.at import at_searcher  # noqa: E402
@@ -195,8 +196,8 @@ def test_words(data_config, count: int) -> tuple[list[tuple[np.ndarray, np.ndarr
 def measure_systems(at, nat, at_config, words, max_len, fresh, repeats, min_seconds):
     settings = dict(max_len=max_len, length_penalty=float(at_config.length_penalty))
     systems = {
-        "at_greedy": make_decoder(at, "greedy", force_lengths=fresh, **settings),
-        "at_beam4": make_decoder(at, "beam:4", force_lengths=fresh, **settings),
+        "at_greedy": timing_decoder(at, "greedy", forced=fresh, **settings),
+        "at_beam4": timing_decoder(at, "beam:4", forced=fresh, **settings),
         "nat_length_pred": make_decoder(nat, "length_pred", **settings),
         "nat_oracle_length": make_decoder(nat, "oracle_length", **settings),
     }
