@@ -15,11 +15,12 @@ run given the same DIR
   same config made to run the recorded decode (``timing_method``, ``timed``): an AT search
   forced to run the recorded number of decoder steps (``latency.forced_at_decoder``; greedy's
   steps are its output length; a beam search's can exceed it, as its finished set may fill
-  before the search can stop: ``latency.search_steps``), a ``length_pred`` NAT given the recorded length (as ``oracle_length``),
-  a ``length_beam:K`` NAT given the K recorded lengths its length head chose
-  (``decode.nat.length_beam_lengths``), with a fresh AT scoring them where an AT rescored
-  them. The cost of a decode depends on the architecture and on the steps or lengths, not on
-  the weights: CTC, DAG and ``eos_cut`` decode a canvas fixed by the source;
+  before the search can stop: ``latency.search_steps``), a ``length_pred`` NAT given the
+  recorded length (as ``oracle_length``), a ``length_beam:K`` NAT given the K recorded
+  lengths its length head chose (``decode.nat.length_beam_lengths``), with a fresh AT
+  scoring them where an AT rescored them. The cost of a decode depends on the architecture
+  and on the steps or lengths, not on the weights: CTC, DAG and ``eos_cut`` decode a canvas
+  fixed by the source;
 - trains a distilled (``*_kd``) model on DIR's teacher outputs when the teacher has no
   checkpoint in the workdir.
 
