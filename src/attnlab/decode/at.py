@@ -110,8 +110,9 @@ def at_searcher(
 ) -> Callable[[Any], tuple[jax.Array, jax.Array]]:
     """Check the settings and split ``model`` once; return ``search(src)``.
 
-    ``search`` returns ``(tokens, scores)`` as ``at_search`` does. Splitting an NNX model walks every variable in Python, which can cost more than the whole
-    greedy decode of one word. Callers that decode many batches, and every latency
+    ``search`` returns ``(tokens, scores)`` as ``at_search`` does. Splitting an NNX model
+    walks every variable in Python, which can cost more than the whole greedy decode of one
+    word. Callers that decode many batches, and every latency
     measurement, keep the returned function. It holds the weights as they were when it was
     made. ``trim=False`` decodes the source at its given width (same output, more work).
     """

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import math
 import statistics
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -266,15 +267,14 @@ def figure(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> Any:
                     fontsize=8,
                     bbox=dict(facecolor="white", edgecolor="0.6", alpha=0.9),
                 )
-    fig.text(
-        0.5,
-        0.01,
+    width, height = fig.get_size_inches()
+    caption = textwrap.wrap(
         "Bars and points: the mean over the seeds of each setting; error bars: one standard "
         "deviation over those seeds (none where a setting has one seed).",
-        ha="center",
-        fontsize=8,
+        int(width * 14),
     )
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.text(0.5, 0.01, "\n".join(caption), ha="center", va="bottom", fontsize=8)
+    fig.tight_layout(rect=(0, (0.05 + 0.15 * len(caption)) / height, 1, 1))
     return fig
 
 
