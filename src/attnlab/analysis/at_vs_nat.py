@@ -41,7 +41,7 @@ from attnlab.analysis.report import attention_figure, render
 from attnlab.analysis.scoring import error_kinds, score
 from attnlab.analysis.systems import SYSTEMS, make_decoder, one_pass, run_system, valid_rows
 from attnlab.data import dataset_info, make_eval_batches
-from attnlab.train import restore_model, train_and_evaluate
+from attnlab.train import train_and_evaluate
 from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.restore import restore
 from attnlab.train.workdir import check_writable, has_history, read_trained_config, write_config
@@ -184,22 +184,6 @@ def _test_batches(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
             kept.append({**batch, "valid": valid})
         batches = kept
     return batches
-
-
-def redraw_attention_maps(run_dir: str | Path, path: str | Path) -> Path | None:
-    """Draw a finished run's cross-attention figure again, from its trained AT and NAT (the
-    checkpoints averaged as the run averaged them) and its first test example, without
-    decoding or timing anything; None if the run has no AT or no NAT."""
-    run_dir = Path(run_dir)
-    config = ml_collections.ConfigDict(json.loads((run_dir / "config.json").read_text()))
-    average = int(config.get("average_checkpoints", 1))
-    if not all((run_dir / key / "config.json").exists() for key in ("at", "nat")):
-        return None
-    models = {k: restore_model(run_dir / k, average_last=average)[0] for k in ("at", "nat")}
-    batches = _test_batches(config)
-    max_len = int(batches[0]["targets"].shape[1])
-    info = dataset_info(config.at.data)
-    return attention_figure(models, batches, info, Path(path), max_len)
 
 
 def _check(config: ml_collections.ConfigDict, workdir: Path) -> list[str]:
