@@ -38,7 +38,7 @@ from flax import nnx
 
 from attnlab.analysis.systems import SYSTEMS, Decoded, Decoder, make_decoder, strip, valid_rows
 from attnlab.data.builders.synthetic_seq2seq import target_of
-from attnlab.decode.at import cached_step
+from attnlab.decode.at import cached_step, uncached_step
 from attnlab.decode.compiled import jit_model, trim_source
 from attnlab.decode.search import beam_search, greedy_search
 from attnlab.specials import EOS, NUM_SPECIALS
@@ -63,8 +63,8 @@ def forced_eos(tokens_to_logits: Callable) -> Callable:
     return step
 
 
-def _search(model, src, eos_at, *, beam_size: int, max_len: int, length_penalty: float, count):
-    tokens_to_logits, cache = cached_step(model, src, max_len)
+def _search(model, src, eos_at, *, beam_size, max_len, length_penalty, count, use_cache=True):
+    tokens_to_logits, cache = (cached_step if use_cache else uncached_step)(model, src, max_len)
     if eos_at is not None:
         tokens_to_logits = forced_eos(tokens_to_logits)
         cache = {"inner": cache, "index": jnp.zeros_like(eos_at), "eos_at": eos_at}
@@ -89,11 +89,13 @@ def _beam_size(method: str) -> int:
 
 
 def forced_at_decoder(
-    model: nnx.Module, method: str, *, max_len: int, length_penalty: float
+    model: nnx.Module, method: str, *, max_len: int, length_penalty: float, use_cache=True
 ) -> Decoder:
     """``decode(src [B, S], steps [B]) -> Decoded``: an AT search (``greedy`` or ``beam:K``)
     of ``model`` that runs ``steps[b]`` decoder steps for row b (``forced_eos``): for timing
-    untrained models at recorded steps or reference lengths. Its outputs are not decodings."""
+    untrained models at recorded steps or reference lengths. Its outputs are not decodings.
+    ``use_cache=False`` re-runs the decoder over the whole prefix at each step
+    (``decode.at.uncached_step``)."""
     run = jit_model(
         _search,
         model,
@@ -101,6 +103,7 @@ def forced_at_decoder(
         max_len=int(max_len),
         length_penalty=float(length_penalty),
         count=False,
+        use_cache=bool(use_cache),
     )
 
     def decode(src: np.ndarray, steps: np.ndarray) -> Decoded:
