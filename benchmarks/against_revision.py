@@ -112,8 +112,15 @@ def decoders(package: Any, at: Any, nat: Any) -> dict[str, Any]:
     """The four batch-1 decoders of ``package``: ``word -> tokens``."""
     at_mod = importlib.import_module(f"{package.__name__}.decode.at")
     nat_mod = module(package, "nat.decoding", "decode.nat")
-    greedy = at_mod.at_searcher(at, method="greedy", max_len=MAX_LEN)
-    beam = at_mod.at_searcher(at, method="beam", beam_size=4, max_len=MAX_LEN)
+    latency = importlib.import_module(f"{package.__name__}.analysis.latency")
+    if hasattr(latency, "forced_at_decoder"):  # forcing the length lives in analysis (#35)
+        forced = {m: latency.forced_at_decoder(at, m, max_len=MAX_LEN, length_penalty=0.6)
+                  for m in ("greedy", "beam:4")}  # fmt: skip
+        greedy = lambda src, n: (forced["greedy"](src, n).tokens,)  # noqa: E731
+        beam = lambda src, n: (forced["beam:4"](src, n).tokens,)  # noqa: E731
+    else:  # an older revision: at_searcher forced it
+        greedy = at_mod.at_searcher(at, method="greedy", max_len=MAX_LEN)
+        beam = at_mod.at_searcher(at, method="beam", beam_size=4, max_len=MAX_LEN)
     length_pred = nat_mod.nat_decoder(nat, "length_pred", max_len=MAX_LEN)
     oracle = nat_mod.nat_decoder(nat, "oracle_length", max_len=MAX_LEN)
 

@@ -62,9 +62,9 @@ import numpy as np  # noqa: E402
 from benchmarks.decoding_parts import steps_at  # noqa: E402
 from flax import nnx  # noqa: E402
 
+from attnlab.analysis.latency import forced_at_decoder, timing_decoder  # noqa: E402
 from attnlab.analysis.systems import make_decoder, strip, valid_rows, warm_up  # noqa: E402
 from attnlab.data import make_eval_batches  # noqa: E402
-from attnlab.decode.at import at_searcher  # noqa: E402
 from attnlab.decode.compiled import jit_model  # noqa: E402
 from attnlab.train.config import load_config_file  # noqa: E402
 from attnlab.train.models import build_model  # noqa: E402
@@ -156,12 +156,12 @@ def measure_cache(at_config, src, length, repeats, min_seconds):
     model = fresh_at(at_config, length)
     never = np.full((1,), length + 1, np.int32)  # EOS would come after max_len: never
     searches = {
-        name: at_searcher(model, method="greedy", max_len=length, use_cache=use)
+        name: forced_at_decoder(model, "greedy", max_len=length, length_penalty=0.6, use_cache=use)
         for name, use in (("cache", True), ("no_cache", False))
     }
-    outputs = {name: np.asarray(search(src, never)[0]) for name, search in searches.items()}
+    outputs = {name: np.asarray(search(src, never).tokens) for name, search in searches.items()}
     times = common.interleaved_times(
-        {name: (lambda s=s: s(src, never)[0]) for name, s in searches.items()},
+        {name: (lambda s=s: s(src, never).tokens) for name, s in searches.items()},
         repeats,
         min_seconds=min_seconds,
     )
@@ -195,8 +195,8 @@ def test_words(data_config, count: int) -> tuple[list[tuple[np.ndarray, np.ndarr
 def measure_systems(at, nat, at_config, words, max_len, fresh, repeats, min_seconds):
     settings = dict(max_len=max_len, length_penalty=float(at_config.length_penalty))
     systems = {
-        "at_greedy": make_decoder(at, "greedy", force_lengths=fresh, **settings),
-        "at_beam4": make_decoder(at, "beam:4", force_lengths=fresh, **settings),
+        "at_greedy": timing_decoder(at, "greedy", forced=fresh, **settings),
+        "at_beam4": timing_decoder(at, "beam:4", forced=fresh, **settings),
         "nat_length_pred": make_decoder(nat, "length_pred", **settings),
         "nat_oracle_length": make_decoder(nat, "oracle_length", **settings),
     }

@@ -27,7 +27,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: Sequence[str]) -> None:
     del argv
     from attnlab.analysis.at_vs_nat import TrainingStopped, run
-    from attnlab.analysis.report import reading, results_table
+    from attnlab.analysis.report import LEGEND, reading, results_table
     from attnlab.train.cli import exit_interrupted, fail, quiet_libraries
     from attnlab.train.preemption import entry_point_signals
 
@@ -52,6 +52,7 @@ def main(argv: Sequence[str]) -> None:
         return
     scale = _CONFIG.value.get("scale", "full")
     print(results_table(rows, scale=scale))
+    print(f"\n{LEGEND}")
     print(f"\n{reading(rows, scale=scale, task=_CONFIG.value.task)}")
     print(f"\nThis run's report: {_WORKDIR.value}/report.md")
 

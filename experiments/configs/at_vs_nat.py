@@ -88,7 +88,7 @@ from attnlab.analysis.systems import SYSTEMS
 from attnlab.train.config import load_config_file, parse_variant
 from attnlab.train.recipes import use_nat_recipe
 
-# The first edition's eleven systems (experiments/results/g2p_small and the 2026-11-24 run).
+# The first edition's eleven systems (the 2026-11-24 run, experiments/results/g2p/first_edition).
 FIRST_EDITION = (
     "at_greedy",
     "at_beam4",

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from attnlab.analysis.at_vs_nat import dag_paths
 from attnlab.analysis.dag_paths import dag_confidence, greedy_path_confidence
-from attnlab.analysis.findings import dag_path_lines
+from attnlab.analysis.report import error_lines
 from attnlab.nat.dag import graph_logprobs
 from attnlab.nn.config import model_config
 from attnlab.ops import dag
@@ -84,6 +85,10 @@ def test_the_report_line_names_each_dag_model_and_skips_the_others():
     model = _tiny_dag()
     batch = {"inputs": SRC, "valid": np.array([True, True, True])}
     rows = [{"model": "at"}, {"model": "nat_dag"}, {"model": "nat_dag"}]
-    lines = dag_path_lines({"at": object(), "nat_dag": model}, [batch, batch], rows, max_examples=2)
+    found = dag_paths({"at": object(), "nat_dag": model}, [batch, batch], rows, max_examples=2)
+    assert list(found) == ["nat_dag"]
+    assert found["nat_dag"]["examples"] == 3  # whole batches, up to the first past the limit
+    assert found["nat_dag"] == {**dag_confidence(model, [batch]), "examples": 3}
+    lines = [line for line in error_lines({"systems": [], "dag_paths": found}) if "`" in line]
     assert len(lines) == 1 and lines[0].startswith("- `nat_dag` along its greedy path (")
-    assert "over 3 test examples" in lines[0]  # whole batches, up to the first past the limit
+    assert "over 3 test examples" in lines[0]

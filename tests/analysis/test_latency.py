@@ -1,12 +1,18 @@
 """Latency against output length: the timing rows, the exactness check and the crossover."""
 
+import sys
 import time
+from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
+from attnlab.analysis import latency
 from attnlab.analysis.latency import crossover, latency_vs_length, random_sources
-from attnlab.specials import EOS, NUM_SPECIALS
+from attnlab.analysis.systems import make_decoder, strip
+from attnlab.decode.compiled import jit_model, trim_source
+from attnlab.specials import EOS, NUM_SPECIALS, PAD
 
 
 def _reverser(per_token_s: float, fixed_s: float):
@@ -71,3 +77,53 @@ def test_random_sources_use_only_real_tokens_and_refuse_a_vocab_of_specials():
     assert np.array_equal(src, random_sources(9, 50, 30, seed=0))
     with pytest.raises(ValueError, match="must exceed the 5 specials"):
         random_sources(NUM_SPECIALS, 4, 1)
+
+
+def _tiny_at():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "decode"))
+    from decode_testing import random_sources, tiny_model
+
+    return tiny_model("seq2seq", 3, max_len=10), random_sources(3, [3, 7, 1, 5], 20)
+
+
+def _calls(model, src, eos_at, beam_size):
+    """Decoder calls of a batch-1 search of ``model``, forced to EOS at ``eos_at`` (or not)."""
+    run = jit_model(
+        latency._search, model, beam_size=beam_size, max_len=10, length_penalty=0.6, count=True
+    )
+    latency._CALLS.clear()
+    run(src, None if eos_at is None else np.asarray([eos_at], np.int32))
+    jax.effects_barrier()
+    return len(latency._CALLS)
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam:3"])
+def test_a_forced_search_puts_the_eos_exactly_there_and_runs_that_many_steps(method):
+    model, src = _tiny_at()
+    decode = latency.forced_at_decoder(model, method, max_len=10, length_penalty=0.6)
+    tokens = np.asarray(decode(src, np.array([1, 4, 10, 11])).tokens)
+    for row, n in zip(tokens, [1, 4, 10]):
+        assert row[n - 1] == EOS and EOS not in row[: n - 1] and np.all(row[n:] == PAD)
+    assert EOS not in tokens[3] and PAD not in tokens[3]  # 11 > max_len: no EOS at all
+    beam = 3 if method.startswith("beam") else 1
+    for n in (1, 4, 10, 11):  # a forced search makes as many decoder calls (max_len at most)
+        assert _calls(model, src[:1, :8], n - 1, beam) == min(n, 10)
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam:3"])
+def test_search_steps_are_each_examples_own_decoder_calls(method):
+    """What analysis.recorded times a recorded search by: the steps each example's search ran
+    alone, at least its output's length (counting the EOS); greedy's are exactly that, and a
+    fresh search forced there makes as many decoder calls."""
+    model, src = _tiny_at()
+    batches = [{"inputs": src, "valid": np.array([True, True, False, True])}]
+    decode = make_decoder(model, method, max_len=10, length_penalty=0.6)
+    hyps = [strip(row) for row in np.asarray(decode(src, None).tokens)[[0, 1, 3]]]
+    steps = latency.search_steps(model, method, batches, hyps, max_len=10, length_penalty=0.6)
+    beam = 3 if method.startswith("beam") else 1
+    for row, h, n in zip(src[[0, 1, 3]], hyps, steps, strict=True):
+        alone = trim_source(row[None])
+        assert _calls(model, alone, None, beam) == n >= min(len(h) + 1, 10)
+        assert _calls(model, alone, n - 1, beam) == n
+        if beam == 1:
+            assert n == min(len(h) + 1, 10)

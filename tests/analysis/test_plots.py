@@ -1,10 +1,8 @@
 """The report figures read like the tables: percent axes, no overprinted labels or ticks,
 a colorbar on every heat map. Overlap is measured on the drawn figure (Agg renderer)."""
 
-import collections
 import itertools
 import json
-import shutil
 import sys
 import types
 from pathlib import Path
@@ -83,6 +81,7 @@ def test_labels_of_systems_with_equal_wer_do_not_overlap(latencies):
 @pytest.mark.parametrize("edition", ["first_edition", "."])
 def test_labels_of_the_committed_g2p_results_do_not_overlap(edition):
     rows = json.loads((RESULTS / "g2p" / edition / "results.json").read_text())
+    rows = rows["systems"] if isinstance(rows, dict) else rows  # the first edition: a list
     fig = plots.quality_vs_latency_figure(rows)
     texts, boxes = label_boxes(fig)
     assert len(texts) == len(rows) and overlapping_pairs(boxes) == []
@@ -192,21 +191,6 @@ def test_length_error_cells_are_the_percent_of_each_system():
     plt.close(fig)
 
 
-def test_a_results_dir_is_redrawn_from_its_saved_data(tmp_path):
-    shutil.copy(RESULTS / "g2p_small" / "results.json", tmp_path)
-    errors = length_errors()
-    plots.length_error_histogram(errors, tmp_path / "length_errors.png")
-    saved = json.loads((tmp_path / "length_errors.json").read_text())
-    assert saved == {
-        k: {str(e): n for e, n in collections.Counter(v).items()} for k, v in errors.items()
-    }
-    (tmp_path / "length_errors.png").unlink()
-    paths = plots.render_plots(tmp_path)
-    assert [p.name for p in paths] == ["quality_vs_latency.png", "length_errors.png"]
-    for path in paths:
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
 def assert_one_shared_colorbar(fig):
     """Two heat maps on one 0..1 scale, and one colorbar (its own axes) that shows it."""
     images = [im for ax in fig.axes for im in ax.images]
@@ -297,8 +281,9 @@ def test_latency_vs_length_has_a_panel_per_batch_with_the_lengths_as_ticks():
     plt.close(fig)
 
 
-def test_validation_curves_are_read_tabled_drawn_in_percent_and_redrawn(tmp_path):
-    from attnlab.analysis.findings import curves_table, validation_curves
+def test_validation_curves_are_read_tabled_and_drawn_in_percent_by_system_names(tmp_path):
+    from attnlab.analysis.at_vs_nat import validation_curves
+    from attnlab.analysis.report import curves_table, model_labels
 
     for key, records in {
         "at": [
@@ -314,21 +299,35 @@ def test_validation_curves_are_read_tabled_drawn_in_percent_and_redrawn(tmp_path
         (tmp_path / key / "metrics.jsonl").write_text("\n".join(lines))
     curves = validation_curves(tmp_path, ["at", "nat_ctc", "nat"])
     assert curves == {"at": [[200, 0.5], [400, 0.25]], "nat_ctc": [[200, 0.75]]}
-    assert curves_table(curves).splitlines() == [
-        "| model | 200 | 400 |",
-        "|---|---|---|",
-        "| at | 50.0% | 25.0% |",
-        "| nat_ctc | 75.0% | - |",
+    rows = [
+        {"system": "at_greedy", "model": "at"},
+        {"system": "at_beam4", "model": "at"},
+        {"system": "nat_ctc", "model": "nat_ctc"},
+        {"system": "nat_ctc_beam4", "model": "nat_ctc"},
+        {"system": "nat_ctc_x", "model": "nat_ctc"},
     ]
-    shutil.copy(RESULTS / "g2p_small" / "results.json", tmp_path)
-    plots.learning_curves(curves, tmp_path / "validation_curves.png")
-    fig = plots.learning_curves_figure(curves, "eval_wer")
+    labels = model_labels(rows)
+    assert labels == {"at": "at_greedy / at_beam4", "nat_ctc": "nat_ctc & 2 more"}
+    assert curves_table(curves, labels).splitlines() == [
+        "| systems | 200 | 400 |",
+        "|---|---|---|",
+        "| at_greedy / at_beam4 | 50.0 | 25.0 |",
+        "| nat_ctc & 2 more | 75.0 | - |",
+    ]
+    fig = plots.learning_curves_figure(curves, "eval_wer", labels)
     ax = fig.axes[0]
-    assert ax.get_ylabel() == "validation WER" and ax.get_xlabel() == "training step"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["at", "nat_ctc"]
+    assert ax.get_ylabel() == "validation WER (%)" and ax.get_xlabel() == "training step"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["at_greedy / at_beam4", "nat_ctc & 2 more"]
     fig.canvas.draw()
     labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
     assert labels and all(label.endswith("%") for label in labels)
+    assert overlapping_pairs([box.padded(2) for _, box in visible_tick_labels(ax.xaxis)]) == []
     plt.close(fig)
-    paths = plots.render_plots(tmp_path)
-    assert [p.name for p in paths] == ["quality_vs_latency.png", "validation_curves.png"]
+
+
+def test_axis_labels_carry_units():
+    assert plots.axis_label("steps_per_sec") == "training speed (steps/s)"
+    assert plots.axis_label("eval_wer") == "validation WER (%)"
+    assert plots.axis_label("eval_per") == "eval per (%)"  # an unknown rate: its unit
+    assert plots.axis_label("model.dropout") == "dropout"

@@ -1,18 +1,18 @@
-"""Sections of the AT-vs-NAT report, against figures worked out by hand: the quality bar
-(issue 17: which systems count as one-pass NATs, the verdict on the best of them), the kinds
-of error, and how often the decodings of one model agree."""
+"""Sections of the AT-vs-NAT report, against figures worked out by hand: the comparison with
+at_beam4 (issue 17's bar: which systems count as one-pass NATs, which meet it), the kinds of
+error, how often the decodings of one model agree; and the whole report re-rendered from the
+committed full run's results.json."""
 
-import pytest
+import json
+import shutil
+from pathlib import Path
 
-from attnlab.analysis.findings import (
-    agreement,
-    errors_table,
-    findings_sections,
-    literature,
-    quality_bar,
-)
+from attnlab.analysis.at_vs_nat import agreement
+from attnlab.analysis.report import against, error_lines, render
 from attnlab.analysis.scoring import error_kinds
 from attnlab.analysis.systems import SYSTEMS, one_pass
+
+G2P = Path(__file__).resolve().parents[2] / "experiments" / "results" / "g2p"
 
 
 def test_one_pass_excludes_at_rescoring_refinement_and_the_oracle_length():
@@ -41,49 +41,31 @@ def _row(system, wer, ms, seq_s):
         "wer": wer,
         "latency_ms_b1": ms,
         "throughput_seq_s_b64": seq_s,
+        "one_pass": one_pass(system),
     }
 
 
 BEAM = _row("at_beam4", 0.255, 10.0, 100.0)
 
 
-def test_the_best_one_pass_nat_is_judged_and_its_misses_are_measured():
+def test_every_system_is_measured_against_at_beam4_and_only_one_pass_nats_meet_the_bar():
     rows = [
         BEAM,
         _row("at_greedy", 0.26, 4.0, 300.0),
-        _row("nat_mask_predict10", 0.20, 30.0, 50.0),  # better, but not one pass
-        _row("nat_length_beam5_at_rescore", 0.21, 8.0, 90.0),  # AT rescoring: not one pass
+        _row("nat_mask_predict10", 0.20, 3.0, 600.0),  # within the bar, but not one pass
         _row("nat_ctc", 0.30, 2.0, 700.0),
-        _row("nat_dag_lookahead", 0.281, 4.0, 400.0),  # the best one-pass NAT
+        _row("nat_dag_lookahead", 0.281, 4.0, 400.0),
+        _row("nat_ctc_glat", 0.27, 2.0, 600.0),
     ]
-    lines = quality_bar(rows)
-    table = [line for line in lines if line.startswith("| nat_")]
-    assert table == [
-        "| nat_dag_lookahead | +2.6 | 2.5 | 4.0 | no |",  # 10/4 = 2.5x, 400/100 = 4x
-        "| nat_ctc | +4.5 | 5.0 | 7.0 | no |",
+    table = [line for line in against(rows) if line.startswith("| ") and "---" not in line]
+    assert table[1:] == [
+        "| nat_mask_predict10 | -5.5 | 3.3 | 6.0 | no | - |",
+        "| at_greedy | +0.5 | 2.5 | 3.0 | no | - |",
+        "| nat_ctc_glat | +1.5 | 5.0 | 6.0 | yes | yes |",
+        "| nat_dag_lookahead | +2.6 | 2.5 | 4.0 | yes | no |",  # 10/4 = 2.5x, 400/100 = 4x
+        "| nat_ctc | +4.5 | 5.0 | 7.0 | yes | no |",
     ]
-    verdict = lines[-1]
-    assert verdict.startswith("The best one-pass NAT is nat_dag_lookahead: it misses the bar.")
-    assert "Met: +2.6 WER points (bar 3 points); 2.5x at batch 1 (bar 2x)." in verdict
-    assert "Missed: 4.0x at batch 64, short of the bar of 5x by 1.0x." in verdict
-
-
-def test_a_nat_that_meets_every_condition_meets_the_bar():
-    rows = [BEAM, _row("nat_ctc_glat", 0.27, 2.0, 600.0)]
-    lines = quality_bar(rows)
-    assert "| nat_ctc_glat | +1.5 | 5.0 | 6.0 | yes |" in lines
-    assert lines[-1].startswith("The best one-pass NAT is nat_ctc_glat: it meets the bar.")
-    assert "Missed" not in lines[-1]
-
-
-def test_a_quality_miss_is_measured_in_points():
-    lines = quality_bar([BEAM, _row("nat_dag_lookahead", 0.381, 3.7, 560.0)])
-    assert "Missed: +12.6 WER points, short of the bar of 3 points by 9.6 points." in lines[-1]
-
-
-@pytest.mark.parametrize("rows", [[BEAM], [_row("nat_ctc", 0.3, 2.0, 700.0)]])
-def test_no_bar_without_the_reference_or_a_one_pass_nat(rows):
-    assert quality_bar(rows) == []
+    assert against(rows[1:]) == []  # no reference
 
 
 def test_error_kinds_sorts_each_wrong_output_once():
@@ -133,13 +115,16 @@ def test_agreement_counts_examples_where_every_decoding_of_a_model_is_the_same()
         "nat_dag_viterbi": [["A"], ["B"], ["X"], ["D"]],
         "nat_dag_lookahead": [["A"], ["B"], ["C"], ["D", "D"]],
     }
-    assert agreement(outputs, rows) == [
+    found = agreement(outputs, rows)
+    assert found == [{"model": "nat_dag", "systems": [r["system"] for r in rows[1:]], "same": 0.5}]
+    lines = error_lines({"systems": [], "agreement": found})
+    assert (
         "- `nat_dag` (nat_dag_greedy, nat_dag_viterbi, nat_dag_lookahead): the same output "
-        "for 50.0% of the examples."
-    ]
+        "for 50.0% of the examples." in lines
+    )
 
 
-def test_the_errors_table_marks_an_absent_figure():
+def test_the_errors_table_prints_percent_without_the_sign_and_marks_an_absent_figure():
     row = {
         "system": "nat_ctc",
         "wer": 0.3,
@@ -148,74 +133,54 @@ def test_the_errors_table_marks_an_absent_figure():
         "extra_repeats": 0.05,
         "wer_one_ref": 0.29,
     }
-    assert errors_table([row]).splitlines()[-1] == (
-        "| nat_ctc | 30.0% | 10.0% | 20.0% | 5.0% | 29.0% | - | - |"
-    )
+    table = error_lines({"systems": [row]})[4].splitlines()
+    assert table[-1] == "| nat_ctc | 30.0 | 10.0 | 20.0 | 5.0 | 29.0 | - | - |"
 
 
-def test_a_full_report_has_findings_the_bar_sources_errors_and_agreement_in_order():
-    rows = [
-        {**BEAM, "per": 0.06, **error_kinds([["A"]], [[["A"]]])},
-        {**_row("nat_dag_greedy", 0.38, 3.0, 600.0), "per": 0.09, "wrong_length": 0.1},
-        {**_row("nat_dag_viterbi", 0.38, 3.5, 550.0), "per": 0.09},
-    ]
-    outputs = {"at_beam4": [["A"]], "nat_dag_greedy": [["A"]], "nat_dag_viterbi": [["B"]]}
-    lines = findings_sections(rows, outputs)
-    heads = [line for line in lines if line.startswith("## ")]
+def test_the_committed_full_run_is_rendered_again_from_its_results_json(tmp_path):
+    """The report of experiments/results/g2p, from its results.json alone: the tables, the
+    writeup and the figures it had (the bytes of the report may change with the code, not
+    its figures)."""
+    shutil.copy(G2P / "results.json", tmp_path)
+    report = render(tmp_path).read_text()
+    results = json.loads((G2P / "results.json").read_text())
+    for row in results["systems"]:
+        wer = f"{100 * row['wer']:.1f} [{100 * row['wer_ci95'][0]:.1f}, "
+        assert f"| {row['system']} | {wer}" in report
+        assert f"| {100 * row['per']:.2f} |" in report  # PER in percent, no sign in the cell
+    heads = [line for line in report.splitlines() if line.startswith("## ")]
     assert heads == [
-        "## Findings",
-        "## The quality bar",
-        "## Against the literature",
+        "## Results",
+        "## Reading",
+        "## Against at_beam4",
         "## Where the errors are",
+        "## Against the literature: verdicts",
+        "## Length prediction: predicted minus true length",
+        "## Quality versus latency",
+        "## Validation WER against training steps",
+        "## Where AT and NAT differ",
     ]
-    assert "| nat_dag_greedy | 38.0% | 10.0% | - | - | - | - | - |" in lines[-4]
-    assert lines[-2].startswith(
-        "- `nat_dag` (nat_dag_greedy, nat_dag_viterbi): the same output for 0.0%"
-    )
-    assert [h for h in findings_sections(rows, outputs, metric="bleu") if h.startswith("## ")] == [
-        "## Findings"
-    ]
+    assert "| nat_ctc_kd | +5.0 | 2.1 | 4.5 | yes | no |" in report
+    assert "- `at` (at_greedy, at_beam4): the same output for 98.0% of the examples." in report
+    assert (G2P / "writeup.md").read_text().strip() in report
+    assert "Columns: `len acc` and `len MAE`" in report and "`x greedy` and `x beam4`" in report
+    assert "| at_greedy / at_beam4 | 43.8 | 36.6 |" in report  # curves by system names
+    assert "| decapitated | D IY K AE P AH T EY T IH D |" in report
+    for png in ("length_errors.png", "quality_vs_latency.png", "validation_curves.png"):
+        assert f"]({png})" in report and (tmp_path / png).stat().st_size > 1000
+    assert report == (G2P / "report.md").read_text()  # what is committed is this rendering
 
 
-def test_literature_puts_each_measurement_beside_its_source_and_skips_absent_ones():
-    rows = [
-        BEAM,  # 25.5% WER, 10 ms, 100 seq/s
-        _row("at_greedy", 0.26, 4.0, 300.0),
-        _row("at_deep_shallow_greedy", 0.27, 3.0, 450.0),
-        _row("nat_ctc", 0.30, 2.0, 700.0),
-        _row("nat_ctc_glat", 0.28, 2.0, 650.0),
-        _row("nat_ctc_kd", 0.29, 2.0, 700.0),
-        _row("nat_dag_greedy", 0.40, 2.5, 600.0),
-        _row("nat_dag_lookahead", 0.39, 2.5, 600.0),
-        _row("nat_dag_lookahead_kd", 0.35, 2.5, 600.0),
-    ]
-    lines = literature(rows)
-    cells = {line.split(" | ")[0].removeprefix("| "): line.split(" | ")[2] for line in lines[2:]}
-    assert list(cells) == [
-        "Gu & Kong 2021",
-        "Huang et al. 2022",
-        "Kasai et al. 2021",
-        "Helcl et al. 2022",
-    ]  # no vanilla NAT: Gu et al. 2018 is left out
-    assert cells["Gu & Kong 2021"] == (
-        "WER points behind at_beam4: nat_ctc +4.5, nat_ctc_glat +2.5, nat_ctc_kd +3.5; "
-        "glancing gains +2.0 points (nat_ctc -> nat_ctc_glat); "
-        "distillation gains +1.0 points (nat_ctc -> nat_ctc_kd) |"
-    )
-    assert cells["Huang et al. 2022"] == (
-        "WER points behind at_beam4: nat_dag_lookahead +13.5, nat_dag_lookahead_kd +9.5; "
-        "distillation gains +4.0 points (nat_dag_lookahead -> nat_dag_lookahead_kd) |"
-    )
-    assert cells["Kasai et al. 2021"] == (
-        "at_deep_shallow_greedy +1.0 WER points against at_greedy; throughput at batch 64 450 "
-        "against the fastest one-pass NAT's 700 sequences/s (nat_ctc), at batch 1 3.00 against "
-        "2.00 ms |"
-    )
-    assert cells["Helcl et al. 2022"] == (
-        "the best one-pass NAT (nat_ctc_glat) against at_greedy: 2.0x at batch 1, 2.2x at "
-        "batch 64; against at_beam4: 5.0x at batch 1, 6.5x at batch 64 |"
-    )
-    assert literature([r for r in rows if r["system"] != "at_beam4"]) == []
+def test_a_curve_of_one_evaluation_is_not_drawn_and_the_report_says_why(tmp_path):
+    results = json.loads((G2P / "results.json").read_text())
+    results.update(scale="demo", writeup="")
+    results["validation_curves"] = {"at": [[400, 0.6]], "nat": [[400, 0.8]]}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    report = render(tmp_path).read_text()
+    assert not (tmp_path / "validation_curves.png").exists()
+    assert "a curve needs two evaluations, so none is drawn" in report
+    assert "| at_greedy / at_beam4 | 60.0 |" in report
+    assert "## Against at_beam4" not in report and "A demo run." in report
 
 
 def test_the_writeup_is_included_verbatim_under_its_heading_and_none_adds_nothing(tmp_path):

@@ -6,6 +6,7 @@ predictions, not against fixed numbers.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,23 @@ def test_the_syllable_report_matches_its_confusion_matrix_and_the_rule(tmp_path,
         text=True,
     )
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+@pytest.mark.parametrize(
+    "study, render",
+    [
+        ("address", lambda d, out: address_report.render(out)),
+        (
+            "syllables",
+            lambda d, out: syllables_report.render(out / "results.json", out / "report.md"),
+        ),
+    ],
+)
+def test_the_committed_reports_are_rendered_from_their_results_json_alone(study, render, tmp_path):
+    """No model, no data: the committed report.md is what its results.json renders to."""
+    committed = ROOT / "experiments" / "results" / study
+    shutil.copy(committed / "results.json", tmp_path)
+    report = render(committed, tmp_path)
+    assert report.read_text() == (committed / "report.md").read_text()
+    png = "per_type_f1.png" if study == "address" else "confusion_matrix.png"
+    assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -76,26 +76,6 @@ def test_nat_narrow_canvases_give_the_output_of_the_whole_canvas(strategy):
         np.testing.assert_allclose(fast.scores, full.scores, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["greedy", "beam"])
-def test_forced_lengths_put_the_eos_exactly_there(method):
-    model, src = tiny("seq2seq", 3), sources(3, [3, 7, 1, 5])
-    search = at_searcher(model, method=method, beam_size=3, max_len=10)
-    tokens, _, steps = search(src, np.array([1, 4, 10, 11]), steps=True)
-    tokens = np.asarray(tokens)
-    for row, n in zip(tokens, [1, 4, 10]):
-        assert row[n - 1] == EOS and EOS not in row[: n - 1] and np.all(row[n:] == PAD)
-    assert EOS not in tokens[3] and PAD not in tokens[3]  # 11 > max_len: no EOS at all
-    # a forced search runs as many decoder steps as it was forced to (max_len at most)
-    assert np.asarray(steps).tolist() == [1, 4, 10, 10]
-    # unforced, greedy's steps are its output's length counting the EOS (max_len without one)
-    tokens, _, steps = search(src, steps=True)
-    if method == "greedy":
-        ends = [row.tolist().index(EOS) + 1 if EOS in row else 10 for row in np.asarray(tokens)]
-        assert np.asarray(steps).tolist() == ends
-    with pytest.raises(ValueError, match="lengths must be"):
-        search(src, np.array([0, 1, 1, 1]))
-
-
 def test_warm_up_calls_once_per_source_width():
     calls = []
     pairs = [(sources(4, [n]), None) for n in (3, 5, 12, 8, 16, 9, 20)]

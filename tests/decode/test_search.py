@@ -14,10 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attnlab.decode.at import forced_length
 from attnlab.decode.search import (
     beam_search,
-    beam_search_with_steps,
     expand_to_beams,
     gather_beams,
     greedy_search,
@@ -307,51 +305,3 @@ def test_bad_sizes_are_refused():
         beam_search(tokens_to_logits, cache, batch_size=1, beam_size=0, max_len=2)
     with pytest.raises(ValueError, match="max_len"):
         greedy_search(tokens_to_logits, cache, batch_size=1, max_len=0)
-
-
-def _counted_search(table, mix, *, max_len, eos_at=None):
-    """Beam search of one example (batch 1) with its decoder calls counted, ``eos_at`` forcing
-    the EOS there (``decode.at.forced_length``); returns ``(best sequence, steps, calls)``."""
-    calls = []
-
-    def counting(last, cache):
-        jax.debug.callback(lambda: calls.append(1))
-        return step(last, cache)
-
-    cache, step = init_cache(table, mix, max_len), tokens_to_logits
-    if eos_at is not None:
-        cache, step = {**cache, "eos_at": jnp.asarray([eos_at], jnp.int32)}, forced_length(step)
-    seqs, _, steps = beam_search_with_steps(
-        counting, cache, batch_size=1, beam_size=3, max_len=max_len, length_penalty=0.6
-    )
-    jax.effects_barrier()
-    return np.asarray(seqs)[0, 0], int(steps[0]), len(calls)
-
-
-def test_beam_steps_are_each_examples_own_decoder_calls_and_a_search_forced_there_costs_as_much():
-    # What analysis.recorded times a recorded beam search by: the steps each example's search
-    # ran, counted alone (batch 1), the same inside a batch; and an untrained search forced to
-    # end there makes as many decoder calls, more than the output's length where the finished
-    # set filled before the search could stop.
-    batch, max_len = 6, 8
-    table, mix = make_params(5, batch, max_len, VOCAB, eos_bias=1.0)
-    _, _, batched = beam_search_with_steps(
-        tokens_to_logits,
-        init_cache(table, mix, max_len),
-        batch_size=batch,
-        beam_size=3,
-        max_len=max_len,
-        length_penalty=0.6,
-    )
-    longer = 0
-    for b in range(batch):
-        best, steps, calls = _counted_search(table[b : b + 1], mix[b : b + 1], max_len=max_len)
-        assert steps == calls == int(batched[b])
-        length = int(np.sum(best != PAD))  # counting the EOS
-        assert steps >= length
-        longer += steps > length
-        _, _, forced_calls = _counted_search(
-            table[b : b + 1], mix[b : b + 1], max_len=max_len, eos_at=steps - 1
-        )
-        assert forced_calls == steps
-    assert longer > 0  # the case an output length would under-time

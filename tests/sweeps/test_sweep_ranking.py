@@ -119,7 +119,7 @@ def test_the_plot_adds_a_varying_metric_beside_a_flat_one_and_labels_it(tmp_path
     wer_ax, loss_ax = fig.axes
     notes = [t.get_text() for t in wer_ax.texts]
     assert notes == ["eval_wer is 100.00% in every setting:\nit does not separate the runs"]
-    assert len(loss_ax.texts) == 0 and loss_ax.get_ylabel() == "eval_loss"
+    assert len(loss_ax.texts) == 0 and loss_ax.get_ylabel() == "validation loss (nats per token)"
     fig.canvas.draw()
     wer_ticks = shown_ticks(wer_ax)
     assert wer_ticks and all(t.endswith("%") for t in wer_ticks)  # WER in percent

@@ -18,7 +18,8 @@ Metrics, each with a 95% percentile-bootstrap interval over addresses
   (``address_levels``), per level (accuracy over the addresses that write that level) and for
   the whole address (every written level right).
 
-Writes ``results.json``, ``report.md`` and the plots (``address_report``) into ``workdir``.
+Writes ``results.json`` and ``attention_map.png`` into ``workdir``, then renders ``report.md``
+and ``per_type_f1.png`` from ``results.json`` (``address_report.render``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from flax import nnx
 
 from attnlab.analysis import address_levels as levels
 from attnlab.analysis import address_report
+from attnlab.analysis.plots import _save
 from attnlab.analysis.stats import bootstrap_ci, rate, rate_stats
 from attnlab.data.builders.cn_address import (
     ENTITIES,
@@ -255,7 +257,11 @@ def run(
     ]
     params = jax.tree.leaves(nnx.state(predictor.model, nnx.Param))
     results["params"] = int(sum(np.size(x) for x in params))
-    (workdir / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
     record = records["test"][attention_index]
-    address_report.write(results, predictor, record, workdir, command=command)
+    fig, labels = address_report.attention_figure(predictor, record)
+    _save(fig, workdir / "attention_map.png")
+    results.update(command=command, attention_example=record["text"])
+    results["attention_glyphs"] = labels[0] != "0"
+    (workdir / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    address_report.render(workdir)
     return results

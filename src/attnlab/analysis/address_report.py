@@ -9,6 +9,7 @@ the characters by position.
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -108,15 +109,12 @@ def _pct(value: float, ci: list[float] | None = None) -> str:
     return text + (f" [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]" if ci else "")
 
 
-def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
-    """The Markdown report: tables per condition, the cpca comparison, and examples."""
-    lines = ["# Chinese address segmentation: tagger and cpca", ""]
-    if command:
-        lines += ["Command:", "", "```", command, "```", ""]
-    lines += [
-        f"Tagger at step {results['step']}, {results['params']:,} parameters. Every figure is in "
-        "percent with its 95% percentile-bootstrap interval over addresses (1000 resamples).",
-        "",
+def _names(ex: dict[str, Any], key: str) -> str:
+    return " / ".join(ex[key].get(lvl) or "-" for lvl in LEVELS)
+
+
+def _tagging_lines(results: dict[str, Any]) -> list[str]:
+    lines = [
         "## Tagging (seqeval span scores)",
         "",
         "| condition | addresses | span P | span R | span F1 | token accuracy | exact match |",
@@ -124,21 +122,21 @@ def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
     ]
     for split in SPLITS:
         t = results["splits"][split]["tagging"]
-        span = t["span"]
-        cells = [_pct(span[m], span[f"{m}_ci"]) for m in ("precision", "recall", "f1")]
-        cells += [_pct(t["token_accuracy"], t["token_accuracy_ci"])]
-        cells += [_pct(t["exact_match"], t["exact_match_ci"])]
+        cells = [_pct(t["span"][m], t["span"][f"{m}_ci"]) for m in ("precision", "recall", "f1")]
+        cells += [_pct(t[m], t[f"{m}_ci"]) for m in ("token_accuracy", "exact_match")]
         lines.append(f"| {TITLES[split]} | {t['addresses']} | " + " | ".join(cells) + " |")
     lines += ["", "Span F1 per entity type:", ""]
     lines += ["| type | " + " | ".join(TITLES[s] for s in SPLITS) + " |"]
     lines += ["|---|" + "---|" * len(SPLITS)]
     for kind in ENTITIES:
-        cells = []
-        for split in SPLITS:
-            b = results["splits"][split]["tagging"]["per_type"][kind]
-            cells.append(f"{_pct(b['f1'], b['f1_ci'])} (n={b['support']})")
+        blocks = [results["splits"][split]["tagging"]["per_type"][kind] for split in SPLITS]
+        cells = [f"{_pct(b['f1'], b['f1_ci'])} (n={b['support']})" for b in blocks]
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
-    lines += [
+    return lines
+
+
+def _cpca_lines(results: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "## Against cpca (`cpca.transform`)",
         "",
@@ -152,25 +150,25 @@ def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
     for split in SPLITS:
         for system in ("tagger", "cpca"):
             m = results["splits"][split]["levels"][system]
-            cells = [_pct(m[lvl], m[f"{lvl}_ci"]) for lvl in LEVELS]
-            cells.append(_pct(m["address"], m["address_ci"]))
+            cells = [_pct(m[lvl], m[f"{lvl}_ci"]) for lvl in (*LEVELS, "address")]
             lines.append(f"| {TITLES[split]} | {system} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _heldout_lines(results: dict[str, Any]) -> list[str]:
+    """The bars (in-distribution F1, held-out districts against cpca), noise and held-out facts."""
     test = results["splits"]["test"]["tagging"]["span"]
     held = results["splits"][HELDOUT_SPLIT]
-    district_f1 = held["tagging"]["per_type"]["district"]
-    cpca_district = held["levels"]["cpca"]
-    lines += [
+    district, cpca = held["tagging"]["per_type"]["district"], held["levels"]["cpca"]
+    beats = district["f1"] > cpca["district"]
+    lines = [
         "",
         "Bar: in-distribution span F1 >= 97%: "
         + ("met" if test["f1"] >= 0.97 else "**missed**")
         + f" ({_pct(test['f1'], test['f1_ci'])}). Held-out districts, the tagger's district "
-        f"span F1 {_pct(district_f1['f1'], district_f1['f1_ci'])} against cpca's district "
-        f"accuracy {_pct(cpca_district['district'], cpca_district['district_ci'])}: "
-        + (
-            "beats it."
-            if district_f1["f1"] > cpca_district["district"]
-            else "**does not beat it**."
-        ),
+        f"span F1 {_pct(district['f1'], district['f1_ci'])} against cpca's district "
+        f"accuracy {_pct(cpca['district'], cpca['district_ci'])}: "
+        + ("beats it." if beats else "**does not beat it**."),
     ]
     noise = results.get("noise")
     if noise:
@@ -184,7 +182,7 @@ def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
             "even when the tagger segments it right; span F1 scores the segmentation alone.",
         ]
     facts = results["heldout"]
-    lines += [
+    return lines + [
         "",
         f"Held-out districts: {facts['districts']} district names, "
         f"{facts['districts_in_train']} of them in the training split, "
@@ -192,21 +190,17 @@ def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
         "vocabulary lacks (read as `<unk>`). cpca's dictionary holds every one of them: on this "
         "condition it knows the names the tagger has never seen.",
     ]
+
+
+def _example_lines(results: dict[str, Any]) -> list[str]:
+    """The addresses written by hand, and where the two systems disagree."""
+    lines = []
     if results.get("hand_examples"):
-        lines += [
-            "",
-            "## Addresses written by hand",
-            "",
-            "| address | tagger | tagger names | cpca |",
-            "|---|---|---|---|",
-        ]
+        lines += ["", "## Addresses written by hand", ""]
+        lines += ["| address | tagger | tagger names | cpca |", "|---|---|---|---|"]
         for ex in results["hand_examples"]:
-            pieces = " ".join(f"{p}/{k}" for p, k in ex["tagger"])
-            cells = [ex["text"], pieces]
-            cells += [
-                " / ".join(ex[key].get(lvl) or "-" for lvl in LEVELS)
-                for key in ("tagger_names", "cpca")
-            ]
+            cells = [ex["text"], " ".join(f"{p}/{k}" for p, k in ex["tagger"])]
+            cells += [_names(ex, "tagger_names"), _names(ex, "cpca")]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     for split in SPLITS:
         data = results["splits"][split]
@@ -223,29 +217,40 @@ def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
             "|---|---|---|---|",
         ]
         for ex in data["disagreements"]:
-            cells = [ex["text"].replace("|", "\\|")]
-            for key in ("reference", "tagger", "cpca"):
-                names = " / ".join(ex[key].get(lvl) or "-" for lvl in LEVELS)
-                right = {"tagger": ex["tagger_right"], "cpca": ex["cpca_right"]}.get(key)
-                cells.append(names + ("" if right is None else (" ✓" if right else " ✗")))
+            marks = {"tagger": ex["tagger_right"], "cpca": ex["cpca_right"]}
+            cells = [ex["text"].replace("|", "\\|"), _names(ex, "reference")]
+            cells += [_names(ex, k) + (" ✓" if marks[k] else " ✗") for k in ("tagger", "cpca")]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def write(
-    results: dict[str, Any], predictor: Any, record: dict[str, Any], workdir: Path, command=""
-) -> list[Path]:
-    """``report.md``, ``per_type_f1.png`` and ``attention_map.png`` in ``workdir``."""
+def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
+    """The Markdown report: tables per condition, the cpca comparison, and examples."""
+    lines = ["# Chinese address segmentation: tagger and cpca", ""]
+    if command:
+        lines += ["Command:", "", "```", command, "```", ""]
+    lines += [
+        f"Tagger at step {results['step']}, {results['params']:,} parameters. Every figure is in "
+        "percent with its 95% percentile-bootstrap interval over addresses (1000 resamples).",
+        "",
+    ]
+    lines += _tagging_lines(results) + _cpca_lines(results) + _heldout_lines(results)
+    return lines + _example_lines(results)
+
+
+def render(workdir: str | Path) -> Path:
+    """``report.md`` and ``per_type_f1.png`` of ``workdir``, from its ``results.json`` alone
+    (``attention_map.png`` is drawn by the run, from the model)."""
     workdir = Path(workdir)
-    paths = [_save(per_type_figure(results), workdir / "per_type_f1.png")]
-    fig, labels = attention_figure(predictor, record)
-    paths.append(_save(fig, workdir / "attention_map.png"))
-    lines = report_lines(results, command)
+    results = json.loads((workdir / "results.json").read_text())
+    _save(per_type_figure(results), workdir / "per_type_f1.png")
+    lines = report_lines(results, results.get("command", ""))
     lines += ["", "## Plots", "", "![per-type F1](per_type_f1.png)", ""]
-    lines += [f"![attention map](attention_map.png): the address `{record['text']}`."]
-    if labels[0] == "0":
-        pairs = ", ".join(f"{i} {ch}" for i, ch in enumerate(record["text"]))
+    text = results["attention_example"]
+    lines += [f"![attention map](attention_map.png): the address `{text}`."]
+    if not results.get("attention_glyphs", True):
+        pairs = ", ".join(f"{i} {ch}" for i, ch in enumerate(text))
         lines += [f"No CJK font was found, so the ticks are positions: {pairs}."]
     path = workdir / "report.md"
     path.write_text("\n".join(lines) + "\n")
-    return [*paths, path]
+    return path

@@ -7,7 +7,8 @@
    NATs (``NATSeq2Seq``) of matched size, one per recipe, and distilled NATs (``*_kd``,
    trained on the AT model's beam outputs of the training split);
 2. decodes the test split with every system of ``config.systems``;
-3. writes ``DIR/results.json`` (one object per system), ``DIR/report.md`` and the PNG plots.
+3. writes ``DIR/results.json`` (one row per system, and the data of the report's figures),
+   then renders ``DIR/report.md`` and its PNGs from it (``analysis.report.render``).
 
 Each step is resumable: training resumes from checkpoints, and the distilled data is written
 atomically once. All figures come from this run, except, given ``config.recorded``, the
@@ -20,6 +21,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +33,20 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from attnlab.analysis import recorded
+from attnlab.analysis import plots, recorded
+from attnlab.analysis.dag_paths import dag_confidence
 from attnlab.analysis.distill import distilled_data_config
-from attnlab.analysis.findings import validation_curves
-from attnlab.analysis.latency import add_speedups, measure_latency_vs_length
-from attnlab.analysis.report import attention_figure, write_report
+from attnlab.analysis.latency import add_speedups, measure_latency_vs_length, search_steps
+from attnlab.analysis.report import attention_figure, render
 from attnlab.analysis.scoring import error_kinds, score
-from attnlab.analysis.systems import SYSTEMS, make_decoder, run_system, valid_rows
+from attnlab.analysis.systems import SYSTEMS, make_decoder, one_pass, run_system, valid_rows
 from attnlab.data import dataset_info, make_eval_batches
-from attnlab.train import restore_model, train_and_evaluate
+from attnlab.nat.dag import DAG
+from attnlab.train import train_and_evaluate
 from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.restore import restore
 from attnlab.train.workdir import check_writable, has_history, read_trained_config, write_config
+from attnlab.train.writers import read_metrics
 
 
 class TrainingStopped(Exception):  # noqa: N818 - a stop on request, not an error
@@ -181,25 +187,8 @@ def _test_batches(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
     return batches
 
 
-def redraw_attention_maps(run_dir: str | Path, path: str | Path) -> Path | None:
-    """Draw a finished run's cross-attention figure again, from its trained AT and NAT (the
-    checkpoints averaged as the run averaged them) and its first test example, without
-    decoding or timing anything; None if the run has no AT or no NAT."""
-    run_dir = Path(run_dir)
-    config = ml_collections.ConfigDict(json.loads((run_dir / "config.json").read_text()))
-    average = int(config.get("average_checkpoints", 1))
-    if not all((run_dir / key / "config.json").exists() for key in ("at", "nat")):
-        return None
-    models = {k: restore_model(run_dir / k, average_last=average)[0] for k in ("at", "nat")}
-    batches = _test_batches(config)
-    max_len = int(batches[0]["targets"].shape[1])
-    info = dataset_info(config.at.data)
-    return attention_figure(models, batches, info, Path(path), max_len)
-
-
-def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str, Any]]:
-    """Run the whole experiment; return the rows written to ``results.json``."""
-    workdir = Path(workdir)
+def _check(config: ml_collections.ConfigDict, workdir: Path) -> list[str]:
+    """The systems to decode, after the checks that come before any work."""
     check_writable(workdir)
     writeup = str(config.get("writeup", ""))
     if writeup and not Path(writeup).is_file():
@@ -208,13 +197,213 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     if not config.distill:
         systems = [s for s in systems if not is_distilled(SYSTEMS[s].model)]
     write_config(workdir, config)  # each model's own workdir checks its training config
-    recorded_dir = str(config.get("recorded", ""))
-    if config.get("train_only", ""):
-        train_models(config, workdir, systems, only=config.train_only, recorded_dir=recorded_dir)
-        return []
+    return systems
 
+
+@dataclass
+class _Run:
+    """What every system's decode shares: the run's settings, test data and models."""
+
+    config: ml_collections.ConfigDict
+    workdir: Path
+    batches: list[dict[str, Any]]
+    refs: list[list[list[str]]]
+    vocab: Any
+    models: dict[str, nnx.Module]
+    steps: dict[str, int]
+    taken: dict[str, recorded.Record]
+    fresh: dict[str, nnx.Module]
+
+    @property
+    def max_len(self) -> int:
+        return int(self.batches[0]["targets"].shape[1])
+
+
+def validation_curves(run_dir: Path, keys, metric: str = "eval_wer") -> dict[str, list]:
+    """``{model: [[step, value], ...]}`` of each model's evaluations during training (its
+    ``metrics.jsonl``); models never evaluated are left out."""
+    curves = {}
+    for key in keys:
+        points = [[r["step"], r[metric]] for r in read_metrics(run_dir / key) if metric in r]
+        if points:
+            curves[key] = points
+    return curves
+
+
+def _from_record(ctx: _Run, name: str) -> dict[str, Any]:
+    """A recorded system: its outputs from the record, timed on a fresh model."""
+    key, _, rescorer = SYSTEMS[name]
+    record = ctx.taken[name]
+    logging.info("%s: outputs recorded; timing a fresh model on their decode", name)
+    timed = recorded.timed(
+        record,
+        ctx.fresh[key],
+        ctx.batches,
+        max_len=ctx.max_len,
+        length_penalty=ctx.config.at.length_penalty,
+        latency_examples=ctx.config.latency_examples,
+        rescorer=ctx.fresh[rescorer] if rescorer else None,
+    )
+    curves = {key: record.curve} if record.curve else {}
+    return dict(timed=timed, hyps=record.hyps, lengths=record.lengths, step=record.step,
+                params=record.params, curves=curves, outputs="recorded")  # fmt: skip
+
+
+def _decoded(ctx: _Run, name: str) -> dict[str, Any]:
+    """A system decoded here, recorded where ``config.recorded`` is set."""
+    key, method, rescorer = SYSTEMS[name]
+    config, models = ctx.config, ctx.models
+    logging.info("decoding the %s split with %s", config.test_split, name)
+    settings = dict(max_len=ctx.max_len, length_penalty=config.at.length_penalty)
+    rescore = models[rescorer] if rescorer else None
+    decode = make_decoder(models[key], method, rescorer=rescore, **settings)
+    timed = run_system(name, decode, ctx.batches, latency_examples=config.latency_examples)
+    hyps = [ctx.vocab.decode(h) for h in timed.hyps]
+    # A rescored system runs two models: it holds both models' weights.
+    params = count_params(models[key]) + (count_params(rescore) if rescore else 0)
+    curves = validation_curves(ctx.workdir, [k for k in (key, rescorer) if k])
+    if config.get("recorded", ""):
+        at = method == "greedy" or method.startswith("beam:")
+        made = recorded.record_of(
+            timed,
+            hyps,
+            model=key,
+            decoding=method,
+            split=config.test_split,
+            references_digest=recorded.references_digest(ctx.refs),
+            step=ctx.steps[key],
+            params=params,
+            config=read_trained_config(ctx.workdir / key).to_dict(),
+            curve=curves.get(key, []),
+            steps=search_steps(models[key], method, ctx.batches, timed.hyps, **settings)
+            if at
+            else None,
+            candidates=recorded.candidate_lengths(
+                models[key], method, ctx.batches, max_len=ctx.max_len, chosen=timed.lengths
+            ),
+            rescorer_config=(
+                read_trained_config(ctx.workdir / rescorer).to_dict() if rescorer else None
+            ),
+        )
+        recorded.save(config.recorded, made)
+    return dict(timed=timed, hyps=hyps, lengths=timed.lengths, step=ctx.steps[key],
+                params=params, curves=curves, outputs="decoded")  # fmt: skip
+
+
+def _row(ctx: _Run, name: str, got: dict[str, Any]) -> dict[str, Any]:
+    """The system's row of the results table: every figure of quality, its timing, its model."""
+    key, method, rescorer = SYSTEMS[name]
+    row = {"system": name, "model": key, "decoding": method}
+    if rescorer:
+        row["rescored_by"] = rescorer
+    hyps, config = got["hyps"], ctx.config
+    row.update(score(hyps, ctx.refs, detokenize=ctx.vocab.detokenize, lengths=got["lengths"],
+                     bootstrap_samples=config.bootstrap_samples, seed=config.seed))  # fmt: skip
+    row.update(error_kinds(hyps, ctx.refs))
+    row.update(
+        latency_ms_b1=got["timed"].latency_ms_b1,
+        throughput_seq_s_b64=got["timed"].throughput_seq_s,
+        params=got["params"],
+        step=got["step"],
+        outputs=got["outputs"],
+        one_pass=one_pass(name),
+    )
+    return row
+
+
+def agreement(outputs: dict[str, list], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each model decoded more than one way: the share of examples where all its
+    decodings give the same output."""
+    by_model: dict[str, list[str]] = {}
+    for r in rows:
+        by_model.setdefault(r["model"], []).append(r["system"])
+    out = []
+    for model, names in by_model.items():
+        if len(names) > 1:
+            same = [
+                len({tuple(o) for o in outs}) == 1 for outs in zip(*(outputs[n] for n in names))
+            ]
+            out.append({"model": model, "systems": names, "same": sum(same) / len(same)})
+    return out
+
+
+def dag_paths(models, batches, rows, *, max_examples: int = 1024) -> dict[str, dict[str, Any]]:
+    """For each DAG model of the table, how certain its greedy path is (``dag_paths``), over
+    the first test batches up to the first past ``max_examples`` examples."""
+    kept, seen = [], 0
+    for batch in batches:
+        if seen >= max_examples:
+            break
+        kept.append(batch)
+        seen += int(np.sum(np.asarray(batch["valid"], bool)))
+    return {
+        key: {**dag_confidence(models[key], kept), "examples": seen}
+        for key in dict.fromkeys(r["model"] for r in rows)
+        if isinstance(getattr(models.get(key), "recipe", None), DAG)
+    }
+
+
+def samples(outputs, refs, batches, info, limit: int = 10) -> list[dict[str, str]]:
+    """The first ``limit`` test examples where AT beam 4 and NAT length_pred differ."""
+    if "at_beam4" not in outputs or "nat_length_pred" not in outputs:
+        return []
+    detok = info.tgt_vocab.detokenize
+    sources = valid_rows(batches, "inputs")
+    out = []
+    for i, (a, n) in enumerate(zip(outputs["at_beam4"], outputs["nat_length_pred"], strict=True)):
+        if a != n and len(out) < limit:
+            source = info.src_vocab.decode(np.asarray(sources[i]).tolist())
+            references = " / ".join(detok(r) for r in refs[i])
+            out.append({"source": info.src_vocab.detokenize(source), "references": references,
+                        "at_beam4": detok(a), "nat": detok(n)})  # fmt: skip
+    return out
+
+
+def _results(ctx: _Run, rows, outputs, curves, info) -> dict[str, Any]:
+    """``results.json``: the rows, and what the report draws besides them."""
+    config = ctx.config
+    add_speedups(rows)
+    if "at_beam4" in outputs:
+        for row in rows:
+            same = zip(outputs[row["system"]], outputs["at_beam4"], strict=True)
+            row["same_as_at_beam4"] = float(np.mean([h == b for h, b in same]))
+    errors = {r["system"]: r.pop("length_errors") for r in rows if "length_errors" in r}
+    for row in rows:
+        for k, v in row.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise FloatingPointError(f"system {row['system']}: {k} is {v}")
+    at_method = str(config.at.get("decode_method", "greedy"))
+    if at_method == "beam":
+        at_method = f"beam {config.at.get('beam_size', 4)}"
+    counts = plots.length_error_counts(errors)
+    return {
+        "task": config.task,
+        "scale": config.get("scale", "full"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+        "machine": f"{os.cpu_count()} CPU cores, jax devices {jax.devices()}",
+        "split": config.test_split,
+        "recorded": str(config.get("recorded", "")),
+        "writeup": str(config.get("writeup", "")),
+        "eval_decoding": at_method,
+        "eval_decode_examples": int(config.at.get("eval_decode_examples", 0)),
+        "systems": rows,
+        "agreement": agreement(outputs, rows),
+        "dag_paths": dag_paths(ctx.models, ctx.batches, rows),
+        "samples": samples(outputs, ctx.refs, ctx.batches, info),
+        "validation_curves": curves,
+        "length_errors": {s: {str(e): n for e, n in c.items()} for s, c in counts.items()},
+    }
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str, Any]]:
+    """Run the whole experiment; return the rows of ``results.json``."""
+    workdir = Path(workdir)
+    systems = _check(config, workdir)
+    if config.get("train_only", ""):
+        train_models(config, workdir, systems, only=config.train_only,
+                     recorded_dir=str(config.get("recorded", "")))  # fmt: skip
+        return []
     info = dataset_info(config.at.data)
-    vocab = info.tgt_vocab
     batches = _test_batches(config)
     refs = [[list(r) for r in options] for options in valid_rows(batches, "references")]
     taken, fresh = recorded.take(config, workdir, systems, refs)
@@ -223,115 +412,20 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
             "latency_lengths times trained models: recorded systems "
             f"({', '.join(taken)}) cannot be timed against output length"
         )
-    models, steps = train_models(
-        config, workdir, [s for s in systems if s not in taken], recorded_dir=recorded_dir
-    )
-    max_len = int(batches[0]["targets"].shape[1])
+    models, steps = train_models(config, workdir, [s for s in systems if s not in taken],
+                                 recorded_dir=str(config.get("recorded", "")))  # fmt: skip
+    ctx = _Run(config, workdir, batches, refs, info.tgt_vocab, models, steps, taken, fresh)
     rows, outputs, curves = [], {}, {}
     for name in systems:
-        key, method, rescorer = SYSTEMS[name]
-        record = taken.get(name)
-        if record is not None:
-            logging.info("%s: outputs recorded; timing a fresh model on their decode", name)
-            result = recorded.timed(
-                record,
-                fresh[key],
-                batches,
-                max_len=max_len,
-                length_penalty=config.at.length_penalty,
-                latency_examples=config.latency_examples,
-                rescorer=fresh[rescorer] if rescorer else None,
-            )
-            hyps, chosen, step = record.hyps, record.lengths, record.step
-            params, curve = record.params, record.curve
-        else:
-            logging.info("decoding the %s split with %s", config.test_split, name)
-            decode = make_decoder(
-                models[key],
-                method,
-                max_len=max_len,
-                length_penalty=config.at.length_penalty,
-                rescorer=models[rescorer] if rescorer else None,
-            )
-            result = run_system(name, decode, batches, latency_examples=config.latency_examples)
-            hyps, chosen, step = [vocab.decode(h) for h in result.hyps], result.lengths, steps[key]
-            # A rescored system runs two models: it holds both models' weights.
-            params = count_params(models[key])
-            params += count_params(models[rescorer]) if rescorer else 0
-            curve = validation_curves(workdir, [key]).get(key, [])
-            if recorded_dir:
-                made = recorded.record_of(
-                    result,
-                    hyps,
-                    model=key,
-                    decoding=method,
-                    split=config.test_split,
-                    references_digest=recorded.references_digest(refs),
-                    step=step,
-                    params=params,
-                    config=read_trained_config(workdir / key).to_dict(),
-                    curve=curve,
-                    candidates=recorded.candidate_lengths(
-                        models[key], method, batches, max_len=max_len, chosen=chosen
-                    ),
-                    rescorer_config=(
-                        read_trained_config(workdir / rescorer).to_dict() if rescorer else None
-                    ),
-                )
-                recorded.save(recorded_dir, made)
-        outputs[name] = hyps
-        row = {"system": name, "model": key, "decoding": method}
-        if rescorer:
-            row["rescored_by"] = rescorer
-        row.update(
-            score(
-                hyps,
-                refs,
-                detokenize=vocab.detokenize,
-                lengths=chosen,
-                bootstrap_samples=config.bootstrap_samples,
-                seed=config.seed,
-            )
-        )
-        row.update(error_kinds(hyps, refs))
-        row.update(
-            latency_ms_b1=result.latency_ms_b1,
-            throughput_seq_s_b64=result.throughput_seq_s,
-            params=params,
-            step=step,
-            outputs="recorded" if record is not None else "decoded",
-        )
-        rows.append(row)
-        if curve:
-            curves.setdefault(key, curve)
-        if rescorer and record is None:
-            curves.update(validation_curves(workdir, [rescorer]))
-    add_speedups(rows)
-    if "at_beam4" in outputs:
-        for row in rows:
-            same = zip(outputs[row["system"]], outputs["at_beam4"], strict=True)
-            row["same_as_at_beam4"] = float(np.mean([h == b for h, b in same]))
-    by_length = []
+        got = _from_record(ctx, name) if name in taken else _decoded(ctx, name)
+        rows.append(_row(ctx, name, got))
+        outputs[name] = got["hyps"]
+        curves.update({k: v for k, v in got["curves"].items() if k not in curves})
+    results = _results(ctx, rows, outputs, curves, info)
     if config.get("latency_lengths", ()):
-        by_length = measure_latency_vs_length(config, models, systems, info)
-        (workdir / "latency_vs_length.json").write_text(json.dumps(by_length, indent=1) + "\n")
-    length_errors = {r["system"]: r.pop("length_errors") for r in rows if "length_errors" in r}
-    for row in rows:
-        for k, v in row.items():
-            if isinstance(v, float) and not math.isfinite(v):
-                raise FloatingPointError(f"system {row['system']}: {k} is {v}")
-    (workdir / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    write_report(
-        config,
-        workdir,
-        rows,
-        outputs=outputs,
-        refs=refs,
-        length_errors=length_errors,
-        batches=batches,
-        models=models,
-        info=info,
-        by_length=by_length,
-        curves=curves,
-    )
+        results["latency_vs_length"] = measure_latency_vs_length(config, models, systems, info)
+    attention = attention_figure(models, batches, info, workdir / "attention_maps.png", ctx.max_len)
+    results["attention_maps"] = attention is not None
+    (workdir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    render(workdir)
     return rows

@@ -14,6 +14,13 @@ exactly right), so that speed is compared at equal quality.
 ``benchmarks/decoding.py`` writes the same measurement into ``benchmarks/results.json``
 (``decoding_vs_length``); ``experiments/at_vs_nat.py`` (``synthetic,long``) draws it in its
 report.
+
+Timing an untrained model at given decoder steps (``forced_at_decoder``): an untrained AT would
+stop anywhere, so its search is made to run a given number of decoder steps per row, EOS
+forbidden before the last and the only choice there (``forced_eos``). Each step costs what a
+real search's step costs: the same cached decoder call and search update, plus one ``where``
+on the logits. ``search_steps`` counts the steps a trained model's search ran for each example
+(what ``analysis.recorded`` keeps, so a later run can time a fresh model at them).
 """
 
 from __future__ import annotations
@@ -23,14 +30,122 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
 from flax import nnx
 
-from attnlab.analysis.systems import SYSTEMS, Decoder, make_decoder, strip
+from attnlab.analysis.systems import SYSTEMS, Decoded, Decoder, make_decoder, strip, valid_rows
 from attnlab.data.builders.synthetic_seq2seq import target_of
-from attnlab.specials import NUM_SPECIALS
+from attnlab.decode.at import at_scorer, cached_step, uncached_step
+from attnlab.decode.compiled import jit_model, trim_source
+from attnlab.decode.search import beam_search, greedy_search
+from attnlab.nat.decoding import pick
+from attnlab.nat.vanilla import lengths_decoder
+from attnlab.specials import EOS, NUM_SPECIALS
+
+
+def forced_eos(tokens_to_logits: Callable) -> Callable:
+    """Wrap ``tokens_to_logits`` so that row b emits EOS exactly at its step ``eos_at[b]``.
+
+    The wrapped cache is ``{"inner": cache, "index": [B], "eos_at": [B]}``, ``index`` the
+    0-based step being predicted: EOS gets -inf before ``eos_at`` and every other token -inf
+    at it, so greedy and beam search stop after ``eos_at + 1`` steps (``max_len`` when
+    ``eos_at >= max_len``).
+    """
+
+    def step(tokens: jax.Array, cache: Any) -> tuple[jax.Array, Any]:
+        logits, inner = tokens_to_logits(tokens, cache["inner"])
+        at_eos = (cache["index"] == cache["eos_at"])[:, None]
+        is_eos = jnp.arange(logits.shape[-1])[None, :] == EOS
+        logits = jnp.where(jnp.where(at_eos, is_eos, ~is_eos), logits, -jnp.inf)
+        return logits, {**cache, "inner": inner, "index": cache["index"] + 1}
+
+    return step
+
+
+def _search(model, src, eos_at, *, beam_size, max_len, length_penalty, count, use_cache=True):
+    tokens_to_logits, cache = (cached_step if use_cache else uncached_step)(model, src, max_len)
+    if eos_at is not None:
+        tokens_to_logits = forced_eos(tokens_to_logits)
+        cache = {"inner": cache, "index": jnp.zeros_like(eos_at), "eos_at": eos_at}
+    if count:  # one host call per decoder step (search_steps)
+        inner = tokens_to_logits
+
+        def tokens_to_logits(tokens, cache):
+            jax.debug.callback(lambda: _CALLS.append(1))
+            return inner(tokens, cache)
+
+    common = dict(batch_size=src.shape[0], max_len=max_len, length_penalty=length_penalty)
+    if beam_size == 1:
+        return greedy_search(tokens_to_logits, cache, **common)[0]
+    return beam_search(tokens_to_logits, cache, beam_size=beam_size, **common)[0][:, 0]
+
+
+_CALLS: list[int] = []
+
+
+def _beam_size(method: str) -> int:
+    return int(method.split(":")[1]) if method.startswith("beam:") else 1
+
+
+def forced_at_decoder(
+    model: nnx.Module, method: str, *, max_len: int, length_penalty: float, use_cache=True
+) -> Decoder:
+    """``decode(src [B, S], steps [B]) -> Decoded``: an AT search (``greedy`` or ``beam:K``)
+    of ``model`` that runs ``steps[b]`` decoder steps for row b (``forced_eos``): for timing
+    untrained models at recorded steps or reference lengths. Its outputs are not decodings.
+    ``use_cache=False`` re-runs the decoder over the whole prefix at each step
+    (``decode.at.uncached_step``)."""
+    run = jit_model(
+        _search,
+        model,
+        beam_size=_beam_size(method),
+        max_len=int(max_len),
+        length_penalty=float(length_penalty),
+        count=False,
+        use_cache=bool(use_cache),
+    )
+
+    def decode(src: np.ndarray, steps: np.ndarray) -> Decoded:
+        eos_at = (np.maximum(np.asarray(steps), 1) - 1).astype(np.int32)
+        return Decoded(jax.block_until_ready(run(trim_source(src), eos_at)), None)
+
+    return decode
+
+
+def search_steps(
+    model: nnx.Module,
+    method: str,
+    batches: Sequence[dict[str, Any]],
+    hyps: Sequence[Sequence[int]],
+    *,
+    max_len: int,
+    length_penalty: float,
+) -> list[int]:
+    """The decoder steps the search ``method`` of ``model`` ran for each valid example of
+    ``batches`` decoded alone: what decoding it costs. Greedy stops at its EOS, so its steps
+    are its output ``hyps`` (ids before the EOS) plus one, ``max_len`` without an EOS; a beam
+    search can run longer than its output (its finished set may fill before its bound lets it
+    stop), so each example is searched alone and its decoder calls counted."""
+    if _beam_size(method) == 1:
+        return [min(len(h) + 1, max_len) for h in hyps]
+    run = jit_model(
+        _search,
+        model,
+        beam_size=_beam_size(method),
+        max_len=int(max_len),
+        length_penalty=float(length_penalty),
+        count=True,
+    )
+    steps = []
+    for src in valid_rows(batches, "inputs"):
+        _CALLS.clear()
+        jax.block_until_ready(run(trim_source(np.asarray(src)[None]), None))
+        jax.effects_barrier()
+        steps.append(len(_CALLS))
+    return steps
 
 
 def interleaved_times(
@@ -140,9 +255,9 @@ def measure_latency_vs_length(
     length of ``config.latency_lengths``; on the synthetic tasks each row also says how many
     outputs were exactly right.
 
-    ``fresh`` (untrained models, for timing only): the AT systems emit exactly the
-    reference length and ``length_pred`` takes the reference length (``oracle_length``), as
-    an untrained model would stop anywhere; no exactness is reported."""
+    ``fresh`` (untrained models, for timing only): the AT systems run as many steps as the
+    reference length (``forced_at_decoder``) and ``length_pred`` takes the reference length
+    (``oracle_length``), as an untrained model would stop anywhere; no exactness is reported."""
     lengths = [int(n) for n in config.latency_lengths]
     batch_sizes = [int(b) for b in config.latency_batches]
     sources = {
@@ -152,12 +267,12 @@ def measure_latency_vs_length(
     decoders = {}
     for name in systems:
         key, method, rescorer = SYSTEMS[name]
-        decoders[name] = make_decoder(
+        decoders[name] = timing_decoder(
             models[key],
             "oracle_length" if fresh and method == "length_pred" else method,
             max_len=max(lengths) + 1,
             length_penalty=config.at.length_penalty,
-            force_lengths=fresh,
+            forced=fresh,
             rescorer=models[rescorer] if rescorer else None,
         )
     expected = None
@@ -178,6 +293,47 @@ def measure_latency_vs_length(
         repeats=repeats,
         min_seconds=min_seconds,
     )
+
+
+def timing_decoder(
+    model: nnx.Module,
+    method: str,
+    *,
+    max_len: int,
+    length_penalty: float,
+    forced: bool,
+    rescorer: nnx.Module | None = None,
+) -> Decoder:
+    """``forced_at_decoder`` for an AT method when ``forced``, ``forced_candidates_decoder``
+    for a ``length_beam:K`` NAT when ``forced``, else ``make_decoder``."""
+    if forced and (method == "greedy" or method.startswith("beam:")):
+        return forced_at_decoder(model, method, max_len=max_len, length_penalty=length_penalty)
+    if forced and model.recipe.parse_strategy(method).name == "length_beam":
+        score = None if rescorer is None else at_scorer(rescorer, length_penalty=length_penalty)
+        return forced_candidates_decoder(model, max_len=max_len, rescorer=score)
+    return make_decoder(
+        model, method, max_len=max_len, length_penalty=length_penalty, rescorer=rescorer
+    )
+
+
+def forced_candidates_decoder(
+    model: nnx.Module, *, max_len: int, rescorer: Callable | None
+) -> Decoder:
+    """A ``length_beam:K`` NAT made to decode the candidate lengths it is given, ``[B, K]``
+    (the recorded ones), keeping the best by mean log-prob or by ``rescorer``."""
+    given = lengths_decoder(model, max_len=max_len)
+
+    def decode(src: np.ndarray, candidates: np.ndarray) -> Decoded:
+        out = given(src, candidates)
+        scores = out.scores
+        if rescorer is not None:
+            batch, k, _ = out.tokens.shape
+            flat = jnp.repeat(trim_source(src), k, axis=0), out.tokens.reshape(batch * k, -1)
+            scores = jnp.asarray(rescorer(*flat)).reshape(batch, k)
+        best = pick(out.tokens, out.lengths, scores)
+        return Decoded(*jax.block_until_ready((best.tokens, best.lengths)))
+
+    return decode
 
 
 def add_speedups(rows: list[dict[str, Any]]) -> None:

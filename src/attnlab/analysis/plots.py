@@ -8,16 +8,14 @@ Conventions, so a figure reads like the table beside it:
   else moved off it, with a thin leader line).
 - Log axes label their ticks as plain numbers (1, 2, 5, 10 ms), never ``3x10^0``.
 - Heat maps carry a colorbar.
+- Axes are titled with their units (``axis_label``); error bars say what they are.
 
-``length_error_histogram`` also writes its counts to ``length_errors.json`` and
-``render_plots(results_dir)`` re-draws the figures of an AT-vs-NAT results directory from
-``results.json`` (and that file, where present) without the models.
+``analysis.report.render`` draws an AT-vs-NAT run's figures from its ``results.json``.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -38,6 +36,29 @@ _PERCENT = ("wer", "per", "accuracy", "exact_match", "length_accuracy")
 def is_percent(metric: str) -> bool:
     """Whether ``metric`` is a rate in [0, 1] that the tables print in percent."""
     return metric.removeprefix("eval_") in _PERCENT
+
+
+# Axis titles, with units, of the metrics and settings the reports plot.
+_LABELS = {
+    "steps_per_sec": "training speed (steps/s)",
+    "tokens_per_sec": "training speed (tokens/s)",
+    "eval_wer": "validation WER (%)",
+    "eval_accuracy": "validation accuracy (%)",
+    "eval_loss": "validation loss (nats per token)",
+    "params": "parameters",
+    "wall_seconds": "wall time (s)",
+    "batch_size": "batch size (sequences)",
+    "model.num_heads": "attention heads",
+}
+
+
+def axis_label(key: str) -> str:
+    """The axis title of a metric or setting, with its unit: ``eval_wer`` -> ``validation WER
+    (%)``; an unknown rate gets ``(%)``, any other key its name with spaces."""
+    if key in _LABELS:
+        return _LABELS[key]
+    name = key.rsplit(".", 1)[-1].replace("_", " ")
+    return f"{name} (%)" if is_percent(key) else name
 
 
 def percent_axis(ax: Axes, axis: str = "y") -> None:
@@ -138,14 +159,6 @@ def _signed(e: int) -> str:
     return f"+{e}" if e > 0 else str(e).replace("-", "−")
 
 
-def length_error_histogram(errors: Mapping[str, Sequence[int]], path: Path) -> Path:
-    """Draw ``length_error_figure`` to ``path``; its counts go to ``length_errors.json`` beside."""
-    counts = length_error_counts(errors)
-    data = {name: {str(e): n for e, n in c.items()} for name, c in counts.items()}
-    Path(path).with_name("length_errors.json").write_text(json.dumps(data, indent=1) + "\n")
-    return _save(length_error_figure(counts), path)
-
-
 # --- quality against latency ---------------------------------------------------------------
 def quality_vs_latency_figure(
     rows: Sequence[Mapping], *, quality: str = "wer", lower_is_better: bool = True
@@ -173,7 +186,8 @@ def quality_vs_latency_figure(
     if is_percent(quality):
         percent_axis(ax, "y")
     ax.set_xlabel("latency per sequence at batch 1 (ms, log scale)")
-    ax.set_ylabel(f"{name} ({'lower' if lower_is_better else 'higher'} is better)")
+    unit = "%, " if is_percent(quality) else ""
+    ax.set_ylabel(f"{name} ({unit}{'lower' if lower_is_better else 'higher'} is better)")
     title = f"{name} versus latency: AT (blue) and NAT (orange); bars: 95% CI"
     if ys and len(set(ys)) == 1:
         value = f"{100 * ys[0]:.1f}%" if is_percent(quality) else f"{ys[0]:.1f}"
@@ -273,72 +287,28 @@ def latency_vs_length(rows: Sequence[Mapping], path: Path) -> Path:
 
 
 # --- training curves -----------------------------------------------------------------------
-def learning_curves_figure(curves: Mapping[str, Sequence[Sequence[float]]], metric: str) -> Figure:
+def learning_curves_figure(
+    curves: Mapping[str, Sequence[Sequence[float]]],
+    metric: str,
+    labels: Mapping[str, str] | None = None,
+) -> Figure:
     """``metric`` on the validation split against the training step, one line per model
-    (ATs solid with circles, NATs dashed with squares), legend outside the axes."""
-    fig, ax = plt.subplots(figsize=(8.0, 4.4))
+    (ATs solid with circles, NATs dashed with squares), named by ``labels[model]`` (the
+    report's system names), legend outside the axes."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(10.5, 4.6))
     for i, (name, points) in enumerate(curves.items()):
         steps, values = zip(*sorted(points), strict=True)
         style = "-o" if name.startswith("at") else "--s"
-        ax.plot(steps, values, style, color=f"C{i % 10}", label=name, markersize=4)
+        label = (labels or {}).get(name, name)
+        ax.plot(steps, values, style, color=f"C{i % 10}", label=label, markersize=4)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     ax.set_xlabel("training step")
-    label = metric.removeprefix("eval_")
-    ax.set_ylabel(f"validation {label.upper() if is_percent(metric) else label}")
+    ax.set_ylabel(axis_label(metric))
     if is_percent(metric):
         percent_axis(ax)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     return fig
-
-
-def learning_curves(
-    curves: Mapping[str, Sequence[Sequence[float]]], path: Path, metric: str = "eval_wer"
-) -> Path:
-    """Draw ``learning_curves_figure`` and write its points beside it (``<stem>.json``)."""
-    path = Path(path)
-    path.with_suffix(".json").write_text(json.dumps({"metric": metric, "curves": curves}) + "\n")
-    return _save(learning_curves_figure(curves, metric), path)
-
-
-# --- re-drawing a results directory --------------------------------------------------------
-def render_plots(
-    results_dir: Path, *, quality: str = "wer", lower_is_better: bool = True
-) -> list[Path]:
-    """Re-draw the figures of an AT-vs-NAT results directory from its saved data, no models.
-
-    ``quality_vs_latency.png`` comes from ``results.json``; ``length_errors.png``,
-    ``latency_vs_length.png`` and ``validation_curves.png`` from ``length_errors.json``,
-    ``latency_vs_length.json`` and ``validation_curves.json`` where those files exist.
-    ``attention_maps.png`` needs the trained models:
-    ``analysis.at_vs_nat.redraw_attention_maps(run_dir, path)`` re-draws it from the run.
-    """
-    results_dir = Path(results_dir)
-    rows = json.loads((results_dir / "results.json").read_text())
-    out = [
-        quality_vs_latency(
-            rows,
-            results_dir / "quality_vs_latency.png",
-            quality=quality,
-            lower_is_better=lower_is_better,
-        )
-    ]
-    by_length = results_dir / "latency_vs_length.json"
-    if by_length.exists():
-        rows_by_length = json.loads(by_length.read_text())
-        out.append(latency_vs_length(rows_by_length, results_dir / "latency_vs_length.png"))
-    curves_path = results_dir / "validation_curves.json"
-    if curves_path.exists():
-        saved = json.loads(curves_path.read_text())
-        out.append(
-            _save(
-                learning_curves_figure(saved["curves"], saved["metric"]),
-                results_dir / "validation_curves.png",
-            )
-        )
-    counts_path = results_dir / "length_errors.json"
-    if counts_path.exists():
-        saved = json.loads(counts_path.read_text())
-        counts = {name: {int(e): n for e, n in c.items()} for name, c in saved.items()}
-        out.append(_save(length_error_figure(counts), results_dir / "length_errors.png"))
-    return out

@@ -13,14 +13,14 @@ run given the same DIR
   references, as for a system decoded in the run;
 - times such a system, side by side with the others, with a freshly initialized model of the
   same config made to run the recorded decode (``timing_method``, ``timed``): an AT search
-  forced to run the recorded number of decoder steps (its EOS forced there: greedy's steps are
-  its output length; a beam search's can exceed it, as its finished set may fill before the
-  search can stop), a ``length_pred`` NAT given the recorded length (as ``oracle_length``),
-  a ``length_beam:K`` NAT given the K recorded lengths its length head chose
-  (``candidate_lengths``; ``nat.vanilla.lengths_decoder``), with a fresh AT scoring them
-  where an AT rescored them. The cost of a decode depends on the architecture and on the
-  steps or lengths, not on the weights: CTC, DAG and ``eos_cut`` decode a canvas fixed by
-  the source;
+  forced to run the recorded number of decoder steps (``latency.forced_at_decoder``; greedy's
+  steps are its output length; a beam search's can exceed it, as its finished set may fill
+  before the search can stop: ``latency.search_steps``), a ``length_pred`` NAT given the
+  recorded length (as ``oracle_length``), a ``length_beam:K`` NAT given the K recorded
+  lengths its length head chose (``candidate_lengths``; ``latency.forced_candidates_decoder``),
+  with a fresh AT scoring them where an AT rescored them. The cost of a decode depends on the
+  architecture and on the steps or lengths, not on the weights: CTC, DAG and ``eos_cut``
+  decode a canvas fixed by the source;
 - trains a distilled (``*_kd``) model on DIR's teacher outputs when the teacher has no
   checkpoint in the workdir.
 
@@ -45,7 +45,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from attnlab.analysis.systems import SYSTEMS, SystemRun, make_decoder, run_system
+from attnlab.analysis.latency import timing_decoder
+from attnlab.analysis.systems import SYSTEMS, SystemRun, run_system
 from attnlab.decode.compiled import jit_model, trim_source
 from attnlab.nat import parse_strategy
 from attnlab.nat.vanilla import top_lengths
@@ -213,12 +214,12 @@ def timed(
     """``run_system`` of ``record``'s system on ``model``, a fresh model of its config (and
     ``rescorer``, a fresh AT, where an AT rescored it), made to run the recorded decode: its
     throughput and latency are the figures to report."""
-    decode = make_decoder(
+    decode = timing_decoder(
         model,
         timing_method(record.decoding),
         max_len=max_len,
         length_penalty=length_penalty,
-        force_lengths=True,
+        forced=True,
         rescorer=rescorer,
     )
     lengths = next(n for n in (record.steps, record.candidates, record.lengths) if n is not None)
@@ -264,13 +265,12 @@ def candidate_lengths(
 
 def record_of(run: SystemRun, hyps: list[list[str]], **fields: Any) -> Record:
     """The record of a system decoded in this run: ``run``'s outputs (``hyps``, as tokens) and
-    ``fields``, the other fields of ``Record``."""
+    ``fields``, the other fields of ``Record`` (``steps`` for an AT: ``latency.search_steps``)."""
     return Record(
         system=run.name,
         hyps=hyps,
         lengths=run.lengths,
         output_lengths=[len(h) + 1 for h in run.hyps],
-        steps=run.steps,
         **fields,
     )
 

@@ -1,62 +1,108 @@
-"""``report.md`` and its plots for the AT-versus-NAT experiment: the results table, the reading,
-the figures and the samples; the findings of a full run come from ``findings``."""
+"""The AT-versus-NAT ``report.md``, rendered from the run's ``results.json`` alone.
+
+``render(run_dir)`` reads ``run_dir/results.json`` (what ``analysis.at_vs_nat.run`` measured:
+one row per system, and the run's agreement, DAG-path, sample, curve, length-error and
+length-timing data), draws the figures from it and writes ``report.md``. It needs no model,
+so a committed results directory is re-rendered with one call. The tables and figures show
+what was measured; whether it agrees with the literature is the run's ``writeup.md``, written
+by hand and included verbatim (``config.writeup``).
+"""
 
 from __future__ import annotations
 
-import os
-import sys
+import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from attnlab.analysis import plots
-from attnlab.analysis.findings import (
-    curves_table,
-    dag_path_lines,
-    findings_sections,
-    markdown_table,
-    validation_curves,
-)
 from attnlab.analysis.latency import crossover
-from attnlab.analysis.systems import valid_rows
 from attnlab.decode.at import at_decode
 from attnlab.nat.decoding import nat_decode
 from attnlab.nn.attention import capture_cross_attention
 from attnlab.specials import BOS, EOS, MASK, PAD
 
+Row = Mapping[str, Any]
+
+
+def _pct(digits: int) -> Callable[[float], str]:
+    return lambda v: f"{100 * v:.{digits}f}"
+
+
+def _with_ci(key: str, scale: float) -> Callable[[Row], str]:
+    def cell(row: Row) -> str:
+        lo, hi = row.get(f"{key}_ci95", (row[key], row[key]))
+        return f"{scale * row[key]:.1f} [{scale * lo:.1f}, {scale * hi:.1f}]"
+
+    return cell
+
+
+def _fmt(fmt: str) -> Callable[[float], str]:
+    return fmt.format
+
+
+# (header, row key, format of the value) or (header, None, format of the row).
 _COLUMNS = (
-    ("system", "system", "{}"),
-    ("WER % [95% CI]", "wer", None),
-    ("PER %", "per", "{:.2%}"),
-    ("BLEU [95% CI]", "bleu", None),
-    ("chrF", "chrf", "{:.1f}"),
-    ("exact %", "exact_match", "{:.1%}"),
-    ("len acc %", "length_accuracy", "{:.1%}"),
-    ("len MAE", "length_mae", "{:.2f}"),
-    ("ms/seq b=1", "latency_ms_b1", "{:.2f}"),
-    ("seq/s b=64", "throughput_seq_s_b64", "{:.0f}"),
-    ("x greedy", "speedup_vs_at_greedy", "{:.1f}"),
-    ("x beam4", "speedup_vs_at_beam4", "{:.1f}"),
-    ("params", "params", "{:,}"),
+    ("system", "system", str),
+    ("WER % [95% CI]", None, _with_ci("wer", 100.0)),
+    ("PER %", "per", _pct(2)),
+    ("BLEU [95% CI]", None, _with_ci("bleu", 1.0)),
+    ("chrF", "chrf", _fmt("{:.1f}")),
+    ("exact %", "exact_match", _pct(1)),
+    ("len acc %", "length_accuracy", _pct(1)),
+    ("len MAE", "length_mae", _fmt("{:.2f}")),
+    ("ms/seq b=1", "latency_ms_b1", _fmt("{:.2f}")),
+    ("seq/s b=64", "throughput_seq_s_b64", _fmt("{:.0f}")),
+    ("x greedy", "speedup_vs_at_greedy", _fmt("{:.1f}")),
+    ("x beam4", "speedup_vs_at_beam4", _fmt("{:.1f}")),
+    ("params", "params", _fmt("{:,}")),
 )
-
-
-# Runs too small for conclusions: their report says so at the top and draws no findings.
+LEGEND = (
+    "Columns: `len acc` and `len MAE`, how often a NAT's output length is a reference's and "
+    "its mean absolute error in tokens; `ms/seq b=1`, the median time to decode one sequence "
+    "alone; `seq/s b=64`, sequences decoded per second at the eval batch size; `x greedy` "
+    "and `x beam4`, the batch-1 speed-up over `at_greedy` and `at_beam4` (their ms/seq over "
+    "this system's); `params`, the parameters of the model(s) the system runs."
+)
+_ERROR_COLUMNS = (
+    ("system", "system", str),
+    ("WER %", "wer", _pct(1)),
+    ("wrong length %", "wrong_length", _pct(1)),
+    ("right length, wrong tokens %", "wrong_same_length", _pct(1)),
+    ("extra repeats %", "extra_repeats", _pct(1)),
+    ("WER % (one reference)", "wer_one_ref", _pct(1)),
+    ("WER % (several references)", "wer_several_refs", _pct(1)),
+    ("same as at_beam4 %", "same_as_at_beam4", _pct(1)),
+)
+# Runs too small for conclusions: their report says so at the top and draws no comparison.
 QUICK_SCALES = ("quick", "demo")
 FULL_REPORT = "experiments/results/g2p/report.md"  # the committed full run (second edition)
-
-
-def results_table(rows: list[dict[str, Any]], *, scale: str = "full") -> str:
-    """The Markdown table. A quick run's throughput, timed over a handful of batches, is not
-    stable from run to run, so its column is left out (results.json still has it)."""
-    columns = [c for c in _COLUMNS if not (scale in QUICK_SCALES and c[1].startswith("through"))]
-    return markdown_table(rows, columns)
-
-
 G2P_TASKS = ("g2p", "gpu")  # the at_vs_nat.py tasks that train on cmudict_g2p
+# Issue 17's bar for a one-pass NAT against at_beam4: WER points behind at most, speed at
+# batch 1 and throughput at batch 64 at least.
+QUALITY_BAR = {"gap_points": 3.0, "speed_b1": 2.0, "speed_b64": 5.0}
+
+
+def markdown_table(rows: Sequence[Row], columns) -> str:
+    """Rows as a Markdown table; ``columns``: (header, key, format), ``-`` for a missing key."""
+    lines = ["| " + " | ".join(c[0] for c in columns) + " |", "|---" * len(columns) + "|"]
+    for row in rows:
+        cells = [
+            fmt(row) if key is None else fmt(row[key]) if key in row else "-"
+            for _, key, fmt in columns
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def results_table(rows: Sequence[Row], *, scale: str = "full") -> str:
+    """The results table. A quick run's throughput, timed over a handful of batches, is not
+    stable from run to run, so its column is left out (results.json still has it)."""
+    quick = scale in QUICK_SCALES
+    return markdown_table(rows, [c for c in _COLUMNS if not (quick and c[0] == "seq/s b=64")])
 
 
 def quality_metric(task: str) -> str:
@@ -64,40 +110,306 @@ def quality_metric(task: str) -> str:
     return "bleu" if task == "tfds" else "wer"
 
 
-def reading(rows: list[dict[str, Any]], *, scale: str, task: str = "g2p") -> str:
-    """One paragraph that says what the table shows, and no more than its scale supports."""
-    by = {r["system"]: r for r in rows}
+def reading(rows: Sequence[Row], *, scale: str, task: str = "g2p") -> str:
+    """What the table shows, and no more than its scale supports."""
     metric = quality_metric(task)
-    wer = metric == "wer"
-    g2p = task in G2P_TASKS
-    show = lambda r: f"{100 * r[metric]:.1f}% WER" if wer else f"{r[metric]:.1f} BLEU"  # noqa: E731
-    parts = []
-    at, nat = by.get("at_greedy"), by.get("nat_length_pred")
-    if at and nat:
-        parts.append(
-            f"AT greedy reaches {show(at)} and NAT length_pred {show(nat)} on "
-            f"{at['examples']} test {'words' if g2p else 'sequences'}"
-            + (" (an untrained model scores 100% WER)" if wer else "")
-            + "."
-        )
+    show = lambda r: f"{100 * r[metric]:.1f}% WER" if metric == "wer" else f"{r[metric]:.1f} BLEU"  # noqa: E731
+    pick = min if metric == "wer" else max
+    best = pick(rows, key=lambda r: r[metric])
+    fastest = min(rows, key=lambda r: r["latency_ms_b1"])
+    text = (
+        f"On {rows[0]['examples']} test examples the best system is {best['system']} at "
+        f"{show(best)}; the fastest at batch 1 is {fastest['system']} "
+        f"({fastest['latency_ms_b1']:.2f} ms, {show(fastest)})."
+    )
     if scale in QUICK_SCALES:
-        parts.append(
-            f"This is a {scale} run of small models trained for minutes: it shows that the "
-            "pipeline works and that both models learn, but its differences between systems are "
+        text += (
+            f" This is a {scale} run of small models trained for minutes: it shows that the "
+            "pipeline works and that the models learn, but its differences between systems are "
             "not evidence about AT versus NAT (see the confidence intervals), and its timings "
             "come from a few dozen sequences."
         )
-        if g2p:
-            parts.append(f"The full run and its findings: {FULL_REPORT}.")
-        return " ".join(parts)
-    best = min(rows, key=lambda r: r[metric]) if wer else max(rows, key=lambda r: r[metric])
-    parts.append(f"The best system is {best['system']} at {show(best)}.")
-    if nat and "speedup_vs_at_beam4" in nat:
-        parts.append(
-            f"NAT length_pred decodes {nat['speedup_vs_at_beam4']:.1f}x as fast as AT beam 4 "
-            "at batch 1."
+        text += f" The full run: {FULL_REPORT}." if task in G2P_TASKS else ""
+    return text
+
+
+def against(rows: Sequence[Row], reference: str = "at_beam4") -> list[str]:
+    """Every other system against ``reference``: WER points behind it, speed at batch 1 and
+    throughput at batch 64 as ratios, and whether the system is a one-pass NAT (``one_pass``
+    in the row) that meets ``QUALITY_BAR``; [] without the reference."""
+    by = {r["system"]: r for r in rows}
+    ref, bar = by.get(reference), QUALITY_BAR
+    if ref is None:
+        return []
+    lines = [
+        f"Against {reference}. Issue 17's bar for a one-pass NAT (one parallel decoder call, "
+        f"its own length, no AT rescoring, no refinement): at most {bar['gap_points']:g} WER "
+        f"points behind, at least {bar['speed_b1']:g}x the speed at batch 1 and "
+        f"{bar['speed_b64']:g}x the throughput at batch 64.",
+        "",
+        "| system | WER points behind | x speed b=1 | x throughput b=64 | one pass "
+        "| meets the bar |",
+        "|---" * 6 + "|",
+    ]
+    for r in sorted((r for r in rows if r is not ref), key=lambda r: r["wer"]):
+        gap = 100 * (r["wer"] - ref["wer"])
+        b1 = ref["latency_ms_b1"] / r["latency_ms_b1"]
+        b64 = r["throughput_seq_s_b64"] / ref["throughput_seq_s_b64"]
+        ok = gap <= bar["gap_points"] and b1 >= bar["speed_b1"] and b64 >= bar["speed_b64"]
+        one = bool(r.get("one_pass"))
+        meets = ("yes" if ok else "no") if one else "-"
+        lines.append(
+            f"| {r['system']} | {gap:+.1f} | {b1:.1f} | {b64:.1f} | {'yes' if one else 'no'} "
+            f"| {meets} |"
         )
-    return " ".join(parts)
+    return lines
+
+
+def error_lines(results: Mapping[str, Any]) -> list[str]:
+    """The kinds of error, how often the decodings of one model agree, and how certain each
+    DAG's greedy path is."""
+    lines = [
+        "## Where the errors are",
+        "",
+        "Each wrong output counted once: with a length no reference has, or with the length "
+        "of one and wrong tokens; extra repeats are outputs with more adjacent equal tokens "
+        "than every reference; % of all test examples, except the two WER columns, which "
+        "split the examples by how many references they have.",
+        "",
+        markdown_table(results["systems"], _ERROR_COLUMNS),
+        "",
+    ]
+    for a in results.get("agreement", []):
+        lines.append(
+            f"- `{a['model']}` ({', '.join(a['systems'])}): the same output for "
+            f"{100 * a['same']:.1f}% of the examples."
+        )
+    for key, c in results.get("dag_paths", {}).items():
+        lines.append(
+            f"- `{key}` along its greedy path ({c['steps']} steps over {c['examples']} test "
+            f"examples): the transition taken has mean probability {c['transition_mean']:.3f} "
+            f"(at least 0.9 at {100 * c['transition_at_least_0.9']:.1f}% of steps), the next "
+            f"token {c['next_token_mean']:.3f} (at least 0.9 at "
+            f"{100 * c['next_token_at_least_0.9']:.1f}%), the emitted token "
+            f"{c['emission_mean']:.3f}."
+        )
+    return [*lines, ""]
+
+
+def writeup_section(path: str | Path) -> list[str]:
+    """The report's written part: the Markdown file at ``path`` (``config.writeup``), for
+    what a table cannot say (whether each finding agrees with its source, and why, with the
+    evidence), kept in its own file so that running the experiment again keeps it. None: []."""
+    if not path:
+        return []
+    text = Path(path).read_text().strip()
+    return [
+        "## Against the literature: verdicts",
+        "",
+        f"_Written by hand, from the tables above and the training records (`{path}`)._",
+        "",
+        text,
+        "",
+    ]
+
+
+def model_labels(rows: Sequence[Row]) -> dict[str, str]:
+    """Each model named by the systems of the table that decode it: ``at_greedy / at_beam4``,
+    ``nat_length_pred & 5 more`` where there are more than two."""
+    by_model: dict[str, list[str]] = {}
+    for r in rows:
+        for key in (r["model"], r.get("rescored_by", "")):
+            if key:
+                by_model.setdefault(key, []).append(r["system"])
+    return {
+        key: " / ".join(names) if len(names) <= 2 else f"{names[0]} & {len(names) - 1} more"
+        for key, names in by_model.items()
+    }
+
+
+def curves_table(curves: Mapping[str, Sequence], labels: Mapping[str, str]) -> str:
+    """Models (by ``labels``) against evaluation steps, validation WER in percent; ``-`` where
+    a model was not evaluated (it trained for fewer steps)."""
+    steps = sorted({int(s) for points in curves.values() for s, _ in points})
+    lines = ["| systems | " + " | ".join(map(str, steps)) + " |", "|---" * (len(steps) + 1) + "|"]
+    for key, points in curves.items():
+        at = {int(s): v for s, v in points}
+        cells = [f"{100 * at[s]:.1f}" if s in at else "-" for s in steps]
+        lines.append(f"| {labels.get(key, key)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def curves_lines(results: Mapping[str, Any], run_dir: Path) -> list[str]:
+    """The validation curves: the figure where a model has two or more evaluations, the
+    table of every evaluation, and how the evaluations decode."""
+    curves = results.get("validation_curves", {})
+    if not curves:
+        return []
+    labels = model_labels(results["systems"])
+    drawn = {k: v for k, v in curves.items() if len(v) >= 2}
+    lines = ["## Validation WER against training steps", ""]
+    if drawn:
+        fig = plots.learning_curves_figure(drawn, "eval_wer", labels)
+        plots._save(fig, run_dir / "validation_curves.png")
+        lines += ["![Validation WER against training steps](validation_curves.png)", ""]
+    else:
+        lines += [
+            "Each model was evaluated once: a curve needs two evaluations, so none is drawn.",
+            "",
+        ]
+    lines += [
+        f"Each model's decoding during training ({results['eval_decoding']} for the ATs, the "
+        "recipe's default for the NATs) of the first validation examples "
+        f"(`eval_decode_examples`, {results['eval_decode_examples']} here) at each evaluation, "
+        "WER in percent; the test table above decodes the whole test split with the averaged "
+        "last checkpoints.",
+        "",
+        curves_table(curves, labels),
+        "",
+    ]
+    return lines
+
+
+def length_lines(by_length: Sequence[Row]) -> list[str]:
+    """Tables (ms per sequence by output length, one per batch size) and the crossovers."""
+    lengths = sorted({r["output_length"] for r in by_length})
+    batches = sorted({r["batch"] for r in by_length})
+    systems = list(dict.fromkeys(r["system"] for r in by_length))
+    longest, has_exact = lengths[-1], "exact" in by_length[0]
+    lines = [
+        "Random sources of each length, decoded by every system side by side (interleaved "
+        "repetitions, median per call divided by the batch size).",
+        "",
+    ]
+    for batch in batches:
+        cells = {(r["system"], r["output_length"]): r for r in by_length if r["batch"] == batch}
+        head = ["system", *(f"{n} tokens" for n in lengths)]
+        head += [f"exact % at {longest}"] if has_exact else []
+        lines += [f"Batch {batch}, ms per sequence:", ""]
+        lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+        for name in systems:
+            row = [name, *(f"{cells[(name, n)]['latency_ms']:.3g}" for n in lengths)]
+            row += [f"{100 * cells[(name, longest)]['exact']:.1f}"] if has_exact else []
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+    ats = [s for s in systems if s.startswith("at")]
+    pairs = [(at, batch) for at in ats for batch in batches]
+    lines += [
+        "The output length from which each NAT is faster than each AT at every longer length "
+        "measured (`analysis.latency.crossover`; `never`: at no length measured):",
+        "",
+        "| system | " + " | ".join(f"vs {at} b={batch}" for at, batch in pairs) + " |",
+        "|---" * (len(pairs) + 1) + "|",
+    ]
+    for nat in (s for s in systems if s not in ats):
+        cells = [crossover(by_length, nat, at, batch) or "never" for at, batch in pairs]
+        lines.append(f"| {nat} | " + " | ".join(map(str, cells)) + " |")
+    return [*lines, ""]
+
+
+def samples_lines(samples: Sequence[Mapping[str, str]]) -> list[str]:
+    if not samples:
+        return []
+    lines = [
+        "## Where AT and NAT differ",
+        "",
+        "| source | references | AT beam 4 | NAT length_pred |",
+    ]
+    lines.append("|---|---|---|---|")
+    for s in samples:
+        lines.append(f"| {s['source']} | {s['references']} | {s['at_beam4']} | {s['nat']} |")
+    return [*lines, ""]
+
+
+def header_lines(results: Mapping[str, Any]) -> list[str]:
+    scale, g2p = results["scale"], results["task"] in G2P_TASKS
+    lines = [f"# AT versus NAT: {results['task']}", ""]
+    if scale in QUICK_SCALES:
+        lines += [
+            f"> **A {scale} run.** Small models and few steps: this report checks the pipeline "
+            "and shows that the models learn; it draws no comparison. "
+            + (f"The full run is in `{FULL_REPORT}`." if g2p else ""),
+            "",
+        ]
+    if results.get("command"):
+        lines += [f"Command: `python experiments/{results['command']}`", ""]
+    lines += [
+        f"Machine: {results['machine']}. Test split `{results['split']}`, "
+        f"{results['systems'][0]['examples']} examples. Latency is the median over single "
+        "sequences at batch 1 after warm-up (compilation excluded); throughput is over the "
+        "whole split at the eval batch size.",
+        "",
+    ]
+    from_record = [r["system"] for r in results["systems"] if r.get("outputs") == "recorded"]
+    if from_record:
+        lines += [
+            f"Recorded systems ({', '.join(from_record)}): their outputs come from "
+            f"`{results['recorded']}`, written when their models were decoded (the step is in "
+            "`results.json`); every figure of quality is computed from them here. Their "
+            "models' checkpoints are not on this machine, so each is timed beside the others "
+            "on a freshly initialized model of the same config, made to run the recorded decode: "
+            "an AT search its recorded decoder steps, a NAT its recorded output lengths "
+            "(`attnlab.analysis.recorded`).",
+            "",
+        ]
+    if g2p:
+        lines += [
+            "Split note: our CMUdict split hashes each word into train/dev/test (90/2/8), so "
+            "figures are not directly comparable with published CMUdict G2P results "
+            "(about 20-23% WER for Transformers on other splits). WER counts a word wrong when "
+            "its output matches none of its reference pronunciations.",
+            "",
+        ]
+    return lines
+
+
+def figure_lines(results: Mapping[str, Any], run_dir: Path) -> list[str]:
+    """Draw the figures of ``results`` into ``run_dir``; their sections."""
+    metric = quality_metric(results["task"])
+    lines = []
+
+    def figure(title: str, fig: Any, name: str) -> None:
+        plots._save(fig, run_dir / name)
+        lines.extend([f"## {title}", "", f"![{title}]({name})", ""])
+
+    if results.get("length_errors"):
+        counts = {s: {int(e): n for e, n in c.items()} for s, c in results["length_errors"].items()}
+        fig = plots.length_error_figure(counts)
+        figure("Length prediction: predicted minus true length", fig, "length_errors.png")
+    fig = plots.quality_vs_latency_figure(
+        results["systems"], quality=metric, lower_is_better=metric == "wer"
+    )
+    figure("Quality versus latency", fig, "quality_vs_latency.png")
+    lines += curves_lines(results, run_dir)
+    if results.get("latency_vs_length"):
+        fig = plots.latency_vs_length_figure(results["latency_vs_length"])
+        figure("Latency against output length", fig, "latency_vs_length.png")
+        lines += length_lines(results["latency_vs_length"])
+    if results.get("attention_maps"):  # drawn by the run, from its models
+        title = "Cross-attention maps of one test example"
+        lines += [f"## {title}", "", f"![{title}](attention_maps.png)", ""]
+    return lines
+
+
+def render(run_dir: str | Path) -> Path:
+    """Write ``report.md`` and its PNGs into ``run_dir`` from its ``results.json``."""
+    run_dir = Path(run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    rows, scale = results["systems"], results["scale"]
+    lines = header_lines(results)
+    lines += ["## Results", "", results_table(rows, scale=scale), "", LEGEND, ""]
+    lines += ["## Reading", "", reading(rows, scale=scale, task=results["task"]), ""]
+    if scale not in QUICK_SCALES and quality_metric(results["task"]) == "wer":
+        comparison = against(rows)
+        lines += ["## Against at_beam4", "", *comparison, ""] if comparison else []
+        lines += error_lines(results)
+    if scale not in QUICK_SCALES:
+        lines += writeup_section(results.get("writeup", ""))
+    lines += figure_lines(results, run_dir)
+    lines += samples_lines(results.get("samples", []))
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
 
 
 def attention_figure(models, batches, info, path: Path, max_len: int) -> Path | None:
@@ -118,243 +430,14 @@ def attention_figure(models, batches, info, path: Path, max_len: int) -> Path | 
     _, nat_maps = capture_cross_attention(nat, nat.decode, dec, nat.encode(src), src)
     if not at_maps or not nat_maps:
         return None
-    label = lambda ids: info.tgt_vocab.decode([int(i) for i in ids]) + ["</s>"]
+    label = lambda ids: info.tgt_vocab.decode([int(i) for i in ids]) + ["</s>"]  # noqa: E731
     at_w = np.asarray(at_maps[-1][0].mean(0))[:n_out, :n_src]
     nat_w = np.asarray(nat_maps[-1][0].mean(0))[:length, :n_src]
+    nat_out = label(np.asarray(out.tokens[0, : length - 1]))
     return plots.attention_maps(
         [
             ("AT greedy: cross-attention, last layer", at_w, label(hyp[: n_out - 1]), src_tokens),
-            (
-                "NAT length_pred: cross-attention, last layer",
-                nat_w,
-                label(np.asarray(out.tokens[0, : length - 1])),
-                src_tokens,
-            ),
+            ("NAT length_pred: cross-attention, last layer", nat_w, nat_out, src_tokens),
         ],
         path,
     )
-
-
-def _samples(outputs, refs, batches, info, limit: int = 10) -> list[str]:
-    if "at_beam4" not in outputs or "nat_length_pred" not in outputs:
-        return []
-    sources = [
-        info.src_vocab.detokenize(info.src_vocab.decode(np.asarray(row).tolist()))
-        for row in valid_rows(batches, "inputs")
-    ]
-    lines = ["| source | references | AT beam 4 | NAT length_pred |", "|---|---|---|---|"]
-    detok = info.tgt_vocab.detokenize
-    shown = 0
-    for i, (a, n) in enumerate(zip(outputs["at_beam4"], outputs["nat_length_pred"], strict=True)):
-        if a != n and shown < limit:
-            ref_text = " / ".join(detok(r) for r in refs[i])
-            lines.append(f"| {sources[i]} | {ref_text} | {detok(a)} | {detok(n)} |")
-            shown += 1
-    return lines if shown else []
-
-
-def _by(by_length, batch: int, length: int) -> dict[str, dict[str, Any]]:
-    return {
-        r["system"]: r for r in by_length if r["batch"] == batch and r["output_length"] == length
-    }
-
-
-def _against_fastest_nat(by_length, batch: int, length: int, at: str, nats: list[str]):
-    """(the fastest NAT, the AT system's latency over its latency) at one batch and length."""
-    cells = _by(by_length, batch, length)
-    if at not in cells or not nats:
-        return None
-    best = min(nats, key=lambda s: cells[s]["latency_ms"])
-    return best, cells[at]["latency_ms"] / cells[best]["latency_ms"]
-
-
-def length_section(by_length: list[dict[str, Any]]) -> list[str]:
-    """Tables (ms per sequence by output length, one per batch size) and what they show."""
-    lengths = sorted({r["output_length"] for r in by_length})
-    batches = sorted({r["batch"] for r in by_length})
-    systems = list(dict.fromkeys(r["system"] for r in by_length))
-    longest = lengths[-1]
-    lines = []
-    for batch in batches:
-        cells = {(r["system"], r["output_length"]): r for r in by_length if r["batch"] == batch}
-        has_exact = "exact" in by_length[0]
-        head = ["system", *(f"{n} tokens" for n in lengths)]
-        head += [f"exact % at {longest}"] if has_exact else []
-        lines += [f"Batch {batch}, ms per sequence:", ""]
-        lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-        for name in systems:
-            row = [name, *(f"{cells[(name, n)]['latency_ms']:.3g}" for n in lengths)]
-            row += [f"{100 * cells[(name, longest)]['exact']:.1f}"] if has_exact else []
-            lines.append("| " + " | ".join(row) + " |")
-        lines.append("")
-    nats = [s for s in systems if not s.startswith("at")]
-    for batch in batches:
-        for nat in nats:
-            if "at_greedy" in systems:
-                n = crossover(by_length, nat, "at_greedy", batch)
-                where = f"from {n} tokens on" if n else "at no length measured"
-                lines.append(f"- Batch {batch}: {nat} is faster than at_greedy {where}.")
-    beam = _against_fastest_nat(by_length, batches[0], longest, "at_beam4", nats)
-    if beam:
-        lines.append(
-            f"- At {longest} tokens and batch {batches[0]}, the fastest one-pass NAT ({beam[0]}) "
-            f"is {beam[1]:.1f}x as fast as at_beam4."
-        )
-    deep = _against_fastest_nat(by_length, batches[-1], longest, "at_deep_shallow_greedy", nats)
-    if deep:
-        lines.append(
-            f"- At {longest} tokens and batch {batches[-1]}, at_deep_shallow_greedy takes "
-            f"{deep[1]:.1f}x the time of the fastest NAT ({deep[0]}) per sequence."
-        )
-    return lines + [""]
-
-
-def writeup_section(path: str | Path) -> list[str]:
-    """The report's written part: the Markdown file at ``path`` (``config.writeup``), for
-    what a table cannot say (whether each finding agrees with its source, and why, with the
-    evidence), kept in its own file so that running the experiment again keeps it. None: []."""
-    if not path:
-        return []
-    text = Path(path).read_text().strip()
-    return [
-        "## Against the literature: verdicts",
-        "",
-        f"_Written by hand, from the tables above and the training records (`{path}`)._",
-        "",
-        text,
-        "",
-    ]
-
-
-def write_report(
-    config,
-    workdir: Path,
-    rows,
-    *,
-    outputs,
-    refs,
-    length_errors,
-    batches,
-    models,
-    info,
-    by_length=(),
-    curves=None,
-) -> Path:
-    """Write ``report.md`` and its PNGs into ``workdir``; ``curves`` (``{model: [[step, WER],
-    ...]}``) default to the validation history of each model's workdir under ``workdir``."""
-    max_len = int(batches[0]["targets"].shape[1])
-    figures = []
-    if length_errors:
-        figures.append(
-            (
-                "Length prediction: predicted minus true length",
-                plots.length_error_histogram(length_errors, workdir / "length_errors.png"),
-            )
-        )
-    g2p = config.task in G2P_TASKS
-    metric = quality_metric(config.task)
-    figures.append(
-        (
-            "Quality versus latency",
-            plots.quality_vs_latency(
-                rows,
-                workdir / "quality_vs_latency.png",
-                quality=metric,
-                lower_is_better=metric == "wer",
-            ),
-        )
-    )
-    if curves is None:
-        keys = dict.fromkeys(k for r in rows for k in (r["model"], r.get("rescored_by", "")) if k)
-        curves = validation_curves(workdir, keys)
-    if curves:
-        figures.append(
-            (
-                "Validation WER against training steps",
-                plots.learning_curves(curves, workdir / "validation_curves.png"),
-            )
-        )
-    if by_length:
-        figures.append(
-            (
-                "Latency against output length",
-                plots.latency_vs_length(by_length, workdir / "latency_vs_length.png"),
-            )
-        )
-    attn = attention_figure(models, batches, info, workdir / "attention_maps.png", max_len)
-    if attn:
-        figures.append(("Cross-attention maps of one test example", attn))
-    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""
-    scale = config.get("scale", "full")
-    lines = [f"# AT versus NAT: {config.task}", ""]
-    if scale in QUICK_SCALES:
-        lines += [
-            f"> **A {scale} run.** Small models and few steps: this report checks the pipeline "
-            "and shows that the models learn; it draws no findings. "
-            + (f"The full run is in `{FULL_REPORT}`." if g2p else ""),
-            "",
-        ]
-    lines += [
-        f"Command: `python experiments/{command}`" if command else "",
-        "",
-        f"Machine: {os.cpu_count()} CPU cores, jax devices {jax.devices()}. "
-        f"Test split `{config.test_split}`, {rows[0]['examples']} examples. "
-        "Latency is the median over single sequences at batch 1 after warm-up (compilation "
-        "excluded); throughput is over the whole split at the eval batch size.",
-        "",
-    ]
-    from_record = [r["system"] for r in rows if r.get("outputs") == "recorded"]
-    if from_record:
-        lines += [
-            f"Recorded systems ({', '.join(from_record)}): their outputs come from "
-            f"`{config.recorded}`, written when their models were decoded (the step is in "
-            "`results.json`); every figure of quality is computed from them here. Their "
-            "models' checkpoints are not on this machine, so each is timed beside the others "
-            "on a freshly initialized model of the same config, made to run the recorded decode: "
-            "an AT search its recorded decoder steps, a NAT its recorded output lengths "
-            "(`attnlab.analysis.recorded`).",
-            "",
-        ]
-    if g2p:
-        lines += [
-            "Split note: our CMUdict split hashes each word into train/dev/test (90/2/8), so "
-            "figures are not directly comparable with published CMUdict G2P results "
-            "(about 20-23% WER for Transformers on other splits). WER counts a word wrong when "
-            "its output matches none of its reference pronunciations.",
-            "",
-        ]
-    lines += ["## Results", "", results_table(rows, scale=scale), ""]
-    lines += ["## Reading", "", reading(rows, scale=scale, task=config.task), ""]
-    if scale not in QUICK_SCALES:
-        paths = dag_path_lines(models, batches, rows) if metric == "wer" else []
-        lines += findings_sections(rows, outputs, metric=metric, paths=paths)
-        lines += writeup_section(config.get("writeup", ""))
-    for title, path in figures:
-        lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
-        if path.name == "validation_curves.png":
-            at_method = str(config.at.get("decode_method", "greedy"))
-            if at_method == "beam":
-                at_method = f"beam {config.at.get('beam_size', 4)}"
-            lines += [
-                f"Each model's decoding during training ({at_method} for the ATs, the "
-                "recipe's default for the NATs) of the first validation examples "
-                f"(`eval_decode_examples`, {config.at.get('eval_decode_examples', 0)} here) "
-                "at each evaluation; the test table above decodes the whole test split with "
-                "the averaged last checkpoints.",
-                "",
-                curves_table(curves),
-                "",
-            ]
-        if path.name == "latency_vs_length.png":
-            lines += [
-                "Random sources of each length, decoded by every system side by side "
-                "(interleaved repetitions, median per call divided by the batch size).",
-                "",
-                *length_section(list(by_length)),
-            ]
-    sample_lines = _samples(outputs, refs, batches, info)
-    if sample_lines:
-        lines += ["## Where AT and NAT differ", "", *sample_lines, ""]
-    path = workdir / "report.md"
-    path.write_text("\n".join(lines))
-    return path

@@ -11,7 +11,8 @@ vowel-group rule (``analysis.syllables.count_vowel_groups``) on the same words:
 - the confusion matrix of the model (rows: true class, columns: predicted), drawn to
   ``confusion_matrix.png`` with row-normalized colours and counts.
 
-Writes ``syllables_results.json`` and ``syllables_report.md`` into the output directory.
+Writes ``syllables_results.json`` into the output directory, and renders
+``syllables_report.md`` and the figure from it (``render``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from attnlab.data.sources import iter_records, text
 from attnlab.inference import load
 
 NUM_SAMPLES = 1000
+CONFUSION = "confusion_matrix.png"
 
 
 def read_words(data_cfg: Any, split: str) -> tuple[list[str], list[int]]:
@@ -154,6 +156,18 @@ def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
     return lines
 
 
+def render(results_path: str | Path, report_path: str | Path | None = None) -> Path:
+    """The report (default ``syllables_report.md`` beside ``results_path``) and
+    ``confusion_matrix.png`` beside it, from the results file alone."""
+    results_path = Path(results_path)
+    results = json.loads(results_path.read_text())
+    report = Path(report_path or results_path.with_name("syllables_report.md"))
+    table = np.asarray(results["confusion"])
+    _save(confusion_figure(table, tuple(results["class_names"])), report.with_name(CONFUSION))
+    report.write_text("\n".join(report_lines(results, results.get("command", ""))) + "\n")
+    return report
+
+
 def run(workdir: str | Path, out_dir: str | Path | None = None, *, split: str = "test",
         command: str = "") -> dict[str, Any]:  # fmt: skip
     """Score the classifier of ``workdir`` and the rule; write the report into ``out_dir``."""
@@ -165,11 +179,9 @@ def run(workdir: str | Path, out_dir: str | Path | None = None, *, split: str = 
     words, truth = read_words(predictor.config.data, split)
     predicted = [p.label for p in predictor.predict(words, unknown="unk")]
     results = {"step": predictor.step, "split": split, **score(words, truth, predicted)}
-    names = tuple(predictor.info.label_names)
-    results["class_names"] = list(names)
-    table = confusion(truth, predicted, len(names))
-    results["confusion"] = table.tolist()
-    _save(confusion_figure(table, names), out / "confusion_matrix.png")
+    names = list(predictor.info.label_names)
+    results.update(class_names=names, command=command)
+    results["confusion"] = confusion(truth, predicted, len(names)).tolist()
     (out / "syllables_results.json").write_text(json.dumps(results, indent=1))
-    (out / "syllables_report.md").write_text("\n".join(report_lines(results, command)) + "\n")
+    render(out / "syllables_results.json")
     return results

@@ -25,14 +25,12 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from attnlab.decode.at import at_scorer, at_searcher
-from attnlab.decode.compiled import source_width, trim_source
-from attnlab.nat.decoding import nat_decoder, pick
-from attnlab.nat.vanilla import lengths_decoder
+from attnlab.decode.compiled import source_width
+from attnlab.nat.decoding import nat_decoder
 
 
 class System(NamedTuple):
@@ -94,7 +92,6 @@ class Decoded(NamedTuple):
 
     tokens: np.ndarray  # [B, T]
     lengths: np.ndarray | None  # NAT: [B] the chosen lengths, counting the EOS
-    steps: np.ndarray | None  # AT: [B] the decoder steps each row's search ran (its cost)
 
 
 Decoder = Callable[[np.ndarray, np.ndarray], Decoded]
@@ -106,14 +103,12 @@ def make_decoder(
     *,
     max_len: int,
     length_penalty: float,
-    force_lengths: bool = False,
     rescorer: nnx.Module | None = None,
 ) -> Decoder:
     """``decode(src [B, S], ref_lengths [B] or, length_beam:K, [B, K]) -> Decoded(...)``.
 
-    ``force_lengths`` makes an AT system emit exactly ``ref_lengths`` tokens (EOS forced
-    there, forbidden before): for timing untrained models at the reference lengths, as
-    ``oracle_length`` does for a NAT. Its outputs are not decodings. ``rescorer``, an AT model,
+    An AT system ignores ``ref_lengths`` (``latency.forced_at_decoder`` times an untrained AT
+    at given lengths). ``rescorer``, an AT model,
     picks among a NAT ``length_beam`` system's candidates by its log-prob, length-normalized
     like beam search's hypotheses (``length_penalty``).
     """
@@ -128,39 +123,17 @@ def make_decoder(
         )
 
         def decode_at(src: np.ndarray, ref_lengths: np.ndarray) -> Decoded:
-            lengths = np.maximum(ref_lengths, 1) if force_lengths else None
-            tokens, _, steps = jax.block_until_ready(search(src, lengths, steps=True))
-            return Decoded(tokens, None, steps)
+            return Decoded(jax.block_until_ready(search(src)[0]), None)
 
         return decode_at
     score = None if rescorer is None else at_scorer(rescorer, length_penalty=length_penalty)
-    if force_lengths and model.recipe.parse_strategy(method).name == "length_beam":
-        return _at_given_candidates(model, max_len=max_len, rescorer=score)
     nat = nat_decoder(model, method, max_len=max_len, rescorer=score)
 
     def decode_nat(src: np.ndarray, ref_lengths: np.ndarray) -> Decoded:
         out = nat(src, ref_lengths)
-        return Decoded(*jax.block_until_ready((out.tokens, out.lengths)), None)
+        return Decoded(*jax.block_until_ready((out.tokens, out.lengths)))
 
     return decode_nat
-
-
-def _at_given_candidates(model: nnx.Module, *, max_len: int, rescorer: Any) -> Decoder:
-    """A ``length_beam:K`` NAT made to decode the candidate lengths it is given, ``[B, K]``
-    (the recorded ones), keeping the best by mean log-prob or by ``rescorer``."""
-    given = lengths_decoder(model, max_len=max_len)
-
-    def decode(src: np.ndarray, candidates: np.ndarray) -> Decoded:
-        out = given(src, candidates)
-        scores = out.scores
-        if rescorer is not None:
-            batch, k, _ = out.tokens.shape
-            flat = jnp.repeat(trim_source(src), k, axis=0), out.tokens.reshape(batch * k, -1)
-            scores = jnp.asarray(rescorer(*flat)).reshape(batch, k)
-        best = pick(out.tokens, out.lengths, scores)
-        return Decoded(*jax.block_until_ready((best.tokens, best.lengths)), None)
-
-    return decode
 
 
 @dataclass
@@ -170,7 +143,6 @@ class SystemRun:
     name: str
     hyps: list[list[int]]  # token ids after BOS up to (not including) EOS, one per example
     lengths: list[int] | None  # NAT: chosen length, counting the EOS
-    steps: list[int] | None  # AT: decoder steps of each example's search (Decoded.steps)
     throughput_seq_s: float
     latency_ms_b1: float
     latency_samples_ms: list[float]
@@ -256,7 +228,6 @@ def run_system(
     warm_up(decode, [(b["inputs"], n) for b, n in zip(batches, given, strict=True)])  # compile
     hyps: list[list[int]] = []
     chosen: list[int] = []
-    steps: list[int] = []
     num = 0
     start = time.perf_counter()
     for batch, ref in zip(batches, given, strict=True):
@@ -265,8 +236,6 @@ def run_system(
         hyps.extend(strip(row) for row in np.asarray(out.tokens)[valid])
         if out.lengths is not None:
             chosen.extend(int(n) for n in np.asarray(out.lengths)[valid])
-        if out.steps is not None:
-            steps.extend(int(n) for n in np.asarray(out.steps)[valid])
         num += int(valid.sum())
     throughput = num / (time.perf_counter() - start)
 
@@ -290,7 +259,6 @@ def run_system(
         name=name,
         hyps=hyps,
         lengths=chosen or None,
-        steps=steps or None,
         throughput_seq_s=throughput,
         latency_ms_b1=float(np.median(samples)),
         latency_samples_ms=samples,

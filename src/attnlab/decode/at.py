@@ -20,12 +20,6 @@ and the source are traced, so repeated calls with new weights or sources of the 
 not recompile. The whole search, from the source ids to the best tokens, is one jitted call.
 Sources are cut to the columns that hold a token in some row (``compiled.trim_source``:
 widths 8, 16, 32, ...), which changes the cost of a short word, not its output.
-
-``at_searcher(...)(src, lengths)`` can force the output length (EOS forbidden before
-``lengths - 1`` and the only choice there): that is for timing untrained models at realistic
-lengths (``benchmarks/decoding.py``), not for decoding. ``search(src, steps=True)`` also
-returns the decoder steps each row's search ran (``search.beam_search_with_steps``): what a
-forced search must run to cost what a trained model's search cost (``analysis.recorded``).
 """
 
 from __future__ import annotations
@@ -35,17 +29,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from attnlab.choices import check_choice
 from attnlab.decode.compiled import jit_model, trim_source
-from attnlab.decode.search import (
-    beam_search_with_steps,
-    forbid_ids,
-    greedy_search,
-    length_penalty_factor,
-)
+from attnlab.decode.search import beam_search, forbid_ids, greedy_search, length_penalty_factor
 from attnlab.specials import BOS, EOS, MASK, PAD
 
 DECODE_METHODS = ("greedy", "beam")
@@ -81,39 +69,18 @@ def uncached_step(model: nnx.Module, src: jax.Array, max_len: int) -> tuple[Call
     return tokens_to_logits, cache
 
 
-def forced_length(tokens_to_logits: Callable) -> Callable:
-    """Wrap ``tokens_to_logits`` so that row b emits EOS exactly at position ``eos_at[b]``.
-
-    ``cache["eos_at"]`` [B] is the 0-based output position of the EOS (a length counting the
-    EOS, minus one) and ``cache["index"]`` the position being predicted: EOS gets -inf before
-    ``eos_at`` and every other token -inf at it, so greedy and beam search stop there (never,
-    when ``eos_at >= max_len``).
-    """
-
-    def step(tokens: jax.Array, cache: Any) -> tuple[jax.Array, Any]:
-        at_eos = (cache["index"] == cache["eos_at"])[:, None]
-        logits, cache = tokens_to_logits(tokens, cache)
-        is_eos = jnp.arange(logits.shape[-1])[None, :] == EOS
-        return jnp.where(jnp.where(at_eos, is_eos, ~is_eos), logits, -jnp.inf), cache
-
-    return step
-
-
 def _search(
     model: nnx.Module,
     src: jax.Array,
-    eos_at: jax.Array | None,
     *,
     method: str,
     beam_size: int,
     max_len: int,
     length_penalty: float,
     use_cache: bool,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array]:
     make = cached_step if use_cache else uncached_step
     tokens_to_logits, cache = make(model, src, max_len)
-    if eos_at is not None:
-        tokens_to_logits, cache = forced_length(tokens_to_logits), {**cache, "eos_at": eos_at}
     common = dict(
         batch_size=src.shape[0],
         max_len=max_len,
@@ -122,14 +89,9 @@ def _search(
         length_penalty=length_penalty,
     )
     if method == "greedy":
-        tokens, scores = greedy_search(tokens_to_logits, cache, **common)
-        # greedy steps until its EOS: its tokens up to the EOS (PAD is forbidden before it,
-        # and written after it), max_len without one
-        return tokens, scores, jnp.sum(tokens != PAD, axis=1).astype(jnp.int32)
-    seqs, scores, steps = beam_search_with_steps(
-        tokens_to_logits, cache, beam_size=beam_size, **common
-    )
-    return seqs[:, 0], scores[:, 0], steps
+        return greedy_search(tokens_to_logits, cache, **common)
+    seqs, scores = beam_search(tokens_to_logits, cache, beam_size=beam_size, **common)
+    return seqs[:, 0], scores[:, 0]
 
 
 def at_searcher(
@@ -141,16 +103,14 @@ def at_searcher(
     length_penalty: float = 0.6,
     use_cache: bool = True,
     trim: bool = True,
-) -> Callable[..., tuple[jax.Array, ...]]:
-    """Check the settings and split ``model`` once; return ``search(src, lengths=None)``.
+) -> Callable[[Any], tuple[jax.Array, jax.Array]]:
+    """Check the settings and split ``model`` once; return ``search(src)``.
 
-    ``search`` returns ``(tokens, scores)`` as ``at_search`` does, and with ``steps=True``
-    ``(tokens, scores, steps)``, ``steps [B]`` the decoder steps each row's search ran.
-    Splitting an NNX model walks every variable in Python, which can cost more than the whole
-    greedy decode of one word. Callers that decode many batches, and every latency
+    ``search`` returns ``(tokens, scores)`` as ``at_search`` does. Splitting an NNX model
+    walks every variable in Python, which can cost more than the whole greedy decode of one
+    word. Callers that decode many batches, and every latency
     measurement, keep the returned function. It holds the weights as they were when it was
     made. ``trim=False`` decodes the source at its given width (same output, more work).
-    ``lengths`` [B] (counting the EOS) forces the output lengths, see ``forced_length``.
     """
     check_choice("decode method", method, DECODE_METHODS)
     if method == "beam" and beam_size < 1:
@@ -168,16 +128,8 @@ def at_searcher(
         use_cache=bool(use_cache),
     )
 
-    def search(src: Any, lengths: Any = None, *, steps: bool = False) -> tuple[jax.Array, ...]:
-        src = trim_source(src) if trim else jnp.asarray(src, jnp.int32)
-        eos_at = None
-        if lengths is not None:
-            lengths = np.asarray(lengths)
-            if lengths.shape != src.shape[:1] or lengths.size and lengths.min() < 1:
-                raise ValueError(f"lengths must be [B] and >= 1 (counting the EOS), got {lengths}")
-            eos_at = (lengths - 1).astype(np.int32)
-        out = run(src, eos_at)
-        return out if steps else out[:2]
+    def search(src: Any) -> tuple[jax.Array, jax.Array]:
+        return run(trim_source(src) if trim else jnp.asarray(src, jnp.int32))
 
     return search
 

@@ -30,9 +30,8 @@ bounds them all. An example is done when its finished set is full and its worst 
 score is at least that bound: no live prefix can then enter the finished set.
 
 Cost. The search runs one decoder step per loop iteration, for every example, until every
-example is done (or ``max_len``). ``beam_search_with_steps`` also returns, per example, the
-iterations it needed before it was done: an example decoded alone costs that many steps,
-which can exceed its output length (the finished set may fill before the bound allows a stop).
+example is done (or ``max_len``). An example decoded alone can cost more steps than its output
+length: its finished set may fill before the bound allows a stop.
 
 Output: ``sequences[b, k]`` holds the tokens after BOS up to and including EOS, then PAD.
 Results are sorted best first. If fewer than ``beam`` hypotheses finished within ``max_len``
@@ -95,7 +94,6 @@ class _BeamState(NamedTuple):
     fin_seqs: jax.Array  # [B, K, max_len]
     fin_scores: jax.Array  # [B, K] length-normalized, -inf for empty slots
     fin_flags: jax.Array  # [B, K] bool, slot holds a finished hypothesis
-    steps: jax.Array  # [B] int32, iterations run while the example was not done
     cache: Any  # leaves [B * K, ...]
 
 
@@ -124,32 +122,6 @@ def beam_search(
 
     See the module docstring for the scoring, the exact early stop and the output layout.
     """
-    seqs, scores, _ = beam_search_with_steps(
-        tokens_to_logits,
-        cache,
-        batch_size=batch_size,
-        beam_size=beam_size,
-        max_len=max_len,
-        bos_id=bos_id,
-        eos_id=eos_id,
-        length_penalty=length_penalty,
-    )
-    return seqs, scores
-
-
-def beam_search_with_steps(
-    tokens_to_logits: TokensToLogits,
-    cache: Any,
-    *,
-    batch_size: int,
-    beam_size: int,
-    max_len: int,
-    bos_id: int = BOS,
-    eos_id: int = EOS,
-    length_penalty: float = 0.6,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """``beam_search``, and ``steps [B]``: the decoder steps each example needed before it was
-    done, what decoding it alone costs (module docstring, "Cost")."""
     _check(batch_size, beam_size, max_len)
     B, K, alpha = batch_size, beam_size, length_penalty
     max_lp = length_penalty_factor(max_len, alpha)
@@ -195,7 +167,6 @@ def beam_search_with_steps(
             fin_seqs=fin_seqs,
             fin_scores=fin_scores,
             fin_flags=fin_flags,
-            steps=s.steps + ~done(s),
             cache=gather_beams(cache, live_parent),
         )
 
@@ -208,7 +179,6 @@ def beam_search_with_steps(
         fin_seqs=jnp.full((B, K, max_len), PAD, jnp.int32),
         fin_scores=jnp.full((B, K), NEG_INF, jnp.float32),
         fin_flags=jnp.zeros((B, K), bool),
-        steps=jnp.zeros((B,), jnp.int32),
         cache=expand_to_beams(cache, K),
     )
     s = jax.lax.while_loop(cond, body, init)
@@ -226,7 +196,7 @@ def beam_search_with_steps(
     seqs = jnp.take_along_axis(seqs, by_flag[:, :, None], axis=1)
     scores = jnp.take_along_axis(scores, by_flag, axis=1)
     seqs = jnp.where((scores > NEG_INF)[:, :, None], seqs, PAD)
-    return seqs, scores, s.steps
+    return seqs, scores
 
 
 class _GreedyState(NamedTuple):

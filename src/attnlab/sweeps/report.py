@@ -18,11 +18,12 @@ from __future__ import annotations
 import csv
 import math
 import statistics
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from attnlab.analysis.plots import is_percent, percent_axis
+from attnlab.analysis.plots import axis_label, is_percent, percent_axis
 from attnlab.sweeps.runner import DONE, read_json
 from attnlab.sweeps.spec import Run, Sweep, format_value, parse_value
 
@@ -242,7 +243,7 @@ def figure(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> Any:
                 _bars(ax, entries, metric)
             direction = "lower" if sweep.lower_is_better else "higher"
             better = f" ({direction} is better)" if metric == sweep.metric else ""
-            ax.set_ylabel(f"{metric}{better}")
+            ax.set_ylabel(f"{axis_label(metric)}{better}")
             if is_percent(metric):
                 percent_axis(ax)
             title = f"{sweep.name}: {task}"
@@ -266,7 +267,14 @@ def figure(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> Any:
                     fontsize=8,
                     bbox=dict(facecolor="white", edgecolor="0.6", alpha=0.9),
                 )
-    fig.tight_layout()
+    width, height = fig.get_size_inches()
+    caption = textwrap.wrap(
+        "Bars and points: the mean over the seeds of each setting; error bars: one standard "
+        "deviation over those seeds (none where a setting has one seed).",
+        int(width * 14),
+    )
+    fig.text(0.5, 0.01, "\n".join(caption), ha="center", va="bottom", fontsize=8)
+    fig.tight_layout(rect=(0, (0.05 + 0.15 * len(caption)) / height, 1, 1))
     return fig
 
 
@@ -293,7 +301,7 @@ def _lines(ax: Any, entries: Sequence[dict[str, Any]], x_key: str, metric: str) 
     if xs[0] > 0 and xs[-1] / xs[0] >= 8:
         ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [str(x) for x in xs])
-    ax.set_xlabel(x_key)
+    ax.set_xlabel(axis_label(x_key))
     if len(series) > 1:
         ax.legend(fontsize=7)
 
@@ -307,6 +315,7 @@ def _bars(ax: Any, entries: Sequence[dict[str, Any]], metric: str) -> None:
         if not s["finished"]:
             ax.annotate("diverged", (k, 0), ha="center", va="bottom", fontsize=7, rotation=90)
     ax.set_xticks(range(len(entries)), labels, rotation=30, ha="right", fontsize=7)
+    ax.set_xlabel("setting")
 
 
 def write_results(
