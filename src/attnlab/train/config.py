@@ -186,17 +186,15 @@ def load_config_file(spec: str | os.PathLike) -> ml_collections.ConfigDict:
 
 
 def check_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A copy of ``config`` with every key's default filled in, after every check that needs
-    no data (see the module doc); the first problem is a one-line ValueError naming the valid
-    values. It starts and writes nothing: the trainer calls it before the dataset, the backend,
-    the logs or the workdir, the sweep runner for every run before any starts."""
-    given = ml_collections.ConfigDict(config.to_dict())
-    unknown = sorted(set(given.keys()) - set(base_config().keys()))
+    """A copy of ``config`` with every default filled in, after every check that needs no data
+    (module doc): the first problem is a one-line ValueError. It starts and writes nothing."""
+    checked = base_config()
+    unknown = sorted(set(config.keys()) - set(checked.keys()))
     if unknown:
-        valid = ", ".join(sorted(base_config().keys()))
+        valid = ", ".join(sorted(checked.keys()))
         raise ValueError(f"unknown config key {unknown[0]!r}; valid: {valid}")
-    config = base_config()
-    config.update(given)
+    checked.update(ml_collections.ConfigDict(config.to_dict()))  # the caller's config stays
+    config = checked
     check_training(config)
     config.model = model_config(**config.model.to_dict())
     check_model(config.model)

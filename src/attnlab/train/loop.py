@@ -46,8 +46,8 @@ from attnlab.train.steps import make_eval_step, make_train_step, merge_model
 from attnlab.train.workdir import (
     WorkdirError,
     check_resume,
+    check_writable,
     has_history,
-    unwritable_reason,
     write_config,
 )
 from attnlab.train.writers import MetricWriter, log_progress, read_metrics
@@ -312,13 +312,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     # need the data. Nothing is written before the run is accepted (no new directory).
     config = check_config(config)
     check_resume(workdir, config, resolved=False)
-    reason = unwritable_reason(workdir)
-    if reason is not None:  # a read-only workdir may still hold a finished run to report
+    try:
+        check_writable(workdir)
+    except WorkdirError:  # a read-only workdir may still hold a finished run to report
         finished = _finished(config, workdir)
         if finished is None:
-            raise WorkdirError(
-                f"cannot write to workdir {workdir}: {reason}; pick another --workdir"
-            )
+            raise
         return finished
     config, info = fit_to_data(config)
     check_resume(workdir, config)  # the dataset's sizes too

@@ -5,7 +5,7 @@ resumes that run, so the new config must describe the same run: only the keys of
 ``RESUMABLE_KEYS`` (``attnlab.train.config``) may differ. Anything else is refused with one
 line naming each changed key and both values, before anything is written, and before the
 dataset, the backend or the logs start (``check_resume(..., resolved=False)`` on the config
-before the dataset sets its sizes; once they are set, the full check). ``unwritable_reason``
+before the dataset sets its sizes; once they are set, the full check). ``check_writable``
 asks whether the workdir could be written without making it; the directory and its
 ``config.json`` are written only once the run is accepted (``write_config``), so a refused
 config leaves nothing behind, and atomically (a temporary file, then a rename), so an
@@ -37,24 +37,18 @@ class WorkdirError(ValueError):
     """The workdir cannot be used: not writable, under a file, or trained with another config."""
 
 
-def unwritable_reason(workdir: Path) -> str | None:
-    """None if ``workdir`` takes a file, or can be made; otherwise why not. Nothing is left
+def check_writable(workdir: Path) -> None:
+    """Refuse a ``workdir`` that cannot take a file nor be made, in one line. Nothing is left
     behind: a temporary file in the nearest folder that exists, removed at once."""
     nearest = next(path for path in (workdir, *workdir.parents) if path.exists())
-    if not nearest.is_dir():
-        return f"{nearest} is a file, not a directory"
-    try:
-        with tempfile.NamedTemporaryFile(dir=nearest, prefix=".write_test_"):
-            pass
-    except OSError as err:
-        return err.strerror or type(err).__name__
-    return None
-
-
-def check_writable(workdir: Path) -> None:
-    reason = unwritable_reason(workdir)
-    if reason:
-        raise WorkdirError(f"cannot write to workdir {workdir}: {reason}; pick another --workdir")
+    reason = f"{nearest} is a file, not a directory"
+    if nearest.is_dir():
+        try:
+            with tempfile.NamedTemporaryFile(dir=nearest, prefix=".write_test_"):
+                return
+        except OSError as err:
+            reason = err.strerror or type(err).__name__
+    raise WorkdirError(f"cannot write to workdir {workdir}: {reason}; pick another --workdir")
 
 
 def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
