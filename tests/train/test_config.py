@@ -3,7 +3,7 @@
 import pytest
 from train_testing import quick_config
 
-from attnlab.train.config import base_config, parse_variant, validate_config
+from attnlab.train.config import base_config, check_training, parse_variant
 from attnlab.train.resolve import resolve_config
 
 GROUPS = {"model": ("at", "nat"), "task": ("copy", "reverse", "sort")}
@@ -53,12 +53,12 @@ def test_bad_training_values_are_named(key, value, expected):
     config = base_config()
     config[key] = value
     with pytest.raises(ValueError) as err:
-        validate_config(config)
+        check_training(config)
     assert str(err.value) == expected
 
 
 def test_defaults_are_valid():
-    validate_config(base_config())
+    check_training(base_config())
 
 
 def test_errors_raised_inside_a_config_file_are_reduced_to_their_message():

@@ -347,7 +347,35 @@ def test_absurd_values_are_refused_before_any_work(data_dir, tmp_path, override,
     with pytest.raises(ValueError) as err:
         train_and_evaluate(quick_config(SPEC, data_dir, **override), tmp_path / "run")
     assert expected in str(err.value) and "\n" not in str(err.value)
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()  # the batch is refused once the data is read: no dir
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"learning_rate": 0.0}, "learning_rate must be finite and > 0, got 0.0"),
+        ({"model.attention": "magic"}, "unknown model.attention 'magic'; valid: softmax, relu"),
+        ({"data.name": "cmudict"}, "unknown data.name 'cmudict'; valid: cmudict_g2p, "),
+    ],
+    ids=["training", "model", "data"],
+)
+def test_a_refused_value_is_one_line_and_leaves_no_directory(tmp_path, override, expected):
+    """Checked before the dataset, the backend, the logs and the workdir: the one line comes
+    first, and neither the workdir nor the data directory is made (without JAX_PLATFORMS, a
+    backend that started would log its search for a TPU)."""
+    workdir, data = tmp_path / "runs" / "new", tmp_path / "tfds"
+    env = {k: v for k, v in _env().items() if k != "JAX_PLATFORMS"}
+    refused = subprocess.run(
+        cli_command(SPEC, workdir, str(data), **override),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert refused.returncode == 2 and refused.stdout == ""
+    lines = refused.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"train.py: error: {expected}"), lines
+    assert not (tmp_path / "runs").exists() and not data.exists()
 
 
 def test_a_second_entry_point_keeps_its_trained_models_on_ctrl_c(data_dir, tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 from train_testing import quick_config
 
 from attnlab.train import train_and_evaluate
-from attnlab.train.config import validate_config
+from attnlab.train.config import check_training
 from attnlab.train.resolve import create_train_state, resolve_config
 from attnlab.train.steps import make_eval_step, make_train_step
 
@@ -86,10 +86,10 @@ def test_unknown_compute_dtype_and_sharding_are_one_line_errors(data_dir):
     merged = resolve_config(config)[0]
     merged.compute_dtype = "float16"
     with pytest.raises(ValueError, match="compute_dtype 'float16'; valid: float32, bfloat16"):
-        validate_config(merged)
+        check_training(merged)
     merged.compute_dtype, merged.sharding = "float32", "zero"
     with pytest.raises(ValueError, match="sharding 'zero'; valid: replicate, fsdp"):
-        validate_config(merged)
+        check_training(merged)
 
 
 def test_the_gpu_variant_of_at_vs_nat_is_sized_for_one_gpu_in_bfloat16():

@@ -1,7 +1,8 @@
-"""The ``data.*`` config keys, their defaults, and validation.
+"""The ``data.*`` config keys, their defaults, and their one check.
 
-``data_config(**overrides)`` gives every key. The data functions accept a partial
-``ConfigDict`` (or dict): missing keys take these defaults, unknown keys are an error.
+``data_config(**overrides)`` gives every key, checked by ``check_data``: the data layer's
+every check that needs no data. The data functions accept a partial ``ConfigDict`` (or dict):
+missing keys take these defaults, unknown keys are an error.
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ from typing import Any
 
 import ml_collections
 
-from attnlab.choices import check_choices
+from attnlab.choices import check_choice, check_choices
+from attnlab.data.builders import BUILDERS
+from attnlab.data.builders.synthetic_seq2seq import TASKS as SYNTHETIC_TASKS
 
 LONG_POLICIES = ("filter", "truncate")
 SEQ_TOKENIZERS = ("char", "sentencepiece")  # for tfds:NAME text features
-CHOICES = {"long_policy": LONG_POLICIES, "tokenizer": SEQ_TOKENIZERS}
+CHOICES = {
+    "long_policy": LONG_POLICIES,
+    "tokenizer": SEQ_TOKENIZERS,
+    "synthetic_task": SYNTHETIC_TASKS,
+}
 DISTILLED = "distilled"  # data.name of a dataset written by attnlab.data.write_distilled
+DATASET_NAMES = (*BUILDERS, DISTILLED, "tfds:NAME")
 DEFAULT_DATA_DIR = "~/.cache/attnlab/tfds"
 
 _DEFAULTS: dict[str, Any] = {
@@ -61,45 +69,42 @@ _DEFAULTS: dict[str, Any] = {
 
 
 def data_config(**overrides: Any) -> ml_collections.ConfigDict:
-    """Every ``data.*`` key with its default, updated by ``overrides``."""
-    return resolve(overrides)
+    """Every ``data.*`` key with its default, updated by ``overrides``, checked (``check_data``)."""
+    cfg = {**_DEFAULTS, **overrides}
+    cfg["bucket_boundaries"] = tuple(int(b) for b in cfg["bucket_boundaries"] or ())
+    check_data(cfg)
+    return ml_collections.ConfigDict(cfg)
 
 
-def resolve(
-    data_cfg: Mapping[str, Any] | ml_collections.ConfigDict | None,
-) -> ml_collections.ConfigDict:
-    """A full, validated copy of ``data_cfg`` (defaults filled in, values checked)."""
-    given = {} if data_cfg is None else dict(data_cfg.items())
-    unknown = sorted(set(given) - set(_DEFAULTS))
+def check_data(cfg: Mapping[str, Any]) -> None:
+    """Every check of a data section that needs no data: its keys, the dataset's name, the
+    string choices, the sizes and buckets, and the distilled pair of keys. The first problem
+    is a one-line ValueError naming the valid values."""
+    unknown = sorted(set(cfg) - set(_DEFAULTS))
     if unknown:
         raise ValueError(f"unknown data key {unknown[0]!r}; valid: {', '.join(_DEFAULTS)}")
-    merged = {**_DEFAULTS, **given}
-    merged["bucket_boundaries"] = tuple(int(b) for b in merged["bucket_boundaries"] or ())
-    check_choices(merged, CHOICES, prefix="data.")
+    name = cfg["name"]
+    if not (name.startswith("tfds:") and len(name) > len("tfds:")):
+        check_choice("data.name", name, DATASET_NAMES)
+    check_choices(cfg, CHOICES, prefix="data.")
     for key in ("max_len", "max_target_len", "max_source_examples", "vocab_examples"):
-        if int(merged[key]) < 0:
-            raise ValueError(f"data.{key} must be >= 0, got {merged[key]}")
-    bounds = merged["bucket_boundaries"]
+        if int(cfg[key]) < 0:
+            raise ValueError(f"data.{key} must be >= 0, got {cfg[key]}")
+    bounds = cfg["bucket_boundaries"]
     if any(b < 1 for b in bounds) or list(bounds) != sorted(set(bounds)):
         raise ValueError(f"data.bucket_boundaries must be ascending positive ints, got {bounds}")
-    _check_distilled(merged)
-    return ml_collections.ConfigDict(merged)
-
-
-def _check_distilled(cfg: dict[str, Any]) -> None:
-    if cfg["name"] != DISTILLED:
+    if name != DISTILLED:
         if cfg["distill_dir"] or cfg["distill_base"]:
             raise ValueError(
                 f"data.distill_dir and data.distill_base are only read with data.name "
-                f"{DISTILLED!r}, not {cfg['name']!r}; leave them empty"
+                f"{DISTILLED!r}, not {name!r}; leave them empty"
             )
-        return
-    if not cfg["distill_dir"] or not cfg["distill_base"]:
+    elif not cfg["distill_dir"] or not cfg["distill_base"]:
         raise ValueError(
             f"data.name {DISTILLED!r} needs data.distill_dir and data.distill_base; "
             "attnlab.data.write_distilled returns such a config"
         )
-    if cfg["distill_base"] == DISTILLED:
+    elif cfg["distill_base"] == DISTILLED:
         raise ValueError("data.distill_base must name the original dataset, not 'distilled'")
 
 

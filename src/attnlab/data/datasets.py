@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from attnlab.choices import check_choice
 from attnlab.data.builders import BUILDERS, make_builder
 from attnlab.data.catalog import prepare_catalog
-from attnlab.data.config import DISTILLED, data_dir, resolve
+from attnlab.data.config import data_config, data_dir
 from attnlab.data.distilled import distilled_base, read_distilled
 from attnlab.data.sources import (
     BatchedSource,
@@ -30,9 +29,6 @@ from attnlab.data.sources import (
     text,
 )
 from attnlab.data.vocab import Vocab
-
-KNOWN_NAMES = (*BUILDERS, DISTILLED, "tfds:NAME")
-
 
 # name -> (task fields, input tokenizer, target tokenizer, default max_len, max_target_len)
 _BUILTIN = {
@@ -98,18 +94,16 @@ _CACHE: dict[str, Prepared] = {}
 
 def prepare(data_cfg: Any) -> Prepared:
     """The prepared dataset that ``data_cfg`` names (cached per process)."""
-    cfg = resolve(data_cfg)
+    cfg = data_config(**data_cfg)  # checked: a name is one of ours, tfds:NAME or distilled
     key = cfg.to_json(sort_keys=True) + "|" + data_dir(cfg)
     if key not in _CACHE:
         name = cfg["name"]
         if name in BUILDERS:
             prepared = _prepare_builtin(name, cfg, data_dir(cfg))
-        elif name.startswith("tfds:") and len(name) > len("tfds:"):
+        elif name.startswith("tfds:"):
             prepared = prepare_catalog(name, cfg, data_dir(cfg))
-        elif name == DISTILLED:  # the manifest is checked before the original data is built
+        else:  # distilled: the manifest is checked before the original data is built
             prepared = read_distilled(cfg, prepare(distilled_base(cfg)))
-        else:
-            check_choice("data.name", name, KNOWN_NAMES)  # raises: no dataset has that name
         prepared.cfg = cfg
         _CACHE[key] = prepared
     return _CACHE[key]

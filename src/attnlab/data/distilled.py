@@ -33,7 +33,7 @@ from typing import Any
 import ml_collections
 
 from attnlab.data.builders.distilled import DistilledSeq2Seq
-from attnlab.data.config import DISTILLED, data_config, resolve
+from attnlab.data.config import DISTILLED, data_config
 from attnlab.data.sources import BatchedSource, Fields, Prepared, quiet_progress
 from attnlab.data.vocab import Vocab
 
@@ -51,7 +51,7 @@ def distilled_base(cfg: Mapping[str, Any]) -> ml_collections.ConfigDict:
     """The data config of the original dataset, once ``distill_dir`` holds data distilled
     from exactly that dataset (its manifest is read and checked)."""
     directory = _directory(cfg)
-    base_cfg = resolve(dict(cfg, name=cfg["distill_base"], distill_dir="", distill_base=""))
+    base_cfg = data_config(**dict(cfg, name=cfg["distill_base"], distill_dir="", distill_base=""))
     check_same_dataset(read_manifest(directory), base_cfg, directory)
     return base_cfg
 
@@ -102,7 +102,7 @@ def check_same_dataset(
 ) -> None:
     """The data that ``directory`` was distilled from must be the dataset ``base`` names."""
     known = set(data_config().keys())
-    written = resolve({k: v for k, v in manifest["base"].items() if k in known})
+    written = data_config(**{k: v for k, v in manifest["base"].items() if k in known})
     for key in ["name", *sorted(known - _PIPELINE_KEYS - {"name"})]:
         if written[key] != base[key]:
             raise ValueError(

@@ -21,7 +21,7 @@ import ml_collections
 from absl import logging
 
 from attnlab.data.builders.distilled import DistilledSeq2Seq
-from attnlab.data.config import DISTILLED, data_config, data_dir, resolve
+from attnlab.data.config import DISTILLED, data_config, data_dir
 from attnlab.data.datasets import clear_cache, dataset_info
 from attnlab.data.distilled import (
     FORMAT,
@@ -47,7 +47,7 @@ def distilled_directory(data_cfg: Any, name: str | os.PathLike) -> Path:
     if not name or name in (".", ".."):
         raise ValueError(f"distilled data needs a name or a directory, got {name!r}")
     if _BARE_NAME.fullmatch(name):
-        return Path(data_dir(resolve(data_cfg))) / DISTILLED / name
+        return Path(data_dir(data_config(**data_cfg))) / DISTILLED / name
     return Path(os.path.abspath(os.path.expanduser(name)))
 
 
@@ -70,7 +70,7 @@ def write_distilled(
     ``pairs`` is not read at all (so a lazy generator costs nothing on a re-run); with
     ``overwrite=True`` it is replaced. Returns the data config that reads it (module docstring).
     """
-    base = resolve(data_cfg)
+    base = data_config(**data_cfg)
     if base.name == DISTILLED:
         raise ValueError(
             "write_distilled needs the original dataset's data config, not a distilled one"

@@ -1,7 +1,7 @@
 """The ``eos_canvas`` NAT recipe: a fixed canvas of the maximum target length, cut after EOS.
 
 No length head. The canvas is ``model.max_len`` MASK tokens for every row, whatever the
-batch's padding; ``resolve_config`` sets ``max_len`` to the data's length bound (the larger
+batch's padding; ``fit_to_data`` sets ``max_len`` to the data's length bound (the larger
 of its source and target length limits, ``DatasetInfo.max_len`` and ``max_target_len``, a
 target counting its EOS), so training and decoding see the same canvas width and the same
 decoder inputs. The target is the tokens, EOS, then PAD to the end of the canvas, trained by

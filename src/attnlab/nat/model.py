@@ -43,7 +43,7 @@ import ml_collections
 from flax import nnx
 
 from attnlab.nat import check_model_options, get_recipe
-from attnlab.nn.config import validate
+from attnlab.nn.config import check_model
 from attnlab.nn.layers import Decoder, Encoder, masked_mean
 from attnlab.specials import MASK, PAD
 
@@ -89,7 +89,7 @@ class NATSeq2Seq(nnx.Module):
     """Encoder, non-causal decoder, and the recipe's heads (length, extra classes, others)."""
 
     def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> None:
-        validate(cfg)
+        check_model(cfg)
         check_model_options(cfg)
         self.recipe = get_recipe(cfg.nat_recipe)
         self.upsample = self.recipe.upsample_factor(cfg)

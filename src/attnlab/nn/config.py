@@ -1,8 +1,10 @@
-"""Model configuration: every model key with its default, and the valid string choices.
+"""Model configuration: every model key with its default, the valid string choices, the check.
 
 A model is described by a flat ``ml_collections.ConfigDict`` (see ``model_config``). Its
-string options are declared in ``CHOICES`` and checked by ``validate`` (``attnlab.choices``):
-a bad value is a one-line ``ValueError`` naming the key, the value and the valid values.
+string options are declared in ``CHOICES``; ``check_model`` makes every check of the section
+(``attnlab.choices`` words the choices): a bad value is a one-line ``ValueError`` naming the
+key, the value and the valid values. Each model checks its config when it is built; a NAT's
+recipe checks the options that depend on it (``attnlab.nat.check_options``).
 """
 
 from __future__ import annotations
@@ -87,15 +89,14 @@ def model_config(**overrides: Any) -> ml_collections.ConfigDict:
     return cfg
 
 
-def validate(cfg: ml_collections.ConfigDict) -> None:
-    """Check every string choice of ``cfg`` and the combinations that cannot work.
+def check_model(cfg: ml_collections.ConfigDict) -> None:
+    """Check the sizes of ``cfg``, the combinations that cannot work, and every string choice.
 
     - ``linear`` attention has no score matrix, so it cannot take the ALiBi bias.
     - ``conv`` replaces query/key attention, so ``rotary`` and ``alibi`` (which act on
       queries and keys) have nothing to act on; use ``none``, ``sinusoidal`` or ``learned``.
     - ``attention_dropout`` would need the attention weights, which ops/ does not expose.
     """
-    check_choices(cfg, CHOICES, prefix="model.")
     for key in ("d_model", "num_heads", "d_ff", "max_len", "vocab_size", "target_vocab_size"):
         if not 1 <= int(cfg[key]) <= 2**20:
             raise ValueError(f"model.{key} must be in [1, {2**20}], got {cfg[key]}")
@@ -114,6 +115,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         )
     if cfg.conv_kernel < 1 or cfg.local_window < 1 or cfg.chunk_size < 1:
         raise ValueError("conv_kernel, local_window and chunk_size must be >= 1")
+    check_choices(cfg, CHOICES, prefix="model.")
 
 
 def check_position_fits(attention: str, position: str) -> None:

@@ -6,7 +6,7 @@ import jax
 import ml_collections
 from flax import nnx
 
-from attnlab.nn.config import validate
+from attnlab.nn.config import check_model
 from attnlab.nn.layers import Encoder, masked_mean
 from attnlab.specials import PAD
 
@@ -15,7 +15,7 @@ class Tagger(nnx.Module):
     """Encoder + a linear label head at every position: [B, S] -> [B, S, num_classes]."""
 
     def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> None:
-        validate(cfg)
+        check_model(cfg)
         self.encoder = Encoder(cfg, rngs=rngs)
         self.head = nnx.Linear(cfg.d_model, cfg.num_classes, rngs=rngs)
 
@@ -27,7 +27,7 @@ class Classifier(nnx.Module):
     """Encoder, mean pooling over non-pad positions, linear head: [B, S] -> [B, num_classes]."""
 
     def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> None:
-        validate(cfg)
+        check_model(cfg)
         self.encoder = Encoder(cfg, rngs=rngs)
         self.head = nnx.Linear(cfg.d_model, cfg.num_classes, rngs=rngs)
 

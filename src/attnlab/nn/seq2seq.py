@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from attnlab.nn.config import validate
+from attnlab.nn.config import check_model
 from attnlab.nn.layers import Decoder, Encoder
 from attnlab.specials import PAD
 
@@ -40,7 +40,7 @@ class Seq2Seq(nnx.Module):
     """Encoder-decoder Transformer with a causal decoder and a KV cache."""
 
     def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> None:
-        validate(cfg)
+        check_model(cfg)
         self.max_len = cfg.max_len
         self.encoder = Encoder(cfg, rngs=rngs)
         self.decoder = Decoder(cfg, causal=True, rngs=rngs)

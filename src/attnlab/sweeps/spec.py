@@ -20,8 +20,7 @@ from typing import Any
 
 import ml_collections
 
-from attnlab.train.config import load_config_file
-from attnlab.train.resolve import check_config
+from attnlab.train.config import check_config, load_config_file
 
 # Keys counted in steps; a fixed-token sweep scales them by reference_batch / batch_size.
 STEP_KEYS = (

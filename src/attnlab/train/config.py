@@ -1,9 +1,16 @@
-"""Training configuration: every training key with its default, variant parsing, validation.
+"""Training configuration: every training key with its default, variant parsing, and the one
+entry point of config validation.
 
 A run is described by one ``ml_collections.ConfigDict``: the training keys below, ``model.*``
-(``attnlab.nn.config.model_config``) and ``data.*`` (the data layer's keys). Task files in
-``experiments/configs/`` start from ``base_config()`` and pick a variant with
+(``attnlab.nn.config.model_config``) and ``data.*`` (``attnlab.data.config.data_config``).
+Task files in ``experiments/configs/`` start from ``base_config()`` and pick a variant with
 ``parse_variant``, the way big_vision configs read ``file.py:variant=B/16,runlocal``.
+
+``check_config`` fills in every default and makes every check that needs no data, each
+section by its own layer, once, top down: the training keys (``check_training``, here), the
+model (``attnlab.nn.config.check_model``) and a NAT's recipe options, asked through the
+registry (``attnlab.nat.check_options``), then the data (``attnlab.data.config.check_data``).
+The checks that need the data follow in ``attnlab.train.resolve.fit_to_data``.
 """
 
 from __future__ import annotations
@@ -18,7 +25,10 @@ from typing import Any
 import ml_collections
 
 from attnlab.choices import check_choices
+from attnlab.data.config import data_config
 from attnlab.decode.at import DECODE_METHODS
+from attnlab.nat import check_options
+from attnlab.nn.config import check_model, model_config
 
 SCHEDULES = ("rsqrt", "cosine", "constant")
 SHARDINGS = ("replicate", "fsdp")
@@ -175,8 +185,27 @@ def load_config_file(spec: str | os.PathLike) -> ml_collections.ConfigDict:
     return module.get_config(variant or None)
 
 
-def validate_config(config: ml_collections.ConfigDict) -> None:
-    """Check training keys; raise a one-line ValueError naming the key and the valid values."""
+def check_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of ``config`` with every default filled in, after every check that needs no data
+    (module doc): the first problem is a one-line ValueError. It starts and writes nothing."""
+    checked = base_config()
+    unknown = sorted(set(config.keys()) - set(checked.keys()))
+    if unknown:
+        valid = ", ".join(sorted(checked.keys()))
+        raise ValueError(f"unknown config key {unknown[0]!r}; valid: {valid}")
+    checked.update(ml_collections.ConfigDict(config.to_dict()))  # the caller's config stays
+    config = checked
+    check_training(config)
+    config.model = model_config(**config.model.to_dict())
+    check_model(config.model)
+    if config.model.name == "nat":  # also writes the recipe's default model.upsample
+        check_options(config.model, glancing=bool(config.glancing), strategy=config.nat_strategy)
+    config.data = data_config(**config.data.to_dict())
+    return config
+
+
+def check_training(config: ml_collections.ConfigDict) -> None:
+    """Check the training keys; a one-line ValueError naming the key and the valid values."""
     check_choices(config, CHOICES)
     positive = ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps")
     positive += ("checkpoint_every_steps", "max_to_keep", "eval_batch_size", "beam_size")

@@ -1,7 +1,8 @@
 """``train_and_evaluate(config, workdir)``: the resumable training loop.
 
 One run, step by step:
-1. Resolve the config (vocabulary sizes from the dataset), write ``DIR/config.json``.
+1. Check the config (first what needs no data, then the dataset's sizes), make the workdir
+   and write ``DIR/config.json``: a refused config leaves nothing behind.
 2. Build the model, split it into ``(graphdef, state)``, replicate the state over the mesh.
 3. Restore the latest readable checkpoint, if any: state, data position, metric window.
 4. Loop: fetch a batch, take a jitted step, check the previous step's loss on the host
@@ -27,10 +28,11 @@ from absl import logging
 
 from attnlab.data import make_eval_batches, make_train_iterator, take_rows
 from attnlab.train.checkpoint import Checkpointer
+from attnlab.train.config import check_config
 from attnlab.train.evaluate import decoding_metrics, teacher_forced_metrics
 from attnlab.train.optim import learning_rate_schedule
 from attnlab.train.preemption import PreemptionGuard
-from attnlab.train.resolve import check_config, create_train_state, resolve_config
+from attnlab.train.resolve import create_train_state, fit_to_data
 from attnlab.train.sharding import (
     agree_any,
     assert_same_everywhere,
@@ -44,8 +46,8 @@ from attnlab.train.steps import make_eval_step, make_train_step, merge_model
 from attnlab.train.workdir import (
     WorkdirError,
     check_resume,
+    check_writable,
     has_history,
-    unwritable_reason,
     write_config,
 )
 from attnlab.train.writers import MetricWriter, log_progress, read_metrics
@@ -82,15 +84,13 @@ class _Clock:
 class _Run:
     """The state of one training process; ``run()`` is the loop."""
 
-    def __init__(self, config: ml_collections.ConfigDict, workdir: Path) -> None:
-        self.config, self.info = resolve_config(config)
-        config = self.config
+    def __init__(self, config: ml_collections.ConfigDict, info: Any, workdir: Path) -> None:
+        self.config, self.info = config, info  # accepted: checked and fitted to the data
         self.workdir = workdir
         self.primary = jax.process_index() == 0
-        check_resume(workdir, config)  # before anything is written
         had_checkpoints = has_history(workdir)
         if self.primary:
-            write_config(workdir, config)
+            write_config(workdir, config)  # makes the workdir if it is new
         self.mesh = make_mesh()
         rows = process_rows(config.batch_size, self.mesh)
         self.eval_rows = process_rows(config.eval_batch_size, self.mesh)
@@ -307,17 +307,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     when the loss diverges.
     """
     workdir = Path(workdir)
-    # A changed config is refused before the dataset, the backend or the logs start.
-    check_resume(workdir, check_config(config), resolved=False)
-    reason = unwritable_reason(workdir)
-    if reason is not None:  # a read-only workdir may still hold a finished run to report
+    # Every check that needs no data, a changed config on resume and an unwritable workdir
+    # are refused before the dataset, the backend or the logs start; then the checks that
+    # need the data. Nothing is written before the run is accepted (no new directory).
+    config = check_config(config)
+    check_resume(workdir, config, resolved=False)
+    try:
+        check_writable(workdir)
+    except WorkdirError:  # a read-only workdir may still hold a finished run to report
         finished = _finished(config, workdir)
         if finished is None:
-            raise WorkdirError(
-                f"cannot write to workdir {workdir}: {reason}; pick another --workdir"
-            )
+            raise
         return finished
-    run = _Run(config, workdir)
+    config, info = fit_to_data(config)
+    check_resume(workdir, config)  # the dataset's sizes too
+    run = _Run(config, info, workdir)
     try:
         return run.run()
     except BaseException:
@@ -335,7 +339,7 @@ def _finished(config: ml_collections.ConfigDict, workdir: Path) -> dict | None:
     """
     if not (workdir / "checkpoints").is_dir() or not (workdir / "config.json").exists():
         return None
-    config = resolve_config(config)[0]
+    config = fit_to_data(config)[0]
     check_resume(workdir, config)
     ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=1, read_only=True)
     try:

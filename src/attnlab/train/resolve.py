@@ -1,10 +1,11 @@
-"""From a task config to a runnable one: defaults, dataset sizes, checks; then the model.
+"""From a task config to a runnable one: the checks, the dataset's sizes; then the model.
 
-``check_config`` makes every check that needs no data (the sweep runner makes them for every
-run before any starts). ``resolve_config`` then fills every model key missing from
-``config.model`` with its default, sets the vocabulary and label sizes from the dataset, and
-checks that the model fits the task (``seq2seq``/``nat`` on sequence pairs, ``tagger`` on
-tagging, ``classifier`` on classification). The result is what ``DIR/config.json`` records.
+``attnlab.train.config.check_config`` fills in every default and makes every check that
+needs no data. ``fit_to_data`` then sets the vocabulary and label sizes and the length bound
+from the dataset and makes the checks that need it: the model fits the task (``seq2seq``/
+``nat`` on sequence pairs, ``tagger`` on tagging, ``classifier`` on classification) and the
+batch fits the training split. ``resolve_config`` is the two in a row; its result is what
+``DIR/config.json`` records.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-from attnlab.data import data_config, dataset_info
-from attnlab.nat import check_options, get_recipe
-from attnlab.nn.config import model_config, validate
-from attnlab.train.config import base_config, validate_config
+from attnlab.data import dataset_info
+from attnlab.nat import get_recipe
+from attnlab.train.config import check_config
 from attnlab.train.models import build_model
 from attnlab.train.optim import make_optimizer
 from attnlab.train.steps import init_state
@@ -33,37 +33,14 @@ TASK_OF_MODEL = {
 }
 
 
-def _check_keys(config: ml_collections.ConfigDict, reference: ml_collections.ConfigDict) -> None:
-    unknown = sorted(set(config.keys()) - set(reference.keys()))
-    if unknown:
-        raise ValueError(
-            f"unknown config key {unknown[0]!r}; valid: {', '.join(sorted(reference.keys()))}"
-        )
-
-
-def check_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """``config`` with every key's default filled in, after every check that needs no data.
-
-    Keys, training values, model choices, the NAT recipe with its options and strategy
-    (``check_nat``) and the data keys: the first
-    problem is a one-line ValueError.
-    """
-    config = ml_collections.ConfigDict(config.to_dict())
-    _check_keys(config, base_config())
-    merged = base_config()
-    merged.update(config)
-    config = merged
-    validate_config(config)
-    config.model = model_config(**config.model.to_dict())
-    validate(config.model)
-    check_nat(config, config.model)
-    config.data = data_config(**config.data.to_dict())
-    return config
-
-
 def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDict, Any]:
-    """Return (the resolved config, the dataset's ``DatasetInfo``)."""
-    config = check_config(config)  # every check that needs no data runs before the data is built
+    """(the resolved config, the dataset's ``DatasetInfo``) of a task config."""
+    return fit_to_data(check_config(config))
+
+
+def fit_to_data(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDict, Any]:
+    """(``config`` with the dataset's sizes set, its ``DatasetInfo``) of a checked config
+    (``check_config``'s), after the checks that need the data: one-line ValueErrors."""
     model = config.model
     info = dataset_info(config.data)
     if info.task != TASK_OF_MODEL[model.name]:
@@ -90,18 +67,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.Co
         model.target_vocab_size = len(info.tgt_vocab)
     else:
         model.num_classes = int(info.num_classes)
-    validate(model)
-    check_nat(config, model)
-    config.model = model
     return config, info
-
-
-def check_nat(config: ml_collections.ConfigDict, model: ml_collections.ConfigDict) -> None:
-    """A NAT's recipe against its options: length mode and upsample (the model), glancing,
-    and the decoding strategy (one-line ValueErrors naming the valid choices). It fills in
-    ``model.upsample`` when 0, so that ``config.json`` records the factor used."""
-    if model.name == "nat":
-        check_options(model, glancing=bool(config.glancing), strategy=config.nat_strategy)
 
 
 def build(config: ml_collections.ConfigDict) -> tuple[nnx.Module, optax.GradientTransformation]:

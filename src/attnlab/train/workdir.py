@@ -5,9 +5,11 @@ resumes that run, so the new config must describe the same run: only the keys of
 ``RESUMABLE_KEYS`` (``attnlab.train.config``) may differ. Anything else is refused with one
 line naming each changed key and both values, before anything is written, and before the
 dataset, the backend or the logs start (``check_resume(..., resolved=False)`` on the config
-before the dataset sets its sizes; once they are set, the full check). ``config.json`` is
-written only once the run is accepted, and atomically (a temporary file, then a rename), so
-an interrupted write never leaves a half file.
+before the dataset sets its sizes; once they are set, the full check). ``check_writable``
+asks whether the workdir could be written without making it; the directory and its
+``config.json`` are written only once the run is accepted (``write_config``), so a refused
+config leaves nothing behind, and atomically (a temporary file, then a rename), so an
+interrupted write never leaves a half file.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from attnlab.nn.config import model_config
 from attnlab.train.config import RESUMABLE_KEYS, base_config
 
 CONFIG_FILE = "config.json"
-# Set by ``resolve_config`` from the dataset (its sizes and length bound); a config not yet
+# Set by ``fit_to_data`` from the dataset (its sizes and length bound); a config not yet
 # resolved holds their defaults, so the check before the data is read leaves them out.
 DATASET_KEYS = ("model.max_len", "model.vocab_size", "model.target_vocab_size", "model.num_classes")
 
@@ -35,26 +37,18 @@ class WorkdirError(ValueError):
     """The workdir cannot be used: not writable, under a file, or trained with another config."""
 
 
-def unwritable_reason(workdir: Path) -> str | None:
-    """None if ``workdir`` exists (or can be made) and takes a file; otherwise why not."""
-    for path in (workdir, *workdir.parents):
-        if path.exists():
-            if not path.is_dir():
-                return f"{path} is a file, not a directory"
-            break
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test_"):
-            pass
-    except OSError as err:
-        return err.strerror or type(err).__name__
-    return None
-
-
 def check_writable(workdir: Path) -> None:
-    reason = unwritable_reason(workdir)
-    if reason:
-        raise WorkdirError(f"cannot write to workdir {workdir}: {reason}; pick another --workdir")
+    """Refuse a ``workdir`` that cannot take a file nor be made, in one line. Nothing is left
+    behind: a temporary file in the nearest folder that exists, removed at once."""
+    nearest = next(path for path in (workdir, *workdir.parents) if path.exists())
+    reason = f"{nearest} is a file, not a directory"
+    if nearest.is_dir():
+        try:
+            with tempfile.NamedTemporaryFile(dir=nearest, prefix=".write_test_"):
+                return
+        except OSError as err:
+            reason = err.strerror or type(err).__name__
+    raise WorkdirError(f"cannot write to workdir {workdir}: {reason}; pick another --workdir")
 
 
 def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -165,4 +159,6 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
+    """Record ``config`` as the run's ``config.json``, making the workdir if it is new."""
+    workdir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(workdir / CONFIG_FILE, config_as_json(config))
