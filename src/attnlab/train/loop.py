@@ -45,6 +45,7 @@ from attnlab.train.workdir import (
     WorkdirError,
     check_resume,
     has_history,
+    hold_workdir,
     unwritable_reason,
     write_config,
 )
@@ -314,12 +315,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                 f"cannot write to workdir {workdir}: {reason}; pick another --workdir"
             )
         return finished
-    run = _Run(config, workdir)
-    try:
-        return run.run()
-    except BaseException:
-        run.close()
-        raise
+    with hold_workdir(workdir):  # before anything is written: one run per workdir
+        run = _Run(config, workdir)
+        try:
+            return run.run()
+        except BaseException:
+            run.close()
+            raise
 
 
 def _finished(config: ml_collections.ConfigDict, workdir: Path) -> dict | None:

@@ -6,14 +6,24 @@ resumes that run, so the new config must describe the same run: only the keys of
 line naming each changed key and both values, before anything is written. ``config.json`` is
 written only once the run is accepted, and atomically (a temporary file, then a rename), so
 an interrupted write never leaves a half file.
+
+One workdir, one run: ``hold_workdir`` locks ``DIR/.lock`` (``flock``) for as long as the run
+trains, before anything is written there. Process 0 of a run takes it and tells the others,
+so the N processes of one run share it, while two runs (or N independent 1-process runs that
+``srun`` started without cluster detection: each is process 0) collide. The kernel releases
+the lock of a killed process, so a SIGKILLed run resumes without any cleaning.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
 import json
 import os
+import socket
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +34,7 @@ from attnlab.nn.config import model_config
 from attnlab.train.config import RESUMABLE_KEYS, base_config
 
 CONFIG_FILE = "config.json"
+LOCK_FILE = ".lock"
 
 
 class WorkdirError(ValueError):
@@ -154,3 +165,71 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
     write_text_atomic(workdir / CONFIG_FILE, config_as_json(config))
+
+
+def try_lock(path: Path, holder: str) -> int | None:
+    """``flock`` ``path`` (created if missing) and write ``holder`` into it; the descriptor, or
+    None when another process holds it. The lock lasts until the descriptor is closed or the
+    process ends, however it ends. OSError when ``path`` cannot be created."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, holder.encode(), 0)
+    return fd
+
+
+def lock_holder(path: Path) -> str:
+    """What the holder of ``path`` wrote: host, pid and start time."""
+    try:
+        return path.read_text(errors="replace").strip() or "holder unknown"
+    except OSError:
+        return "holder unknown"
+
+
+def this_process(extra: str = "") -> str:
+    """``host H, pid P, started T`` for a lock file."""
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"host {socket.gethostname()}, pid {os.getpid()}, started {started}{extra}"
+
+
+@contextlib.contextmanager
+def hold_workdir(workdir: Path) -> Iterator[None]:
+    """One run per workdir: hold ``workdir/.lock`` inside the block (see the module docstring).
+
+    Raises ``WorkdirError`` on every process of the run, with one line naming the holder
+    (host, pid, start time), when another run holds it.
+    """
+    import jax  # the processes of this run (after jax.distributed is initialized)
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    fd, why, path = None, "", workdir / LOCK_FILE
+    if jax.process_index() == 0:
+        count = jax.process_count()
+        try:
+            fd = try_lock(path, this_process(f", {count} processes" if count > 1 else ""))
+        except OSError as err:
+            why = f"cannot create {path}: {err.strerror}; pick another --workdir"
+        else:
+            if fd is None:
+                why = (
+                    f"workdir {workdir} is in use by another trainer ({lock_holder(path)}); "
+                    "wait for it to end or give another --workdir"
+                )
+    if jax.process_count() > 1:  # every process hears process 0's answer, then all go on or stop
+        text = np.zeros(1024, np.uint8)
+        raw = why.encode()[: text.size]
+        text[: len(raw)] = np.frombuffer(raw, np.uint8)
+        text = np.asarray(multihost_utils.broadcast_one_to_all(text))
+        why = bytes(text[text != 0]).decode(errors="replace")
+    if why:
+        raise WorkdirError(why)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
