@@ -153,12 +153,13 @@ def _launcher(workdir: Path, name: str):
     if _LAUNCHER.value == "local":
         given = [f"--{f}" for f in slurm_flags if flags.FLAGS[f].present]
         if given:
-            raise ValueError(f"{', '.join(given)} need --launcher=slurm")
+            verb = "needs" if len(given) == 1 else "need"
+            raise ValueError(f"{', '.join(given)} {verb} --launcher=slurm")
         return LocalLauncher(_PARALLEL.value, pin_cpus=_PIN_CPUS.value)
     given = [f"--{f}" for f in ("parallel", "pin_cpus") if flags.FLAGS[f].present]
     if given:
         raise ValueError(
-            f"{', '.join(given)} are for --launcher=local; with slurm use --slurm_max_parallel"
+            f"{', '.join(given)} is for --launcher=local; with slurm use --slurm_max_parallel"
         )
     for flag, value in (
         ("slurm_time_min", _TIME_MIN.value),
@@ -206,5 +207,11 @@ def _prepare_data(configs) -> None:
             resolve_config(config)
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+    from attnlab.train.cli import parse_flags
+
+    return parse_flags(argv, None, prog=_PROG)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

@@ -41,11 +41,9 @@ def test_train_sbatch_saves_requeues_and_resumes_near_its_time_limit(tmp_path, s
         "EXTRA": f"--config.num_train_steps={STEPS} --config.checkpoint_every_steps=10 "
         f"--config.log_every_steps=10 --config.eval_every_steps={STEPS}",
     }
-    submit = subprocess.run(
-        ["sbatch", "--parsable", f"--chdir={ROOT}", f"--output={log}", "--time=10", "--cpus-per-task=1",
-         str(ROOT / "experiments/slurm/train.sbatch")],
-        env=env, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    sbatch = ["sbatch", "--parsable", f"--chdir={ROOT}", f"--output={log}", "--time=10"]
+    sbatch += ["--cpus-per-task=1", str(ROOT / "experiments/slurm/train.sbatch")]
+    submit = subprocess.run(sbatch, env=env, capture_output=True, text=True, timeout=30)
     assert submit.returncode == 0, submit.stderr
     job = submit.stdout.strip().split(";")[0]
     try:

@@ -3,9 +3,11 @@ mid-run resumes from its checkpoint to the same parameters.
 
 Two tiny reverse-task runs of the ``position`` sweep in quick form (position none and rotary,
 one seed, 60 steps), once with ``--launcher=local`` and once with ``--launcher=slurm``, two
-jobs at a time in both. While the SLURM sweep runs, the rotary run's job is requeued
-(``scontrol requeue``) once its first checkpoint is on disk: SLURM stops it (SIGTERM, the
-trainer saves), queues it again, and the same job resumes.
+jobs at a time in both. While the SLURM sweep runs, each job is interrupted once its first
+checkpoint is on disk: the rotary run's requeued (``scontrol requeue``: SLURM stops it with
+SIGTERM, the trainer saves, and the job is queued again), the other's warned of its time
+limit (SIGUSR2, what submitit asks SLURM to send: the trainer saves, submitit requeues the
+job). Both jobs start again and resume.
 """
 
 import csv
@@ -46,6 +48,7 @@ LOCAL = ["--parallel=2", "--nopin_cpus"]
 SLURM = ["--launcher=slurm", "--slurm_cpus_per_task=1", "--slurm_max_parallel=2"]
 TIMING = ("steps_per_sec", "tokens_per_sec", "wall_seconds")
 REQUEUED = "reverse,position=rotary/seed0"
+TIME_LIMIT = "reverse,position=none/seed0"
 
 
 def _checkpoints(run_dir: Path) -> list[int]:
@@ -66,34 +69,44 @@ def local_sweep(tmp_path_factory, slurm_env):
 
 @pytest.fixture(scope="module")
 def slurm_sweep(tmp_path_factory, slurm_env, local_sweep):
-    """The SLURM sweep, with the rotary run's job requeued after its first checkpoint."""
+    """The SLURM sweep; once its first checkpoint is saved, each job is interrupted: the
+    rotary run's requeued (``scontrol requeue``: SIGTERM, as on a preemption), the other run's
+    warned of its time limit (submitit's SIGUSR2: save, then submitit requeues the job)."""
     del local_sweep  # first: it builds the dataset and fills the compilation cache
     workdir = tmp_path_factory.mktemp("slurm") / "position"
     command = [sys.executable, str(ABLATE), f"--workdir={workdir}", *ARGS, *SLURM]
     sweep = subprocess.Popen(
         command, env=slurm_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    run_dir = workdir / REQUEUED
+    actions = {REQUEUED: ["scontrol", "requeue"], TIME_LIMIT: ["scancel", "--signal=USR2"]}
+    jobs = {}
     deadline = time.monotonic() + 300
-    while not _checkpoints(run_dir):
-        assert sweep.poll() is None, sweep.communicate()[0][-3000:]
-        assert time.monotonic() < deadline, "no checkpoint in time"
-        time.sleep(0.05)
-    job = json.loads((workdir / "jobs.json").read_text())[REQUEUED]["id"]
-    requeue = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
-    assert requeue.returncode == 0, requeue.stderr
-    # SLURM holds a requeued job back for a while (Reason=BeginTime, about 2 minutes here);
-    # once it is pending again, let it start at once.
-    while "JobState=PENDING" not in _scontrol("show", "job", job):
-        assert time.monotonic() < deadline and sweep.poll() is None, "the job was not requeued"
-        time.sleep(0.2)
-    _scontrol("update", f"jobid={job}", "StartTime=now")
     try:
+        while len(jobs) < len(actions):
+            assert sweep.poll() is None, sweep.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "no checkpoint in time"
+            for relpath, action in actions.items():
+                if relpath not in jobs and _checkpoints(workdir / relpath):
+                    job = json.loads((workdir / "jobs.json").read_text())[relpath]["id"]
+                    done = subprocess.run([*action, job], capture_output=True, text=True)
+                    assert done.returncode == 0, done.stderr
+                    jobs[relpath] = job
+            time.sleep(0.05)
+        # SLURM holds a requeued job back for a while (Reason=BeginTime, about 2 minutes
+        # here); once it is pending again, let it start at once.
+        for job in jobs.values():
+            while "JobState=PENDING" not in _scontrol("show", "job", job):
+                assert time.monotonic() < deadline and sweep.poll() is None, f"{job} not requeued"
+                time.sleep(0.2)
+            _scontrol("update", f"jobid={job}", "StartTime=now")
         output = sweep.communicate(timeout=600)[0]
     finally:
         sweep.kill()
+        if (workdir / "jobs.json").exists():  # no job outlives the test
+            recorded = json.loads((workdir / "jobs.json").read_text()).values()
+            subprocess.run(["scancel", *(j["id"] for j in recorded)], check=False)
     assert sweep.returncode == 0, output[-3000:]
-    return {"workdir": workdir, "job": job, "output": output}
+    return {"workdir": workdir, "jobs": jobs, "output": output}
 
 
 def _scontrol(*args: str) -> str:
@@ -126,15 +139,16 @@ def test_slurm_sweep_gives_the_results_of_the_local_sweep(slurm_sweep, local_swe
     assert {j["launcher"] for j in jobs.values()} == {"slurm"} and len(jobs) == 2
 
 
-def test_a_requeued_job_resumes_from_its_checkpoint_to_the_same_parameters(
-    slurm_sweep, local_sweep
+@pytest.mark.parametrize("relpath", [REQUEUED, TIME_LIMIT])
+def test_an_interrupted_job_resumes_from_its_checkpoint_to_the_same_parameters(
+    slurm_sweep, local_sweep, relpath
 ):
-    log = (slurm_sweep["workdir"] / REQUEUED / "train.log").read_text()
-    assert "on SIGTERM; checkpoint saved" in log  # SLURM stopped it: it saved
+    log = (slurm_sweep["workdir"] / relpath / "train.log").read_text()
+    assert "on SIGTERM; checkpoint saved" in log  # the job stopped it: it saved
     resumed = [int(s) for s in re.findall(r"resumed from step (\d+)", log)]
     assert len(resumed) == 1 and 0 < resumed[0] < STEPS, log[-3000:]
-    got = _params(slurm_sweep["workdir"] / REQUEUED)
-    want = _params(local_sweep / REQUEUED)
+    got = _params(slurm_sweep["workdir"] / relpath)
+    want = _params(local_sweep / relpath)
     assert got.keys() == want.keys() and len(got) > 10
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)

@@ -204,7 +204,10 @@ def run_spec(spec: RunSpec) -> dict[str, Any]:
             _Trainer.process = _start(spec, log)
             if _Trainer.requested:  # a signal came while it started
                 _Trainer.stop()
-            code = _Trainer.process.wait()
+            # Polled, not wait(): a blocking wait holds the Popen's lock, and the handler of
+            # submitit's time-limit signal (SweepJob.checkpoint) must wait for the trainer too.
+            while (code := _Trainer.process.poll()) is None:
+                time.sleep(0.2)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -248,9 +251,10 @@ class SweepJob(submitit.helpers.Checkpointable):
         return run_spec(spec)
 
     def checkpoint(self, spec: RunSpec) -> submitit.helpers.DelayedSubmission:
+        """In submitit's signal handler: the trainer saves and exits; then the job is requeued."""
         _Trainer.stop()
-        if _Trainer.process is not None:
-            _Trainer.process.wait()
+        while _Trainer.process is not None and _Trainer.process.poll() is None:
+            time.sleep(0.1)
         return super().checkpoint(spec)
 
 

@@ -182,7 +182,7 @@ class SlurmLauncher:
         missing = [c for c in ("sbatch", "srun", "squeue") if shutil.which(c) is None]
         if missing:
             raise ValueError(
-                f"--launcher=slurm needs SLURM's {' and '.join(missing)} on PATH; "
+                f"--launcher=slurm needs SLURM's {', '.join(missing)} on PATH; "
                 "run on a SLURM login node, or use --launcher=local"
             )
         import submitit
