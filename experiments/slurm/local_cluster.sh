@@ -55,6 +55,9 @@ SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# A requeued job waits out its old credential's lifetime (default 120 s) before it may start
+# again (a start before that fails: "Job credential revoked"); tests requeue jobs.
+AuthInfo=cred_expire=10
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$DIR/slurmctld.pid
@@ -73,7 +76,6 @@ MpiDefault=none
 ReturnToService=2
 SchedulerParameters=sched_interval=2
 SchedulerType=sched/backfill
-# Requeued jobs start again at once (the default waits a while before a requeued job is eligible).
 JobRequeue=1
 MinJobAge=600
 KillWait=30

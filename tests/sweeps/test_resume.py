@@ -58,7 +58,7 @@ def param_count(run_dir: Path) -> int:
     return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
-def test_killed_sweep_skips_finished_runs_and_resumes_the_rest(tmp_path, sweep_env):
+def test_stopped_sweep_skips_finished_runs_and_resumes_the_rest(tmp_path, sweep_env):
     workdir = tmp_path / "position"
     command = [sys.executable, str(ABLATE), f"--workdir={workdir}", *ARGS]
     first = workdir / "reverse,position=none" / "seed0"
