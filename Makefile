@@ -13,7 +13,7 @@ comma := ,
 EXTRAS := dev$(if $(filter-out cpu,$(ACCEL)),$(comma)$(ACCEL))
 STAMP := $(VENV)/.installed-$(ACCEL)-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: setup test demo lint format bench gpu-check clean
+.PHONY: setup test test-slurm demo lint format bench gpu-check clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ setup: $(STAMP)
 # 20 minutes on 2 cores). Slowest modules first: tests/conftest.py, SLOWEST_FIRST.
 test: $(STAMP)
 	JAX_PLATFORMS=cpu $(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
+
+# The tests marked `slurm` against a one-node SLURM cluster that this target brings up on this
+# machine (experiments/slurm/local_cluster.sh: installs slurm-wlm and munge where missing, as
+# root or through sudo) and stops afterwards. docs/cluster.md has their cost.
+test-slurm: $(STAMP)
+	bash experiments/slurm/local_cluster.sh up
+	JAX_PLATFORMS=cpu $(PY) -m pytest -m slurm --durations=5 tests/slurm; \
+	status=$$?; bash experiments/slurm/local_cluster.sh down; exit $$status
 
 DEMO_DIR ?= runs/demo
 DEMO := $(PY) experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p,demo \

@@ -6,8 +6,9 @@ r"""Train any attnlab model on any attnlab dataset.
 Running the same command again resumes from the latest checkpoint in the workdir; a config
 that differs from the one the workdir was trained with (beyond the keys listed in
 ``attnlab.train.config.RESUMABLE_KEYS``) is refused. SIGTERM and Ctrl-C save a checkpoint and
-exit 0. Multi-host: pass --coordinator_address, --num_processes and --process_id on every
-host. A bad flag, variant, key, value or workdir exits with status 2 and one line naming it
+exit 0. Several processes: pass --coordinator_address, --num_processes and --process_id to
+every process; under SLURM, ``srun`` is enough (each task finds the others through JAX's
+cluster detection; explicit flags win). docs/cluster.md has every command. A bad flag, variant, key, value or workdir exits with status 2 and one line naming it
 and the valid choices; a diverged loss exits with status 1.
 """
 
@@ -24,7 +25,7 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics, config.")
 _COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", None, "host:port of process 0, for multi-host jax.distributed."
+    "coordinator_address", None, "host:port of process 0 (several processes; srun needs none)."
 )
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-host).")
@@ -36,14 +37,20 @@ PROG = "train.py"
 def main(argv: Sequence[str]) -> None:
     del argv
     from attnlab.train import NonFiniteLossError, train_and_evaluate
-    from attnlab.train.cli import exit_interrupted, fail, quiet_libraries
+    from attnlab.train.cli import (
+        exit_interrupted,
+        fail,
+        join_processes,
+        quiet_libraries,
+        slurm_step_tasks,
+    )
     from attnlab.train.preemption import Interrupted, entry_point_signals
-    from attnlab.train.sharding import initialize_distributed
 
     quiet_libraries()
+    processes = _NUM_PROCESSES.value or (1 if _COORDINATOR.value else slurm_step_tasks()) or 1
     try:
-        with entry_point_signals(abort_setup=(_NUM_PROCESSES.value or 1) == 1):
-            initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+        with entry_point_signals(abort_setup=processes == 1):
+            join_processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
             result = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
             _report(result)
     except Interrupted as err:  # SIGTERM or Ctrl-C before the training loop: nothing to save

@@ -5,7 +5,8 @@ and a metrics.jsonl that reaches ``--config.num_train_steps``; ``nan`` exits 1 t
 train.py reports a diverged loss; ``crash`` exits 3. ``--config.sleep`` seconds are spent
 first, and the start and end times are written to ``times.json``. Like train.py, SIGTERM
 makes it stop early and exit 0 (after half a second of "saving"); every SIGTERM it receives
-is counted in ``sigterms.txt``. Its CPU affinity goes to ``cpus.json``.
+is counted in ``sigterms.txt``. Its CPU affinity goes to ``cpus.json``, and each start adds a
+line to ``started``.
 """
 
 import json
@@ -23,7 +24,8 @@ def main() -> int:
     workdir = Path(args["workdir"])
     workdir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: SIGTERMS.append(time.time()))
-    (workdir / "started").touch()
+    with (workdir / "started").open("a") as f:  # one line per start
+        f.write(f"{os.getpid()}\n")
     if hasattr(os, "sched_getaffinity"):  # the CPUs the runner pinned it to
         (workdir / "cpus.json").write_text(json.dumps(sorted(os.sched_getaffinity(0))))
     started = time.time()

@@ -57,9 +57,26 @@ def test_axis_value_the_model_rejects_fails_before_any_run(tmp_path, sweep_env):
             ["--sweep=input", "--set=learning_rat=0.1"],
             "unknown config key 'learning_rat'; valid keys:",
         ),
+        (
+            ["--sweep=heads", "--slurm_partition=gpu", "--slurm_max_parallel=4"],
+            "--slurm_partition, --slurm_max_parallel need --launcher=slurm",
+        ),
+        (
+            ["--sweep=heads", "--launcher=slurm", "--parallel=2"],
+            "--parallel is for --launcher=local; with slurm use --slurm_max_parallel",
+        ),
+        (["--sweep=heads", "--launcher=pbs"], "value should be one of <local|slurm>"),
     ],
 )
 def test_bad_axis_group_or_key_is_one_line(tmp_path, sweep_env, args, expected):
     code, lines, workdir = ablate(tmp_path, sweep_env, *args)
     assert code == 2 and len(lines) == 1 and expected in lines[0], lines
     assert not workdir.exists()
+
+
+def test_slurm_launcher_without_slurm_says_so_in_one_line(tmp_path, sweep_env):
+    env = {**sweep_env, "PATH": str(tmp_path)}  # no sbatch, srun or squeue there
+    code, lines, workdir = ablate(tmp_path, env, "--sweep=heads", "--launcher=slurm")
+    assert code == 2 and len(lines) == 1, lines
+    assert "--launcher=slurm needs SLURM's sbatch, srun, squeue on PATH" in lines[0]
+    assert lines[0].endswith("or use --launcher=local") and not workdir.exists()

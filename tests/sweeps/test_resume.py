@@ -1,10 +1,10 @@
-"""A killed sweep resumes: finished runs are skipped, the unfinished one continues from its
+"""A stopped sweep resumes: finished runs are skipped, the unfinished one continues from its
 checkpoint, and results.csv holds one correct row per run.
 
 Two tiny reverse-task runs of the ``position`` sweep in quick form (position none and rotary,
-one seed, 24 steps). The runner is SIGKILLed once the first run is done and the second has
-saved a checkpoint; its orphaned run gets SIGTERM, saves and exits, and the same command is
-run again.
+one seed, 24 steps), on the local launcher. The sweep gets SIGTERM once the first run is done
+and the second has saved a checkpoint; the running job passes it on, its trainer saves and
+exits, the sweep exits 1, and the same command is run again.
 """
 
 import csv
@@ -58,22 +58,23 @@ def param_count(run_dir: Path) -> int:
     return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
-def test_killed_sweep_skips_finished_runs_and_resumes_the_rest(tmp_path, sweep_env):
+def test_stopped_sweep_skips_finished_runs_and_resumes_the_rest(tmp_path, sweep_env):
     workdir = tmp_path / "position"
     command = [sys.executable, str(ABLATE), f"--workdir={workdir}", *ARGS]
     first = workdir / "reverse,position=none" / "seed0"
     second = workdir / "reverse,position=rotary" / "seed0"
 
-    runner = subprocess.Popen(
+    sweep = subprocess.Popen(
         command, env=sweep_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     deadline = time.monotonic() + 180
     while not ((first / "done.json").exists() and has_checkpoint(second)):
-        assert runner.poll() is None, runner.communicate()[0][-3000:]
+        assert sweep.poll() is None, sweep.communicate()[0][-3000:]
         assert time.monotonic() < deadline, "the first run did not finish in time"
         time.sleep(0.05)
-    runner.send_signal(signal.SIGKILL)
-    runner.communicate()
+    sweep.send_signal(signal.SIGTERM)
+    stopped = sweep.communicate(timeout=120)[0]
+    assert sweep.returncode == 1 and "stopped; run the same command again" in stopped
     assert not (second / "done.json").exists()
     first_done = (first / "done.json").stat().st_mtime_ns
 
@@ -83,7 +84,7 @@ def test_killed_sweep_skips_finished_runs_and_resumes_the_rest(tmp_path, sweep_e
     assert (first / "done.json").stat().st_mtime_ns == first_done
     assert (first / "train.log").read_text().count("final:") == 1  # trained once
     second_log = (second / "train.log").read_text()
-    assert "on SIGTERM; checkpoint saved" in second_log  # the orphan saved when the runner died
+    assert "on SIGTERM; checkpoint saved" in second_log  # the job passed the stop on
     assert "resumed from step" in second_log
 
     with (workdir / "results.csv").open() as f:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from attnlab.analysis.plots import axis_label, is_percent, percent_axis
-from attnlab.sweeps.runner import DONE, read_json
+from attnlab.sweeps.jobs import DONE, read_json
 from attnlab.sweeps.spec import Run, Sweep, format_value, parse_value
 
 _RATES = ("steps_per_sec", "tokens_per_sec")

@@ -3,6 +3,9 @@
 Every entry point parses absl flags with ``parse_flags`` (``app.run(main, flags_parser=...)``),
 so an unknown flag, config variant, config key or flag value ends the process with status 2
 and one line, ``<prog>: error: <what> ...; valid: ...``, never a traceback.
+
+``join_processes`` joins a multi-process run: the coordinator flags when given, else the
+tasks of the ``srun`` step this process belongs to, found by JAX's own cluster detection.
 """
 
 from __future__ import annotations
@@ -56,6 +59,57 @@ def exit_interrupted(prog: str, err: KeyboardInterrupt, where: str, after: str) 
         f"{prog}: {'error: ' if ctrl_c else ''}stopped {where} on {name}; {after}", file=sys.stderr
     )
     exit_now(130 if ctrl_c else 0)
+
+
+def slurm_step_tasks() -> int:
+    """The number of tasks of the ``srun`` step this process is one of; 0 outside a step.
+
+    A batch script itself (the sbatch step) has ``SLURM_NTASKS`` of the whole job but no
+    ``SLURM_STEP_NODELIST``: there it is 0, so a trainer started there directly is one
+    process. The variables are those that ``jax.distributed``'s SLURM detection reads.
+    """
+    needed = ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID")
+    if not all(name in os.environ for name in (*needed, "SLURM_LOCALID")):
+        return 0
+    return int(os.environ["SLURM_NTASKS"])
+
+
+def _slurm_task_devices() -> list[int] | None:
+    """With ``--gpus-per-task``, SLURM shows each task only its own GPUs: use all of them.
+
+    Otherwise None: JAX then gives task ``SLURM_LOCALID`` the GPU of that index, right when
+    every task of a node sees all the node's GPUs (``--gpus-per-node`` with one task a GPU).
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if os.environ.get("SLURM_GPUS_PER_TASK") and visible:
+        return list(range(len(visible.split(","))))
+    return None
+
+
+def join_processes(
+    coordinator_address: str | None, num_processes: int | None, process_id: int | None
+) -> int:
+    """Join this process's multi-process run, if it has one; returns the number of processes.
+
+    Explicit flags win. Without ``--coordinator_address``, an ``srun`` step of several tasks
+    is one run (``jax.distributed.initialize()`` detects its coordinator, size and index;
+    ``--num_processes``/``--process_id`` still override them). Anything else: one process.
+    """
+    import jax
+
+    from attnlab.train.sharding import initialize_distributed
+
+    if coordinator_address:
+        initialize_distributed(coordinator_address, num_processes, process_id)
+        return num_processes or 1
+    if slurm_step_tasks() <= 1:
+        return 1
+    # CPU devices of different processes talk through gloo (XLA:CPU has no default).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        num_processes=num_processes, process_id=process_id, local_device_ids=_slurm_task_devices()
+    )
+    return jax.process_count()
 
 
 def unknown_override(argv: Sequence[str], flag_name: str = "config") -> str | None:

@@ -48,6 +48,7 @@ from attnlab.train.workdir import (
     check_resume,
     check_writable,
     has_history,
+    hold_workdir,
     write_config,
 )
 from attnlab.train.writers import MetricWriter, log_progress, read_metrics
@@ -321,12 +322,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         return finished
     config, info = fit_to_data(config)
     check_resume(workdir, config)  # the dataset's sizes too
-    run = _Run(config, info, workdir)
-    try:
-        return run.run()
-    except BaseException:
-        run.close()
-        raise
+    with hold_workdir(workdir):  # before anything is written: one run per workdir
+        run = _Run(config, info, workdir)
+        try:
+            return run.run()
+        except BaseException:
+            run.close()
+            raise
 
 
 def _finished(config: ml_collections.ConfigDict, workdir: Path) -> dict | None:

@@ -10,14 +10,24 @@ asks whether the workdir could be written without making it; the directory and i
 ``config.json`` are written only once the run is accepted (``write_config``), so a refused
 config leaves nothing behind, and atomically (a temporary file, then a rename), so an
 interrupted write never leaves a half file.
+
+One workdir, one run: ``hold_workdir`` locks ``DIR/.lock`` (``flock``) for as long as the run
+trains, before anything is written there. Process 0 of a run takes it and tells the others,
+so the N processes of one run share it, while two runs (or N independent 1-process runs that
+``srun`` started without cluster detection: each is process 0) collide. The kernel releases
+the lock of a killed process, so a SIGKILLed run resumes without any cleaning.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
 import json
 import os
+import socket
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +41,7 @@ CONFIG_FILE = "config.json"
 # Set by ``fit_to_data`` from the dataset (its sizes and length bound); a config not yet
 # resolved holds their defaults, so the check before the data is read leaves them out.
 DATASET_KEYS = ("model.max_len", "model.vocab_size", "model.target_vocab_size", "model.num_classes")
+LOCK_FILE = ".lock"
 
 
 class WorkdirError(ValueError):
@@ -162,3 +173,72 @@ def write_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
     """Record ``config`` as the run's ``config.json``, making the workdir if it is new."""
     workdir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(workdir / CONFIG_FILE, config_as_json(config))
+
+
+def try_lock(path: Path, holder: str) -> int | None:
+    """``flock`` ``path`` (created if missing) and write ``holder`` into it; the descriptor, or
+    None when another process holds it. The lock lasts until the descriptor is closed or the
+    process ends, however it ends. OSError when ``path`` cannot be created."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, holder.encode(), 0)
+    return fd
+
+
+def lock_holder(path: Path) -> str:
+    """What the holder of ``path`` wrote: host, pid and start time."""
+    try:
+        return path.read_text(errors="replace").strip() or "holder unknown"
+    except OSError:
+        return "holder unknown"
+
+
+def this_process(extra: str = "") -> str:
+    """``host H, pid P, started T`` for a lock file."""
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"host {socket.gethostname()}, pid {os.getpid()}, started {started}{extra}"
+
+
+@contextlib.contextmanager
+def hold_workdir(workdir: Path) -> Iterator[None]:
+    """One run per workdir: hold ``workdir/.lock`` inside the block (see the module docstring).
+
+    Raises ``WorkdirError`` on every process of the run, with one line naming the holder
+    (host, pid, start time), when another run holds it.
+    """
+    import jax  # the processes of this run (after jax.distributed is initialized)
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    fd, why, path = None, "", workdir / LOCK_FILE
+    if jax.process_index() == 0:
+        count = jax.process_count()
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)  # the run is accepted: make it
+            fd = try_lock(path, this_process(f", {count} processes" if count > 1 else ""))
+        except OSError as err:
+            why = f"cannot create {path}: {err.strerror}; pick another --workdir"
+        else:
+            if fd is None:
+                why = (
+                    f"workdir {workdir} is in use by another trainer ({lock_holder(path)}); "
+                    "wait for it to end or give another --workdir"
+                )
+    if jax.process_count() > 1:  # every process hears process 0's answer, then all go on or stop
+        text = np.zeros(1024, np.uint8)
+        raw = why.encode()[: text.size]
+        text[: len(raw)] = np.frombuffer(raw, np.uint8)
+        text = np.asarray(multihost_utils.broadcast_one_to_all(text))
+        why = bytes(text[text != 0]).decode(errors="replace")
+    if why:
+        raise WorkdirError(why)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
