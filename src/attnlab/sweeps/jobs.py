@@ -127,7 +127,7 @@ def count_params(run_dir: Path) -> int:
     import jax
     from flax import nnx
 
-    from attnlab.nn import build_model
+    from attnlab.train.models import build_model
     from attnlab.train.workdir import read_trained_config
 
     config = read_trained_config(run_dir)

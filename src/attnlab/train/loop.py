@@ -320,9 +320,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         if finished is None:
             raise
         return finished
-    config, info = fit_to_data(config)
-    check_resume(workdir, config)  # the dataset's sizes too
-    with hold_workdir(workdir):  # before anything is written: one run per workdir
+    with hold_workdir(workdir):  # before the data starts or anything is written: one run per dir
+        config, info = fit_to_data(config)
+        check_resume(workdir, config)  # the dataset's sizes too
         run = _Run(config, info, workdir)
         try:
             return run.run()

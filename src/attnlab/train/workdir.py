@@ -209,17 +209,20 @@ def hold_workdir(workdir: Path) -> Iterator[None]:
     """One run per workdir: hold ``workdir/.lock`` inside the block (see the module docstring).
 
     Raises ``WorkdirError`` on every process of the run, with one line naming the holder
-    (host, pid, start time), when another run holds it.
+    (host, pid, start time), when another run holds it. A workdir this call made is removed
+    again when the block raises before writing anything there (a refused run leaves none).
     """
     import jax  # the processes of this run (after jax.distributed is initialized)
     import numpy as np
     from jax.experimental import multihost_utils
 
     fd, why, path = None, "", workdir / LOCK_FILE
+    created = False
     if jax.process_index() == 0:
         count = jax.process_count()
         try:
-            workdir.mkdir(parents=True, exist_ok=True)  # the run is accepted: make it
+            created = not workdir.exists()
+            workdir.mkdir(parents=True, exist_ok=True)
             fd = try_lock(path, this_process(f", {count} processes" if count > 1 else ""))
         except OSError as err:
             why = f"cannot create {path}: {err.strerror}; pick another --workdir"
@@ -239,6 +242,11 @@ def hold_workdir(workdir: Path) -> Iterator[None]:
         raise WorkdirError(why)
     try:
         yield
+    except BaseException:
+        if created and {p.name for p in workdir.iterdir()} == {LOCK_FILE}:
+            path.unlink()  # refused before anything was written: leave no new directory
+            workdir.rmdir()
+        raise
     finally:
         if fd is not None:
             os.close(fd)  # releases the lock
