@@ -48,6 +48,7 @@ for _path in (ROOT, ROOT / "src"):
 import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow_datasets as tfds  # noqa: E402
 from flax import nnx  # noqa: E402
 
 import attnlab  # noqa: E402
@@ -60,23 +61,37 @@ MAX_LEN = 32  # g2p sources and targets, with the EOS
 
 @contextlib.contextmanager
 def revision_package(rev: str) -> Iterator[Any]:
-    """``attnlab`` as it was at git revision ``rev``, importable as ``attnlab_rev``."""
+    """``attnlab`` as it was at git revision ``rev``, importable as ``attnlab_rev``.
+
+    The revision's ``experiments/configs`` come with it, their imports rewritten the same
+    way, in the directory ``package.configs_dir``. Its data package is imported without
+    registering its TFDS builders: ours hold the same names (TFDS refuses a second one).
+    """
     archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src/attnlab"], check=True, capture_output=True
+        ["git", "-C", str(ROOT), "archive", rev, "src/attnlab", "experiments/configs"],
+        check=True,
+        capture_output=True,
     ).stdout
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(tmp, filter="data")
         package = Path(tmp) / REVISION_PACKAGE
         (Path(tmp) / "src" / "attnlab").rename(package)
+        configs = Path(tmp) / "experiments" / "configs"
         pattern = re.compile(r"\b(from|import) attnlab\b")
-        for path in package.rglob("*.py"):
+        for path in [*package.rglob("*.py"), *configs.glob("*.py")]:
             path.write_text(pattern.sub(rf"\1 {REVISION_PACKAGE}", path.read_text()))
         sys.path.insert(0, tmp)
         try:
-            yield importlib.import_module(REVISION_PACKAGE)
+            module = importlib.import_module(REVISION_PACKAGE)
+            with tfds.core.registered.skip_registration():
+                importlib.import_module(f"{REVISION_PACKAGE}.data")
+            module.configs_dir = configs
+            yield module
         finally:
             sys.path.remove(tmp)
+            for name in [m for m in sys.modules if m.split(".")[0] == REVISION_PACKAGE]:
+                del sys.modules[name]  # a later revision_package imports afresh
 
 
 def module(package: Any, *names: str) -> Any:

@@ -226,3 +226,41 @@ def synthetic_batch(seed: int, batch: int, length: int, vocab: tuple[int, int]) 
         "targets": targets.astype(np.int32),
         "valid": np.ones(batch, bool),
     }
+
+
+# --- matmul FLOPs of one training step ------------------------------------------------------
+def analytic_flops(cfg: ml_collections.ConfigDict, batch: int, src_len: int, tgt_len: int):
+    """(matmul FLOPs of one training step on the padded shapes, of which attention's)."""
+    d, f, vocab = cfg.d_model, cfg.d_ff, cfg.target_vocab_size
+    ns, nt = batch * src_len, batch * tgt_len  # positions
+    enc = cfg.num_encoder_layers * (4 * d * d + 2 * d * f) * ns
+    dec = cfg.num_decoder_layers * ((6 * d * d + 2 * d * f) * nt + 2 * d * d * ns)
+    head = d * vocab * nt
+    attention = (
+        2
+        * batch
+        * d
+        * (
+            cfg.num_encoder_layers * src_len**2
+            + cfg.num_decoder_layers * (tgt_len**2 + tgt_len * src_len)
+        )
+    )  # QK^T and AV: multiply-adds of the forward pass
+    return 6 * (enc + dec + head + attention), 6 * attention
+
+
+def nat_flops(cfg: ml_collections.ConfigDict, batch: int, src_len: int) -> float:
+    """Matmul FLOPs of one CTC NAT training step on the padded shapes (6 x forward MACs).
+
+    The encoder runs over S positions, the non-causal decoder over the canvas C = k S
+    (self-attention, cross-attention to S, FFN) and the output layer over C with the blank.
+    """
+    d, f, vocab = cfg.d_model, cfg.d_ff, cfg.target_vocab_size + 1
+    canvas = int(cfg.upsample) * src_len
+    ns, nc = batch * src_len, batch * canvas
+    enc = cfg.num_encoder_layers * ((4 * d * d + 2 * d * f) * ns + 2 * batch * d * src_len**2)
+    dec = cfg.num_decoder_layers * (
+        (6 * d * d + 2 * d * f) * nc
+        + 2 * d * d * ns
+        + 2 * batch * d * (canvas**2 + canvas * src_len)
+    )
+    return 6.0 * (enc + dec + d * vocab * nc)

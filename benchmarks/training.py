@@ -74,25 +74,6 @@ PEAK_SIZE = 2048
 
 
 # --- FLOPs ----------------------------------------------------------------------------------
-def analytic_flops(cfg: ml_collections.ConfigDict, batch: int, src_len: int, tgt_len: int):
-    """(matmul FLOPs of one training step on the padded shapes, of which attention's)."""
-    d, f, vocab = cfg.d_model, cfg.d_ff, cfg.target_vocab_size
-    ns, nt = batch * src_len, batch * tgt_len  # positions
-    enc = cfg.num_encoder_layers * (4 * d * d + 2 * d * f) * ns
-    dec = cfg.num_decoder_layers * ((6 * d * d + 2 * d * f) * nt + 2 * d * d * ns)
-    head = d * vocab * nt
-    attention = (
-        2
-        * batch
-        * d
-        * (
-            cfg.num_encoder_layers * src_len**2
-            + cfg.num_decoder_layers * (tgt_len**2 + tgt_len * src_len)
-        )
-    )  # QK^T and AV: multiply-adds of the forward pass
-    return 6 * (enc + dec + head + attention), 6 * attention
-
-
 def xla_flops(compiled: Any) -> float:
     """The ``flops`` of XLA's cost analysis of a compiled executable."""
     analysis = compiled.cost_analysis()
@@ -146,7 +127,7 @@ def measure_bucket(
         min_seconds=min_seconds,
     )
     tokens = int(np.count_nonzero(batch["targets"]))
-    flops, attention_flops = analytic_flops(cfg, config.batch_size, length, length)
+    flops, attention_flops = common.analytic_flops(cfg, config.batch_size, length, length)
     peak_flops = 2 * PEAK_SIZE**3
     speedup = common.paired_ratio(times["torch"], times["jax"])
     jax_mfu = common.paired_ratio(times["matmul"], times["jax"])["median"] * flops / peak_flops
