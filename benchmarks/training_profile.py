@@ -88,7 +88,7 @@ SOURCE_CATEGORIES = (  # the first matching source file decides a thunk without 
     ("attnlab/ops/attention.py", "attention: softmax, masks"),
     ("attnlab/ops/losses.py", "loss"),
     ("attnlab/ops/ctc.py", "loss"),
-    ("attnlab/nn/nat_ctc.py", "loss"),
+    ("attnlab/nat/ctc.py", "loss"),
     ("optax/losses", "loss"),
     ("optax/", "optimizer update"),
     ("attnlab/ops/norms.py", "layer norm"),
