@@ -41,6 +41,8 @@ from typing import Any
 import submitit
 
 from attnlab.sweeps.spec import Run
+from attnlab.train.models import build_model
+from attnlab.train.workdir import read_trained_config
 from attnlab.train.writers import TIMING_KEYS, read_metrics
 
 DONE, LAUNCH, LOG, ATTEMPT = "done.json", "launch.json", "train.log", "attempt.json"
@@ -126,9 +128,6 @@ def count_params(run_dir: Path) -> int:
     """Trainable parameters of the model in ``run_dir/config.json`` (shapes only, no data)."""
     import jax
     from flax import nnx
-
-    from attnlab.train.models import build_model
-    from attnlab.train.workdir import read_trained_config
 
     config = read_trained_config(run_dir)
     abstract = nnx.eval_shape(lambda: build_model(config.model, rngs=nnx.Rngs(0)))

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from absl import flags, logging
 
 from attnlab.train.config import load_config_file
+from attnlab.train.sharding import initialize_distributed
 
 
 def one_line(text: str) -> str:
@@ -96,8 +97,6 @@ def join_processes(
     ``--num_processes``/``--process_id`` still override them). Anything else: one process.
     """
     import jax
-
-    from attnlab.train.sharding import initialize_distributed
 
     if coordinator_address:
         initialize_distributed(coordinator_address, num_processes, process_id)
