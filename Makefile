@@ -42,7 +42,7 @@ DEMO := $(PY) experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py
 PIN = $(if $(shell command -v taskset),taskset -c $(1))
 
 # The AT and the NAT train side by side, one core each (4.5 min instead of 5.6 on 2 cores,
-# BUILD_NOTES.md "make demo"); the last command resumes both and decodes; then a predict
+# README.md, "How long the full configs take"); the last command resumes both and decodes; then a predict
 # command for each model folder it made ($(DEMO_DIR)/at, $(DEMO_DIR)/nat).
 demo: $(STAMP)
 	@mkdir -p $(DEMO_DIR)

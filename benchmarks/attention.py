@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": common.machine_info(),
         "target": f"ratio <= {TARGET_RATIO} at every T",
         "met": all(row["met"] for row in rows),
-        "headline": [  # rendered into BUILD_NOTES.md by benchmarks/summary.py
+        "headline": [  # rendered into docs/performance.md by benchmarks/summary.py
             {
                 "name": f"attention fwd+bwd time, ours / jax.nn, T={row['T']}",
                 "value": row["ratio"],

@@ -5,7 +5,7 @@ r"""Decoding at batch 1: KV-cache step cost, cache against no cache, NAT against
     python benchmarks/decoding.py --quick              # fewer words and repetitions
     python benchmarks/decoding.py --long_run_dir=runs/long   # trained long-output models
 
-The measured figures are in BUILD_NOTES.md ("Decoding at batch 1").
+The measured figures are in docs/decoding_cost.md.
 
 Issue 8, benchmark 4. Models of the ``experiments/configs/g2p.py:at`` / ``:nat`` shape
 (d_model 192, 4 heads, d_ff 768, 3+3 layers), jitted, fp32, batch 1. Three targets:
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "decoding_vs_length": by_length,
         "decoding_vs_length_run": length_run(args, argv),
     }
-    section["headline"] = [  # rendered into BUILD_NOTES.md by benchmarks/summary.py
+    section["headline"] = [  # rendered into docs/performance.md by benchmarks/summary.py
         {
             "name": f"decoding b=1, {t['measure']}",
             "value": t["figure"],

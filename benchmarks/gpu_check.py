@@ -19,8 +19,8 @@ figures. ``--quick`` shrinks every part (small lengths, one repetition, 20 train
 ``synthetic.py:at,quick``) to test the script itself on a CPU (2 min on 2 shared cores);
 ``--parts`` runs a subset, and ``--part_timeout`` stops a part that runs longer (a device lease
 is short: one slow part must not use it up). The exit status is 1 if any part failed. The
-first run on a GPU (an H200, 2026-11-28) and how its packages got there: BUILD_NOTES.md,
-"The first GPU check".
+first run on a GPU (an H200, 2026-11-28) and how its packages got there: docs/performance.md,
+"Accelerators".
 """
 
 from __future__ import annotations

@@ -141,7 +141,8 @@ def targets(rows: list[dict[str, Any]], memory_length: int, time_length: int) ->
 
 
 def headline(targets: dict[str, Any], memory_length: int, time_length: int) -> list[dict[str, Any]]:
-    """The two targets as the entries that benchmarks/summary.py renders into BUILD_NOTES.md."""
+    """The two targets as the entries that benchmarks/summary.py renders into
+    docs/performance.md."""
     memory, time = targets["memory"], targets["time"]
     return [
         {

@@ -1,4 +1,4 @@
-r"""The benchmark table of BUILD_NOTES.md, rendered from benchmarks/results.json.
+r"""The benchmark table of docs/performance.md, rendered from benchmarks/results.json.
 
     python benchmarks/summary.py       # the last step of `make bench`
 
@@ -12,7 +12,7 @@ Every section of ``results.json`` declares its own headline figures, a list unde
 ``value`` None means not measured (``met`` None too). This script renders one markdown row
 per entry (benchmark, figure, target, met or missed, the date of the section's
 ``machine.date`` and its ``command``) and rewrites the text between the markers
-``<!-- bench:begin -->`` and ``<!-- bench:end -->`` of BUILD_NOTES.md, leaving everything
+``<!-- bench:begin -->`` and ``<!-- bench:end -->`` of docs/performance.md, leaving everything
 else as it was. Without the markers it appends a ``## Benchmarks`` section holding them.
 Sections come in issue order (attention, long_sequences, training, decoding, pipeline), then
 any others alphabetically; a section without a headline gets one row saying so.
@@ -28,7 +28,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_PATH = ROOT / "benchmarks" / "results.json"
-NOTES_PATH = ROOT / "BUILD_NOTES.md"
+NOTES_PATH = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 ORDER = ("attention", "long_sequences", "training", "decoding", "pipeline")
 HEADER = ("benchmark", "measured", "target", "met", "date", "command")

@@ -29,7 +29,7 @@ from attnlab.train.losses import shift_right, smoothed_cross_entropy
 from attnlab.train.steps import merge_model
 
 # OpenMP threads that spin while they wait for work (libgomp's default) make PyTorch many
-# times slower on a machine shared with other jobs (BUILD_NOTES.md has the figures). Passive
+# times slower on a machine shared with other jobs (docs/performance.md has the figures). Passive
 # waiting is the fair setting for a shared machine; it must be set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -36,8 +36,8 @@ cross-attention K/V over source positions, the tied projection over target posit
 the attention terms 12 B d (L_enc S^2 + L_dec (T^2 + T S)) (QK^T and AV, forward and
 backward). MFU = analytic FLOPs / step time / matmul peak, median over repetitions.
 
-The profile of the step and the measured figures are in BUILD_NOTES.md ("Training
-throughput against PyTorch, and MFU").
+The measured figures are in docs/performance.md; the step's profile, piece by piece, in
+docs/training_profile.md.
 
 Targets: JAX tokens/s at least 1.25x PyTorch's, and MFU at least 40%, in every bucket.
 The figures go into the ``training`` section of ``benchmarks/results.json``.
@@ -185,7 +185,7 @@ COLUMNS = [
 
 
 def headline(rows: list[dict]) -> list[dict]:
-    """The rows of the BUILD_NOTES table (``benchmarks/summary.py``): one pair per bucket."""
+    """The rows of the docs/performance.md table (``benchmarks/summary.py``): a pair per bucket."""
     out = []
     for row in rows:
         shape = f"g2p.py:at, B={row['B']}, S=T={row['S']}"

@@ -30,7 +30,7 @@ record and times them all side by side:
     $C --config.systems=<every recorded system> --config.writeup=experiments/results/g2p/writeup.md
 
 Measured training wall times (8000 steps for a NAT, 20000 for an AT; machines differ by up to
-2x, so each time names its session in BUILD_NOTES.md, which has the logs' figures):
+2x; experiments/results/g2p/README.md, "How each model was trained", has the logs' figures):
 
 | model | wall time | where |
 |---|---|---|
@@ -46,8 +46,7 @@ Measured training wall times (8000 steps for a NAT, 20000 for an AT; machines di
 | `nat_ctc_kd` | about 100 min | alone on both cores (2026-11-28) |
 | the distillation data | 21 min | alone on both cores (2026-11-28) |
 
-Alone on both cores, from the measured step times (BUILD_NOTES.md, "Where a train step's time
-goes"): `nat_ctc` about 85 min, `nat_eos` about 80. So on this round's machines the AT (110
+Alone on both cores, from the measured step times (docs/training_profile.md): `nat_ctc` about 85 min, `nat_eos` about 80. So on this round's machines the AT (110
 min), the deep-shallow AT (99), the distilled CTC NAT (about 100) and CTC+GLAT (92) exceed the
 issue's 90 minutes by 2-22% even alone on both cores (the AT took 58.7 min on the first
 edition's machine, about twice as fast); the NATs whose canvases are wider than the target
@@ -56,7 +55,7 @@ edition's machine, about twice as fast); the NATs whose canvases are wider than 
 Expected result (full `g2p`, 2 CPU cores): experiments/results/g2p/report.md (the first
 edition's: experiments/results/g2p/first_edition/report.md). The target is AT at WER <= 27%
 and PER <= 7% on the cmudict_g2p test split. The `demo` form (`make demo`) trains the AT and
-the NAT at a small scale; measured on 2 cores (BUILD_NOTES.md, "make demo"): test WER 63.3% (AT
+the NAT at a small scale; measured on 2 cores (README.md, "How long the full configs take"): test WER 63.3% (AT
 greedy) and 83.8% (NAT length_pred) on 512 test words of a 10000-word build, in 4 min 34 s
 from a fresh clone. The `quick` form checks the plumbing (tests), not the quality.
 
@@ -144,7 +143,8 @@ def get_config(arg: str | None = None):
     if task in ("g2p", "gpu"):
         at, nat = _task_config("g2p.py", "at" + quick), _task_config("g2p.py", "nat" + quick)
     elif task == "synthetic":
-        # `long` copies: at 64 tokens reverse was still far from learned (BUILD_NOTES.md).
+        # `long` copies: at 64 tokens reverse was still far from learned
+        # (experiments/results/long/README.md).
         synthetic_task = "copy" if variant["long"] else "reverse"
         at = _task_config("synthetic.py", f"at,{synthetic_task}" + quick)
         nat = _task_config("synthetic.py", f"nat,{synthetic_task}" + quick)
@@ -181,7 +181,7 @@ def get_config(arg: str | None = None):
             c.update(eval_every_steps=1200, checkpoint_every_steps=600, eval_decode_examples=256)
     if variant["long"]:
         # Where NAT's speed matters: outputs up to 64 tokens (copy, lengths 1-64). Sized so
-        # that every model reaches near-zero error (BUILD_NOTES.md, "Long outputs").
+        # that every model reaches near-zero error (experiments/results/long/README.md).
         for c in (at, nat):
             c.data.update(synthetic_max_length=64, bucket_boundaries=(16, 32, 48))
             c.model.update(d_model=64, num_heads=4, d_ff=256)

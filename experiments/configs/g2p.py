@@ -5,7 +5,7 @@ r"""Grapheme-to-phoneme on CMUdict (letters -> phonemes, no stress), AT or NAT T
 
 Expected result (`at`): test WER 25.4% and PER 6.17% with beam 4, after about an hour on 2
 CPU cores. experiments/results/g2p/first_edition/report.md has the whole AT-vs-NAT run, which trains exactly
-this config as its AT model; BUILD_NOTES.md has the measured speeds.
+this config as its AT model; docs/training_profile.md has the measured speeds.
 
 Size: d_model 192, 4 heads, d_ff 768, 3+3 layers, 20000 steps of 128 words (about 21 epochs
 of the 121k training words), cut from d_model 256 so that the AT model trains in under 90
@@ -43,7 +43,7 @@ def get_config(arg: str | None = None):
         raise ValueError(f"g2p.py variants {sorted(words & {*RECIPES, 'glat'})} need nat")
     config = base_config()
     # Length buckets: most words are under 12 letters, so padding every batch to 32 wastes
-    # most of the step (BUILD_NOTES.md has the speed-up).
+    # most of the step (docs/training_profile.md has the speed-up).
     config.data = data_config(name="cmudict_g2p", bucket_boundaries=(8, 12, 16))
     config.model = model_config(
         name="nat" if variant["model"] == "nat" else "seq2seq",

@@ -1,7 +1,7 @@
 """What keeps a batch-1 decode cheap to call: a model split once, and few source widths.
 
 Decoding one G2P word is a few hundred microseconds of compute, so what surrounds the
-jitted call matters (the measurements are in BUILD_NOTES.md, "Decoding at batch 1"):
+jitted call matters (the measurements are in docs/decoding_cost.md, "The decoder's fixed cost"):
 
 - **Dispatch.** ``jit_model(fn, model)`` splits the model once, into its structure and a
   flat tuple of arrays, and returns a call that passes only that tuple and the arguments.

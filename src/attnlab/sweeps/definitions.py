@@ -9,7 +9,7 @@ few minutes on a 2-core CPU; the synthetic reverse task (``REVERSE_BUDGET``) joi
 position is the whole point. ``--quick`` swaps the budget for each task's ``quick``
 variant (a tiny model, a 2000-example dataset, 40 steps) so a test can run a sweep.
 
-The measured wall time of every sweep is in BUILD_NOTES.md ("Ablation sweeps"). In
+The measured wall time of every sweep is in its experiments/results/ablations/<sweep>/README.md. In
 norm_batch every run sees 128k examples, so a batch-4 run takes 32000 steps while a batch-128
 run takes 1000. (The first design, 256k examples and pre x post at every batch size, 108 runs,
 was estimated at 7-9.5 h: too long for this machine.)
@@ -62,7 +62,8 @@ REVERSE = "synthetic.py:at,reverse"
 _METRICS = ("eval_wer", "eval_per", "eval_accuracy", "eval_loss")
 
 # norm_batch: every run sees 128k examples (2000 steps at batch 64, one epoch), half the
-# common budget, so that the batch-4 runs (32000 steps) stay short (BUILD_NOTES.md has times).
+# common budget, so that the batch-4 runs (32000 steps) stay short
+# (experiments/results/ablations/norm_batch/README.md has times).
 NORM_BUDGET = {
     **G2P_BUDGET,
     "num_train_steps": 2000,
@@ -224,7 +225,8 @@ INPUT = Sweep(
 
 # The address tagger (cn_address, 1,243 input symbols with specials): 2 layers, d_model 64,
 # 1000 steps of 64 addresses (2.5 epochs of the 25.6k training addresses), scored on the whole
-# validation split. Shorter than address.py's own 3000-step run (BUILD_NOTES.md has times).
+# validation split. Shorter than address.py's own 3000-step run
+# (experiments/results/ablations/address/README.md has times).
 ADDRESS_BUDGET = {
     "model.d_model": 64,
     "model.num_heads": 4,

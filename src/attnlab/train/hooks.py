@@ -11,7 +11,7 @@ Each registers a predicate on the exception here (``drop``). One wrapper per hoo
 (``sys.excepthook``, ``sys.unraisablehook``, ``threading.excepthook``) asks every predicate
 registered for it. Wrappers stay on; only predicates come and go. So no filter can undo
 another by putting back the hook it found: two filters that each restored "their" previous
-hook once did that (the CI failure of 2026-11-28, BUILD_NOTES.md).
+hook once did that (docs/preemption_and_multiprocess.md, "Signals").
 """
 
 from __future__ import annotations
