@@ -1,20 +1,8 @@
-"""The AT-versus-NAT experiment: train (or resume) the models, decode, score, report.
-
-``run(config, workdir)``:
-
-1. trains, or resumes, every model (``MODELS``) that a system of ``config.systems`` needs,
-   each under ``DIR/<model>``: the AT ``Seq2Seq`` (``at``), a deep-shallow AT (``at_ds``),
-   NATs (``NATSeq2Seq``) of matched size, one per recipe, and distilled NATs (``*_kd``,
-   trained on the AT model's beam outputs of the training split);
-2. decodes the test split with every system of ``config.systems``;
-3. writes ``DIR/results.json`` (one row per system, and the data of the report's figures),
-   then renders ``DIR/report.md`` and its PNGs from it (``analysis.report.render``).
-
-Each step is resumable: training resumes from checkpoints, and the distilled data is written
-atomically once. All figures come from this run, except, given ``config.recorded``, the
-outputs of systems whose models trained in an earlier run on another machine
-(``analysis.recorded``): those are read from the record, and timed beside the others on a
-fresh model of the same config made to run the recorded decode.
+"""The AT-versus-NAT experiment: ``run(config, workdir)`` trains (or resumes) every model
+(``MODELS``) that a system of ``config.systems`` needs, each under ``workdir/<model>``, decodes
+the test split with every system, writes ``results.json`` and renders ``report.md`` from it
+(``analysis.report.render``). Given ``config.recorded``, systems whose models trained in an
+earlier run are read from their records and timed on fresh models (docs/recorded_outputs.md).
 """
 
 from __future__ import annotations
@@ -23,11 +11,13 @@ import json
 import math
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -36,12 +26,23 @@ from flax import nnx
 from attnlab.analysis import plots, recorded
 from attnlab.analysis.dag_paths import dag_confidence
 from attnlab.analysis.distill import distilled_data_config
-from attnlab.analysis.latency import add_speedups, measure_latency_vs_length, search_steps
-from attnlab.analysis.report import attention_figure, render
+from attnlab.analysis.latency import measure_latency_vs_length, search_steps
+from attnlab.analysis.report import render
 from attnlab.analysis.scoring import error_kinds, score
-from attnlab.analysis.systems import SYSTEMS, make_decoder, one_pass, run_system, valid_rows
+from attnlab.analysis.systems import (
+    SYSTEMS,
+    at_beam,
+    make_decoder,
+    one_pass,
+    run_system,
+    valid_rows,
+)
 from attnlab.data import dataset_info, make_eval_batches
+from attnlab.decode.at import at_decode
 from attnlab.nat.dag import DAG
+from attnlab.nat.decoding import nat_decode
+from attnlab.nn.attention import capture_cross_attention
+from attnlab.specials import BOS, EOS, MASK, PAD
 from attnlab.train import train_and_evaluate
 from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.restore import restore
@@ -51,15 +52,6 @@ from attnlab.train.writers import read_metrics
 
 class TrainingStopped(Exception):  # noqa: N818 - a stop on request, not an error
     """SIGTERM or Ctrl-C stopped a model's training; its checkpoint is saved."""
-
-
-def _train(config: ml_collections.ConfigDict, workdir: Path) -> None:
-    result = train_and_evaluate(config, workdir)
-    if result["preempted"]:
-        raise TrainingStopped(
-            f"stopped training {workdir.name!r} at step {result['step']} on {result['signal']}; "
-            f"checkpoint saved in {workdir}; run the same command to resume"
-        )
 
 
 def parse_systems(spec: str) -> list[str]:
@@ -107,13 +99,10 @@ def train_models(
     recorded_dir: str = "",
 ) -> tuple[dict[str, nnx.Module], dict[str, int]]:
     """Train or resume every model the systems need; return them restored, and their steps.
-
-    ``only`` trains (or resumes) just that model, so that the models can be trained by
-    parallel processes (a ``*_kd`` model restores the finished AT teacher and waits for
-    nothing; the first one to need them writes the distilled data). With ``recorded_dir``
-    the teacher's outputs are recorded there when it distills, and read from there when the
-    teacher has no checkpoint in the workdir (``analysis.recorded``).
-    """
+    ``only`` trains just that model, so that parallel processes can train them (a ``*_kd``
+    model needs the finished AT teacher; the first to need the distilled data writes it). With
+    ``recorded_dir`` the teacher's outputs are recorded there, and read from there when the
+    teacher has no checkpoint in the workdir (``analysis.recorded``)."""
     needed = {key for s in systems for key in (SYSTEMS[s].model, SYSTEMS[s].rescorer) if key}
     if only:
         if only not in MODELS:
@@ -149,7 +138,12 @@ def train_models(
             _check_finished(config.at, workdir / key)
         else:
             logging.info("training %s in %s", key, workdir / key)
-            _train(train_config, workdir / key)
+            result = train_and_evaluate(train_config, workdir / key)
+            if result["preempted"]:
+                raise TrainingStopped(
+                    f"stopped training {key!r} at step {result['step']} on {result['signal']}; "
+                    f"checkpoint saved in {workdir / key}; run the same command to resume"
+                )
         models[key], _, steps[key] = restore(workdir / key, average_last=average)
     return models, steps
 
@@ -169,22 +163,18 @@ def _check_finished(config: ml_collections.ConfigDict, workdir: Path) -> None:
 
 
 def _test_batches(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
-    batches = list(
-        make_eval_batches(config.at.data, config.test_split, batch_size=config.eval_batch_size)
-    )
-    limit = int(config.max_test_examples)
-    if limit > 0:  # keep whole batches up to the limit, mark the rest of the last one invalid
-        kept, seen = [], 0
-        for batch in batches:
+    """The test split; with ``max_test_examples``, the batches up to it, the rest invalid."""
+    data, limit = config.at.data, int(config.max_test_examples)
+    kept, seen = [], 0
+    for batch in make_eval_batches(data, config.test_split, batch_size=config.eval_batch_size):
+        if limit > 0:
             if seen >= limit:
                 break
-            valid = np.asarray(batch["valid"], bool).copy()
-            take = np.cumsum(valid) <= limit - seen
-            valid &= take
-            seen += int(valid.sum())
-            kept.append({**batch, "valid": valid})
-        batches = kept
-    return batches
+            valid = np.asarray(batch["valid"], bool)
+            batch = {**batch, "valid": valid & (np.cumsum(valid) <= limit - seen)}
+            seen += int(batch["valid"].sum())
+        kept.append(batch)
+    return kept
 
 
 def _check(config: ml_collections.ConfigDict, workdir: Path) -> list[str]:
@@ -263,10 +253,11 @@ def _decoded(ctx: _Run, name: str) -> dict[str, Any]:
     params = count_params(models[key]) + (count_params(rescore) if rescore else 0)
     curves = validation_curves(ctx.workdir, [k for k in (key, rescorer) if k])
     if config.get("recorded", ""):
-        at = method == "greedy" or method.startswith("beam:")
-        made = recorded.record_of(
-            timed,
-            hyps,
+        made = recorded.Record(
+            system=name,
+            hyps=hyps,
+            lengths=timed.lengths,
+            output_lengths=[len(h) + 1 for h in timed.hyps],
             model=key,
             decoding=method,
             split=config.test_split,
@@ -276,7 +267,7 @@ def _decoded(ctx: _Run, name: str) -> dict[str, Any]:
             config=read_trained_config(ctx.workdir / key).to_dict(),
             curve=curves.get(key, []),
             steps=search_steps(models[key], method, ctx.batches, timed.hyps, **settings)
-            if at
+            if at_beam(method)
             else None,
             candidates=recorded.candidate_lengths(
                 models[key], method, ctx.batches, max_len=ctx.max_len, chosen=timed.lengths
@@ -318,12 +309,9 @@ def agreement(outputs: dict[str, list], rows: list[dict[str, Any]]) -> list[dict
     for r in rows:
         by_model.setdefault(r["model"], []).append(r["system"])
     out = []
-    for model, names in by_model.items():
-        if len(names) > 1:
-            same = [
-                len({tuple(o) for o in outs}) == 1 for outs in zip(*(outputs[n] for n in names))
-            ]
-            out.append({"model": model, "systems": names, "same": sum(same) / len(same)})
+    for model, names in ((m, n) for m, n in by_model.items() if len(n) > 1):
+        same = [len({tuple(o) for o in outs}) == 1 for outs in zip(*(outputs[n] for n in names))]
+        out.append({"model": model, "systems": names, "same": sum(same) / len(same)})
     return out
 
 
@@ -331,9 +319,7 @@ def dag_paths(models, batches, rows, *, max_examples: int = 1024) -> dict[str, d
     """For each DAG model of the table, how certain its greedy path is (``dag_paths``), over
     the first test batches up to the first past ``max_examples`` examples."""
     kept, seen = [], 0
-    for batch in batches:
-        if seen >= max_examples:
-            break
+    for batch in (b for b in batches if seen < max_examples):
         kept.append(batch)
         seen += int(np.sum(np.asarray(batch["valid"], bool)))
     return {
@@ -359,10 +345,41 @@ def samples(outputs, refs, batches, info, limit: int = 10) -> list[dict[str, str
     return out
 
 
+def attention_figure(models, batches, info, path: Path, max_len: int) -> Path | None:
+    """Cross-attention (last decoder layer, mean over heads) of the first test example."""
+    if "at" not in models or "nat" not in models:
+        return None
+    src = jnp.asarray(batches[0]["inputs"][:1])
+    n_src = int(np.sum(np.asarray(src) != PAD))
+    src_tokens = info.src_vocab.decode(np.asarray(src[0, :n_src]).tolist())
+    at, nat = models["at"], models["nat"]
+    hyp = np.asarray(at_decode(at, src, method="greedy", max_len=max_len))[0]
+    n_out = int(np.argmax(hyp == EOS)) + 1 if (hyp == EOS).any() else len(hyp)
+    tgt_in = jnp.asarray([[BOS, *hyp[: n_out - 1].tolist()]])
+    _, at_maps = capture_cross_attention(at, at, src, tgt_in)
+    out = nat_decode(nat, src, "length_pred", max_len=max_len)
+    length = int(out.lengths[0])
+    dec = jnp.where(jnp.arange(max_len)[None] < length, MASK, PAD).astype(jnp.int32)
+    _, nat_maps = capture_cross_attention(nat, nat.decode, dec, nat.encode(src), src)
+    if not at_maps or not nat_maps:
+        return None
+    label = lambda ids: info.tgt_vocab.decode([int(i) for i in ids]) + ["</s>"]
+    at_w = np.asarray(at_maps[-1][0].mean(0))[:n_out, :n_src]
+    nat_w = np.asarray(nat_maps[-1][0].mean(0))[:length, :n_src]
+    nat_out = label(np.asarray(out.tokens[0, : length - 1]))
+    maps = [
+        ("AT greedy: cross-attention, last layer", at_w, label(hyp[: n_out - 1]), src_tokens),
+        ("NAT length_pred: cross-attention, last layer", nat_w, nat_out, src_tokens),
+    ]
+    return plots.save(plots.attention_maps_figure(maps), path)
+
+
 def _results(ctx: _Run, rows, outputs, curves, info) -> dict[str, Any]:
     """``results.json``: the rows, and what the report draws besides them."""
-    config = ctx.config
-    add_speedups(rows)
+    config, by_name = ctx.config, {r["system"]: r for r in rows}
+    for base in ("at_greedy", "at_beam4"):  # batch-1 speed-ups
+        for row in rows if base in by_name else []:
+            row[f"speedup_vs_{base}"] = by_name[base]["latency_ms_b1"] / row["latency_ms_b1"]
     if "at_beam4" in outputs:
         for row in rows:
             same = zip(outputs[row["system"]], outputs["at_beam4"], strict=True)
@@ -375,7 +392,6 @@ def _results(ctx: _Run, rows, outputs, curves, info) -> dict[str, Any]:
     at_method = str(config.at.get("decode_method", "greedy"))
     if at_method == "beam":
         at_method = f"beam {config.at.get('beam_size', 4)}"
-    counts = plots.length_error_counts(errors)
     return {
         "task": config.task,
         "scale": config.get("scale", "full"),
@@ -391,7 +407,9 @@ def _results(ctx: _Run, rows, outputs, curves, info) -> dict[str, Any]:
         "dag_paths": dag_paths(ctx.models, ctx.batches, rows),
         "samples": samples(outputs, ctx.refs, ctx.batches, info),
         "validation_curves": curves,
-        "length_errors": {s: {str(e): n for e, n in c.items()} for s, c in counts.items()},
+        "length_errors": {
+            s: {str(e): n for e, n in sorted(Counter(v).items())} for s, v in errors.items()
+        },
     }
 
 

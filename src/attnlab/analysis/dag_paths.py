@@ -1,13 +1,6 @@
-"""How peaked a trained DA-Transformer's graph is along its greedy path.
-
-Greedy, lookahead and Viterbi decoding (``attnlab.ops.dag``) choose different paths only
-where the transitions leave a choice. ``greedy_path_confidence`` walks ``dag_greedy``'s path
-(from vertex 0, always to the most probable later vertex, until the graph's last vertex) and
-records, at each step, the probability of the transition taken, the probability of moving to
-any vertex whose most probable token is the one the path emits next (vertices that would
-give the same output), and the probability of the token emitted at each visited vertex.
-Where the next *token* is near-certain the three decodings have little to disagree about,
-however spread the transitions over vertices are.
+"""How peaked a trained DA-Transformer's graph is along its greedy path: where the next token
+is near-certain, greedy, lookahead and Viterbi decoding (``attnlab.ops.dag``) have little to
+disagree about, however spread the transitions over vertices are.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""Sequence-level knowledge distillation data (Kim & Rush 2016; Gu et al. 2018).
-
-The NAT student is trained on the AT teacher's beam-search outputs instead of the references:
-each distinct training source is decoded once with beam search, and the (source, output)
-pairs become the student's training split. Validation and test keep the real references.
-Teacher outputs are less multi-modal than the data (one pronunciation per word, chosen
-consistently), which is what makes them easier for a model that predicts every position
-independently.
+"""Sequence-level knowledge distillation data (Kim & Rush 2016; Gu et al. 2018): the AT
+teacher's beam outputs on the distinct training sources become the NAT student's training
+split; validation and test keep the real references.
 """
 
 from __future__ import annotations

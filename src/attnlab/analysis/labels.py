@@ -1,14 +1,10 @@
-"""Point labels that do not overprint: a small greedy label placer in display pixels.
+"""Point labels that do not overprint: a greedy label placer in display pixels.
 
-Each label tries, in order, the spot right of its point, left of it, then one label height
-lower, higher, two lower, ... (beside the point or centred on it). It takes the first spot
-inside the axes that touches no placed label (kept a word space apart), no marker (other
-points' markers also kept a word space apart left and right, so that a label never sits
-against a point it does not name), no obstacle (error bars) and no leader line, and whose own
-leader line crosses no label and no other marker. A label moved
-off its point's height gets a thin leader line. A greedy placement depends on the order the
-labels are placed in, so a few orders are tried (both "beside first" and "centred first"),
-and the layout with the fewest overlaps, then crossings, then the least total shift is kept.
+Each label takes the first free spot inside the axes, trying right of its point, left of it,
+then a label height lower, higher, two lower, ... (a moved label gets a leader line). A spot is
+free where it touches no label, marker (kept a word space apart), error bar or leader line,
+and its own leader crosses no label or marker. A few placing orders are tried; the layout
+with the fewest overlaps, then crossings, then the least total shift is kept.
 """
 
 from __future__ import annotations
@@ -32,11 +28,8 @@ def place_labels(
     fontsize: float = 7,
     bars: Sequence[tuple[float, float, float]] = (),
 ) -> list:
-    """Annotate each data point with its label (see the module docstring); returns the texts.
-
-    ``bars``: vertical error bars ``(x, low, high)`` in data coordinates, kept free of labels.
-    The axes' layout must be final: call ``tight_layout`` first and do not change it after.
-    """
+    """Annotate each point with its label; ``bars``: error bars ``(x, low, high)`` in data
+    coordinates. The axes' layout must be final (``tight_layout`` first); returns the texts."""
     fig = ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -45,9 +38,8 @@ def place_labels(
     sizes = []
     for label in labels:
         probe = ax.text(0, 0, label, fontsize=fontsize)
-        box = probe.get_window_extent(renderer)
+        sizes.append(tuple(probe.get_window_extent(renderer).size))
         probe.remove()
-        sizes.append((box.width, box.height))
     obstacles = np.zeros((0, 4))
     if len(bars):
         ends = np.asarray(bars, dtype=float)
@@ -72,40 +64,21 @@ def place_labels(
     _, layout = min(layouts, key=lambda r: r[0])  # the first of equal cost
     to_points = 72.0 / fig.dpi
     texts = []
+    leader = dict(arrowstyle="-", color="0.5", lw=0.6, shrinkA=0, shrinkB=3)
     for i, (box, side, dy) in sorted(layout.items()):
         anchor = {1: box.x0, -1: box.x1, 0: (box.x0 + box.x1) / 2}[side]
-        moved = abs(dy) > 0.5
-        texts.append(
-            ax.annotate(
-                labels[i],
-                points[i],
-                xytext=((anchor - xy[i][0]) * to_points, dy * to_points),
-                textcoords="offset points",
-                ha={1: "left", -1: "right", 0: "center"}[side],
-                va="center",
-                fontsize=fontsize,
-                arrowprops=dict(arrowstyle="-", color="0.5", lw=0.6, shrinkA=0, shrinkB=3)
-                if moved
-                else None,
-            )
-        )
+        offset = ((anchor - xy[i][0]) * to_points, dy * to_points)
+        ha = {1: "left", -1: "right", 0: "center"}[side]
+        kw = dict(textcoords="offset points", ha=ha, va="center", fontsize=fontsize)
+        arrow = leader if abs(dy) > 0.5 else None
+        texts.append(ax.annotate(labels[i], points[i], xytext=offset, arrowprops=arrow, **kw))
     return texts
 
 
-def _layout(
-    xy: np.ndarray,
-    sizes,
-    frame: Bbox,
-    order: Sequence[int],
-    sides: Sequence[int],
-    obstacles: np.ndarray,
-):
-    """Place the labels greedily in ``order``: ``(cost, {index: (box, side, dy)})``.
-
-    ``sides`` is the order in which a moved label tries the spots right of its point (1), left
-    of it (-1) and centred on it (0). Boxes (and ``obstacles``) are ``[x0, y0, x1, y1]``
-    arrays in pixels.
-    """
+def _layout(xy: np.ndarray, sizes, frame: Bbox, order, sides, obstacles: np.ndarray):
+    """Place the labels greedily in ``order``: ``(cost, {index: (box, side, dy)})``. A moved
+    label tries ``sides``: right of its point (1), left (-1), centred (0). Boxes (and
+    ``obstacles``) are ``[x0, y0, x1, y1]`` arrays in pixels."""
     step = max(h for _, h in sizes) + 3.0 if sizes else 0.0
     shifts = [0.0] + [s * k * step for k in range(1, len(order) + 2) for s in (-1, 1)]
     markers = np.concatenate([xy - _RADIUS, xy + _RADIUS], axis=1)
