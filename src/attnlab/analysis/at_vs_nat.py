@@ -220,86 +220,68 @@ def validation_curves(run_dir: Path, keys, metric: str = "eval_wer") -> dict[str
     return curves
 
 
-def _from_record(ctx: _Run, name: str) -> dict[str, Any]:
-    """A recorded system: its outputs from the record, timed on a fresh model."""
-    key, _, rescorer = SYSTEMS[name]
-    record = ctx.taken[name]
-    logging.info("%s: outputs recorded; timing a fresh model on their decode", name)
-    timed = recorded.timed(
-        record,
-        ctx.fresh[key],
-        ctx.batches,
-        max_len=ctx.max_len,
-        length_penalty=ctx.config.at.length_penalty,
-        latency_examples=ctx.config.latency_examples,
-        rescorer=ctx.fresh[rescorer] if rescorer else None,
-    )
-    curves = {key: record.curve} if record.curve else {}
-    return dict(timed=timed, hyps=record.hyps, lengths=record.lengths, step=record.step,
-                params=record.params, curves=curves, outputs="recorded")  # fmt: skip
-
-
-def _decoded(ctx: _Run, name: str) -> dict[str, Any]:
-    """A system decoded here, recorded where ``config.recorded`` is set."""
+def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict[str, list]]:
+    """The system's row of the results table, its outputs and its models' validation curves:
+    decoded here (recorded where ``config.recorded`` is set), or read from its record and timed
+    on a fresh model."""
     key, method, rescorer = SYSTEMS[name]
-    config, models = ctx.config, ctx.models
-    logging.info("decoding the %s split with %s", config.test_split, name)
+    config, record = ctx.config, ctx.taken.get(name)
     settings = dict(max_len=ctx.max_len, length_penalty=config.at.length_penalty)
-    rescore = models[rescorer] if rescorer else None
-    decode = make_decoder(models[key], method, rescorer=rescore, **settings)
-    timed = run_system(name, decode, ctx.batches, latency_examples=config.latency_examples)
-    hyps = [ctx.vocab.decode(h) for h in timed.hyps]
-    # A rescored system runs two models: it holds both models' weights.
-    params = count_params(models[key]) + (count_params(rescore) if rescore else 0)
-    curves = validation_curves(ctx.workdir, [k for k in (key, rescorer) if k])
-    if config.get("recorded", ""):
+    if record:
+        logging.info("%s: outputs recorded; timing a fresh model on their decode", name)
+        rescore = ctx.fresh[rescorer] if rescorer else None
+        timing = dict(latency_examples=config.latency_examples, rescorer=rescore)
+        timed = recorded.timed(record, ctx.fresh[key], ctx.batches, **timing, **settings)
+        hyps, lengths, step, params = record.hyps, record.lengths, record.step, record.params
+        curves = {key: record.curve} if record.curve else {}
+    else:
+        logging.info("decoding the %s split with %s", config.test_split, name)
+        model, rescore = ctx.models[key], ctx.models[rescorer] if rescorer else None
+        decode = make_decoder(model, method, rescorer=rescore, **settings)
+        timed = run_system(name, decode, ctx.batches, latency_examples=config.latency_examples)
+        hyps, lengths = [ctx.vocab.decode(h) for h in timed.hyps], timed.lengths
+        step = ctx.steps[key]
+        # A rescored system runs two models: it holds both models' weights.
+        params = count_params(model) + (count_params(rescore) if rescore else 0)
+        curves = validation_curves(ctx.workdir, [k for k in (key, rescorer) if k])
+    if not record and config.get("recorded", ""):
+        trained_config = lambda k: read_trained_config(ctx.workdir / k).to_dict()
         made = recorded.Record(
             system=name,
-            hyps=hyps,
-            lengths=timed.lengths,
-            output_lengths=[len(h) + 1 for h in timed.hyps],
             model=key,
             decoding=method,
             split=config.test_split,
             references_digest=recorded.references_digest(ctx.refs),
-            step=ctx.steps[key],
+            step=step,
             params=params,
-            config=read_trained_config(ctx.workdir / key).to_dict(),
+            config=trained_config(key),
             curve=curves.get(key, []),
-            steps=search_steps(models[key], method, ctx.batches, timed.hyps, **settings)
+            hyps=hyps,
+            lengths=lengths,
+            output_lengths=[len(h) + 1 for h in timed.hyps],
+            steps=search_steps(model, method, ctx.batches, timed.hyps, **settings)
             if at_beam(method)
             else None,
             candidates=recorded.candidate_lengths(
-                models[key], method, ctx.batches, max_len=ctx.max_len, chosen=timed.lengths
+                model, method, ctx.batches, max_len=ctx.max_len, chosen=lengths
             ),
-            rescorer_config=(
-                read_trained_config(ctx.workdir / rescorer).to_dict() if rescorer else None
-            ),
+            rescorer_config=trained_config(rescorer) if rescorer else None,
         )
         recorded.save(config.recorded, made)
-    return dict(timed=timed, hyps=hyps, lengths=timed.lengths, step=ctx.steps[key],
-                params=params, curves=curves, outputs="decoded")  # fmt: skip
-
-
-def _row(ctx: _Run, name: str, got: dict[str, Any]) -> dict[str, Any]:
-    """The system's row of the results table: every figure of quality, its timing, its model."""
-    key, method, rescorer = SYSTEMS[name]
     row = {"system": name, "model": key, "decoding": method}
-    if rescorer:
-        row["rescored_by"] = rescorer
-    hyps, config = got["hyps"], ctx.config
-    row.update(score(hyps, ctx.refs, detokenize=ctx.vocab.detokenize, lengths=got["lengths"],
+    row.update({"rescored_by": rescorer} if rescorer else {})
+    row.update(score(hyps, ctx.refs, detokenize=ctx.vocab.detokenize, lengths=lengths,
                      bootstrap_samples=config.bootstrap_samples, seed=config.seed))  # fmt: skip
     row.update(error_kinds(hyps, ctx.refs))
     row.update(
-        latency_ms_b1=got["timed"].latency_ms_b1,
-        throughput_seq_s_b64=got["timed"].throughput_seq_s,
-        params=got["params"],
-        step=got["step"],
-        outputs=got["outputs"],
+        latency_ms_b1=timed.latency_ms_b1,
+        throughput_seq_s_b64=timed.throughput_seq_s,
+        params=params,
+        step=step,
+        outputs="recorded" if record else "decoded",
         one_pass=one_pass(name),
     )
-    return row
+    return row, hyps, curves
 
 
 def agreement(outputs: dict[str, list], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -435,10 +417,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     ctx = _Run(config, workdir, batches, refs, info.tgt_vocab, models, steps, taken, fresh)
     rows, outputs, curves = [], {}, {}
     for name in systems:
-        got = _from_record(ctx, name) if name in taken else _decoded(ctx, name)
-        rows.append(_row(ctx, name, got))
-        outputs[name] = got["hyps"]
-        curves.update({k: v for k, v in got["curves"].items() if k not in curves})
+        row, outputs[name], got = _system(ctx, name)
+        rows.append(row)
+        curves.update({k: v for k, v in got.items() if k not in curves})
     results = _results(ctx, rows, outputs, curves, info)
     if config.get("latency_lengths", ()):
         results["latency_vs_length"] = measure_latency_vs_length(config, models, systems, info)

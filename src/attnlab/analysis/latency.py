@@ -74,15 +74,8 @@ _CALLS: list[int] = []
 
 
 def _runner(model, method, *, max_len, length_penalty, count, use_cache=True) -> Callable:
-    settings = dict(max_len=int(max_len), length_penalty=float(length_penalty))
-    return jit_model(
-        _search,
-        model,
-        beam_size=at_beam(method),
-        count=count,
-        use_cache=bool(use_cache),
-        **settings,
-    )
+    kw = dict(count=count, use_cache=bool(use_cache), length_penalty=float(length_penalty))
+    return jit_model(_search, model, beam_size=at_beam(method), max_len=int(max_len), **kw)
 
 
 def forced_at_decoder(
@@ -135,14 +128,9 @@ def interleaved_times(
     min_seconds: float = 0.0,
     max_repeats: int = 200,
 ) -> dict[str, list[float]]:
-    """Seconds per call of each contender, interleaved, at least ``repeats`` calls each.
-
-    Each contender is first called ``warmup`` times (compilation, first-touch of buffers).
-    Repetition r calls them in the given order when r is even and reversed when r is odd, so
-    neither always runs first after the other. Repetitions go on past ``repeats`` (up to
-    ``max_repeats``) until all timed calls together took ``min_seconds``, so short calls get
-    more samples against the noise of a shared machine.
-    """
+    """Seconds per call of each contender after ``warmup`` calls, at least ``repeats`` each.
+    Repetition r calls them in order when r is even and reversed when odd; repetitions go on
+    (up to ``max_repeats``) until the timed calls took ``min_seconds`` in all."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}")
     for call in contenders.values():
@@ -276,24 +264,18 @@ def measure_latency_vs_length(
 
 
 def timing_decoder(
-    model: nnx.Module,
-    method: str,
-    *,
-    max_len: int,
-    length_penalty: float,
-    forced: bool,
-    rescorer: nnx.Module | None = None,
+    model: nnx.Module, method: str, *, forced: bool, rescorer=None, **settings
 ) -> Decoder:
-    """``forced_at_decoder`` for an AT method when ``forced``, ``forced_candidates_decoder``
-    for a ``length_beam:K`` NAT when ``forced``, else ``make_decoder``."""
+    """``make_decoder(model, method, rescorer=..., max_len=..., length_penalty=...)``, or with
+    ``forced`` (an untrained model given steps or lengths): ``forced_at_decoder`` for an AT
+    method, ``forced_candidates_decoder`` for a ``length_beam:K`` NAT."""
     if forced and at_beam(method):
-        return forced_at_decoder(model, method, max_len=max_len, length_penalty=length_penalty)
+        return forced_at_decoder(model, method, **settings)
     if forced and model.recipe.parse_strategy(method).name == "length_beam":
-        score = None if rescorer is None else at_scorer(rescorer, length_penalty=length_penalty)
-        return forced_candidates_decoder(model, max_len=max_len, rescorer=score)
-    return make_decoder(
-        model, method, max_len=max_len, length_penalty=length_penalty, rescorer=rescorer
-    )
+        penalty = settings["length_penalty"]
+        score = None if rescorer is None else at_scorer(rescorer, length_penalty=penalty)
+        return forced_candidates_decoder(model, max_len=settings["max_len"], rescorer=score)
+    return make_decoder(model, method, rescorer=rescorer, **settings)
 
 
 def forced_candidates_decoder(

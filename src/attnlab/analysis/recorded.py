@@ -175,29 +175,15 @@ def take(
 
 
 def timed(
-    record: Record,
-    model: nnx.Module,
-    batches: Sequence[dict[str, Any]],
-    *,
-    max_len: int,
-    length_penalty: float,
-    latency_examples: int,
-    rescorer: nnx.Module | None = None,
+    record: Record, model: nnx.Module, batches, *, latency_examples: int, **settings
 ) -> SystemRun:
-    """``run_system`` of ``record``'s system on ``model``, a fresh model of its config (and
-    ``rescorer``, a fresh AT, where an AT rescored it), made to run the recorded decode: its
-    throughput and latency are the figures to report."""
-    decode = timing_decoder(
-        model,
-        timing_method(record.decoding),
-        max_len=max_len,
-        length_penalty=length_penalty,
-        forced=True,
-        rescorer=rescorer,
-    )
-    lengths = next(n for n in (record.steps, record.candidates, record.lengths) if n is not None)
+    """``run_system`` of ``record``'s system on ``model``, a fresh model of its config, made to
+    run the recorded decode; ``settings``: ``max_len``, ``length_penalty`` and, where an AT
+    rescored the system, ``rescorer``, a fresh AT."""
+    decode = timing_decoder(model, timing_method(record.decoding), forced=True, **settings)
+    given = next(n for n in (record.steps, record.candidates, record.lengths) if n is not None)
     return run_system(
-        record.system, decode, batches, latency_examples=latency_examples, lengths=lengths
+        record.system, decode, batches, latency_examples=latency_examples, lengths=given
     )
 
 
