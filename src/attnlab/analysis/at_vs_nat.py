@@ -29,14 +29,7 @@ from attnlab.analysis.distill import distilled_data_config
 from attnlab.analysis.latency import measure_latency_vs_length, search_steps
 from attnlab.analysis.report import render
 from attnlab.analysis.scoring import error_kinds, score
-from attnlab.analysis.systems import (
-    SYSTEMS,
-    at_beam,
-    make_decoder,
-    one_pass,
-    run_system,
-    valid_rows,
-)
+from attnlab.analysis.systems import SYSTEMS, make_decoder, one_pass, run_system, valid_rows
 from attnlab.data import dataset_info, make_eval_batches
 from attnlab.decode.at import at_decode
 from attnlab.nat.dag import DAG
@@ -259,9 +252,7 @@ def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict
             hyps=hyps,
             lengths=lengths,
             output_lengths=[len(h) + 1 for h in timed.hyps],
-            steps=search_steps(model, method, ctx.batches, timed.hyps, **settings)
-            if at_beam(method)
-            else None,
+            steps=search_steps(model, method, ctx.batches, timed.hyps, **settings),
             candidates=recorded.candidate_lengths(
                 model, method, ctx.batches, max_len=ctx.max_len, chosen=lengths
             ),

@@ -103,12 +103,13 @@ def search_steps(
     *,
     max_len: int,
     length_penalty: float,
-) -> list[int]:
-    """The decoder steps the search ``method`` of ``model`` ran for each valid example of
-    ``batches`` decoded alone: what decoding it costs. Greedy's are its output ``hyps`` plus
-    the EOS (at most ``max_len``); a beam search can run past its output (its finished set may
-    fill before its bound lets it stop), so each example is searched alone and its calls
-    counted."""
+) -> list[int] | None:
+    """For an AT search ``method`` (None for a NAT), the decoder steps it ran for each valid
+    example of ``batches`` decoded alone: what decoding it costs. Greedy's are its output
+    ``hyps`` plus the EOS (at most ``max_len``); a beam search can run past its output (its
+    finished set may fill before its bound lets it stop), so its calls are counted."""
+    if not at_beam(method):
+        return None
     if at_beam(method) == 1:
         return [min(len(h) + 1, max_len) for h in hyps]
     run = _runner(model, method, max_len=max_len, length_penalty=length_penalty, count=True)
@@ -219,13 +220,9 @@ def measure_latency_vs_length(
     repeats: int = 5,
     min_seconds: float = 0.5,
 ) -> list[dict[str, Any]]:
-    """``latency_vs_length`` for every system of ``systems``, on random sources of each
-    length of ``config.latency_lengths``; on the synthetic tasks each row also says how many
-    outputs were exactly right.
-
-    ``fresh`` (untrained models, for timing only): the AT systems run as many steps as the
-    reference length (``forced_at_decoder``) and ``length_pred`` takes the reference length
-    (``oracle_length``), as an untrained model would stop anywhere; no exactness is reported."""
+    """``latency_vs_length`` of ``systems`` on random sources of each length of
+    ``config.latency_lengths``, with ``exact`` on the synthetic tasks. ``fresh`` (untrained
+    models, no ``exact``): ATs run the reference length's steps, ``length_pred`` is given it."""
     lengths = [int(n) for n in config.latency_lengths]
     batch_sizes = [int(b) for b in config.latency_batches]
     sources = {
@@ -233,16 +230,12 @@ def measure_latency_vs_length(
         for n in lengths
     }
     decoders = {}
+    settings = dict(max_len=max(lengths) + 1, length_penalty=config.at.length_penalty, forced=fresh)
     for name in systems:
         key, method, rescorer = SYSTEMS[name]
-        decoders[name] = timing_decoder(
-            models[key],
-            "oracle_length" if fresh and method == "length_pred" else method,
-            max_len=max(lengths) + 1,
-            length_penalty=config.at.length_penalty,
-            forced=fresh,
-            rescorer=models[rescorer] if rescorer else None,
-        )
+        method = "oracle_length" if fresh and method == "length_pred" else method
+        rescore = models[rescorer] if rescorer else None
+        decoders[name] = timing_decoder(models[key], method, rescorer=rescore, **settings)
     expected = None
     if config.at.data.name == "synthetic_seq2seq" and not fresh:
         task, src_vocab, tgt_vocab = config.at.data.synthetic_task, info.src_vocab, info.tgt_vocab
@@ -253,14 +246,8 @@ def measure_latency_vs_length(
             )
 
     logging.info("timing %d systems at output lengths %s", len(decoders), lengths)
-    return latency_vs_length(
-        decoders,
-        sources,
-        batches=batch_sizes,
-        expected=expected,
-        repeats=repeats,
-        min_seconds=min_seconds,
-    )
+    timing = dict(batches=batch_sizes, repeats=repeats, min_seconds=min_seconds)
+    return latency_vs_length(decoders, sources, expected=expected, **timing)
 
 
 def timing_decoder(

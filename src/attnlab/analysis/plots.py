@@ -129,10 +129,8 @@ def _signed(e: int) -> str:
     return f"+{e}" if e > 0 else str(e).replace("-", "−")
 
 
-def quality_vs_latency_figure(
-    rows: Sequence[Mapping], *, quality: str = "wer", lower_is_better: bool = True
-) -> Figure:
-    """Quality (with its 95% CI where known) against batch-1 latency on a log axis."""
+def quality_vs_latency_figure(rows: Sequence[Mapping], *, quality: str = "wer") -> Figure:
+    """Quality (WER or BLEU, with its 95% CI where known) against batch-1 latency, log axis."""
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=DPI)
     points, bars = [], []
     for row in rows:
@@ -156,7 +154,7 @@ def quality_vs_latency_figure(
         percent_axis(ax, "y")
     ax.set_xlabel("latency per sequence at batch 1 (ms, log scale)")
     unit = "%, " if is_percent(quality) else ""
-    ax.set_ylabel(f"{name} ({unit}{'lower' if lower_is_better else 'higher'} is better)")
+    ax.set_ylabel(f"{name} ({unit}{'higher' if quality == 'bleu' else 'lower'} is better)")
     title = f"{name} versus latency: AT (blue) and NAT (orange); bars: 95% CI"
     if ys and len(set(ys)) == 1:
         value = f"{100 * ys[0]:.1f}%" if is_percent(quality) else f"{ys[0]:.1f}"
@@ -168,14 +166,9 @@ def quality_vs_latency_figure(
     return fig
 
 
-def attention_maps_figure(
-    maps: Sequence[tuple[str, np.ndarray, Sequence[str], Sequence[str]]],
-) -> Figure:
-    """Heat maps side by side, ``(title, weights [T, S], output tokens, source tokens)``.
-
-    Attention weights are probabilities, so every panel uses one colour scale, 0 to 1, shown by
-    one shared colorbar.
-    """
+def attention_maps_figure(maps: Sequence[tuple[str, np.ndarray, Sequence, Sequence]]) -> Figure:
+    """Heat maps side by side, ``(title, weights [T, S], output tokens, source tokens)``, on
+    one colour scale from 0 to 1 (weights are probabilities) with one shared colorbar."""
     fig, axes = plt.subplots(
         1, len(maps), figsize=(4.5 * len(maps) + 1.0, 4.2), squeeze=False, layout="constrained"
     )
@@ -234,11 +227,7 @@ def latency_vs_length_figure(rows: Sequence[Mapping]) -> Figure:
     return fig
 
 
-def learning_curves_figure(
-    curves: Mapping[str, Sequence[Sequence[float]]],
-    metric: str,
-    labels: Mapping[str, str] | None = None,
-) -> Figure:
+def learning_curves_figure(curves: Mapping[str, Sequence], metric: str, labels: Mapping) -> Figure:
     """``metric`` on the validation split against the training step, one line per model
     (ATs solid with circles, NATs dashed with squares), named by ``labels[model]`` (the
     report's system names), legend outside the axes."""
@@ -246,7 +235,7 @@ def learning_curves_figure(
     for i, (name, points) in enumerate(curves.items()):
         steps, values = zip(*sorted(points), strict=True)
         style = "-o" if name.startswith("at") else "--s"
-        label = (labels or {}).get(name, name)
+        label = labels.get(name, name)
         ax.plot(steps, values, style, color=f"C{i % 10}", label=label, markersize=4)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     ax.set_xlabel("training step")

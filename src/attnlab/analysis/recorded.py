@@ -10,6 +10,7 @@ made to run the recorded decode (``timed``).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -141,13 +142,7 @@ def take(
     directory = config.get("recorded", "")
     if not directory:
         return {}, {}
-    taken, resolved = {}, {}
-
-    def resolved_config(key: str) -> ml_collections.ConfigDict:
-        if key not in resolved:
-            resolved[key] = resolve_config(config[key])[0]
-        return resolved[key]
-
+    taken, resolved_config = {}, functools.cache(lambda key: resolve_config(config[key])[0])
     for name in systems:
         key, method, rescorer = SYSTEMS[name]
         if has_history(workdir / key) or (rescorer and has_history(workdir / rescorer)):

@@ -31,8 +31,7 @@ def pct(value: float, ci: Sequence[float] | None = None, digits: int = 2) -> str
     return text + (f" [{100 * ci[0]:.{digits}f}, {100 * ci[1]:.{digits}f}]" if ci else "")
 
 
-def _pct1(value: float) -> str:
-    return pct(value, digits=1)
+_pct1 = lambda value: pct(value, digits=1)
 
 
 def _with_ci(key: str, scale: float) -> Callable[[Row], str]:
@@ -354,9 +353,7 @@ def figure_lines(results: Mapping[str, Any], run_dir: Path) -> list[str]:
         counts = {s: {int(e): n for e, n in c.items()} for s, c in results["length_errors"].items()}
         fig = plots.length_error_figure(counts)
         figure("Length prediction: predicted minus true length", fig, "length_errors.png")
-    fig = plots.quality_vs_latency_figure(
-        results["systems"], quality=metric, lower_is_better=metric == "wer"
-    )
+    fig = plots.quality_vs_latency_figure(results["systems"], quality=metric)
     figure("Quality versus latency", fig, "quality_vs_latency.png")
     lines += curves_lines(results, run_dir)
     if results.get("latency_vs_length"):

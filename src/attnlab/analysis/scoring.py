@@ -64,10 +64,6 @@ def score(
     return row
 
 
-def _adjacent_repeats(tokens: Sequence[str]) -> int:
-    return sum(a == b for a, b in zip(tokens, tokens[1:]))
-
-
 def error_kinds(
     hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[Sequence[str]]]
 ) -> dict[str, float]:
@@ -76,20 +72,13 @@ def error_kinds(
     adjacent equal tokens than every reference has: the classic failure of conditionally
     independent NAT outputs); ``wer_one_ref`` and ``wer_several_refs`` over the examples with
     one and with several references (absent when there are none)."""
+    adjacent = lambda tokens: sum(a == b for a, b in zip(tokens, tokens[1:]))  # equal neighbours
     if len(hyps) != len(refs) or not hyps:
         raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
-    hyps = [list(h) for h in hyps]
-    refs = [[list(r) for r in options] for options in refs]
-    wrong = np.array([h not in options for h, options in zip(hyps, refs, strict=True)])
-    length_known = np.array(
-        [len(h) in {len(r) for r in options} for h, options in zip(hyps, refs, strict=True)]
-    )
-    repeats = np.array(
-        [
-            _adjacent_repeats(h) > max(_adjacent_repeats(r) for r in options)
-            for h, options in zip(hyps, refs, strict=True)
-        ]
-    )
+    pairs = [(list(h), [list(r) for r in options]) for h, options in zip(hyps, refs, strict=True)]
+    wrong = np.array([h not in options for h, options in pairs])
+    length_known = np.array([len(h) in {len(r) for r in options} for h, options in pairs])
+    repeats = [adjacent(h) > max(map(adjacent, options)) for h, options in pairs]
     several = np.array([len(options) > 1 for options in refs])
     row = {
         "wrong_length": float(np.mean(wrong & ~length_known)),

@@ -21,10 +21,8 @@ def bootstrap_ci(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``aggregate(stats[idx].sum(0))`` over resampled rows.
-
-    ``stats`` is ``[n_examples, n_stats]``. Returns ``(low, high)``; deterministic given ``seed``.
-    """
+    """Percentile bootstrap interval ``(low, high)`` of ``aggregate(stats[idx].sum(0))`` over
+    resampled rows of ``stats`` ``[examples, statistics]``; deterministic given ``seed``."""
     stats = np.asarray(stats, dtype=np.float64)
     if stats.ndim != 2 or stats.shape[0] == 0:
         raise ValueError(f"stats must be a non-empty [examples, stats] array, got {stats.shape}")

@@ -132,13 +132,9 @@ class SystemRun:
 
 def strip(tokens: Sequence[int], eos_id: int = 2, pad_id: int = 0) -> list[int]:
     """Tokens up to the first EOS, without PAD."""
-    out = []
-    for t in map(int, tokens):
-        if t == eos_id:
-            break
-        if t != pad_id:
-            out.append(t)
-    return out
+    ids = [int(t) for t in tokens]
+    ids = ids[: ids.index(eos_id)] if eos_id in ids else ids
+    return [t for t in ids if t != pad_id]
 
 
 def valid_rows(batches: Sequence[dict[str, Any]], key: str) -> list[Any]:
@@ -182,11 +178,8 @@ def run_system(
     lengths: Sequence[int] | None = None,
 ) -> SystemRun:
     """Decode every valid example of ``batches``; measure throughput and batch-1 latency.
-
-    ``lengths`` (one per valid example, counting the EOS, or K for a ``length_beam:K``)
-    replace the reference lengths that ``decode`` is given: the recorded lengths or steps a
-    fresh model is timed at (``analysis.recorded``).
-    """
+    ``lengths`` (one per valid example, or K for a ``length_beam:K``) replace the reference
+    lengths ``decode`` is given: the recorded lengths or steps a fresh model is timed at."""
     if not batches:
         raise ValueError("no evaluation batches to decode")
     given = _given_lengths(batches, lengths)
