@@ -47,6 +47,15 @@ class TrainingStopped(Exception):  # noqa: N818 - a stop on request, not an erro
     """SIGTERM or Ctrl-C stopped a model's training; its checkpoint is saved."""
 
 
+def _train(config: ml_collections.ConfigDict, workdir: Path) -> None:
+    result = train_and_evaluate(config, workdir)
+    if result["preempted"]:
+        raise TrainingStopped(
+            f"stopped training {workdir.name!r} at step {result['step']} on {result['signal']}; "
+            f"checkpoint saved in {workdir}; run the same command to resume"
+        )
+
+
 def parse_systems(spec: str) -> list[str]:
     """``"at_greedy,nat_length_pred"`` -> names, refusing unknown ones with the valid list."""
     names = [s.strip() for s in spec.split(",") if s.strip()]
@@ -131,12 +140,7 @@ def train_models(
             _check_finished(config.at, workdir / key)
         else:
             logging.info("training %s in %s", key, workdir / key)
-            result = train_and_evaluate(train_config, workdir / key)
-            if result["preempted"]:
-                raise TrainingStopped(
-                    f"stopped training {key!r} at step {result['step']} on {result['signal']}; "
-                    f"checkpoint saved in {workdir / key}; run the same command to resume"
-                )
+            _train(train_config, workdir / key)
         models[key], _, steps[key] = restore(workdir / key, average_last=average)
     return models, steps
 
