@@ -116,9 +116,7 @@ def level_metrics(outcomes: list[dict[str, int]], *, seed: int = 0) -> dict[str,
     """Accuracy per level (over addresses that write it) and of whole addresses, with CIs."""
     out: dict[str, Any] = {}
     for lvl in LEVELS:
-        stats = rate_stats(
-            [o[f"{lvl}_right"] for o in outcomes], [o[f"{lvl}_written"] for o in outcomes]
-        )
+        stats = rate_stats(*([o[f"{lvl}_{k}"] for o in outcomes] for k in ("right", "written")))
         out[lvl] = rate(stats.sum(0))
         out[f"{lvl}_ci"] = _interval(stats, rate, seed)
         out[f"{lvl}_written"] = int(stats[:, 1].sum())
@@ -163,8 +161,7 @@ def score_split(records: list[dict], hyps: list[list[str]], cpca: list[dict], *,
 
 def heldout_facts(data_cfg: Any, heldout: list[dict]) -> dict[str, Any]:
     """How unseen the held-out districts are: their names in train, their characters' UNKs."""
-    train = read_split(data_cfg, "train")
-    train_districts = {r["district"] for r in train if r["district"]}
+    train_districts = {r["district"] for r in read_split(data_cfg, "train") if r["district"]}
     districts = sorted({r["district"] for r in heldout if r["district"]})
     vocab = set(prepare(data_cfg).info.src_vocab.tokens)
     unseen = [d for d in districts if any(ch not in vocab for ch in d)]

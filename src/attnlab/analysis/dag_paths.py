@@ -44,16 +44,15 @@ def dag_confidence(model: Any, batches: Iterable[dict[str, Any]]) -> dict[str, f
     """``greedy_path_confidence`` over the valid rows of ``batches``, summarized: the mean
     probability of the transition taken and of the next token, the share of steps where each
     is at least 0.9, and the mean probability of the emitted token."""
-    taken, next_token, emitted = [], [], []
+    taken, next_token, emitted = paths = [], [], []
     for batch in batches:
         valid = np.flatnonzero(np.asarray(batch["valid"], bool))
         src = jnp.asarray(np.asarray(batch["inputs"])[valid])
         dec = model.canvas_tokens(src)
         emit, trans = graph_logprobs(model, dec, model.encode(src), src)
-        t, n, e = greedy_path_confidence(emit, trans, np.asarray(jnp.sum(dec != PAD, axis=-1)))
-        taken += t
-        next_token += n
-        emitted += e
+        found = greedy_path_confidence(emit, trans, np.asarray(jnp.sum(dec != PAD, axis=-1)))
+        for kept, new in zip(paths, found, strict=True):
+            kept += new
     if not taken:
         raise ValueError("no DAG path with a transition in these batches")
     return {

@@ -40,14 +40,9 @@ def place_labels(
         probe = ax.text(0, 0, label, fontsize=fontsize)
         sizes.append(tuple(probe.get_window_extent(renderer).size))
         probe.remove()
-    obstacles = np.zeros((0, 4))
-    if len(bars):
-        ends = np.asarray(bars, dtype=float)
-        low = ax.transData.transform(ends[:, [0, 1]])
-        high = ax.transData.transform(ends[:, [0, 2]])
-        obstacles = np.stack(
-            [low[:, 0] - _RADIUS, low[:, 1], high[:, 0] + _RADIUS, high[:, 1]], axis=1
-        )
+    ends = np.asarray(bars, dtype=float).reshape(-1, 3)
+    low, high = ax.transData.transform(ends[:, [0, 1]]), ax.transData.transform(ends[:, [0, 2]])
+    obstacles = np.stack([low[:, 0] - _RADIUS, low[:, 1], high[:, 0] + _RADIUS, high[:, 1]], axis=1)
     n = len(labels)
     rng = np.random.default_rng(0)
     orders = [
@@ -84,10 +79,9 @@ def _layout(xy: np.ndarray, sizes, frame: Bbox, order, sides, obstacles: np.ndar
     markers = np.concatenate([xy - _RADIUS, xy + _RADIUS], axis=1)
     wide = markers + np.array([-_SPACE, 0.0, _SPACE, 0.0])  # other points: a word space apart
     limits = np.asarray(frame.extents)
-    placed = np.zeros((0, 4))  # each placed label with its margins: no label may touch one
-    texts = np.zeros((0, 4))  # the same labels as drawn: no leader line may cross one
-    lines = np.zeros((0, 2))  # sample points of the placed leader lines, outside their labels
-    owners = np.zeros(0, dtype=int)  # which leader each sample belongs to
+    margin = np.array([-_SPACE, -1.0, _SPACE, 1.0])  # around a placed label: no label touches
+    texts = np.zeros((0, 4))  # the placed labels: no leader line may cross one
+    leaders = []  # sample points of each placed leader line, outside its label
     layout, total = {}, np.zeros(4)
     for i in order:
         (px, py), (w, h) = xy[i], sizes[i]
@@ -99,10 +93,10 @@ def _layout(xy: np.ndarray, sizes, frame: Bbox, order, sides, obstacles: np.ndar
                 x0 = {1: px + _GAP, -1: px - _GAP - w, 0: px - w / 2}[side]
                 box = np.array([x0, py + dy - h / 2, x0 + w, py + dy + h / 2])
                 outside = bool(np.any(box[:2] < limits[:2]) or np.any(box[2:] > limits[2:]))
-                overlaps = _overlaps(box, keep_out) + _overlaps(box, placed)
+                overlaps = _overlaps(box, keep_out) + _overlaps(box, texts + margin)
                 if best is not None and (outside, overlaps) > best[0][:2]:
                     continue  # cannot beat the best spot so far
-                crossings = len(np.unique(owners[_inside(lines, box[None])[:, 0]]))
+                crossings = sum(bool(_inside(line, box[None]).any()) for line in leaders)
                 if abs(dy) > 0.5:
                     line = _leader((px, py), box)
                     crossings += _crossed(line, box, texts) + _crossed(line, box, others)
@@ -113,14 +107,10 @@ def _layout(xy: np.ndarray, sizes, frame: Bbox, order, sides, obstacles: np.ndar
                 break
         score, box, side, dy = best
         total += np.asarray(score, dtype=float)
-        margin = np.array([-_SPACE, -1.0, _SPACE, 1.0])
-        placed = np.vstack([placed, box + margin])
         texts = np.vstack([texts, box])
         if abs(dy) > 0.5:
             line = _leader((px, py), box)
-            line = line[~_inside(line, box[None])[:, 0]]
-            lines = np.vstack([lines, line])
-            owners = np.concatenate([owners, np.full(len(line), i)])
+            leaders.append(line[~_inside(line, box[None])[:, 0]])
         layout[i] = (Bbox.from_extents(*box), side, dy)
     return tuple(total), layout
 

@@ -175,22 +175,16 @@ def latency_vs_length(
     for length, pool in sorted(sources.items()):
         for batch in batches:
             if len(pool) < batch:
-                raise ValueError(
-                    f"{len(pool)} sources of length {length}, fewer than batch {batch}"
-                )
+                raise ValueError(f"batch {batch}, but {len(pool)} sources of length {length}")
             src = np.ascontiguousarray(pool[:batch])
             ref = np.full((batch,), length + 1, np.int32)  # with EOS, for oracle lengths
             calls = {name: (lambda d=d, s=src, r=ref: d(s, r)[0]) for name, d in decoders.items()}
             times = interleaved_times(calls, repeats, min_seconds=min_seconds)
             for name, decode in decoders.items():
                 hyps = [strip(row) for row in np.asarray(decode(src, ref)[0])]
-                row = {
-                    "system": name,
-                    "output_length": int(length),
-                    "batch": int(batch),
-                    "latency_ms": 1000.0 * float(np.median(times[name])) / batch,
-                    "mean_output_length": float(np.mean([len(h) for h in hyps])),
-                }
+                ms = 1000.0 * float(np.median(times[name])) / batch
+                row = dict(system=name, output_length=int(length), batch=int(batch), latency_ms=ms)
+                row["mean_output_length"] = float(np.mean([len(h) for h in hyps]))
                 if expected is not None:
                     want = np.asarray(expected(src))
                     row["exact"] = float(np.mean([h == w.tolist() for h, w in zip(hyps, want)]))

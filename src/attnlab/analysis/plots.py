@@ -91,9 +91,8 @@ def length_error_figure(counts: Mapping[str, Mapping[int, int]], *, window: int 
     """
     names = list(counts)
     seen = [int(e) for c in counts.values() for e in c]
-    lo = max(min(seen, default=0), -window)
-    hi = min(max(seen, default=0), window)
-    lo, hi = min(lo, 0), max(hi, 0)
+    lo = min(max(min(seen, default=0), -window), 0)
+    hi = max(min(max(seen, default=0), window), 0)
     left_tail = any(e < lo for e in seen)
     right_tail = any(e > hi for e in seen)
     columns = [f"≤{_signed(lo - 1)}"] * left_tail + [_signed(e) for e in range(lo, hi + 1)]
