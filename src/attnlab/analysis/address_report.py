@@ -29,14 +29,7 @@ TITLES = {
     HELDOUT_SPLIT: "held-out districts",
     NOISE_SPLIT: "noise (separators, one typo)",
 }
-_CJK_HINTS = (
-    "wqy",
-    "wenquanyi",
-    "notosanscjk",
-    "notoserifcjk",
-    "noto sans cjk",
-    "droidsansfallback",
-)
+_CJK_HINTS = ("wqy", "wenquanyi", "notosanscjk", "notoserifcjk", "droidsansfallback")
 
 
 @functools.lru_cache(maxsize=1)
@@ -45,7 +38,7 @@ def cjk_font() -> Any:
     from matplotlib import font_manager
 
     for path in sorted(font_manager.findSystemFonts()):
-        if any(h in Path(path).name.lower().replace("-", "") for h in _CJK_HINTS):
+        if any(h in Path(path).name.lower().replace("-", "").replace(" ", "") for h in _CJK_HINTS):
             try:
                 return font_manager.FontProperties(fname=path)
             except (OSError, RuntimeError):  # an unreadable font file: try the next
