@@ -1,25 +1,9 @@
-"""The address-segmentation study: a trained tagger and cpca on three test conditions.
-
-``run(config, workdir)`` trains the tagger in ``workdir`` (or resumes it; a finished run is not
-trained again), then scores it on the ``cn_address`` test conditions:
-
-- ``test``: in-distribution addresses (their districts are seen in training);
-- ``test_heldout``: addresses of districts never seen in training;
-- ``test_noise``: the ``test`` addresses with separators removed or added and one typo.
-
-Metrics, each with a 95% percentile-bootstrap interval over addresses
-(``analysis.stats.bootstrap_ci``, 1000 resamples):
-
-- span precision, recall and F1, overall and per entity type, as ``attnlab.metrics.span_f1``
-  (seqeval) computes them; the interval resamples each address's counts of correct,
-  predicted and reference spans, which reproduce ``span_f1`` exactly (checked every run);
-- token accuracy (tags right / characters) and exact match (every tag right);
-- against cpca: the province, city and district normalized to full names
-  (``address_levels``), per level (accuracy over the addresses that write that level) and for
-  the whole address (every written level right).
-
-Writes ``results.json`` and ``attention_map.png`` into ``workdir``, then renders ``report.md``
-and ``per_type_f1.png`` from ``results.json`` (``address_report.render``).
+"""The address-segmentation study: ``run(config, workdir)`` trains (or resumes) the tagger and
+scores it and cpca on the ``cn_address`` test conditions (``TEST_CONDITIONS``: in-distribution,
+held-out districts, noise). Span P/R/F1 overall and per type (seqeval), token accuracy, exact
+match and, against cpca, the normalized province, city and district names (``address_levels``),
+each with a 95% bootstrap interval over addresses. Writes ``results.json`` and the attention
+map, then renders ``report.md`` from the results (``address_report.render``).
 """
 
 from __future__ import annotations
@@ -35,7 +19,7 @@ from flax import nnx
 
 from attnlab.analysis import address_levels as levels
 from attnlab.analysis import address_report
-from attnlab.analysis.plots import _save
+from attnlab.analysis.plots import save
 from attnlab.analysis.stats import bootstrap_ci, rate, rate_stats
 from attnlab.data.builders.cn_address import (
     ENTITIES,
@@ -103,23 +87,21 @@ def _interval(stats: np.ndarray, aggregate, seed: int) -> list[float]:
 
 
 def tagging_metrics(hyps: list[list[str]], refs: list[list[str]], *, seed: int = 0) -> dict:
-    """Span P/R/F1 overall and per type, token accuracy, exact match; each with its interval."""
+    """Span P/R/F1 overall and per type, token accuracy, exact match; each with its interval.
+    The interval resamples each address's span counts, which reproduce ``span_f1`` exactly."""
     scores = span_f1(hyps, refs)
     counts = np.stack([span_counts(h, r) for h, r in zip(hyps, refs, strict=True)])
     total = counts.sum(0)
     if not np.isclose(_prf(total, 0)[2], scores["f1"]):
         raise AssertionError("span counts disagree with seqeval's span_f1")
-    out: dict[str, Any] = {"span": {}, "per_type": {}}
-    for k, name in enumerate(("overall", *ENTITIES)):
-        block = {}
+    blocks = []
+    for k in range(len(ENTITIES) + 1):  # overall, then each type
+        blocks.append({})
         for j, metric in enumerate(("precision", "recall", "f1")):
-            block[metric] = _prf(total, k)[j]
-            block[f"{metric}_ci"] = _interval(counts, lambda s, k=k, j=j: _prf(s, k)[j], seed)
-        block["support"] = int(total[3 * k + 2])
-        if k == 0:
-            out["span"] = block
-        else:
-            out["per_type"][name] = block
+            blocks[-1][metric] = _prf(total, k)[j]
+            blocks[-1][f"{metric}_ci"] = _interval(counts, lambda s, k=k, j=j: _prf(s, k)[j], seed)
+        blocks[-1]["support"] = int(total[3 * k + 2])
+    out: dict[str, Any] = {"span": blocks[0], "per_type": dict(zip(ENTITIES, blocks[1:]))}
     right = [sum(a == b for a, b in zip(h, r, strict=True)) for h, r in zip(hyps, refs)]
     tokens = rate_stats(right, [len(r) for r in refs])
     exact = rate_stats([h == r for h, r in zip(hyps, refs, strict=True)], [1] * len(refs))
@@ -134,9 +116,7 @@ def level_metrics(outcomes: list[dict[str, int]], *, seed: int = 0) -> dict[str,
     """Accuracy per level (over addresses that write it) and of whole addresses, with CIs."""
     out: dict[str, Any] = {}
     for lvl in LEVELS:
-        stats = rate_stats(
-            [o[f"{lvl}_right"] for o in outcomes], [o[f"{lvl}_written"] for o in outcomes]
-        )
+        stats = rate_stats(*([o[f"{lvl}_{k}"] for o in outcomes] for k in ("right", "written")))
         out[lvl] = rate(stats.sum(0))
         out[f"{lvl}_ci"] = _interval(stats, rate, seed)
         out[f"{lvl}_written"] = int(stats[:, 1].sum())
@@ -155,21 +135,16 @@ def score_split(records: list[dict], hyps: list[list[str]], cpca: list[dict], *,
     ]
     tagger_out = levels.level_outcomes(tagger_names, names)
     cpca_out = levels.level_outcomes(cpca, names)
-    examples, shown = [], {True: 0, False: 0}
+    examples, differ = [], {True: 0, False: 0}  # by whether the tagger is the one right
     for i, (t, c) in enumerate(zip(tagger_out, cpca_out, strict=True)):
-        tagger_right = bool(t["all_right"])
-        if t["all_right"] != c["all_right"] and shown[tagger_right] < EXAMPLES:
-            shown[tagger_right] += 1
-            examples.append(
-                {
-                    "text": records[i]["text"],
-                    "reference": names[i],
-                    "tagger": tagger_names[i],
-                    "cpca": cpca[i],
-                    "tagger_right": bool(t["all_right"]),
-                    "cpca_right": bool(c["all_right"]),
-                }
-            )
+        right = bool(t["all_right"])
+        if t["all_right"] != c["all_right"]:
+            differ[right] += 1
+            if differ[right] <= EXAMPLES:
+                ex = dict(text=records[i]["text"], reference=names[i], tagger=tagger_names[i])
+                examples.append(
+                    {**ex, "cpca": cpca[i], "tagger_right": right, "cpca_right": not right}
+                )
     return {
         "tagging": tagging_metrics(hyps, refs, seed=seed),
         "levels": {
@@ -178,20 +153,15 @@ def score_split(records: list[dict], hyps: list[list[str]], cpca: list[dict], *,
         },
         "disagreements": examples,
         "counts": {
-            "cpca_right_tagger_wrong": sum(
-                c["all_right"] and not t["all_right"] for t, c in zip(tagger_out, cpca_out)
-            ),
-            "tagger_right_cpca_wrong": sum(
-                t["all_right"] and not c["all_right"] for t, c in zip(tagger_out, cpca_out)
-            ),
+            "cpca_right_tagger_wrong": differ[False],
+            "tagger_right_cpca_wrong": differ[True],
         },
     }
 
 
 def heldout_facts(data_cfg: Any, heldout: list[dict]) -> dict[str, Any]:
     """How unseen the held-out districts are: their names in train, their characters' UNKs."""
-    train = read_split(data_cfg, "train")
-    train_districts = {r["district"] for r in train if r["district"]}
+    train_districts = {r["district"] for r in read_split(data_cfg, "train") if r["district"]}
     districts = sorted({r["district"] for r in heldout if r["district"]})
     vocab = set(prepare(data_cfg).info.src_vocab.tokens)
     unseen = [d for d in districts if any(ch not in vocab for ch in d)]
@@ -259,7 +229,7 @@ def run(
     results["params"] = int(sum(np.size(x) for x in params))
     record = records["test"][attention_index]
     fig, labels = address_report.attention_figure(predictor, record)
-    _save(fig, workdir / "attention_map.png")
+    save(fig, workdir / "attention_map.png")
     results.update(command=command, attention_example=record["text"])
     results["attention_glyphs"] = labels[0] != "0"
     (workdir / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))

@@ -1,17 +1,7 @@
-"""Province, city and district names of an address: the tagger's pieces and cpca's answer.
-
-The comparison with cpca (``cpca.transform``, its own rule-based recognizer) is made on what
-both produce: the full name of the province, city and district, as written in
-``adcodes.csv``. An address counts as right for a system when every level written in it is
-right; levels the address leaves out are not scored (cpca fills them in from its dictionary,
-the tagger cannot).
-
-Normalizing the tagger's pieces (``normalize``): a piece of a level is read as a name of that
-level or its common abbreviation (``short_form``: ``广东 -> 广东省``, ``南山 -> 南山区``).
-Among the areas whose names fit every piece present, the first in sorted order gives each
-level's full name (an abbreviation such as ``朝阳`` names districts in several cities; the
-province or city written beside it decides, and where none is written the names agree or the
-first is taken). A piece that fits no area of its level is kept as written, so it is wrong.
+"""Province, city and district names of an address: the tagger's pieces and cpca's answer,
+compared as full names (``adcodes.csv``). An address is right for a system when every level
+written in it is right; levels it leaves out are not scored (cpca fills them in, the tagger
+cannot).
 """
 
 from __future__ import annotations
@@ -39,7 +29,12 @@ def _index() -> tuple[list[tuple[str, str | None, str]], list[dict[str, set[int]
 
 
 def normalize(pieces: Mapping[str, str]) -> Names:
-    """Full names for the written ``pieces`` ``{level: text}``; ``""`` for a level not written."""
+    """Full names for the written ``pieces`` ``{level: text}``; ``""`` for a level not written.
+
+    A piece is read as a name of its level or its abbreviation (``short_form``: ``南山 ->
+    南山区``). Among the areas whose names fit every piece, the first in sorted order names
+    each level (the province or city written beside an ambiguous ``朝阳`` decides). A piece
+    that fits no area is kept as written, so it is wrong."""
     areas, forms = _index()
     present = [(k, lvl) for k, lvl in enumerate(LEVELS) if pieces.get(lvl)]
     fits = [forms[k].get(pieces[lvl], set()) for k, lvl in present]

@@ -1,9 +1,6 @@
-"""The address study's ``report.md`` and plots (``per_type_f1.png``, ``attention_map.png``).
-
-The attention map labels its axes with the address's characters when matplotlib can find a
-CJK font (``cjk_font``: WenQuanYi or Noto CJK, e.g. Debian's ``fonts-wqy-microhei``);
-without one, the ticks are the positions and the tag of each character, and the report lists
-the characters by position.
+"""The address study's ``report.md`` and figures, rendered from its ``results.json``. The
+attention map shows the address's characters where matplotlib finds a CJK font (``cjk_font``),
+else each character's position.
 """
 
 from __future__ import annotations
@@ -15,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.analysis.plots import _save, attention_maps_figure, percent_axis, plt
+from attnlab.analysis.plots import attention_maps_figure, percent_axis, plt, save
+from attnlab.analysis.report import pct, table
 from attnlab.data.builders.cn_address import (
     ENTITIES,
     HELDOUT_SPLIT,
@@ -31,14 +29,7 @@ TITLES = {
     HELDOUT_SPLIT: "held-out districts",
     NOISE_SPLIT: "noise (separators, one typo)",
 }
-_CJK_HINTS = (
-    "wqy",
-    "wenquanyi",
-    "notosanscjk",
-    "notoserifcjk",
-    "noto sans cjk",
-    "droidsansfallback",
-)
+_CJK_HINTS = ("wqy", "wenquanyi", "notosanscjk", "notoserifcjk", "droidsansfallback")
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,7 +38,7 @@ def cjk_font() -> Any:
     from matplotlib import font_manager
 
     for path in sorted(font_manager.findSystemFonts()):
-        if any(h in Path(path).name.lower().replace("-", "") for h in _CJK_HINTS):
+        if any(h in Path(path).name.lower().replace("-", "").replace(" ", "") for h in _CJK_HINTS):
             try:
                 return font_manager.FontProperties(fname=path)
             except (OSError, RuntimeError):  # an unreadable font file: try the next
@@ -104,39 +95,42 @@ def attention_figure(predictor: Any, record: dict[str, Any]) -> tuple[Any, list[
     return fig, labels
 
 
-def _pct(value: float, ci: list[float] | None = None) -> str:
-    text = f"{100 * value:.2f}"
-    return text + (f" [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]" if ci else "")
-
-
 def _names(ex: dict[str, Any], key: str) -> str:
     return " / ".join(ex[key].get(lvl) or "-" for lvl in LEVELS)
 
 
 def _tagging_lines(results: dict[str, Any]) -> list[str]:
-    lines = [
-        "## Tagging (seqeval span scores)",
-        "",
-        "| condition | addresses | span P | span R | span F1 | token accuracy | exact match |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    head = ["condition", "addresses", "span P", "span R", "span F1", "token accuracy"]
+    rows = []
     for split in SPLITS:
         t = results["splits"][split]["tagging"]
-        cells = [_pct(t["span"][m], t["span"][f"{m}_ci"]) for m in ("precision", "recall", "f1")]
-        cells += [_pct(t[m], t[f"{m}_ci"]) for m in ("token_accuracy", "exact_match")]
-        lines.append(f"| {TITLES[split]} | {t['addresses']} | " + " | ".join(cells) + " |")
-    lines += ["", "Span F1 per entity type:", ""]
-    lines += ["| type | " + " | ".join(TITLES[s] for s in SPLITS) + " |"]
-    lines += ["|---|" + "---|" * len(SPLITS)]
+        cells = [pct(t["span"][m], t["span"][f"{m}_ci"]) for m in ("precision", "recall", "f1")]
+        cells += [pct(t[m], t[f"{m}_ci"]) for m in ("token_accuracy", "exact_match")]
+        rows.append([TITLES[split], t["addresses"], *cells])
+    per_type = []
     for kind in ENTITIES:
         blocks = [results["splits"][split]["tagging"]["per_type"][kind] for split in SPLITS]
-        cells = [f"{_pct(b['f1'], b['f1_ci'])} (n={b['support']})" for b in blocks]
-        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
-    return lines
+        per_type.append([kind, *(f"{pct(b['f1'], b['f1_ci'])} (n={b['support']})" for b in blocks)])
+    return [
+        "## Tagging (seqeval span scores)",
+        "",
+        *table([*head, "exact match"], rows),
+        "",
+        "Span F1 per entity type:",
+        "",
+        *table(["type", *(TITLES[s] for s in SPLITS)], per_type),
+    ]
 
 
 def _cpca_lines(results: dict[str, Any]) -> list[str]:
-    lines = [
+    rows = []
+    for split in SPLITS:
+        for system in ("tagger", "cpca"):
+            m = results["splits"][split]["levels"][system]
+            rows.append(
+                [TITLES[split], system, *(pct(m[k], m[f"{k}_ci"]) for k in (*LEVELS, "address"))]
+            )
+    return [
         "",
         "## Against cpca (`cpca.transform`)",
         "",
@@ -144,15 +138,8 @@ def _cpca_lines(results: dict[str, Any]) -> list[str]:
         "that level; `address` = every written level right. Tagger pieces are normalized to "
         "full names (`attnlab.analysis.address_levels.normalize`).",
         "",
-        "| condition | system | " + " | ".join(LEVELS) + " | address |",
-        "|---|---|" + "---|" * (len(LEVELS) + 1),
+        *table(["condition", "system", *LEVELS, "address"], rows),
     ]
-    for split in SPLITS:
-        for system in ("tagger", "cpca"):
-            m = results["splits"][split]["levels"][system]
-            cells = [_pct(m[lvl], m[f"{lvl}_ci"]) for lvl in (*LEVELS, "address")]
-            lines.append(f"| {TITLES[split]} | {system} | " + " | ".join(cells) + " |")
-    return lines
 
 
 def _heldout_lines(results: dict[str, Any]) -> list[str]:
@@ -165,9 +152,9 @@ def _heldout_lines(results: dict[str, Any]) -> list[str]:
         "",
         "Bar: in-distribution span F1 >= 97%: "
         + ("met" if test["f1"] >= 0.97 else "**missed**")
-        + f" ({_pct(test['f1'], test['f1_ci'])}). Held-out districts, the tagger's district "
-        f"span F1 {_pct(district['f1'], district['f1_ci'])} against cpca's district "
-        f"accuracy {_pct(cpca['district'], cpca['district_ci'])}: "
+        + f" ({pct(test['f1'], test['f1_ci'])}). Held-out districts, the tagger's district "
+        f"span F1 {pct(district['f1'], district['f1_ci'])} against cpca's district "
+        f"accuracy {pct(cpca['district'], cpca['district_ci'])}: "
         + ("beats it." if beats else "**does not beat it**."),
     ]
     noise = results.get("noise")
@@ -194,14 +181,20 @@ def _heldout_lines(results: dict[str, Any]) -> list[str]:
 
 def _example_lines(results: dict[str, Any]) -> list[str]:
     """The addresses written by hand, and where the two systems disagree."""
-    lines = []
+    lines, escape = [], lambda text: text.replace("|", "\\|")
     if results.get("hand_examples"):
-        lines += ["", "## Addresses written by hand", ""]
-        lines += ["| address | tagger | tagger names | cpca |", "|---|---|---|---|"]
-        for ex in results["hand_examples"]:
-            cells = [ex["text"], " ".join(f"{p}/{k}" for p, k in ex["tagger"])]
-            cells += [_names(ex, "tagger_names"), _names(ex, "cpca")]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        rows = [
+            [ex["text"], " ".join(f"{p}/{k}" for p, k in ex["tagger"])]
+            + [_names(ex, "tagger_names"), _names(ex, "cpca")]
+            for ex in results["hand_examples"]
+        ]
+        head = ["address", "tagger", "tagger names", "cpca"]
+        lines += [
+            "",
+            "## Addresses written by hand",
+            "",
+            *table(head, (map(escape, r) for r in rows)),
+        ]
     for split in SPLITS:
         data = results["splits"][split]
         c = data["counts"]
@@ -213,14 +206,13 @@ def _example_lines(results: dict[str, Any]) -> list[str]:
             f"right, cpca wrong: {c['tagger_right_cpca_wrong']}. The first examples of each "
             "(names as province / city / district; - where none):",
             "",
-            "| address | reference | tagger | cpca |",
-            "|---|---|---|---|",
         ]
+        rows = []
         for ex in data["disagreements"]:
             marks = {"tagger": ex["tagger_right"], "cpca": ex["cpca_right"]}
-            cells = [ex["text"].replace("|", "\\|"), _names(ex, "reference")]
-            cells += [_names(ex, k) + (" ✓" if marks[k] else " ✗") for k in ("tagger", "cpca")]
-            lines.append("| " + " | ".join(cells) + " |")
+            rows.append([escape(ex["text"]), _names(ex, "reference")])
+            rows[-1] += [_names(ex, k) + (" ✓" if marks[k] else " ✗") for k in ("tagger", "cpca")]
+        lines += table(["address", "reference", "tagger", "cpca"], rows)
     return lines
 
 
@@ -243,7 +235,7 @@ def render(workdir: str | Path) -> Path:
     (``attention_map.png`` is drawn by the run, from the model)."""
     workdir = Path(workdir)
     results = json.loads((workdir / "results.json").read_text())
-    _save(per_type_figure(results), workdir / "per_type_f1.png")
+    save(per_type_figure(results), workdir / "per_type_f1.png")
     lines = report_lines(results, results.get("command", ""))
     lines += ["", "## Plots", "", "![per-type F1](per_type_f1.png)", ""]
     text = results["attention_example"]

@@ -1,20 +1,8 @@
-"""The AT-versus-NAT experiment: train (or resume) the models, decode, score, report.
-
-``run(config, workdir)``:
-
-1. trains, or resumes, every model (``MODELS``) that a system of ``config.systems`` needs,
-   each under ``DIR/<model>``: the AT ``Seq2Seq`` (``at``), a deep-shallow AT (``at_ds``),
-   NATs (``NATSeq2Seq``) of matched size, one per recipe, and distilled NATs (``*_kd``,
-   trained on the AT model's beam outputs of the training split);
-2. decodes the test split with every system of ``config.systems``;
-3. writes ``DIR/results.json`` (one row per system, and the data of the report's figures),
-   then renders ``DIR/report.md`` and its PNGs from it (``analysis.report.render``).
-
-Each step is resumable: training resumes from checkpoints, and the distilled data is written
-atomically once. All figures come from this run, except, given ``config.recorded``, the
-outputs of systems whose models trained in an earlier run on another machine
-(``analysis.recorded``): those are read from the record, and timed beside the others on a
-fresh model of the same config made to run the recorded decode.
+"""The AT-versus-NAT experiment: ``run(config, workdir)`` trains (or resumes) every model
+(``MODELS``) that a system of ``config.systems`` needs, each under ``workdir/<model>``, decodes
+the test split with every system, writes ``results.json`` and renders ``report.md`` from it
+(``analysis.report.render``). Given ``config.recorded``, systems whose models trained in an
+earlier run are read from their records and timed on fresh models (docs/recorded_outputs.md).
 """
 
 from __future__ import annotations
@@ -23,11 +11,13 @@ import json
 import math
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -36,12 +26,16 @@ from flax import nnx
 from attnlab.analysis import plots, recorded
 from attnlab.analysis.dag_paths import dag_confidence
 from attnlab.analysis.distill import distilled_data_config
-from attnlab.analysis.latency import add_speedups, measure_latency_vs_length, search_steps
-from attnlab.analysis.report import attention_figure, render
+from attnlab.analysis.latency import measure_latency_vs_length, search_steps
+from attnlab.analysis.report import render
 from attnlab.analysis.scoring import error_kinds, score
 from attnlab.analysis.systems import SYSTEMS, make_decoder, one_pass, run_system, valid_rows
 from attnlab.data import dataset_info, make_eval_batches
+from attnlab.decode.at import at_decode
 from attnlab.nat.dag import DAG
+from attnlab.nat.decoding import nat_decode
+from attnlab.nn.attention import capture_cross_attention
+from attnlab.specials import BOS, EOS, MASK, PAD
 from attnlab.train import train_and_evaluate
 from attnlab.train.checkpoint import Checkpointer
 from attnlab.train.restore import restore
@@ -107,13 +101,10 @@ def train_models(
     recorded_dir: str = "",
 ) -> tuple[dict[str, nnx.Module], dict[str, int]]:
     """Train or resume every model the systems need; return them restored, and their steps.
-
-    ``only`` trains (or resumes) just that model, so that the models can be trained by
-    parallel processes (a ``*_kd`` model restores the finished AT teacher and waits for
-    nothing; the first one to need them writes the distilled data). With ``recorded_dir``
-    the teacher's outputs are recorded there when it distills, and read from there when the
-    teacher has no checkpoint in the workdir (``analysis.recorded``).
-    """
+    ``only`` trains just that model, so that parallel processes can train them (a ``*_kd``
+    model needs the finished AT teacher; the first to need the distilled data writes it). With
+    ``recorded_dir`` the teacher's outputs are recorded there, and read from there when the
+    teacher has no checkpoint in the workdir (``analysis.recorded``)."""
     needed = {key for s in systems for key in (SYSTEMS[s].model, SYSTEMS[s].rescorer) if key}
     if only:
         if only not in MODELS:
@@ -169,22 +160,18 @@ def _check_finished(config: ml_collections.ConfigDict, workdir: Path) -> None:
 
 
 def _test_batches(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
-    batches = list(
-        make_eval_batches(config.at.data, config.test_split, batch_size=config.eval_batch_size)
-    )
-    limit = int(config.max_test_examples)
-    if limit > 0:  # keep whole batches up to the limit, mark the rest of the last one invalid
-        kept, seen = [], 0
-        for batch in batches:
+    """The test split; with ``max_test_examples``, the batches up to it, the rest invalid."""
+    data, limit = config.at.data, int(config.max_test_examples)
+    kept, seen = [], 0
+    for batch in make_eval_batches(data, config.test_split, batch_size=config.eval_batch_size):
+        if limit > 0:
             if seen >= limit:
                 break
-            valid = np.asarray(batch["valid"], bool).copy()
-            take = np.cumsum(valid) <= limit - seen
-            valid &= take
-            seen += int(valid.sum())
-            kept.append({**batch, "valid": valid})
-        batches = kept
-    return batches
+            valid = np.asarray(batch["valid"], bool)
+            batch = {**batch, "valid": valid & (np.cumsum(valid) <= limit - seen)}
+            seen += int(batch["valid"].sum())
+        kept.append(batch)
+    return kept
 
 
 def _check(config: ml_collections.ConfigDict, workdir: Path) -> list[str]:
@@ -230,85 +217,66 @@ def validation_curves(run_dir: Path, keys, metric: str = "eval_wer") -> dict[str
     return curves
 
 
-def _from_record(ctx: _Run, name: str) -> dict[str, Any]:
-    """A recorded system: its outputs from the record, timed on a fresh model."""
-    key, _, rescorer = SYSTEMS[name]
-    record = ctx.taken[name]
-    logging.info("%s: outputs recorded; timing a fresh model on their decode", name)
-    timed = recorded.timed(
-        record,
-        ctx.fresh[key],
-        ctx.batches,
-        max_len=ctx.max_len,
-        length_penalty=ctx.config.at.length_penalty,
-        latency_examples=ctx.config.latency_examples,
-        rescorer=ctx.fresh[rescorer] if rescorer else None,
-    )
-    curves = {key: record.curve} if record.curve else {}
-    return dict(timed=timed, hyps=record.hyps, lengths=record.lengths, step=record.step,
-                params=record.params, curves=curves, outputs="recorded")  # fmt: skip
-
-
-def _decoded(ctx: _Run, name: str) -> dict[str, Any]:
-    """A system decoded here, recorded where ``config.recorded`` is set."""
+def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict[str, list]]:
+    """The system's row of the results table, its outputs and its models' validation curves:
+    decoded here (recorded where ``config.recorded`` is set), or read from its record and timed
+    on a fresh model."""
     key, method, rescorer = SYSTEMS[name]
-    config, models = ctx.config, ctx.models
-    logging.info("decoding the %s split with %s", config.test_split, name)
+    config, record = ctx.config, ctx.taken.get(name)
     settings = dict(max_len=ctx.max_len, length_penalty=config.at.length_penalty)
-    rescore = models[rescorer] if rescorer else None
-    decode = make_decoder(models[key], method, rescorer=rescore, **settings)
-    timed = run_system(name, decode, ctx.batches, latency_examples=config.latency_examples)
-    hyps = [ctx.vocab.decode(h) for h in timed.hyps]
-    # A rescored system runs two models: it holds both models' weights.
-    params = count_params(models[key]) + (count_params(rescore) if rescore else 0)
-    curves = validation_curves(ctx.workdir, [k for k in (key, rescorer) if k])
-    if config.get("recorded", ""):
-        at = method == "greedy" or method.startswith("beam:")
-        made = recorded.record_of(
-            timed,
-            hyps,
+    if record:
+        logging.info("%s: outputs recorded; timing a fresh model on their decode", name)
+        rescore = ctx.fresh[rescorer] if rescorer else None
+        timing = dict(latency_examples=config.latency_examples, rescorer=rescore)
+        timed = recorded.timed(record, ctx.fresh[key], ctx.batches, **timing, **settings)
+        hyps, lengths, step, params = record.hyps, record.lengths, record.step, record.params
+        curves = {key: record.curve} if record.curve else {}
+    else:
+        logging.info("decoding the %s split with %s", config.test_split, name)
+        model, rescore = ctx.models[key], ctx.models[rescorer] if rescorer else None
+        decode = make_decoder(model, method, rescorer=rescore, **settings)
+        timed = run_system(name, decode, ctx.batches, latency_examples=config.latency_examples)
+        hyps, lengths = [ctx.vocab.decode(h) for h in timed.hyps], timed.lengths
+        step = ctx.steps[key]
+        # A rescored system runs two models: it holds both models' weights.
+        params = count_params(model) + (count_params(rescore) if rescore else 0)
+        curves = validation_curves(ctx.workdir, [k for k in (key, rescorer) if k])
+    if not record and config.get("recorded", ""):
+        trained_config = lambda k: read_trained_config(ctx.workdir / k).to_dict()
+        made = recorded.Record(
+            system=name,
             model=key,
             decoding=method,
             split=config.test_split,
             references_digest=recorded.references_digest(ctx.refs),
-            step=ctx.steps[key],
+            step=step,
             params=params,
-            config=read_trained_config(ctx.workdir / key).to_dict(),
+            config=trained_config(key),
             curve=curves.get(key, []),
-            steps=search_steps(models[key], method, ctx.batches, timed.hyps, **settings)
-            if at
-            else None,
+            hyps=hyps,
+            lengths=lengths,
+            output_lengths=[len(h) + 1 for h in timed.hyps],
+            steps=search_steps(model, method, ctx.batches, timed.hyps, **settings),
             candidates=recorded.candidate_lengths(
-                models[key], method, ctx.batches, max_len=ctx.max_len, chosen=timed.lengths
+                model, method, ctx.batches, max_len=ctx.max_len, chosen=lengths
             ),
-            rescorer_config=(
-                read_trained_config(ctx.workdir / rescorer).to_dict() if rescorer else None
-            ),
+            rescorer_config=trained_config(rescorer) if rescorer else None,
         )
         recorded.save(config.recorded, made)
-    return dict(timed=timed, hyps=hyps, lengths=timed.lengths, step=ctx.steps[key],
-                params=params, curves=curves, outputs="decoded")  # fmt: skip
-
-
-def _row(ctx: _Run, name: str, got: dict[str, Any]) -> dict[str, Any]:
-    """The system's row of the results table: every figure of quality, its timing, its model."""
-    key, method, rescorer = SYSTEMS[name]
     row = {"system": name, "model": key, "decoding": method}
-    if rescorer:
-        row["rescored_by"] = rescorer
-    hyps, config = got["hyps"], ctx.config
-    row.update(score(hyps, ctx.refs, detokenize=ctx.vocab.detokenize, lengths=got["lengths"],
+    row.update({"rescored_by": rescorer} if rescorer else {})
+    row.update(score(hyps, ctx.refs, detokenize=ctx.vocab.detokenize, lengths=lengths,
                      bootstrap_samples=config.bootstrap_samples, seed=config.seed))  # fmt: skip
     row.update(error_kinds(hyps, ctx.refs))
     row.update(
-        latency_ms_b1=got["timed"].latency_ms_b1,
-        throughput_seq_s_b64=got["timed"].throughput_seq_s,
-        params=got["params"],
-        step=got["step"],
-        outputs=got["outputs"],
+        latency_ms_b1=timed.latency_ms_b1,
+        throughput_seq_s_b64=timed.throughput_seq_s,
+        params=params,
+        step=step,
+        outputs="recorded" if record else "decoded",
         one_pass=one_pass(name),
     )
-    return row
+    return row, hyps, curves
 
 
 def agreement(outputs: dict[str, list], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -318,12 +286,9 @@ def agreement(outputs: dict[str, list], rows: list[dict[str, Any]]) -> list[dict
     for r in rows:
         by_model.setdefault(r["model"], []).append(r["system"])
     out = []
-    for model, names in by_model.items():
-        if len(names) > 1:
-            same = [
-                len({tuple(o) for o in outs}) == 1 for outs in zip(*(outputs[n] for n in names))
-            ]
-            out.append({"model": model, "systems": names, "same": sum(same) / len(same)})
+    for model, names in ((m, n) for m, n in by_model.items() if len(n) > 1):
+        same = [len({tuple(o) for o in outs}) == 1 for outs in zip(*(outputs[n] for n in names))]
+        out.append({"model": model, "systems": names, "same": sum(same) / len(same)})
     return out
 
 
@@ -331,9 +296,7 @@ def dag_paths(models, batches, rows, *, max_examples: int = 1024) -> dict[str, d
     """For each DAG model of the table, how certain its greedy path is (``dag_paths``), over
     the first test batches up to the first past ``max_examples`` examples."""
     kept, seen = [], 0
-    for batch in batches:
-        if seen >= max_examples:
-            break
+    for batch in (b for b in batches if seen < max_examples):
         kept.append(batch)
         seen += int(np.sum(np.asarray(batch["valid"], bool)))
     return {
@@ -359,10 +322,41 @@ def samples(outputs, refs, batches, info, limit: int = 10) -> list[dict[str, str
     return out
 
 
+def attention_figure(models, batches, info, path: Path, max_len: int) -> Path | None:
+    """Cross-attention (last decoder layer, mean over heads) of the first test example."""
+    if "at" not in models or "nat" not in models:
+        return None
+    src = jnp.asarray(batches[0]["inputs"][:1])
+    n_src = int(np.sum(np.asarray(src) != PAD))
+    src_tokens = info.src_vocab.decode(np.asarray(src[0, :n_src]).tolist())
+    at, nat = models["at"], models["nat"]
+    hyp = np.asarray(at_decode(at, src, method="greedy", max_len=max_len))[0]
+    n_out = int(np.argmax(hyp == EOS)) + 1 if (hyp == EOS).any() else len(hyp)
+    tgt_in = jnp.asarray([[BOS, *hyp[: n_out - 1].tolist()]])
+    _, at_maps = capture_cross_attention(at, at, src, tgt_in)
+    out = nat_decode(nat, src, "length_pred", max_len=max_len)
+    length = int(out.lengths[0])
+    dec = jnp.where(jnp.arange(max_len)[None] < length, MASK, PAD).astype(jnp.int32)
+    _, nat_maps = capture_cross_attention(nat, nat.decode, dec, nat.encode(src), src)
+    if not at_maps or not nat_maps:
+        return None
+    label = lambda ids: info.tgt_vocab.decode([int(i) for i in ids]) + ["</s>"]
+    at_w = np.asarray(at_maps[-1][0].mean(0))[:n_out, :n_src]
+    nat_w = np.asarray(nat_maps[-1][0].mean(0))[:length, :n_src]
+    nat_out = label(np.asarray(out.tokens[0, : length - 1]))
+    maps = [
+        ("AT greedy: cross-attention, last layer", at_w, label(hyp[: n_out - 1]), src_tokens),
+        ("NAT length_pred: cross-attention, last layer", nat_w, nat_out, src_tokens),
+    ]
+    return plots.save(plots.attention_maps_figure(maps), path)
+
+
 def _results(ctx: _Run, rows, outputs, curves, info) -> dict[str, Any]:
     """``results.json``: the rows, and what the report draws besides them."""
-    config = ctx.config
-    add_speedups(rows)
+    config, by_name = ctx.config, {r["system"]: r for r in rows}
+    for base in ("at_greedy", "at_beam4"):  # batch-1 speed-ups
+        for row in rows if base in by_name else []:
+            row[f"speedup_vs_{base}"] = by_name[base]["latency_ms_b1"] / row["latency_ms_b1"]
     if "at_beam4" in outputs:
         for row in rows:
             same = zip(outputs[row["system"]], outputs["at_beam4"], strict=True)
@@ -375,7 +369,6 @@ def _results(ctx: _Run, rows, outputs, curves, info) -> dict[str, Any]:
     at_method = str(config.at.get("decode_method", "greedy"))
     if at_method == "beam":
         at_method = f"beam {config.at.get('beam_size', 4)}"
-    counts = plots.length_error_counts(errors)
     return {
         "task": config.task,
         "scale": config.get("scale", "full"),
@@ -391,7 +384,9 @@ def _results(ctx: _Run, rows, outputs, curves, info) -> dict[str, Any]:
         "dag_paths": dag_paths(ctx.models, ctx.batches, rows),
         "samples": samples(outputs, ctx.refs, ctx.batches, info),
         "validation_curves": curves,
-        "length_errors": {s: {str(e): n for e, n in c.items()} for s, c in counts.items()},
+        "length_errors": {
+            s: {str(e): n for e, n in sorted(Counter(v).items())} for s, v in errors.items()
+        },
     }
 
 
@@ -417,10 +412,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     ctx = _Run(config, workdir, batches, refs, info.tgt_vocab, models, steps, taken, fresh)
     rows, outputs, curves = [], {}, {}
     for name in systems:
-        got = _from_record(ctx, name) if name in taken else _decoded(ctx, name)
-        rows.append(_row(ctx, name, got))
-        outputs[name] = got["hyps"]
-        curves.update({k: v for k, v in got["curves"].items() if k not in curves})
+        row, outputs[name], got = _system(ctx, name)
+        rows.append(row)
+        curves.update({k: v for k, v in got.items() if k not in curves})
     results = _results(ctx, rows, outputs, curves, info)
     if config.get("latency_lengths", ()):
         results["latency_vs_length"] = measure_latency_vs_length(config, models, systems, info)

@@ -1,13 +1,6 @@
-"""How peaked a trained DA-Transformer's graph is along its greedy path.
-
-Greedy, lookahead and Viterbi decoding (``attnlab.ops.dag``) choose different paths only
-where the transitions leave a choice. ``greedy_path_confidence`` walks ``dag_greedy``'s path
-(from vertex 0, always to the most probable later vertex, until the graph's last vertex) and
-records, at each step, the probability of the transition taken, the probability of moving to
-any vertex whose most probable token is the one the path emits next (vertices that would
-give the same output), and the probability of the token emitted at each visited vertex.
-Where the next *token* is near-certain the three decodings have little to disagree about,
-however spread the transitions over vertices are.
+"""How peaked a trained DA-Transformer's graph is along its greedy path: where the next token
+is near-certain, greedy, lookahead and Viterbi decoding (``attnlab.ops.dag``) have little to
+disagree about, however spread the transitions over vertices are.
 """
 
 from __future__ import annotations
@@ -51,16 +44,15 @@ def dag_confidence(model: Any, batches: Iterable[dict[str, Any]]) -> dict[str, f
     """``greedy_path_confidence`` over the valid rows of ``batches``, summarized: the mean
     probability of the transition taken and of the next token, the share of steps where each
     is at least 0.9, and the mean probability of the emitted token."""
-    taken, next_token, emitted = [], [], []
+    taken, next_token, emitted = paths = [], [], []
     for batch in batches:
         valid = np.flatnonzero(np.asarray(batch["valid"], bool))
         src = jnp.asarray(np.asarray(batch["inputs"])[valid])
         dec = model.canvas_tokens(src)
         emit, trans = graph_logprobs(model, dec, model.encode(src), src)
-        t, n, e = greedy_path_confidence(emit, trans, np.asarray(jnp.sum(dec != PAD, axis=-1)))
-        taken += t
-        next_token += n
-        emitted += e
+        found = greedy_path_confidence(emit, trans, np.asarray(jnp.sum(dec != PAD, axis=-1)))
+        for kept, new in zip(paths, found, strict=True):
+            kept += new
     if not taken:
         raise ValueError("no DAG path with a transition in these batches")
     return {

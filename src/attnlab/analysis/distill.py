@@ -1,11 +1,6 @@
-"""Sequence-level knowledge distillation data (Kim & Rush 2016; Gu et al. 2018).
-
-The NAT student is trained on the AT teacher's beam-search outputs instead of the references:
-each distinct training source is decoded once with beam search, and the (source, output)
-pairs become the student's training split. Validation and test keep the real references.
-Teacher outputs are less multi-modal than the data (one pronunciation per word, chosen
-consistently), which is what makes them easier for a model that predicts every position
-independently.
+"""Sequence-level knowledge distillation data (Kim & Rush 2016; Gu et al. 2018): the AT
+teacher's beam outputs on the distinct training sources become the NAT student's training
+split; validation and test keep the real references.
 """
 
 from __future__ import annotations
@@ -45,23 +40,15 @@ def distilled_data_config(
                 f"no teacher to distill from, and no recorded outputs in {recorded_dir!r}"
             )
         return write_distilled(data_cfg, pairs, Path(directory))
-    info = dataset_info(data_cfg)
+    info, search = dataset_info(data_cfg), dict(method="beam", beam_size=beam_size)
+    search.update(length_penalty=length_penalty)
     kept: list[tuple[list[str], list[str]]] = []
 
     def pairs():  # lazy: write_distilled never reads it when the data already exists
         seen: set[tuple[int, ...]] = set()
         for k, batch in enumerate(make_eval_batches(data_cfg, "train", batch_size=batch_size)):
-            src = np.asarray(batch["inputs"])
-            out = np.asarray(
-                at_decode(
-                    teacher,
-                    src,
-                    method="beam",
-                    beam_size=beam_size,
-                    max_len=int(batch["targets"].shape[1]),
-                    length_penalty=length_penalty,
-                )
-            )
+            src, max_len = np.asarray(batch["inputs"]), int(batch["targets"].shape[1])
+            out = np.asarray(at_decode(teacher, src, max_len=max_len, **search))
             for i in range(len(src)):
                 ids = tuple(int(t) for t in src[i] if t != 0)
                 if not batch["valid"][i] or ids in seen:

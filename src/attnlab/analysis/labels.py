@@ -1,14 +1,10 @@
-"""Point labels that do not overprint: a small greedy label placer in display pixels.
+"""Point labels that do not overprint: a greedy label placer in display pixels.
 
-Each label tries, in order, the spot right of its point, left of it, then one label height
-lower, higher, two lower, ... (beside the point or centred on it). It takes the first spot
-inside the axes that touches no placed label (kept a word space apart), no marker (other
-points' markers also kept a word space apart left and right, so that a label never sits
-against a point it does not name), no obstacle (error bars) and no leader line, and whose own
-leader line crosses no label and no other marker. A label moved
-off its point's height gets a thin leader line. A greedy placement depends on the order the
-labels are placed in, so a few orders are tried (both "beside first" and "centred first"),
-and the layout with the fewest overlaps, then crossings, then the least total shift is kept.
+Each label takes the first free spot inside the axes, trying right of its point, left of it,
+then a label height lower, higher, two lower, ... (a moved label gets a leader line). A spot is
+free where it touches no label, marker (kept a word space apart), error bar or leader line,
+and its own leader crosses no label or marker. A few placing orders are tried; the layout
+with the fewest overlaps, then crossings, then the least total shift is kept.
 """
 
 from __future__ import annotations
@@ -32,11 +28,8 @@ def place_labels(
     fontsize: float = 7,
     bars: Sequence[tuple[float, float, float]] = (),
 ) -> list:
-    """Annotate each data point with its label (see the module docstring); returns the texts.
-
-    ``bars``: vertical error bars ``(x, low, high)`` in data coordinates, kept free of labels.
-    The axes' layout must be final: call ``tight_layout`` first and do not change it after.
-    """
+    """Annotate each point with its label; ``bars``: error bars ``(x, low, high)`` in data
+    coordinates. The axes' layout must be final (``tight_layout`` first); returns the texts."""
     fig = ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -45,17 +38,11 @@ def place_labels(
     sizes = []
     for label in labels:
         probe = ax.text(0, 0, label, fontsize=fontsize)
-        box = probe.get_window_extent(renderer)
+        sizes.append(tuple(probe.get_window_extent(renderer).size))
         probe.remove()
-        sizes.append((box.width, box.height))
-    obstacles = np.zeros((0, 4))
-    if len(bars):
-        ends = np.asarray(bars, dtype=float)
-        low = ax.transData.transform(ends[:, [0, 1]])
-        high = ax.transData.transform(ends[:, [0, 2]])
-        obstacles = np.stack(
-            [low[:, 0] - _RADIUS, low[:, 1], high[:, 0] + _RADIUS, high[:, 1]], axis=1
-        )
+    ends = np.asarray(bars, dtype=float).reshape(-1, 3)
+    low, high = ax.transData.transform(ends[:, [0, 1]]), ax.transData.transform(ends[:, [0, 2]])
+    obstacles = np.stack([low[:, 0] - _RADIUS, low[:, 1], high[:, 0] + _RADIUS, high[:, 1]], axis=1)
     n = len(labels)
     rng = np.random.default_rng(0)
     orders = [
@@ -72,49 +59,29 @@ def place_labels(
     _, layout = min(layouts, key=lambda r: r[0])  # the first of equal cost
     to_points = 72.0 / fig.dpi
     texts = []
+    leader = dict(arrowstyle="-", color="0.5", lw=0.6, shrinkA=0, shrinkB=3)
     for i, (box, side, dy) in sorted(layout.items()):
         anchor = {1: box.x0, -1: box.x1, 0: (box.x0 + box.x1) / 2}[side]
-        moved = abs(dy) > 0.5
-        texts.append(
-            ax.annotate(
-                labels[i],
-                points[i],
-                xytext=((anchor - xy[i][0]) * to_points, dy * to_points),
-                textcoords="offset points",
-                ha={1: "left", -1: "right", 0: "center"}[side],
-                va="center",
-                fontsize=fontsize,
-                arrowprops=dict(arrowstyle="-", color="0.5", lw=0.6, shrinkA=0, shrinkB=3)
-                if moved
-                else None,
-            )
-        )
+        offset = ((anchor - xy[i][0]) * to_points, dy * to_points)
+        ha = {1: "left", -1: "right", 0: "center"}[side]
+        kw = dict(textcoords="offset points", ha=ha, va="center", fontsize=fontsize)
+        arrow = leader if abs(dy) > 0.5 else None
+        texts.append(ax.annotate(labels[i], points[i], xytext=offset, arrowprops=arrow, **kw))
     return texts
 
 
-def _layout(
-    xy: np.ndarray,
-    sizes,
-    frame: Bbox,
-    order: Sequence[int],
-    sides: Sequence[int],
-    obstacles: np.ndarray,
-):
-    """Place the labels greedily in ``order``: ``(cost, {index: (box, side, dy)})``.
-
-    ``sides`` is the order in which a moved label tries the spots right of its point (1), left
-    of it (-1) and centred on it (0). Boxes (and ``obstacles``) are ``[x0, y0, x1, y1]``
-    arrays in pixels.
-    """
+def _layout(xy: np.ndarray, sizes, frame: Bbox, order, sides, obstacles: np.ndarray):
+    """Place the labels greedily in ``order``: ``(cost, {index: (box, side, dy)})``. A moved
+    label tries ``sides``: right of its point (1), left (-1), centred (0). Boxes (and
+    ``obstacles``) are ``[x0, y0, x1, y1]`` arrays in pixels."""
     step = max(h for _, h in sizes) + 3.0 if sizes else 0.0
     shifts = [0.0] + [s * k * step for k in range(1, len(order) + 2) for s in (-1, 1)]
     markers = np.concatenate([xy - _RADIUS, xy + _RADIUS], axis=1)
     wide = markers + np.array([-_SPACE, 0.0, _SPACE, 0.0])  # other points: a word space apart
     limits = np.asarray(frame.extents)
-    placed = np.zeros((0, 4))  # each placed label with its margins: no label may touch one
-    texts = np.zeros((0, 4))  # the same labels as drawn: no leader line may cross one
-    lines = np.zeros((0, 2))  # sample points of the placed leader lines, outside their labels
-    owners = np.zeros(0, dtype=int)  # which leader each sample belongs to
+    margin = np.array([-_SPACE, -1.0, _SPACE, 1.0])  # around a placed label: no label touches
+    texts = np.zeros((0, 4))  # the placed labels: no leader line may cross one
+    leaders = []  # sample points of each placed leader line, outside its label
     layout, total = {}, np.zeros(4)
     for i in order:
         (px, py), (w, h) = xy[i], sizes[i]
@@ -126,10 +93,10 @@ def _layout(
                 x0 = {1: px + _GAP, -1: px - _GAP - w, 0: px - w / 2}[side]
                 box = np.array([x0, py + dy - h / 2, x0 + w, py + dy + h / 2])
                 outside = bool(np.any(box[:2] < limits[:2]) or np.any(box[2:] > limits[2:]))
-                overlaps = _overlaps(box, keep_out) + _overlaps(box, placed)
+                overlaps = _overlaps(box, keep_out) + _overlaps(box, texts + margin)
                 if best is not None and (outside, overlaps) > best[0][:2]:
                     continue  # cannot beat the best spot so far
-                crossings = len(np.unique(owners[_inside(lines, box[None])[:, 0]]))
+                crossings = sum(bool(_inside(line, box[None]).any()) for line in leaders)
                 if abs(dy) > 0.5:
                     line = _leader((px, py), box)
                     crossings += _crossed(line, box, texts) + _crossed(line, box, others)
@@ -140,14 +107,10 @@ def _layout(
                 break
         score, box, side, dy = best
         total += np.asarray(score, dtype=float)
-        margin = np.array([-_SPACE, -1.0, _SPACE, 1.0])
-        placed = np.vstack([placed, box + margin])
         texts = np.vstack([texts, box])
         if abs(dy) > 0.5:
             line = _leader((px, py), box)
-            line = line[~_inside(line, box[None])[:, 0]]
-            lines = np.vstack([lines, line])
-            owners = np.concatenate([owners, np.full(len(line), i)])
+            leaders.append(line[~_inside(line, box[None])[:, 0]])
         layout[i] = (Bbox.from_extents(*box), side, dy)
     return tuple(total), layout
 

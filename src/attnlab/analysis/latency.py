@@ -1,26 +1,8 @@
-"""Latency against output length: where NAT's parallelism starts to pay.
-
-An AT model emits one token per decoder call, so its time grows with the output length; a
-one-pass NAT fills every position in one decoder call, so its time grows only with the cost
-of that one (wider) call. ``latency_vs_length`` measures both side by side: for each output
-length L and batch size B it decodes the same B random sources of length L (on ``reverse``,
-the output has length L too) with every system, interleaved (``interleaved_times``), and
-reports the median time per sequence, ``latency_ms = median(call time) / B``.
-
-Each system is also checked on what it produced: ``mean_output_length`` (tokens before EOS)
-and, when the expected outputs are given, ``exact`` (the fraction of sequences decoded
-exactly right), so that speed is compared at equal quality.
-
-``benchmarks/decoding.py`` writes the same measurement into ``benchmarks/results.json``
-(``decoding_vs_length``); ``experiments/at_vs_nat.py`` (``synthetic,long``) draws it in its
-report.
-
-Timing an untrained model at given decoder steps (``forced_at_decoder``): an untrained AT would
-stop anywhere, so its search is made to run a given number of decoder steps per row, EOS
-forbidden before the last and the only choice there (``forced_eos``). Each step costs what a
-real search's step costs: the same cached decoder call and search update, plus one ``where``
-on the logits. ``search_steps`` counts the steps a trained model's search ran for each example
-(what ``analysis.recorded`` keeps, so a later run can time a fresh model at them).
+"""Decoding time: systems timed side by side (``interleaved_times``), latency against output
+length (``latency_vs_length``: where NAT's parallelism starts to pay), and fresh models made to
+run a recorded decode, an AT search forced to a number of decoder steps (``forced_at_decoder``)
+or a length beam to given candidates (``forced_candidates_decoder``). The measurements and
+why a fresh model stands in for a trained one: docs/decoding_cost.md, docs/recorded_outputs.md.
 """
 
 from __future__ import annotations
@@ -36,7 +18,15 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from attnlab.analysis.systems import SYSTEMS, Decoded, Decoder, make_decoder, strip, valid_rows
+from attnlab.analysis.systems import (
+    SYSTEMS,
+    Decoded,
+    Decoder,
+    at_beam,
+    make_decoder,
+    strip,
+    valid_rows,
+)
 from attnlab.data.builders.synthetic_seq2seq import target_of
 from attnlab.decode.at import at_scorer, cached_step, uncached_step
 from attnlab.decode.compiled import jit_model, trim_source
@@ -47,13 +37,10 @@ from attnlab.specials import EOS, NUM_SPECIALS
 
 
 def forced_eos(tokens_to_logits: Callable) -> Callable:
-    """Wrap ``tokens_to_logits`` so that row b emits EOS exactly at its step ``eos_at[b]``.
-
-    The wrapped cache is ``{"inner": cache, "index": [B], "eos_at": [B]}``, ``index`` the
-    0-based step being predicted: EOS gets -inf before ``eos_at`` and every other token -inf
-    at it, so greedy and beam search stop after ``eos_at + 1`` steps (``max_len`` when
-    ``eos_at >= max_len``).
-    """
+    """Wrap ``tokens_to_logits`` so that row b emits EOS exactly at its step ``eos_at[b]``:
+    EOS gets -inf before it and every other token -inf at it, so a search stops after
+    ``eos_at + 1`` steps (``max_len`` at most). Each step costs a real step plus one ``where``.
+    The cache becomes ``{"inner": cache, "index": [B] step being predicted, "eos_at": [B]}``."""
 
     def step(tokens: jax.Array, cache: Any) -> tuple[jax.Array, Any]:
         logits, inner = tokens_to_logits(tokens, cache["inner"])
@@ -86,27 +73,20 @@ def _search(model, src, eos_at, *, beam_size, max_len, length_penalty, count, us
 _CALLS: list[int] = []
 
 
-def _beam_size(method: str) -> int:
-    return int(method.split(":")[1]) if method.startswith("beam:") else 1
+def _runner(model, method, *, max_len, length_penalty, count, use_cache=True) -> Callable:
+    kw = dict(count=count, use_cache=bool(use_cache), length_penalty=float(length_penalty))
+    return jit_model(_search, model, beam_size=at_beam(method), max_len=int(max_len), **kw)
 
 
 def forced_at_decoder(
     model: nnx.Module, method: str, *, max_len: int, length_penalty: float, use_cache=True
 ) -> Decoder:
     """``decode(src [B, S], steps [B]) -> Decoded``: an AT search (``greedy`` or ``beam:K``)
-    of ``model`` that runs ``steps[b]`` decoder steps for row b (``forced_eos``): for timing
-    untrained models at recorded steps or reference lengths. Its outputs are not decodings.
-    ``use_cache=False`` re-runs the decoder over the whole prefix at each step
-    (``decode.at.uncached_step``)."""
-    run = jit_model(
-        _search,
-        model,
-        beam_size=_beam_size(method),
-        max_len=int(max_len),
-        length_penalty=float(length_penalty),
-        count=False,
-        use_cache=bool(use_cache),
-    )
+    of ``model`` that runs ``steps[b]`` decoder steps for row b (``forced_eos``), to time an
+    untrained model; its outputs are not decodings. ``use_cache=False`` re-runs the decoder
+    over the whole prefix at each step (``decode.at.uncached_step``)."""
+    settings = dict(max_len=max_len, length_penalty=length_penalty, use_cache=use_cache)
+    run = _runner(model, method, count=False, **settings)
 
     def decode(src: np.ndarray, steps: np.ndarray) -> Decoded:
         eos_at = (np.maximum(np.asarray(steps), 1) - 1).astype(np.int32)
@@ -123,22 +103,16 @@ def search_steps(
     *,
     max_len: int,
     length_penalty: float,
-) -> list[int]:
-    """The decoder steps the search ``method`` of ``model`` ran for each valid example of
-    ``batches`` decoded alone: what decoding it costs. Greedy stops at its EOS, so its steps
-    are its output ``hyps`` (ids before the EOS) plus one, ``max_len`` without an EOS; a beam
-    search can run longer than its output (its finished set may fill before its bound lets it
-    stop), so each example is searched alone and its decoder calls counted."""
-    if _beam_size(method) == 1:
+) -> list[int] | None:
+    """For an AT search ``method`` (None for a NAT), the decoder steps it ran for each valid
+    example of ``batches`` decoded alone: what decoding it costs. Greedy's are its output
+    ``hyps`` plus the EOS (at most ``max_len``); a beam search can run past its output (its
+    finished set may fill before its bound lets it stop), so its calls are counted."""
+    if not at_beam(method):
+        return None
+    if at_beam(method) == 1:
         return [min(len(h) + 1, max_len) for h in hyps]
-    run = jit_model(
-        _search,
-        model,
-        beam_size=_beam_size(method),
-        max_len=int(max_len),
-        length_penalty=float(length_penalty),
-        count=True,
-    )
+    run = _runner(model, method, max_len=max_len, length_penalty=length_penalty, count=True)
     steps = []
     for src in valid_rows(batches, "inputs"):
         _CALLS.clear()
@@ -155,14 +129,9 @@ def interleaved_times(
     min_seconds: float = 0.0,
     max_repeats: int = 200,
 ) -> dict[str, list[float]]:
-    """Seconds per call of each contender, interleaved, at least ``repeats`` calls each.
-
-    Each contender is first called ``warmup`` times (compilation, first-touch of buffers).
-    Repetition r calls them in the given order when r is even and reversed when r is odd, so
-    neither always runs first after the other. Repetitions go on past ``repeats`` (up to
-    ``max_repeats``) until all timed calls together took ``min_seconds``, so short calls get
-    more samples against the noise of a shared machine.
-    """
+    """Seconds per call of each contender after ``warmup`` calls, at least ``repeats`` each.
+    Repetition r calls them in order when r is even and reversed when odd; repetitions go on
+    (up to ``max_repeats``) until the timed calls took ``min_seconds`` in all."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}")
     for call in contenders.values():
@@ -197,31 +166,25 @@ def latency_vs_length(
     repeats: int = 5,
     min_seconds: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """One row per (system, output length, batch): ``latency_ms`` per sequence; see the doc.
-
-    ``sources[L]`` holds at least ``max(batches)`` sources whose output has length L.
-    ``expected(src)`` gives the right output ids (``[B, L]``) for the ``exact`` column.
-    """
+    """One row per (system, output length L, batch B): the same B sources of ``sources[L]``
+    (whose outputs have length L) decoded by every system, interleaved; ``latency_ms``, the
+    median call time over B; ``mean_output_length``; with ``expected(src)`` (the right output
+    ids, ``[B, L]``), ``exact``, the share decoded exactly right, so speeds compare at equal
+    quality."""
     rows = []
     for length, pool in sorted(sources.items()):
         for batch in batches:
             if len(pool) < batch:
-                raise ValueError(
-                    f"{len(pool)} sources of length {length}, fewer than batch {batch}"
-                )
+                raise ValueError(f"batch {batch}, but {len(pool)} sources of length {length}")
             src = np.ascontiguousarray(pool[:batch])
             ref = np.full((batch,), length + 1, np.int32)  # with EOS, for oracle lengths
             calls = {name: (lambda d=d, s=src, r=ref: d(s, r)[0]) for name, d in decoders.items()}
             times = interleaved_times(calls, repeats, min_seconds=min_seconds)
             for name, decode in decoders.items():
                 hyps = [strip(row) for row in np.asarray(decode(src, ref)[0])]
-                row = {
-                    "system": name,
-                    "output_length": int(length),
-                    "batch": int(batch),
-                    "latency_ms": 1000.0 * float(np.median(times[name])) / batch,
-                    "mean_output_length": float(np.mean([len(h) for h in hyps])),
-                }
+                ms = 1000.0 * float(np.median(times[name])) / batch
+                row = dict(system=name, output_length=int(length), batch=int(batch), latency_ms=ms)
+                row["mean_output_length"] = float(np.mean([len(h) for h in hyps]))
                 if expected is not None:
                     want = np.asarray(expected(src))
                     row["exact"] = float(np.mean([h == w.tolist() for h, w in zip(hyps, want)]))
@@ -251,13 +214,9 @@ def measure_latency_vs_length(
     repeats: int = 5,
     min_seconds: float = 0.5,
 ) -> list[dict[str, Any]]:
-    """``latency_vs_length`` for every system of ``systems``, on random sources of each
-    length of ``config.latency_lengths``; on the synthetic tasks each row also says how many
-    outputs were exactly right.
-
-    ``fresh`` (untrained models, for timing only): the AT systems run as many steps as the
-    reference length (``forced_at_decoder``) and ``length_pred`` takes the reference length
-    (``oracle_length``), as an untrained model would stop anywhere; no exactness is reported."""
+    """``latency_vs_length`` of ``systems`` on random sources of each length of
+    ``config.latency_lengths``, with ``exact`` on the synthetic tasks. ``fresh`` (untrained
+    models, no ``exact``): ATs run the reference length's steps, ``length_pred`` is given it."""
     lengths = [int(n) for n in config.latency_lengths]
     batch_sizes = [int(b) for b in config.latency_batches]
     sources = {
@@ -265,16 +224,12 @@ def measure_latency_vs_length(
         for n in lengths
     }
     decoders = {}
+    settings = dict(max_len=max(lengths) + 1, length_penalty=config.at.length_penalty, forced=fresh)
     for name in systems:
         key, method, rescorer = SYSTEMS[name]
-        decoders[name] = timing_decoder(
-            models[key],
-            "oracle_length" if fresh and method == "length_pred" else method,
-            max_len=max(lengths) + 1,
-            length_penalty=config.at.length_penalty,
-            forced=fresh,
-            rescorer=models[rescorer] if rescorer else None,
-        )
+        method = "oracle_length" if fresh and method == "length_pred" else method
+        rescore = models[rescorer] if rescorer else None
+        decoders[name] = timing_decoder(models[key], method, rescorer=rescore, **settings)
     expected = None
     if config.at.data.name == "synthetic_seq2seq" and not fresh:
         task, src_vocab, tgt_vocab = config.at.data.synthetic_task, info.src_vocab, info.tgt_vocab
@@ -285,35 +240,23 @@ def measure_latency_vs_length(
             )
 
     logging.info("timing %d systems at output lengths %s", len(decoders), lengths)
-    return latency_vs_length(
-        decoders,
-        sources,
-        batches=batch_sizes,
-        expected=expected,
-        repeats=repeats,
-        min_seconds=min_seconds,
-    )
+    timing = dict(batches=batch_sizes, repeats=repeats, min_seconds=min_seconds)
+    return latency_vs_length(decoders, sources, expected=expected, **timing)
 
 
 def timing_decoder(
-    model: nnx.Module,
-    method: str,
-    *,
-    max_len: int,
-    length_penalty: float,
-    forced: bool,
-    rescorer: nnx.Module | None = None,
+    model: nnx.Module, method: str, *, forced: bool, rescorer=None, **settings
 ) -> Decoder:
-    """``forced_at_decoder`` for an AT method when ``forced``, ``forced_candidates_decoder``
-    for a ``length_beam:K`` NAT when ``forced``, else ``make_decoder``."""
-    if forced and (method == "greedy" or method.startswith("beam:")):
-        return forced_at_decoder(model, method, max_len=max_len, length_penalty=length_penalty)
+    """``make_decoder(model, method, rescorer=..., max_len=..., length_penalty=...)``, or with
+    ``forced`` (an untrained model given steps or lengths): ``forced_at_decoder`` for an AT
+    method, ``forced_candidates_decoder`` for a ``length_beam:K`` NAT."""
+    if forced and at_beam(method):
+        return forced_at_decoder(model, method, **settings)
     if forced and model.recipe.parse_strategy(method).name == "length_beam":
-        score = None if rescorer is None else at_scorer(rescorer, length_penalty=length_penalty)
-        return forced_candidates_decoder(model, max_len=max_len, rescorer=score)
-    return make_decoder(
-        model, method, max_len=max_len, length_penalty=length_penalty, rescorer=rescorer
-    )
+        penalty = settings["length_penalty"]
+        score = None if rescorer is None else at_scorer(rescorer, length_penalty=penalty)
+        return forced_candidates_decoder(model, max_len=settings["max_len"], rescorer=score)
+    return make_decoder(model, method, rescorer=rescorer, **settings)
 
 
 def forced_candidates_decoder(
@@ -334,14 +277,3 @@ def forced_candidates_decoder(
         return Decoded(*jax.block_until_ready((best.tokens, best.lengths)))
 
     return decode
-
-
-def add_speedups(rows: list[dict[str, Any]]) -> None:
-    """Adds ``speedup_vs_at_greedy`` and ``speedup_vs_at_beam4`` (batch-1 latency ratios) to
-    every row, for each base system present."""
-    by_name = {r["system"]: r for r in rows}
-    for base, key in (("at_greedy", "speedup_vs_at_greedy"), ("at_beam4", "speedup_vs_at_beam4")):
-        if base not in by_name:
-            continue
-        for row in rows:
-            row[key] = by_name[base]["latency_ms_b1"] / row["latency_ms_b1"]

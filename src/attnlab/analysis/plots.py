@@ -1,21 +1,10 @@
-"""PNG figures for experiment reports (matplotlib, Agg backend: no display needed).
-
-Conventions, so a figure reads like the table beside it:
-
-- Rates (WER, PER, exact match, accuracies) are stored as fractions and drawn in percent, as the
-  report tables print them (``is_percent``, ``percent_axis``).
-- Point labels never overprint (``labels.place_labels``: beside the point where that is free,
-  else moved off it, with a thin leader line).
-- Log axes label their ticks as plain numbers (1, 2, 5, 10 ms), never ``3x10^0``.
-- Heat maps carry a colorbar.
-- Axes are titled with their units (``axis_label``); error bars say what they are.
-
-``analysis.report.render`` draws an AT-vs-NAT run's figures from its ``results.json``.
+"""PNG figures for the reports (matplotlib, Agg backend), drawn to read like the tables beside
+them: rates drawn in percent, point labels that never overprint (``labels.place_labels``), log
+axes ticked with plain numbers, a colorbar on every heat map, axes titled with their units.
 """
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -26,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from attnlab.analysis.labels import place_labels  # noqa: E402
 
@@ -63,25 +53,13 @@ def axis_label(key: str) -> str:
 
 def percent_axis(ax: Axes, axis: str = "y") -> None:
     """Tick labels of a fraction-valued axis in percent: 0.254 -> ``25.4%``."""
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(percent_formatter())
-
-
-def percent_formatter():
-    """A tick formatter for fractions: 0.6 -> ``60%``, 0.525 -> ``52.5%``."""
-    from matplotlib.ticker import FuncFormatter
-
-    return FuncFormatter(lambda v, _: f"{100 * v:.4g}%")
+    percent = FuncFormatter(lambda v, _: f"{100 * v:.4g}%")
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(percent)
 
 
 def plain_log_axis(ax: Axes, axis: str = "x") -> None:
-    """A log axis with ticks labelled as plain numbers (1, 2, 5 ms, never ``3x10^0``).
-
-    Call it after the data are drawn: the tick set depends on the decades in view: 1, 1.2, 1.5,
-    2, 2.5, 3, 4, ... 9 within about half a decade (so that a narrow range still gets three or
-    more labels), 1, 1.5, 2, 3, 5, 7 within about one, 1, 2, 5 up to three, powers of 10 beyond.
-    """
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
+    """A log axis ticked with plain numbers (1, 2, 5 ms, never ``3x10^0``), three or more even
+    over half a decade. Call it after the data are drawn: the ticks depend on the range."""
     target = ax.xaxis if axis == "x" else ax.yaxis
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
@@ -99,18 +77,10 @@ def plain_log_axis(ax: Axes, axis: str = "x") -> None:
     target.set_minor_formatter(NullFormatter())
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return Path(path)
-
-
-# --- length errors -------------------------------------------------------------------------
-def length_error_counts(errors: Mapping[str, Sequence[int]]) -> dict[str, dict[int, int]]:
-    """``{system: {predicted - true length: number of examples}}``."""
-    return {
-        name: dict(sorted(collections.Counter(map(int, v)).items())) for name, v in errors.items()
-    }
 
 
 def length_error_figure(counts: Mapping[str, Mapping[int, int]], *, window: int = 5) -> Figure:
@@ -121,9 +91,8 @@ def length_error_figure(counts: Mapping[str, Mapping[int, int]], *, window: int 
     """
     names = list(counts)
     seen = [int(e) for c in counts.values() for e in c]
-    lo = max(min(seen, default=0), -window)
-    hi = min(max(seen, default=0), window)
-    lo, hi = min(lo, 0), max(hi, 0)
+    lo = min(max(min(seen, default=0), -window), 0)
+    hi = max(min(max(seen, default=0), window), 0)
     left_tail = any(e < lo for e in seen)
     right_tail = any(e > hi for e in seen)
     columns = [f"≤{_signed(lo - 1)}"] * left_tail + [_signed(e) for e in range(lo, hi + 1)]
@@ -151,7 +120,7 @@ def length_error_figure(counts: Mapping[str, Mapping[int, int]], *, window: int 
     ax.set_title("NAT length prediction errors (% of test examples per system)", fontsize=9)
     colorbar = fig.colorbar(image, ax=ax, pad=0.02)
     colorbar.set_label("% of test examples")
-    colorbar.ax.yaxis.set_major_formatter(percent_formatter())
+    percent_axis(colorbar.ax)
     return fig
 
 
@@ -159,11 +128,8 @@ def _signed(e: int) -> str:
     return f"+{e}" if e > 0 else str(e).replace("-", "−")
 
 
-# --- quality against latency ---------------------------------------------------------------
-def quality_vs_latency_figure(
-    rows: Sequence[Mapping], *, quality: str = "wer", lower_is_better: bool = True
-) -> Figure:
-    """Quality (with its 95% CI where known) against batch-1 latency on a log axis."""
+def quality_vs_latency_figure(rows: Sequence[Mapping], *, quality: str = "wer") -> Figure:
+    """Quality (WER or BLEU, with its 95% CI where known) against batch-1 latency, log axis."""
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=DPI)
     points, bars = [], []
     for row in rows:
@@ -187,7 +153,7 @@ def quality_vs_latency_figure(
         percent_axis(ax, "y")
     ax.set_xlabel("latency per sequence at batch 1 (ms, log scale)")
     unit = "%, " if is_percent(quality) else ""
-    ax.set_ylabel(f"{name} ({unit}{'lower' if lower_is_better else 'higher'} is better)")
+    ax.set_ylabel(f"{name} ({unit}{'higher' if quality == 'bleu' else 'lower'} is better)")
     title = f"{name} versus latency: AT (blue) and NAT (orange); bars: 95% CI"
     if ys and len(set(ys)) == 1:
         value = f"{100 * ys[0]:.1f}%" if is_percent(quality) else f"{ys[0]:.1f}"
@@ -199,23 +165,9 @@ def quality_vs_latency_figure(
     return fig
 
 
-def quality_vs_latency(
-    rows: Sequence[Mapping], path: Path, *, quality: str = "wer", lower_is_better: bool = True
-) -> Path:
-    """Draw ``quality_vs_latency_figure`` to ``path``."""
-    fig = quality_vs_latency_figure(rows, quality=quality, lower_is_better=lower_is_better)
-    return _save(fig, path)
-
-
-# --- attention maps ------------------------------------------------------------------------
-def attention_maps_figure(
-    maps: Sequence[tuple[str, np.ndarray, Sequence[str], Sequence[str]]],
-) -> Figure:
-    """Heat maps side by side, ``(title, weights [T, S], output tokens, source tokens)``.
-
-    Attention weights are probabilities, so every panel uses one colour scale, 0 to 1, shown by
-    one shared colorbar.
-    """
+def attention_maps_figure(maps: Sequence[tuple[str, np.ndarray, Sequence, Sequence]]) -> Figure:
+    """Heat maps side by side, ``(title, weights [T, S], output tokens, source tokens)``, on
+    one colour scale from 0 to 1 (weights are probabilities) with one shared colorbar."""
     fig, axes = plt.subplots(
         1, len(maps), figsize=(4.5 * len(maps) + 1.0, 4.2), squeeze=False, layout="constrained"
     )
@@ -246,14 +198,6 @@ def _token_ticks(axis, tokens: Sequence[str], *, rotation: int) -> None:
     axis.set_ticks(where, [f"{tokens[i]} ({i})" for i in where], fontsize=7, rotation=rotation)
 
 
-def attention_maps(
-    maps: Sequence[tuple[str, np.ndarray, Sequence[str], Sequence[str]]], path: Path
-) -> Path:
-    """Draw ``attention_maps_figure`` to ``path``."""
-    return _save(attention_maps_figure(maps), path)
-
-
-# --- latency against output length -------------------------------------------------------
 def latency_vs_length_figure(rows: Sequence[Mapping]) -> Figure:
     """Milliseconds per sequence against output length, one panel per batch size, log-log."""
     batches = sorted({int(r["batch"]) for r in rows})
@@ -282,26 +226,15 @@ def latency_vs_length_figure(rows: Sequence[Mapping]) -> Figure:
     return fig
 
 
-def latency_vs_length(rows: Sequence[Mapping], path: Path) -> Path:
-    return _save(latency_vs_length_figure(rows), path)
-
-
-# --- training curves -----------------------------------------------------------------------
-def learning_curves_figure(
-    curves: Mapping[str, Sequence[Sequence[float]]],
-    metric: str,
-    labels: Mapping[str, str] | None = None,
-) -> Figure:
+def learning_curves_figure(curves: Mapping[str, Sequence], metric: str, labels: Mapping) -> Figure:
     """``metric`` on the validation split against the training step, one line per model
     (ATs solid with circles, NATs dashed with squares), named by ``labels[model]`` (the
     report's system names), legend outside the axes."""
-    from matplotlib.ticker import MaxNLocator
-
     fig, ax = plt.subplots(figsize=(10.5, 4.6))
     for i, (name, points) in enumerate(curves.items()):
         steps, values = zip(*sorted(points), strict=True)
         style = "-o" if name.startswith("at") else "--s"
-        label = (labels or {}).get(name, name)
+        label = labels.get(name, name)
         ax.plot(steps, values, style, color=f"C{i % 10}", label=label, markersize=4)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     ax.set_xlabel("training step")

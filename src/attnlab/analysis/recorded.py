@@ -1,36 +1,16 @@
-"""Recorded outputs: what a run's trained models produced, kept so that a later run on another
-machine can report them without the checkpoints.
+"""Recorded outputs: what a run's systems produced, so that a later run on another machine can
+report them without the checkpoints (docs/recorded_outputs.md).
 
-The full g2p run of the AT-vs-NAT experiment trains eleven models, more machine time than one
-session has, and a session's machine may not keep the last one's files. Checkpoints are not
-committed; outputs are. Given ``config.recorded = DIR``, a run writes into DIR, for every
-system it decodes, the test-split outputs and how they were made (``<system>.json.gz``), and,
-when it distills, the teacher's outputs on the training split (``distilled.tsv.gz``). A later
-run given the same DIR
-
-- takes a system's outputs from DIR when the system's model has no checkpoint in its workdir,
-  and does not train that model: every quality figure is computed from the outputs and the
-  references, as for a system decoded in the run;
-- times such a system, side by side with the others, with a freshly initialized model of the
-  same config made to run the recorded decode (``timing_method``, ``timed``): an AT search
-  forced to run the recorded number of decoder steps (``latency.forced_at_decoder``; greedy's
-  steps are its output length; a beam search's can exceed it, as its finished set may fill
-  before the search can stop: ``latency.search_steps``), a ``length_pred`` NAT given the
-  recorded length (as ``oracle_length``), a ``length_beam:K`` NAT given the K recorded
-  lengths its length head chose (``candidate_lengths``; ``latency.forced_candidates_decoder``),
-  with a fresh AT scoring them where an AT rescored them. The cost of a decode depends on the
-  architecture and on the steps or lengths, not on the weights: CTC, DAG and ``eos_cut``
-  decode a canvas fixed by the source;
-- trains a distilled (``*_kd``) model on DIR's teacher outputs when the teacher has no
-  checkpoint in the workdir.
-
-A record names its model's training config, the test split, its number of examples and a
-digest of the references; a run whose config or data differ refuses it, naming the first
-difference. Records are gzipped JSON (outputs as token lists) and a gzipped TSV.
+Given ``config.recorded = DIR``, a run writes each decoded system's test outputs and how they
+were made (``DIR/<system>.json.gz``, ``save``) and a distilling teacher's training outputs
+(``save_pairs``). A later run takes a system from DIR when its model has no checkpoint (``take``,
+which checks config, split and references), and times it on a fresh model of the same config
+made to run the recorded decode (``timed``).
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -46,7 +26,7 @@ import numpy as np
 from flax import nnx
 
 from attnlab.analysis.latency import timing_decoder
-from attnlab.analysis.systems import SYSTEMS, SystemRun, run_system
+from attnlab.analysis.systems import SYSTEMS, SystemRun, at_beam, run_system
 from attnlab.decode.compiled import jit_model, trim_source
 from attnlab.nat import parse_strategy
 from attnlab.nat.vanilla import top_lengths
@@ -97,18 +77,12 @@ def save(directory: str | os.PathLike, record: Record) -> Path:
     return path
 
 
-def _without_data(config: dict[str, Any]) -> dict[str, Any]:
-    # A distilled model's data is its workdir's copy of the teacher's outputs: where it lies
-    # says nothing about the model, and the references digest checks the test data.
-    return {k: v for k, v in config.items() if k != "data"}
-
-
-def _check_config(
-    what: str, recorded_config: dict[str, Any], current: ml_collections.ConfigDict
-) -> None:
-    changes = config_changes(
-        _without_data(recorded_config), ml_collections.ConfigDict(_without_data(current.to_dict()))
-    )
+def _check_config(what: str, recorded: dict[str, Any], current: ml_collections.ConfigDict) -> None:
+    # Not the data: a distilled model's is its workdir's copy of the teacher's outputs, and the
+    # references digest checks the test data.
+    without_data = lambda c: {k: v for k, v in c.items() if k != "data"}
+    current = ml_collections.ConfigDict(without_data(current.to_dict()))
+    changes = config_changes(without_data(recorded), current)
     if changes:
         raise ValueError(
             f"{what} trained with another config: {changes[0]}; remove them, or give that config"
@@ -149,7 +123,7 @@ def timing_method(method: str) -> str:
     AT): ``length_pred`` becomes ``oracle_length`` (also under ``mask_predict``); an AT method
     and ``length_beam`` stay (the search runs the recorded steps, the beam the recorded
     lengths); the others decode a canvas fixed by the source."""
-    if method == "greedy" or method.startswith("beam:"):
+    if at_beam(method):
         return method
     strategy = parse_strategy(method)
     if strategy.name != "length_pred":
@@ -168,13 +142,7 @@ def take(
     directory = config.get("recorded", "")
     if not directory:
         return {}, {}
-    taken, resolved = {}, {}
-
-    def resolved_config(key: str) -> ml_collections.ConfigDict:
-        if key not in resolved:
-            resolved[key] = resolve_config(config[key])[0]
-        return resolved[key]
-
+    taken, resolved_config = {}, functools.cache(lambda key: resolve_config(config[key])[0])
     for name in systems:
         key, method, rescorer = SYSTEMS[name]
         if has_history(workdir / key) or (rescorer and has_history(workdir / rescorer)):
@@ -202,35 +170,21 @@ def take(
 
 
 def timed(
-    record: Record,
-    model: nnx.Module,
-    batches: Sequence[dict[str, Any]],
-    *,
-    max_len: int,
-    length_penalty: float,
-    latency_examples: int,
-    rescorer: nnx.Module | None = None,
+    record: Record, model: nnx.Module, batches, *, latency_examples: int, **settings
 ) -> SystemRun:
-    """``run_system`` of ``record``'s system on ``model``, a fresh model of its config (and
-    ``rescorer``, a fresh AT, where an AT rescored it), made to run the recorded decode: its
-    throughput and latency are the figures to report."""
-    decode = timing_decoder(
-        model,
-        timing_method(record.decoding),
-        max_len=max_len,
-        length_penalty=length_penalty,
-        forced=True,
-        rescorer=rescorer,
-    )
-    lengths = next(n for n in (record.steps, record.candidates, record.lengths) if n is not None)
+    """``run_system`` of ``record``'s system on ``model``, a fresh model of its config, made to
+    run the recorded decode; ``settings``: ``max_len``, ``length_penalty`` and, where an AT
+    rescored the system, ``rescorer``, a fresh AT."""
+    decode = timing_decoder(model, timing_method(record.decoding), forced=True, **settings)
+    given = next(n for n in (record.steps, record.candidates, record.lengths) if n is not None)
     return run_system(
-        record.system, decode, batches, latency_examples=latency_examples, lengths=lengths
+        record.system, decode, batches, latency_examples=latency_examples, lengths=given
     )
 
 
 def _length_beam(method: str) -> int:
     """K of a ``length_beam:K`` decoding, 0 for any other."""
-    if method == "greedy" or method.startswith("beam:"):
+    if at_beam(method):
         return 0
     strategy = parse_strategy(method)
     return strategy.beam if strategy.name == "length_beam" else 0
@@ -261,18 +215,6 @@ def candidate_lengths(
     if chosen is None or any(n not in c for n, c in zip(chosen, out, strict=True)):
         raise ValueError(f"{method}: a chosen length is not among its candidate lengths")
     return out
-
-
-def record_of(run: SystemRun, hyps: list[list[str]], **fields: Any) -> Record:
-    """The record of a system decoded in this run: ``run``'s outputs (``hyps``, as tokens) and
-    ``fields``, the other fields of ``Record`` (``steps`` for an AT: ``latency.search_steps``)."""
-    return Record(
-        system=run.name,
-        hyps=hyps,
-        lengths=run.lengths,
-        output_lengths=[len(h) + 1 for h in run.hyps],
-        **fields,
-    )
 
 
 def save_pairs(directory: str | os.PathLike, pairs: Iterable[tuple[list[str], list[str]]]) -> Path:

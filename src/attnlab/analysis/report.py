@@ -1,35 +1,37 @@
-"""The AT-versus-NAT ``report.md``, rendered from the run's ``results.json`` alone.
+"""The AT-versus-NAT ``report.md``, rendered from the run's ``results.json`` alone (``render``).
 
-``render(run_dir)`` reads ``run_dir/results.json`` (what ``analysis.at_vs_nat.run`` measured:
-one row per system, and the run's agreement, DAG-path, sample, curve, length-error and
-length-timing data), draws the figures from it and writes ``report.md``. It needs no model,
-so a committed results directory is re-rendered with one call. The tables and figures show
-what was measured; whether it agrees with the literature is the run's ``writeup.md``, written
-by hand and included verbatim (``config.writeup``).
+It needs no model, so a committed results directory is re-rendered with one call. The tables
+and figures show what was measured; whether that agrees with the literature is the run's
+hand-written ``writeup.md`` (``config.writeup``), included verbatim. ``table`` and ``pct`` also
+format the address and syllable reports.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import jax.numpy as jnp
-import numpy as np
-
 from attnlab.analysis import plots
 from attnlab.analysis.latency import crossover
-from attnlab.decode.at import at_decode
-from attnlab.nat.decoding import nat_decode
-from attnlab.nn.attention import capture_cross_attention
-from attnlab.specials import BOS, EOS, MASK, PAD
 
 Row = Mapping[str, Any]
 
 
-def _pct(digits: int) -> Callable[[float], str]:
-    return lambda v: f"{100 * v:.{digits}f}"
+def table(head: Sequence[Any], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """The lines of a Markdown table: ``head``, the rule, then one line per row of cells."""
+    line = lambda cells: "| " + " | ".join(map(str, cells)) + " |"
+    return [line(head), "|---" * len(head) + "|", *map(line, rows)]
+
+
+def pct(value: float, ci: Sequence[float] | None = None, digits: int = 2) -> str:
+    """A fraction in percent, with its interval where given: ``25.40 [24.10, 26.70]``."""
+    text = f"{100 * value:.{digits}f}"
+    return text + (f" [{100 * ci[0]:.{digits}f}, {100 * ci[1]:.{digits}f}]" if ci else "")
+
+
+_pct1 = lambda value: pct(value, digits=1)
 
 
 def _with_ci(key: str, scale: float) -> Callable[[Row], str]:
@@ -40,25 +42,21 @@ def _with_ci(key: str, scale: float) -> Callable[[Row], str]:
     return cell
 
 
-def _fmt(fmt: str) -> Callable[[float], str]:
-    return fmt.format
-
-
 # (header, row key, format of the value) or (header, None, format of the row).
 _COLUMNS = (
     ("system", "system", str),
     ("WER % [95% CI]", None, _with_ci("wer", 100.0)),
-    ("PER %", "per", _pct(2)),
+    ("PER %", "per", pct),
     ("BLEU [95% CI]", None, _with_ci("bleu", 1.0)),
-    ("chrF", "chrf", _fmt("{:.1f}")),
-    ("exact %", "exact_match", _pct(1)),
-    ("len acc %", "length_accuracy", _pct(1)),
-    ("len MAE", "length_mae", _fmt("{:.2f}")),
-    ("ms/seq b=1", "latency_ms_b1", _fmt("{:.2f}")),
-    ("seq/s b=64", "throughput_seq_s_b64", _fmt("{:.0f}")),
-    ("x greedy", "speedup_vs_at_greedy", _fmt("{:.1f}")),
-    ("x beam4", "speedup_vs_at_beam4", _fmt("{:.1f}")),
-    ("params", "params", _fmt("{:,}")),
+    ("chrF", "chrf", "{:.1f}".format),
+    ("exact %", "exact_match", _pct1),
+    ("len acc %", "length_accuracy", _pct1),
+    ("len MAE", "length_mae", "{:.2f}".format),
+    ("ms/seq b=1", "latency_ms_b1", "{:.2f}".format),
+    ("seq/s b=64", "throughput_seq_s_b64", "{:.0f}".format),
+    ("x greedy", "speedup_vs_at_greedy", "{:.1f}".format),
+    ("x beam4", "speedup_vs_at_beam4", "{:.1f}".format),
+    ("params", "params", "{:,}".format),
 )
 LEGEND = (
     "Columns: `len acc` and `len MAE`, how often a NAT's output length is a reference's and "
@@ -69,13 +67,13 @@ LEGEND = (
 )
 _ERROR_COLUMNS = (
     ("system", "system", str),
-    ("WER %", "wer", _pct(1)),
-    ("wrong length %", "wrong_length", _pct(1)),
-    ("right length, wrong tokens %", "wrong_same_length", _pct(1)),
-    ("extra repeats %", "extra_repeats", _pct(1)),
-    ("WER % (one reference)", "wer_one_ref", _pct(1)),
-    ("WER % (several references)", "wer_several_refs", _pct(1)),
-    ("same as at_beam4 %", "same_as_at_beam4", _pct(1)),
+    ("WER %", "wer", _pct1),
+    ("wrong length %", "wrong_length", _pct1),
+    ("right length, wrong tokens %", "wrong_same_length", _pct1),
+    ("extra repeats %", "extra_repeats", _pct1),
+    ("WER % (one reference)", "wer_one_ref", _pct1),
+    ("WER % (several references)", "wer_several_refs", _pct1),
+    ("same as at_beam4 %", "same_as_at_beam4", _pct1),
 )
 # Runs too small for conclusions: their report says so at the top and draws no comparison.
 QUICK_SCALES = ("quick", "demo")
@@ -88,14 +86,9 @@ QUALITY_BAR = {"gap_points": 3.0, "speed_b1": 2.0, "speed_b64": 5.0}
 
 def markdown_table(rows: Sequence[Row], columns) -> str:
     """Rows as a Markdown table; ``columns``: (header, key, format), ``-`` for a missing key."""
-    lines = ["| " + " | ".join(c[0] for c in columns) + " |", "|---" * len(columns) + "|"]
-    for row in rows:
-        cells = [
-            fmt(row) if key is None else fmt(row[key]) if key in row else "-"
-            for _, key, fmt in columns
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    cell = lambda row, key, fmt: fmt(row) if key is None else fmt(row[key]) if key in row else "-"
+    cells = ([cell(row, key, fmt) for _, key, fmt in columns] for row in rows)
+    return "\n".join(table([c[0] for c in columns], cells))
 
 
 def results_table(rows: Sequence[Row], *, scale: str = "full") -> str:
@@ -113,9 +106,8 @@ def quality_metric(task: str) -> str:
 def reading(rows: Sequence[Row], *, scale: str, task: str = "g2p") -> str:
     """What the table shows, and no more than its scale supports."""
     metric = quality_metric(task)
-    show = lambda r: f"{100 * r[metric]:.1f}% WER" if metric == "wer" else f"{r[metric]:.1f} BLEU"  # noqa: E731
-    pick = min if metric == "wer" else max
-    best = pick(rows, key=lambda r: r[metric])
+    show = lambda r: f"{100 * r[metric]:.1f}% WER" if metric == "wer" else f"{r[metric]:.1f} BLEU"
+    best = (min if metric == "wer" else max)(rows, key=lambda r: r[metric])
     fastest = min(rows, key=lambda r: r["latency_ms_b1"])
     text = (
         f"On {rows[0]['examples']} test examples the best system is {best['system']} at "
@@ -137,32 +129,27 @@ def against(rows: Sequence[Row], reference: str = "at_beam4") -> list[str]:
     """Every other system against ``reference``: WER points behind it, speed at batch 1 and
     throughput at batch 64 as ratios, and whether the system is a one-pass NAT (``one_pass``
     in the row) that meets ``QUALITY_BAR``; [] without the reference."""
-    by = {r["system"]: r for r in rows}
-    ref, bar = by.get(reference), QUALITY_BAR
+    ref, bar = next((r for r in rows if r["system"] == reference), None), QUALITY_BAR
     if ref is None:
         return []
-    lines = [
-        f"Against {reference}. Issue 17's bar for a one-pass NAT (one parallel decoder call, "
-        f"its own length, no AT rescoring, no refinement): at most {bar['gap_points']:g} WER "
-        f"points behind, at least {bar['speed_b1']:g}x the speed at batch 1 and "
-        f"{bar['speed_b64']:g}x the throughput at batch 64.",
-        "",
-        "| system | WER points behind | x speed b=1 | x throughput b=64 | one pass "
-        "| meets the bar |",
-        "|---" * 6 + "|",
-    ]
+    cells = []
     for r in sorted((r for r in rows if r is not ref), key=lambda r: r["wer"]):
         gap = 100 * (r["wer"] - ref["wer"])
         b1 = ref["latency_ms_b1"] / r["latency_ms_b1"]
         b64 = r["throughput_seq_s_b64"] / ref["throughput_seq_s_b64"]
         ok = gap <= bar["gap_points"] and b1 >= bar["speed_b1"] and b64 >= bar["speed_b64"]
-        one = bool(r.get("one_pass"))
-        meets = ("yes" if ok else "no") if one else "-"
-        lines.append(
-            f"| {r['system']} | {gap:+.1f} | {b1:.1f} | {b64:.1f} | {'yes' if one else 'no'} "
-            f"| {meets} |"
-        )
-    return lines
+        one, yes = bool(r.get("one_pass")), lambda b: "yes" if b else "no"
+        cells.append([r["system"], f"{gap:+.1f}", f"{b1:.1f}", f"{b64:.1f}", yes(one)])
+        cells[-1].append(yes(ok) if one else "-")
+    head = ["system", "WER points behind", "x speed b=1", "x throughput b=64", "one pass"]
+    return [
+        f"Against {reference}. Issue 17's bar for a one-pass NAT (one parallel decoder call, "
+        f"its own length, no AT rescoring, no refinement): at most {bar['gap_points']:g} WER "
+        f"points behind, at least {bar['speed_b1']:g}x the speed at batch 1 and "
+        f"{bar['speed_b64']:g}x the throughput at batch 64.",
+        "",
+        *table([*head, "meets the bar"], cells),
+    ]
 
 
 def error_lines(results: Mapping[str, Any]) -> list[str]:
@@ -197,18 +184,16 @@ def error_lines(results: Mapping[str, Any]) -> list[str]:
 
 
 def writeup_section(path: str | Path) -> list[str]:
-    """The report's written part: the Markdown file at ``path`` (``config.writeup``), for
-    what a table cannot say (whether each finding agrees with its source, and why, with the
-    evidence), kept in its own file so that running the experiment again keeps it. None: []."""
+    """The hand-written Markdown file at ``path`` (``config.writeup``) under its heading: what
+    a table cannot say, kept in its own file so that running the experiment again keeps it."""
     if not path:
         return []
-    text = Path(path).read_text().strip()
     return [
         "## Against the literature: verdicts",
         "",
         f"_Written by hand, from the tables above and the training records (`{path}`)._",
         "",
-        text,
+        Path(path).read_text().strip(),
         "",
     ]
 
@@ -218,9 +203,8 @@ def model_labels(rows: Sequence[Row]) -> dict[str, str]:
     ``nat_length_pred & 5 more`` where there are more than two."""
     by_model: dict[str, list[str]] = {}
     for r in rows:
-        for key in (r["model"], r.get("rescored_by", "")):
-            if key:
-                by_model.setdefault(key, []).append(r["system"])
+        for key in filter(None, (r["model"], r.get("rescored_by", ""))):
+            by_model.setdefault(key, []).append(r["system"])
     return {
         key: " / ".join(names) if len(names) <= 2 else f"{names[0]} & {len(names) - 1} more"
         for key, names in by_model.items()
@@ -231,12 +215,12 @@ def curves_table(curves: Mapping[str, Sequence], labels: Mapping[str, str]) -> s
     """Models (by ``labels``) against evaluation steps, validation WER in percent; ``-`` where
     a model was not evaluated (it trained for fewer steps)."""
     steps = sorted({int(s) for points in curves.values() for s, _ in points})
-    lines = ["| systems | " + " | ".join(map(str, steps)) + " |", "|---" * (len(steps) + 1) + "|"]
+    rows = []
     for key, points in curves.items():
         at = {int(s): v for s, v in points}
         cells = [f"{100 * at[s]:.1f}" if s in at else "-" for s in steps]
-        lines.append(f"| {labels.get(key, key)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([labels.get(key, key), *cells])
+    return "\n".join(table(["systems", *steps], rows))
 
 
 def curves_lines(results: Mapping[str, Any], run_dir: Path) -> list[str]:
@@ -250,14 +234,14 @@ def curves_lines(results: Mapping[str, Any], run_dir: Path) -> list[str]:
     lines = ["## Validation WER against training steps", ""]
     if drawn:
         fig = plots.learning_curves_figure(drawn, "eval_wer", labels)
-        plots._save(fig, run_dir / "validation_curves.png")
+        plots.save(fig, run_dir / "validation_curves.png")
         lines += ["![Validation WER against training steps](validation_curves.png)", ""]
     else:
         lines += [
             "Each model was evaluated once: a curve needs two evaluations, so none is drawn.",
             "",
         ]
-    lines += [
+    return lines + [
         f"Each model's decoding during training ({results['eval_decoding']} for the ATs, the "
         "recipe's default for the NATs) of the first validation examples "
         f"(`eval_decode_examples`, {results['eval_decode_examples']} here) at each evaluation, "
@@ -267,7 +251,6 @@ def curves_lines(results: Mapping[str, Any], run_dir: Path) -> list[str]:
         curves_table(curves, labels),
         "",
     ]
-    return lines
 
 
 def length_lines(by_length: Sequence[Row]) -> list[str]:
@@ -285,40 +268,33 @@ def length_lines(by_length: Sequence[Row]) -> list[str]:
         cells = {(r["system"], r["output_length"]): r for r in by_length if r["batch"] == batch}
         head = ["system", *(f"{n} tokens" for n in lengths)]
         head += [f"exact % at {longest}"] if has_exact else []
-        lines += [f"Batch {batch}, ms per sequence:", ""]
-        lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+        rows = []
         for name in systems:
-            row = [name, *(f"{cells[(name, n)]['latency_ms']:.3g}" for n in lengths)]
-            row += [f"{100 * cells[(name, longest)]['exact']:.1f}"] if has_exact else []
-            lines.append("| " + " | ".join(row) + " |")
-        lines.append("")
+            rows.append([name, *(f"{cells[(name, n)]['latency_ms']:.3g}" for n in lengths)])
+            rows[-1] += [f"{100 * cells[(name, longest)]['exact']:.1f}"] if has_exact else []
+        lines += [f"Batch {batch}, ms per sequence:", "", *table(head, rows), ""]
     ats = [s for s in systems if s.startswith("at")]
     pairs = [(at, batch) for at in ats for batch in batches]
-    lines += [
+    rows = [
+        [nat, *(crossover(by_length, nat, at, batch) or "never" for at, batch in pairs)]
+        for nat in systems
+        if nat not in ats
+    ]
+    return lines + [
         "The output length from which each NAT is faster than each AT at every longer length "
         "measured (`analysis.latency.crossover`; `never`: at no length measured):",
         "",
-        "| system | " + " | ".join(f"vs {at} b={batch}" for at, batch in pairs) + " |",
-        "|---" * (len(pairs) + 1) + "|",
+        *table(["system", *(f"vs {at} b={batch}" for at, batch in pairs)], rows),
+        "",
     ]
-    for nat in (s for s in systems if s not in ats):
-        cells = [crossover(by_length, nat, at, batch) or "never" for at, batch in pairs]
-        lines.append(f"| {nat} | " + " | ".join(map(str, cells)) + " |")
-    return [*lines, ""]
 
 
 def samples_lines(samples: Sequence[Mapping[str, str]]) -> list[str]:
     if not samples:
         return []
-    lines = [
-        "## Where AT and NAT differ",
-        "",
-        "| source | references | AT beam 4 | NAT length_pred |",
-    ]
-    lines.append("|---|---|---|---|")
-    for s in samples:
-        lines.append(f"| {s['source']} | {s['references']} | {s['at_beam4']} | {s['nat']} |")
-    return [*lines, ""]
+    head = ["source", "references", "AT beam 4", "NAT length_pred"]
+    rows = [[s["source"], s["references"], s["at_beam4"], s["nat"]] for s in samples]
+    return ["## Where AT and NAT differ", "", *table(head, rows), ""]
 
 
 def header_lines(results: Mapping[str, Any]) -> list[str]:
@@ -369,25 +345,23 @@ def figure_lines(results: Mapping[str, Any], run_dir: Path) -> list[str]:
     lines = []
 
     def figure(title: str, fig: Any, name: str) -> None:
-        plots._save(fig, run_dir / name)
+        if fig is not None:  # else drawn by the run, from its models
+            plots.save(fig, run_dir / name)
         lines.extend([f"## {title}", "", f"![{title}]({name})", ""])
 
     if results.get("length_errors"):
         counts = {s: {int(e): n for e, n in c.items()} for s, c in results["length_errors"].items()}
         fig = plots.length_error_figure(counts)
         figure("Length prediction: predicted minus true length", fig, "length_errors.png")
-    fig = plots.quality_vs_latency_figure(
-        results["systems"], quality=metric, lower_is_better=metric == "wer"
-    )
+    fig = plots.quality_vs_latency_figure(results["systems"], quality=metric)
     figure("Quality versus latency", fig, "quality_vs_latency.png")
     lines += curves_lines(results, run_dir)
     if results.get("latency_vs_length"):
         fig = plots.latency_vs_length_figure(results["latency_vs_length"])
         figure("Latency against output length", fig, "latency_vs_length.png")
         lines += length_lines(results["latency_vs_length"])
-    if results.get("attention_maps"):  # drawn by the run, from its models
-        title = "Cross-attention maps of one test example"
-        lines += [f"## {title}", "", f"![{title}](attention_maps.png)", ""]
+    if results.get("attention_maps"):
+        figure("Cross-attention maps of one test example", None, "attention_maps.png")
     return lines
 
 
@@ -410,34 +384,3 @@ def render(run_dir: str | Path) -> Path:
     path = run_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
-
-
-def attention_figure(models, batches, info, path: Path, max_len: int) -> Path | None:
-    """Cross-attention (last decoder layer, mean over heads) of the first test example."""
-    if "at" not in models or "nat" not in models:
-        return None
-    src = jnp.asarray(batches[0]["inputs"][:1])
-    n_src = int(np.sum(np.asarray(src) != PAD))
-    src_tokens = info.src_vocab.decode(np.asarray(src[0, :n_src]).tolist())
-    at, nat = models["at"], models["nat"]
-    hyp = np.asarray(at_decode(at, src, method="greedy", max_len=max_len))[0]
-    n_out = int(np.argmax(hyp == EOS)) + 1 if (hyp == EOS).any() else len(hyp)
-    tgt_in = jnp.asarray([[BOS, *hyp[: n_out - 1].tolist()]])
-    _, at_maps = capture_cross_attention(at, at, src, tgt_in)
-    out = nat_decode(nat, src, "length_pred", max_len=max_len)
-    length = int(out.lengths[0])
-    dec = jnp.where(jnp.arange(max_len)[None] < length, MASK, PAD).astype(jnp.int32)
-    _, nat_maps = capture_cross_attention(nat, nat.decode, dec, nat.encode(src), src)
-    if not at_maps or not nat_maps:
-        return None
-    label = lambda ids: info.tgt_vocab.decode([int(i) for i in ids]) + ["</s>"]  # noqa: E731
-    at_w = np.asarray(at_maps[-1][0].mean(0))[:n_out, :n_src]
-    nat_w = np.asarray(nat_maps[-1][0].mean(0))[:length, :n_src]
-    nat_out = label(np.asarray(out.tokens[0, : length - 1]))
-    return plots.attention_maps(
-        [
-            ("AT greedy: cross-attention, last layer", at_w, label(hyp[: n_out - 1]), src_tokens),
-            ("NAT length_pred: cross-attention, last layer", nat_w, nat_out, src_tokens),
-        ],
-        path,
-    )

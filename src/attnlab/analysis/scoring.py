@@ -1,19 +1,8 @@
-"""Score one decoding system on one split: the row of ``results.json``.
+"""Score one decoding system on one split: the quality columns of its ``results.json`` row.
 
-Quality is computed on token lists (WER, PER, exact match) and on detokenized strings (BLEU,
-chrF, exactly as sacreBLEU computes them). For G2P a string is the phonemes joined by spaces,
-so BLEU and chrF there are phoneme-level n-gram scores. Every example may carry several
-references (every pronunciation of a word); the closest one counts for WER and PER, and
-sacreBLEU sees all of them.
-
-``error_kinds`` splits the wrong outputs by kind: a length no reference has, the right length
-with wrong tokens, a token repeated next to itself more often than in any reference (the
-classic failure of conditionally independent NAT outputs), and WER over the words with one
-reference against the words with several (where the target distribution has several modes).
-
-For NAT systems the chosen length (counting the EOS) is compared with the reference lengths:
-``length_accuracy`` is how often it equals the length of *some* reference, and
-``length_mae`` / ``length_errors`` use the reference whose length is closest.
+WER, PER and exact match are computed on token lists, BLEU and chrF on detokenized strings
+(sacreBLEU; for G2P, phoneme-level). An example may have several references (every
+pronunciation of a word): the closest counts for WER, PER and length, sacreBLEU sees all.
 """
 
 from __future__ import annotations
@@ -45,7 +34,9 @@ def score(
     bootstrap_samples: int = 1000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Metrics of token-list hypotheses against lists of reference token lists."""
+    """Metrics of token-list hypotheses against lists of reference token lists; for a NAT's
+    chosen ``lengths`` (counting the EOS), ``length_accuracy`` (the length of some reference)
+    and, against the closest reference, ``length_mae`` and ``length_errors``."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
     hyp_text = [detokenize(h) for h in hyps]
@@ -73,31 +64,21 @@ def score(
     return row
 
 
-def _adjacent_repeats(tokens: Sequence[str]) -> int:
-    return sum(a == b for a, b in zip(tokens, tokens[1:]))
-
-
 def error_kinds(
     hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[Sequence[str]]]
 ) -> dict[str, float]:
     """Fractions of all examples: ``wrong_length`` (wrong, with a length no reference has),
     ``wrong_same_length`` (wrong, with the length of some reference), ``extra_repeats`` (more
-    adjacent equal tokens than every reference has); ``wer_one_ref`` and ``wer_several_refs``
-    over the examples with one and with several references (absent when there are none)."""
+    adjacent equal tokens than every reference has: the classic failure of conditionally
+    independent NAT outputs); ``wer_one_ref`` and ``wer_several_refs`` over the examples with
+    one and with several references (absent when there are none)."""
+    adjacent = lambda tokens: sum(a == b for a, b in zip(tokens, tokens[1:]))  # equal neighbours
     if len(hyps) != len(refs) or not hyps:
         raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
-    hyps = [list(h) for h in hyps]
-    refs = [[list(r) for r in options] for options in refs]
-    wrong = np.array([h not in options for h, options in zip(hyps, refs, strict=True)])
-    length_known = np.array(
-        [len(h) in {len(r) for r in options} for h, options in zip(hyps, refs, strict=True)]
-    )
-    repeats = np.array(
-        [
-            _adjacent_repeats(h) > max(_adjacent_repeats(r) for r in options)
-            for h, options in zip(hyps, refs, strict=True)
-        ]
-    )
+    pairs = [(list(h), [list(r) for r in options]) for h, options in zip(hyps, refs, strict=True)]
+    wrong = np.array([h not in options for h, options in pairs])
+    length_known = np.array([len(h) in {len(r) for r in options} for h, options in pairs])
+    repeats = [adjacent(h) > max(map(adjacent, options)) for h, options in pairs]
     several = np.array([len(options) > 1 for options in refs])
     row = {
         "wrong_length": float(np.mean(wrong & ~length_known)),

@@ -1,11 +1,6 @@
-"""Bootstrap confidence intervals for corpus-level metrics.
-
-A corpus metric (BLEU, WER, PER) is a function of sums of per-example statistics: BLEU of the
-n-gram match counts and lengths, WER of the per-word error indicators. Its uncertainty is
-estimated by resampling the test examples with replacement (Koehn 2004, "Statistical
-significance tests for machine translation evaluation"): draw B resamples of the n example
-rows, sum their statistics, aggregate each sum into the metric, and take the 2.5% and 97.5%
-percentiles. Working on statistics makes a resample cost one sum, not a re-scoring.
+"""Bootstrap confidence intervals for corpus-level metrics (Koehn 2004): resample the test
+examples' statistics (BLEU's n-gram counts, WER's error indicators) with replacement, sum each
+resample, aggregate the sum into the metric, and take the percentiles. A resample costs a sum.
 """
 
 from __future__ import annotations
@@ -26,10 +21,8 @@ def bootstrap_ci(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``aggregate(stats[idx].sum(0))`` over resampled rows.
-
-    ``stats`` is ``[n_examples, n_stats]``. Returns ``(low, high)``; deterministic given ``seed``.
-    """
+    """Percentile bootstrap interval ``(low, high)`` of ``aggregate(stats[idx].sum(0))`` over
+    resampled rows of ``stats`` ``[examples, statistics]``; deterministic given ``seed``."""
     stats = np.asarray(stats, dtype=np.float64)
     if stats.ndim != 2 or stats.shape[0] == 0:
         raise ValueError(f"stats must be a non-empty [examples, stats] array, got {stats.shape}")

@@ -1,19 +1,9 @@
 """A rule-based syllable counter: the baseline of the ``cmudict_syllables`` classifier.
 
-``count_vowel_groups(word)`` counts syllables from the spelling alone, by these rules:
-
-1. Letters are compared in lower case. The vowels are ``a e i o u``, and ``y`` when it is
-   not the first letter (``yes``: consonant; ``gym``, ``happy``: vowel).
-2. Each maximal run of vowels is one group (``beau-ti-ful``: ``eau``, ``i``, ``u`` -> 3).
-   Any other character, apostrophe and hyphen included, ends a group (``co-op`` -> 2).
-3. Silent final ``e``: a word-final ``e`` that is a group on its own (a consonant before it)
-   is not counted (``make`` -> 1, ``there`` -> 1), unless it is the only group (``the``,
-   ``he``) or the word ends in consonant + ``le``, which is syllabic (``table`` -> 2,
-   ``little`` -> 2).
-
-A word with no vowel group counts 0, as the dataset's class 0 does (``hmm``, ``shh``).
-``vowel_group_label`` turns the count into the dataset's class id (``8`` = 8 or more), so
-baseline and model predictions compare directly.
+Vowels are ``a e i o u``, and ``y`` unless first (``yes``; ``gym``, ``happy``). Each maximal run
+of vowels is one group (``beau-ti-ful``: 3; any other character ends a group: ``co-op``: 2). A
+final ``e`` alone after a consonant is silent (``make``: 1) unless it is the only group
+(``the``) or ends consonant + ``le`` (``table``: 2). No group counts 0 (``hmm``), as class 0.
 """
 
 from __future__ import annotations

@@ -1,30 +1,20 @@
-"""The syllable classifier's report: accuracy, confusion matrix, length, and the rule baseline.
-
-``run(workdir, split="test")`` restores the trained ``cmudict_syllables`` classifier of
-``workdir`` (``attnlab.load``), classifies every word of the split, and scores it and the
-vowel-group rule (``analysis.syllables.count_vowel_groups``) on the same words:
-
-- accuracy with a 95% percentile-bootstrap interval (``stats.bootstrap_ci``, 1000 resamples);
-- the difference model - rule with its paired bootstrap interval, and the words each gets
-  right alone;
-- accuracy per word length (letters), for both;
-- the confusion matrix of the model (rows: true class, columns: predicted), drawn to
-  ``confusion_matrix.png`` with row-normalized colours and counts.
-
-Writes ``syllables_results.json`` into the output directory, and renders
-``syllables_report.md`` and the figure from it (``render``).
+"""The syllable classifier's report: ``run(workdir)`` classifies every word of a split with
+the trained ``cmudict_syllables`` classifier and scores it against the vowel-group rule
+(``analysis.syllables``) on the same words: accuracies with 95% bootstrap intervals, their
+paired difference, accuracy per word length, the confusion matrix. Writes
+``syllables_results.json``, then renders the report and figure from it (``render``).
 """
 
 from __future__ import annotations
 
-import collections
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from attnlab.analysis.plots import _save, plt
+from attnlab.analysis.plots import plt, save
+from attnlab.analysis.report import pct
 from attnlab.analysis.stats import bootstrap_ci, rate, rate_stats
 from attnlab.analysis.syllables import vowel_group_label
 from attnlab.data.datasets import prepare
@@ -87,32 +77,19 @@ def score(words: list[str], truth: list[int], predicted: list[int]) -> dict[str,
     out["difference_ci"] = list(bootstrap_ci(paired, diff, num_samples=NUM_SAMPLES))
     out["only_model_right"] = int(((model_right == 1) & (rule_right == 0)).sum())
     out["only_rule_right"] = int(((model_right == 0) & (rule_right == 1)).sum())
-    by_length: dict[int, list[tuple[float, float]]] = collections.defaultdict(list)
-    for w, m, r in zip(words, model_right, rule_right, strict=True):
-        by_length[len(w)].append((m, r))
-    out["by_length"] = {
-        n: {
-            "words": len(v),
-            "model": float(np.mean([m for m, _ in v])),
-            "rule": float(np.mean([r for _, r in v])),
-        }
-        for n, v in sorted(by_length.items())
-    }
-    out["rule_mistakes"] = [
+    lengths = np.array([len(w) for w in words])
+    out["by_length"] = {}
+    for n in np.unique(lengths):
+        k = lengths == n
+        out["by_length"][int(n)] = {"words": int(k.sum()), "model": float(np.mean(model_right[k]))}
+        out["by_length"][int(n)]["rule"] = float(np.mean(rule_right[k]))
+    every = [
         {"word": w, "true": t, "rule": r, "model": p}
         for w, t, r, p in zip(words, truth, rule, predicted, strict=True)
-        if r != t and p == t
-    ][:10]
-    out["model_mistakes"] = [
-        {"word": w, "true": t, "rule": r, "model": p}
-        for w, t, r, p in zip(words, truth, rule, predicted, strict=True)
-        if p != t
-    ][:10]
+    ]
+    out["rule_mistakes"] = [e for e in every if e["rule"] != e["true"] == e["model"]][:10]
+    out["model_mistakes"] = [e for e in every if e["model"] != e["true"]][:10]
     return out
-
-
-def _pct(value: float, ci: list[float] | None = None) -> str:
-    return f"{100 * value:.2f}" + (f" [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]" if ci else "")
 
 
 def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
@@ -128,10 +105,10 @@ def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
         "",
         "| system | accuracy % |",
         "|---|---|",
-        f"| classifier (mean-pooled encoder) | {_pct(m['accuracy'], m['accuracy_ci'])} |",
-        f"| vowel-group rule (`count_vowel_groups`) | {_pct(r['accuracy'], r['accuracy_ci'])} |",
+        f"| classifier (mean-pooled encoder) | {pct(m['accuracy'], m['accuracy_ci'])} |",
+        f"| vowel-group rule (`count_vowel_groups`) | {pct(r['accuracy'], r['accuracy_ci'])} |",
         "",
-        f"Classifier - rule: {_pct(results['difference'], results['difference_ci'])} points "
+        f"Classifier - rule: {pct(results['difference'], results['difference_ci'])} points "
         f"(paired bootstrap). Words only the classifier gets right: "
         f"{results['only_model_right']}; only the rule: {results['only_rule_right']}.",
         "",
@@ -141,7 +118,7 @@ def report_lines(results: dict[str, Any], command: str = "") -> list[str]:
         "|---|---|---|---|",
     ]
     for n, row in results["by_length"].items():
-        lines.append(f"| {n} | {row['words']} | {_pct(row['model'])} | {_pct(row['rule'])} |")
+        lines.append(f"| {n} | {row['words']} | {pct(row['model'])} | {pct(row['rule'])} |")
     names = results["class_names"]
     for title, key in (
         ("Words the rule gets wrong and the classifier right", "rule_mistakes"),
@@ -163,7 +140,7 @@ def render(results_path: str | Path, report_path: str | Path | None = None) -> P
     results = json.loads(results_path.read_text())
     report = Path(report_path or results_path.with_name("syllables_report.md"))
     table = np.asarray(results["confusion"])
-    _save(confusion_figure(table, tuple(results["class_names"])), report.with_name(CONFUSION))
+    save(confusion_figure(table, tuple(results["class_names"])), report.with_name(CONFUSION))
     report.write_text("\n".join(report_lines(results, results.get("command", ""))) + "\n")
     return report
 

@@ -1,20 +1,9 @@
-"""Decoding systems of the AT-versus-NAT comparison, and how each is timed.
+"""Decoding systems of the AT-versus-NAT comparison (``SYSTEMS``), and how each is timed.
 
-A *system* is a trained model plus a way of decoding it: ``at_greedy`` and ``at_beam4`` decode
-the AT ``Seq2Seq``; ``nat_<strategy>`` decode the ``NATSeq2Seq`` with one of the strategies of
-``attnlab.nat.decoding``. ``run_system`` decodes a whole split in fixed-shape batches, so jit
-compiles once per system, and reports
-
-- the hypotheses (token lists) and, for NAT, the chosen lengths;
-- ``throughput_seq_s_b64``: sequences per second over the whole split at the eval batch size,
-  after one warm-up batch (compilation excluded);
-- ``latency_ms_b1``: the median wall time of decoding one sequence at batch 1, over the first
-  ``latency_examples`` sequences, after a warm-up call (compilation excluded). Every call ends
-  with ``jax.block_until_ready``, so the time covers the device work, not just the dispatch.
-
-The decoders cut sources to the columns in use (``attnlab.decode.compiled``: widths 8, 16,
-32, ...), one compilation per width, so each phase first calls the decoder once per width
-it will meet.
+A system is a trained model plus a way of decoding it. ``run_system`` decodes a split in
+fixed-shape batches and times it: sequences per second at the eval batch size and the median
+batch-1 latency, each after a warm-up call per source width (compilation excluded), every call
+ending in ``jax.block_until_ready``. How and why: docs/decoding_cost.md.
 """
 
 from __future__ import annotations
@@ -80,11 +69,14 @@ def one_pass(name: str) -> bool:
     rescoring and no refinement iterations (issue 17's quality bar)? ``length_beam:K``
     without a rescorer is one pass: its K candidates are one batched call."""
     system = SYSTEMS[name]
-    return (
-        not system.model.startswith("at")
-        and not system.rescorer
-        and not system.method.startswith(_NOT_ONE_PASS)
+    return not (
+        at_beam(system.method) or system.rescorer or system.method.startswith(_NOT_ONE_PASS)
     )
+
+
+def at_beam(method: str) -> int:
+    """The beam of an AT search, ``greedy`` (1) or ``beam:K`` (K); 0 for a NAT strategy."""
+    return 1 if method == "greedy" else int(method[5:]) if method.startswith("beam:") else 0
 
 
 class Decoded(NamedTuple):
@@ -105,27 +97,18 @@ def make_decoder(
     length_penalty: float,
     rescorer: nnx.Module | None = None,
 ) -> Decoder:
-    """``decode(src [B, S], ref_lengths [B] or, length_beam:K, [B, K]) -> Decoded(...)``.
-
-    An AT system ignores ``ref_lengths`` (``latency.forced_at_decoder`` times an untrained AT
-    at given lengths). ``rescorer``, an AT model,
-    picks among a NAT ``length_beam`` system's candidates by its log-prob, length-normalized
-    like beam search's hypotheses (``length_penalty``).
-    """
-    if method == "greedy" or method.startswith("beam:"):
-        beam = int(method.split(":")[1]) if method.startswith("beam:") else 1
-        search = at_searcher(  # split once: per-call splitting would dominate batch-1 latency
+    """``decode(src [B, S], ref_lengths [B] or, length_beam:K, [B, K]) -> Decoded(...)``; an AT
+    ignores ``ref_lengths``. ``rescorer``, an AT model, picks among a NAT ``length_beam``'s
+    candidates by its log-prob, length-normalized like beam search's (``length_penalty``)."""
+    if beam := at_beam(method):  # split the model once: per call, it would dominate latency
+        search = at_searcher(
             model,
             method="beam" if beam > 1 else "greedy",
             beam_size=beam,
             max_len=max_len,
             length_penalty=length_penalty,
         )
-
-        def decode_at(src: np.ndarray, ref_lengths: np.ndarray) -> Decoded:
-            return Decoded(jax.block_until_ready(search(src)[0]), None)
-
-        return decode_at
+        return lambda src, ref_lengths: Decoded(jax.block_until_ready(search(src)[0]), None)
     score = None if rescorer is None else at_scorer(rescorer, length_penalty=length_penalty)
     nat = nat_decoder(model, method, max_len=max_len, rescorer=score)
 
@@ -145,19 +128,13 @@ class SystemRun:
     lengths: list[int] | None  # NAT: chosen length, counting the EOS
     throughput_seq_s: float
     latency_ms_b1: float
-    latency_samples_ms: list[float]
 
 
 def strip(tokens: Sequence[int], eos_id: int = 2, pad_id: int = 0) -> list[int]:
     """Tokens up to the first EOS, without PAD."""
-    out = []
-    for t in tokens:
-        t = int(t)
-        if t == eos_id:
-            break
-        if t != pad_id:
-            out.append(t)
-    return out
+    ids = [int(t) for t in tokens]
+    ids = ids[: ids.index(eos_id)] if eos_id in ids else ids
+    return [t for t in ids if t != pad_id]
 
 
 def valid_rows(batches: Sequence[dict[str, Any]], key: str) -> list[Any]:
@@ -167,34 +144,19 @@ def valid_rows(batches: Sequence[dict[str, Any]], key: str) -> list[Any]:
     ]
 
 
-def _ref_lengths(targets: np.ndarray) -> np.ndarray:
-    """Target lengths counting the EOS (what ``oracle_length`` needs), ``[B]`` int32."""
-    return np.sum(np.asarray(targets) != 0, axis=-1).astype(np.int32)
-
-
-def _valid(batches: Sequence[dict[str, Any]]) -> list[np.ndarray]:
-    return [np.asarray(b["valid"], bool) for b in batches]
-
-
-def _given_lengths(
-    batches: Sequence[dict[str, Any]], lengths: Sequence[int] | Sequence[Sequence[int]] | None
-) -> list[np.ndarray]:
-    """Per batch, the lengths ``decode`` gets: the references', or ``lengths`` on the valid
-    rows (1 on the others): ``[B]``, or ``[B, K]`` where each example has K (length_beam's)."""
-    refs = [_ref_lengths(b["targets"]) for b in batches]
+def _given_lengths(batches: Sequence[dict[str, Any]], lengths) -> list[np.ndarray]:
+    """Per batch, the lengths ``decode`` gets: the references' (counting the EOS), or
+    ``lengths`` on the valid rows (1 on the others): ``[B]``, or ``[B, K]`` (length_beam's)."""
+    refs = [np.sum(np.asarray(b["targets"]) != 0, axis=-1).astype(np.int32) for b in batches]
     if lengths is None:
         return refs
-    valid = _valid(batches)
-    counts = [int(v.sum()) for v in valid]
-    if len(lengths) != sum(counts):
-        raise ValueError(f"{len(lengths)} lengths for {sum(counts)} examples")
-    table = np.asarray(lengths, np.int32)
-    out, start = [], 0
-    for ref, ok, count in zip(refs, valid, counts, strict=True):
-        given = np.ones(ref.shape + table.shape[1:], np.int32)
-        given[ok] = table[start : start + count]
-        start += count
-        out.append(given)
+    table, counts = np.asarray(lengths, np.int32), [int(np.sum(b["valid"])) for b in batches]
+    if len(table) != sum(counts):
+        raise ValueError(f"{len(table)} lengths for {sum(counts)} examples")
+    out = []
+    for ref, batch, part in zip(refs, batches, np.split(table, np.cumsum(counts)[:-1])):
+        out.append(np.ones(ref.shape + table.shape[1:], np.int32))
+        out[-1][np.asarray(batch["valid"], bool)] = part
     return out
 
 
@@ -202,9 +164,8 @@ def warm_up(decode: Decoder, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> 
     """Call ``decode`` on the first ``(src, ref_lengths)`` of each source width in ``pairs``."""
     seen: set[int] = set()
     for src, ref in pairs:
-        width = source_width(src)
-        if width not in seen:
-            seen.add(width)
+        if source_width(src) not in seen:
+            seen.add(source_width(src))
             decode(src, ref)
 
 
@@ -217,18 +178,14 @@ def run_system(
     lengths: Sequence[int] | None = None,
 ) -> SystemRun:
     """Decode every valid example of ``batches``; measure throughput and batch-1 latency.
-
-    ``lengths`` (one per valid example, counting the EOS, or K for a ``length_beam:K``)
-    replace the reference lengths that ``decode`` is given: the recorded lengths or steps a
-    fresh model is timed at (``analysis.recorded``).
-    """
+    ``lengths`` (one per valid example, or K for a ``length_beam:K``) replace the reference
+    lengths ``decode`` is given: the recorded lengths or steps a fresh model is timed at."""
     if not batches:
         raise ValueError("no evaluation batches to decode")
     given = _given_lengths(batches, lengths)
     warm_up(decode, [(b["inputs"], n) for b, n in zip(batches, given, strict=True)])  # compile
     hyps: list[list[int]] = []
     chosen: list[int] = []
-    num = 0
     start = time.perf_counter()
     for batch, ref in zip(batches, given, strict=True):
         out = decode(batch["inputs"], ref)
@@ -236,30 +193,15 @@ def run_system(
         hyps.extend(strip(row) for row in np.asarray(out.tokens)[valid])
         if out.lengths is not None:
             chosen.extend(int(n) for n in np.asarray(out.lengths)[valid])
-        num += int(valid.sum())
-    throughput = num / (time.perf_counter() - start)
+    throughput = len(hyps) / (time.perf_counter() - start)
 
-    count = max(latency_examples, 1)
-    per_example = [n[ok] for n, ok in zip(given, _valid(batches), strict=True)]
-    singles = [
-        (np.asarray(src)[None], np.asarray([n], np.int32))
-        for src, n in zip(
-            valid_rows(batches, "inputs")[:count],
-            np.concatenate(per_example)[:count],
-            strict=True,
-        )
-    ]
+    sources = valid_rows(batches, "inputs")[: max(latency_examples, 1)]
+    refs = valid_rows([{**b, "given": n} for b, n in zip(batches, given, strict=True)], "given")
+    singles = [(np.asarray(s)[None], np.asarray([n], np.int32)) for s, n in zip(sources, refs)]
     warm_up(decode, singles)  # compile at batch 1
     samples = []
     for src, ref in singles:
         t0 = time.perf_counter()
         decode(src, ref)
         samples.append((time.perf_counter() - t0) * 1000.0)
-    return SystemRun(
-        name=name,
-        hyps=hyps,
-        lengths=chosen or None,
-        throughput_seq_s=throughput,
-        latency_ms_b1=float(np.median(samples)),
-        latency_samples_ms=samples,
-    )
+    return SystemRun(name, hyps, chosen or None, throughput, float(np.median(samples)))
