@@ -60,17 +60,22 @@ def quick_run(systems: list[str], data_dir: Path, workdir: Path, **overrides) ->
     return run(config, workdir)
 
 
-def shared_teacher(tmp_path_factory) -> Path:
+def shared_teacher(tmp_path_factory, meanwhile=lambda: None) -> Path:
     """The quick run's AT teacher (400 steps), its distilled data, the recorded teacher
     outputs and the distilled NAT (``nat_kd``), trained once in the session: by the first
-    module to need them, the others wait (also across xdist workers, through a file lock in
-    the directory the workers share). Returns the run directory."""
+    module to need them (also across xdist workers, through a file lock in the directory the
+    workers share). A module that finds another building them calls ``meanwhile`` before it
+    waits. Returns the run directory."""
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # pytest-N/, above each worker's popen-gwK/
     shared = root / "avn_teacher"
-    with open(root / "avn_teacher.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    with open(root / "avn_teacher.lock", "w") as lock:  # the lock goes when the file closes
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another worker is building it
+            meanwhile()
+            fcntl.flock(lock, fcntl.LOCK_EX)
         if not (shared / "done").exists():
             shutil.rmtree(shared, ignore_errors=True)  # a build that failed part-way
             recorded_dir = str(shared / "run" / "recorded")
@@ -91,15 +96,18 @@ def quick_run_with_shared_teacher(
     systems: list[str], data_dir: Path, workdir: Path, tmp_path_factory, **overrides
 ) -> list[dict]:
     """``quick_run``, with the AT teacher, its distilled data and ``nat_kd`` copied from
-    ``shared_teacher`` rather than trained again. The models that need no teacher train
-    first, so that a module waiting for another to finish the teacher has done its own work.
-    The copies resume as finished runs (``data.data_dir`` and ``data.distill_dir`` may
-    change on resume); the recorded teacher outputs come along."""
+    ``shared_teacher`` rather than trained again. While another module builds them, this
+    one trains its models that need no teacher. The copies resume as finished runs
+    (``data.data_dir`` and ``data.distill_dir`` may change on resume); the recorded teacher
+    outputs come along."""
     needed = {key for s in systems for key in (SYSTEMS[s].model, SYSTEMS[s].rescorer) if key}
-    for key in MODELS:
-        if key in needed and key != "at" and not is_distilled(key):
-            assert quick_run(systems, data_dir, workdir, train_only=key, **overrides) == []
-    teacher = shared_teacher(tmp_path_factory)
+
+    def train_the_others():
+        for key in MODELS:
+            if key in needed and key != "at" and not is_distilled(key):
+                assert quick_run(systems, data_dir, workdir, train_only=key, **overrides) == []
+
+    teacher = shared_teacher(tmp_path_factory, meanwhile=train_the_others)
     copied = ["at", "distilled"] + (["nat_kd"] if "nat_kd" in needed else [])
     for name in copied:
         shutil.copytree(teacher / name, workdir / name)
