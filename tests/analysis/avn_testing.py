@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import math
+import os
+import shutil
 from pathlib import Path
 
 from attnlab.analysis import recorded
-from attnlab.analysis.at_vs_nat import MODELS, run
+from attnlab.analysis.at_vs_nat import MODELS, is_distilled, run
 from attnlab.analysis.systems import SYSTEMS
 from attnlab.train.config import load_config_file
 
@@ -55,6 +58,63 @@ def quick_run(systems: list[str], data_dir: Path, workdir: Path, **overrides) ->
     config.bootstrap_samples = 50
     config.update(overrides)
     return run(config, workdir)
+
+
+def shared_teacher(tmp_path_factory, meanwhile=lambda: None) -> Path:
+    """The quick run's AT teacher (400 steps), its distilled data, the recorded teacher
+    outputs and the distilled NAT (``nat_kd``), trained once in the session: by the first
+    module to need them (also across xdist workers, through a file lock in the directory the
+    workers share). A module that finds another building them calls ``meanwhile`` before it
+    waits. Returns the run directory."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-N/, above each worker's popen-gwK/
+    shared = root / "avn_teacher"
+    with open(root / "avn_teacher.lock", "w") as lock:  # the lock goes when the file closes
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another worker is building it
+            meanwhile()
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "done").exists():
+            shutil.rmtree(shared, ignore_errors=True)  # a build that failed part-way
+            recorded_dir = str(shared / "run" / "recorded")
+            for key in ("at", "nat_kd"):  # the teacher first: nat_kd distills from it
+                got = quick_run(
+                    ["nat_kd_length_pred"],
+                    shared / "data",
+                    shared / "run",
+                    recorded=recorded_dir,
+                    train_only=key,
+                )
+                assert got == []
+            (shared / "done").touch()
+    return shared / "run"
+
+
+def quick_run_with_shared_teacher(
+    systems: list[str], data_dir: Path, workdir: Path, tmp_path_factory, **overrides
+) -> list[dict]:
+    """``quick_run``, with the AT teacher, its distilled data and ``nat_kd`` copied from
+    ``shared_teacher`` rather than trained again. While another module builds them, this
+    one trains its models that need no teacher. The copies resume as finished runs
+    (``data.data_dir`` and ``data.distill_dir`` may change on resume); the recorded teacher
+    outputs come along."""
+    needed = {key for s in systems for key in (SYSTEMS[s].model, SYSTEMS[s].rescorer) if key}
+
+    def train_the_others():
+        for key in MODELS:
+            if key in needed and key != "at" and not is_distilled(key):
+                assert quick_run(systems, data_dir, workdir, train_only=key, **overrides) == []
+
+    teacher = shared_teacher(tmp_path_factory, meanwhile=train_the_others)
+    copied = ["at", "distilled"] + (["nat_kd"] if "nat_kd" in needed else [])
+    for name in copied:
+        shutil.copytree(teacher / name, workdir / name)
+    if overrides.get("recorded"):
+        Path(overrides["recorded"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(teacher / "recorded" / recorded.PAIRS_FILE, overrides["recorded"])
+    return quick_run(systems, data_dir, workdir, **overrides)
 
 
 def check_rows(rows: list[dict], systems: list[str], workdir: Path) -> None:

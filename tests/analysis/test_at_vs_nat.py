@@ -11,6 +11,7 @@ from avn_testing import (
     SECOND_EDITION,
     check_rows,
     quick_config,
+    quick_run_with_shared_teacher,
     recorded_outputs,
     rerun_from_records,
 )
@@ -24,13 +25,19 @@ from attnlab.train.config import load_config_file
 
 FIRST_EDITION = [s for s in SYSTEMS if s not in SECOND_EDITION]
 
+# Fresh models re-time recorded systems with the programs the run compiled: the cache serves them.
+pytestmark = pytest.mark.usefixtures("compilation_cache_dir")
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """The first edition's systems; test_at_vs_nat_frontier.py runs the second edition's."""
+    """The first edition's systems; test_at_vs_nat_frontier.py runs the second edition's.
+    The AT teacher, its distilled data and nat_kd are trained once for both modules."""
     workdir = tmp_path_factory.mktemp("avn")
     data_dir = tmp_path_factory.mktemp("data")
-    rows = quick_run_in(list(FIRST_EDITION), data_dir, workdir, recorded=str(workdir / "recorded"))
+    rows = quick_run_with_shared_teacher(
+        list(FIRST_EDITION), data_dir, workdir, tmp_path_factory, recorded=str(workdir / "recorded")
+    )
     return rows, workdir
 
 

@@ -5,22 +5,34 @@ against output length. A module of its own, so that it runs beside test_at_vs_na
 import json
 
 import pytest
-from avn_testing import SECOND_EDITION, check_rows, quick_run, rerun_from_records
+from avn_testing import (
+    SECOND_EDITION,
+    check_rows,
+    quick_run_with_shared_teacher,
+    rerun_from_records,
+)
 
 from attnlab.train.config import load_config_file
 
 # The AT rows give the speed-up columns their baseline.
 SYSTEMS = ["at_greedy", "at_beam4", *SECOND_EDITION]
 
+# Fresh models re-time recorded systems with the programs the run compiled: the cache serves them.
+pytestmark = pytest.mark.usefixtures("compilation_cache_dir")
+
 
 @pytest.fixture(scope="module")
 def frontier_run(tmp_path_factory):
-    """The second edition's systems, also timed against output length (as `long` does)."""
+    """The second edition's systems, also timed against output length (as `long` does). The
+    AT teacher and its distilled data are trained once for both modules."""
     workdir = tmp_path_factory.mktemp("frontier")
     data_dir = tmp_path_factory.mktemp("data")
     # One length and one batch size: each system compiles once per (length, batch).
     timing = dict(latency_lengths=(5,), latency_batches=(2,))
-    rows = quick_run(SYSTEMS, data_dir, workdir, recorded=str(workdir / "recorded"), **timing)
+    recorded = str(workdir / "recorded")
+    rows = quick_run_with_shared_teacher(
+        SYSTEMS, data_dir, workdir, tmp_path_factory, recorded=recorded, **timing
+    )
     return rows, workdir
 
 

@@ -4,6 +4,7 @@ corrupt checkpoints, absurd values. Each loses no work and says what happened in
 import json
 import logging as std_logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -43,10 +44,32 @@ def _not_info(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip() and not line.startswith("I")]
 
 
+SMALL = {"num_train_steps": 4, "checkpoint_every_steps": 2, "eval_every_steps": 4}
+
+
 def _small_run(data_dir, workdir, **overrides):
-    steps = {"num_train_steps": 4, "checkpoint_every_steps": 2, "eval_every_steps": 4}
-    config = quick_config(SPEC, data_dir, **{**steps, **overrides})
+    config = quick_config(SPEC, data_dir, **{**SMALL, **overrides})
     return train_and_evaluate(config, workdir)
+
+
+@pytest.fixture(scope="module")
+def small_run(data_dir, tmp_path_factory):
+    """One finished ``_small_run`` (4 steps, saved at 2 and 4), trained once for the module;
+    ``finished_copy`` gives each test its own copy to resume, refuse or corrupt."""
+    workdir = tmp_path_factory.mktemp("small_run")
+    assert _small_run(data_dir, workdir)["step"] == 4
+    return workdir
+
+
+@pytest.fixture
+def finished_copy(small_run):
+    """``copy(workdir)``: a copy of the module's finished small run at ``workdir``."""
+
+    def copy(workdir: Path) -> Path:
+        shutil.copytree(small_run, workdir, dirs_exist_ok=True)
+        return workdir
+
+    return copy
 
 
 def test_ctrl_c_twice_saves_once_exits_0_and_the_resume_is_exact(data_dir, tmp_path):
@@ -79,8 +102,10 @@ def test_ctrl_c_twice_saves_once_exits_0_and_the_resume_is_exact(data_dir, tmp_p
     assert model_metrics(workdir) == model_metrics(reference)
 
 
-def test_sigterm_during_set_up_exits_0_with_one_line_and_writes_no_checkpoint(data_dir, tmp_path):
-    _small_run(data_dir, tmp_path / "warm")  # the dataset exists: set-up is the model's alone
+def test_sigterm_during_set_up_exits_0_with_one_line_and_writes_no_checkpoint(
+    data_dir, tmp_path, small_run
+):
+    # small_run built the dataset: set-up is the model's alone
     workdir = tmp_path / "run"
     command = cli_command(SPEC, workdir, data_dir, **STEPS)
     proc = subprocess.Popen(
@@ -110,8 +135,10 @@ def test_sigterm_during_set_up_exits_0_with_one_line_and_writes_no_checkpoint(da
     ],
     ids=["learning_rate", "num_heads", "task"],
 )
-def test_a_changed_config_is_refused_and_config_json_is_untouched(data_dir, tmp_path, change):
-    _small_run(data_dir, tmp_path)
+def test_a_changed_config_is_refused_and_config_json_is_untouched(
+    data_dir, tmp_path, change, finished_copy
+):
+    finished_copy(tmp_path)
     before = (tmp_path / "config.json").read_bytes()
     with pytest.raises(WorkdirError) as err:
         _small_run(data_dir, tmp_path, **change)
@@ -126,10 +153,12 @@ def test_a_changed_config_is_refused_and_config_json_is_untouched(data_dir, tmp_
     assert (tmp_path / "config.json").read_bytes() == before
 
 
-def test_a_key_added_since_the_run_started_is_compared_with_its_default(data_dir, tmp_path):
+def test_a_key_added_since_the_run_started_is_compared_with_its_default(
+    data_dir, tmp_path, finished_copy
+):
     """An older config.json lacks a newer key: the run was trained as its default says, so
     the default resumes and any other value is a change."""
-    _small_run(data_dir, tmp_path)
+    finished_copy(tmp_path)
     path = tmp_path / "config.json"
     saved = json.loads(path.read_text())
     assert saved["model"].pop("mark_copies") is False
@@ -183,18 +212,20 @@ def test_a_moved_run_directory_resumes_its_distilled_data_from_the_new_place():
     ]
 
 
-def test_resumable_keys_may_change_and_are_recorded(data_dir, tmp_path):
-    _small_run(data_dir, tmp_path)
+def test_resumable_keys_may_change_and_are_recorded(data_dir, tmp_path, finished_copy):
+    finished_copy(tmp_path)
     result = _small_run(data_dir, tmp_path, num_train_steps=6, eval_decode_examples=8)
     assert result["step"] == 6
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["num_train_steps"] == 6 and saved["eval_decode_examples"] == 8
 
 
-def test_a_finished_run_resumed_adds_no_event_file_and_prints_no_warning(data_dir, tmp_path):
-    command = cli_command(SPEC, tmp_path, data_dir, num_train_steps=4, checkpoint_every_steps=2)
-    assert _run(command).returncode == 0
+def test_a_finished_run_resumed_adds_no_event_file_and_prints_no_warning(
+    data_dir, tmp_path, finished_copy
+):
+    command = cli_command(SPEC, finished_copy(tmp_path), data_dir, **SMALL)
     events = sorted(p.name for p in tmp_path.glob("events.out.tfevents.*"))
+    assert events  # the finished run wrote its event file
     again = _run(command)
     assert again.returncode == 0
     assert _not_info(again.stderr) == []  # no library warnings on a plain resume
@@ -281,20 +312,22 @@ def read_only_mount(tmp_path):
 
 
 def test_read_only_workdirs_refuse_a_new_run_and_report_a_finished_one(
-    data_dir, tmp_path, read_only_mount
+    data_dir, tmp_path, read_only_mount, finished_copy
 ):
-    empty, finished = tmp_path / "empty", tmp_path / "finished"
+    empty, finished = tmp_path / "empty", finished_copy(tmp_path / "finished")
     empty.mkdir()
-    _small_run(data_dir, finished)
     fresh = _run(cli_command(SPEC, read_only_mount(empty), data_dir))
     assert fresh.returncode == 2
     lines = _not_info(fresh.stderr)
     assert len(lines) == 1 and "Read-only file system; pick another --workdir" in lines[0]
-    steps = {"num_train_steps": 4, "checkpoint_every_steps": 2, "eval_every_steps": 4}
-    done = _run(cli_command(SPEC, read_only_mount(finished), data_dir, **steps))
+    done = _run(cli_command(SPEC, read_only_mount(finished), data_dir, **SMALL))
     assert done.returncode == 0, done.stderr[-2000:]
     assert _not_info(done.stderr) == []
     assert "is finished: step 4 of 4" in done.stderr
+
+
+def _steps(workdir: Path) -> list[int]:
+    return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
 
 
 def _corrupt(workdir: Path, steps) -> None:
@@ -304,9 +337,11 @@ def _corrupt(workdir: Path, steps) -> None:
                 f.write_bytes(b"")
 
 
-def test_corrupt_checkpoints_take_one_line_each_and_none_readable_refuses(data_dir, tmp_path):
-    command = cli_command(SPEC, tmp_path, data_dir, num_train_steps=4, checkpoint_every_steps=2)
-    assert _run(command).returncode == 0
+def test_corrupt_checkpoints_take_one_line_each_and_none_readable_refuses(
+    data_dir, tmp_path, finished_copy
+):
+    command = cli_command(SPEC, finished_copy(tmp_path), data_dir, **SMALL)
+    assert _steps(tmp_path) == [2, 4]
     _corrupt(tmp_path, [4])
     fallback = _run(command)
     assert fallback.returncode == 0
