@@ -38,6 +38,8 @@ settings.load_profile("attnlab")
 SLOWEST_FIRST = (
     "tests/analysis/test_at_vs_nat_frontier.py",
     "tests/analysis/test_at_vs_nat.py",
+    "tests/slurm/test_slurm_sweep.py",
+    "tests/slurm/test_srun_train.py",
     "tests/train/test_multiprocess.py",
     "tests/train/test_recipes_cli.py",
     "tests/train/test_first_hour.py",
