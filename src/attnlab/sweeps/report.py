@@ -1,16 +1,10 @@
 """A sweep's results: ``results.csv`` (one row per run), ``report.md`` and ``<sweep>.png``.
 
-The report groups runs by setting and gives the mean and the sample standard deviation
-(ddof=1) over the seeds that finished. Rates (WER, PER, accuracies) are printed and plotted in
-percent. Settings are compared within one task config, among the settings where no seed
-diverged. **best** marks a setting only when its mean of the sweep's metric, as printed, is
-strictly better than every other setting's: a tie (a metric that is the same for every run,
-such as a WER of 100% after a quick run) marks nothing and says so under the table, and the
-plot then adds a metric that does vary (``eval_loss``). Runs of a task's ``quick`` variant are
-never ranked: tiny models trained for a few dozen steps show that the code runs, not which
-setting is better.
-
-``render_from_csv`` re-draws ``report.md`` and the plot from a committed ``results.csv``.
+The report gives each setting's mean and sample std (ddof=1) over the seeds that finished, rates
+in percent. **best** marks a setting only where its mean is strictly better as printed than every
+other setting's of its task config with no diverged seed; never in a ``quick`` run (tiny models
+show that the code runs, not which setting is better). ``render_from_csv`` redraws both from a
+committed ``results.csv``.
 """
 
 from __future__ import annotations
@@ -23,12 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from attnlab.analysis.plots import axis_label, is_percent, percent_axis
+from attnlab.analysis.plots import axis_label, is_percent, percent_axis, save
+from attnlab.analysis.report import pct, table
 from attnlab.sweeps.jobs import DONE, read_json
 from attnlab.sweeps.spec import Run, Sweep, format_value, parse_value
 
-_RATES = ("steps_per_sec", "tokens_per_sec")
-_TAIL = (*_RATES, "params", "wall_seconds")
+_TAIL = ("steps_per_sec", "tokens_per_sec", "params", "wall_seconds")
 
 
 def collect(runs: Sequence[Run], workdir: Path) -> list[dict[str, Any]]:
@@ -36,16 +30,12 @@ def collect(runs: Sequence[Run], workdir: Path) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         done = read_json(Path(workdir) / run.relpath / DONE)
-        if done is None:
-            continue
-        row: dict[str, Any] = {"run": run.name, "group": run.group, "task": run.task}
-        row.update(seed=run.seed, status=done["status"])
-        row.update(run.settings)
-        metrics = done.get("metrics", {})
-        row.update({k: v for k, v in metrics.items() if k not in _RATES})
-        row.update({k: metrics.get(k) for k in _RATES})
-        row.update(params=done.get("params"), wall_seconds=done.get("wall_seconds"))
-        rows.append(row)
+        if done is not None:
+            row = {"run": run.name, "group": run.group, "task": run.task, "seed": run.seed}
+            row.update({"status": done["status"], **run.settings, **done.get("metrics", {})})
+            rows.append(
+                {**row, "params": done.get("params"), "wall_seconds": done.get("wall_seconds")}
+            )
     return rows
 
 
@@ -53,13 +43,21 @@ def write_csv(rows: Sequence[dict[str, Any]], sweep: Sweep, path: Path) -> Path:
     """``results.csv``: run, group, seed, status, the settings, the final metrics, then speed."""
     head = ["run", "group", "task", "seed", "status", *sweep.setting_keys()]
     metrics = sorted({k for r in rows for k in r} - set(head) - set(_TAIL) - {"step"})
-    columns = [*head, "step", *metrics, *_TAIL]
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer = csv.DictWriter(f, fieldnames=[*head, "step", *metrics, *_TAIL], restval="")
         writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        writer.writerows({k: v for k, v in row.items() if v is not None} for row in rows)
     return path
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``results.csv`` as ``collect`` gives them, blanks left out."""
+    with Path(path).open(newline="") as f:
+        text = ("run", "group", "task", "status")
+        return [
+            {k: v if k in text else parse_value(v) for k, v in row.items() if v != ""}
+            for row in csv.DictReader(f)
+        ]
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -136,10 +134,8 @@ def _cell(mean: float, std: float, key: str) -> str:
         return "-"
     if key == "params":
         return f"{mean:,.0f}"
-    if is_percent(key):
-        text = f"{100 * mean:.2f}"
-        return text if math.isnan(std) else f"{text} ± {100 * std:.2g}"
-    return f"{mean:.4g}" if math.isnan(std) else f"{mean:.4g} ± {std:.2g}"
+    text, spread = (pct(mean), 100 * std) if is_percent(key) else (f"{mean:.4g}", std)
+    return text if math.isnan(std) else f"{text} ± {spread:.2g}"
 
 
 def write_report(
@@ -166,18 +162,19 @@ def write_report(
         entries = [s for s in summaries if s["task"] == task]
         keys = list(dict.fromkeys(k for s in entries for k in s["settings"]))
         columns = list(entries[0]["stats"])
-        heads = [f"{c} %" if is_percent(c) else c for c in columns]
-        lines += ["", f"## {task}", ""]
-        lines.append("| " + " | ".join([*keys, "seeds", *heads]) + " |")
-        lines.append("|" + "---|" * (len(keys) + 1 + len(columns)))
+        rows = []
         for s in entries:
             cells = [format_value(s["settings"].get(k, "")) for k in keys]
-            seeds = str(s["finished"]) + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
+            cells.append(
+                f"{s['finished']}" + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
+            )
             stats = [_cell(*s["stats"][c], c) for c in columns]
             if s.get("best"):
                 i = columns.index(sweep.metric)
                 stats[i] = f"**{stats[i]} best**"
-            lines.append("| " + " | ".join([*cells, seeds, *stats]) + " |")
+            rows.append([*cells, *stats])
+        heads = [f"{c} %" if is_percent(c) else c for c in columns]
+        lines += ["", f"## {task}", "", *table([*keys, "seeds", *heads], rows)]
         if entries[0].get("note"):
             lines += ["", entries[0]["note"]]
     path.write_text("\n".join(lines) + "\n")
@@ -207,16 +204,6 @@ def panel_metrics(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> list[str
             if extra not in metrics and varies:
                 return [*metrics, extra]
     return metrics
-
-
-def plot(summaries: Sequence[dict[str, Any]], sweep: Sweep, path: Path) -> Path:
-    """Draw ``figure`` to ``path``."""
-    import matplotlib.pyplot as plt
-
-    fig = figure(summaries, sweep)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def figure(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> Any:
@@ -322,56 +309,25 @@ def write_results(
     sweep: Sweep, runs: Sequence[Run], workdir: Path, *, command: str
 ) -> tuple[Path, Path, Path | None]:
     """Write ``results.csv``, ``report.md`` and (once a run is done) ``<sweep>.png``."""
-    workdir = Path(workdir)
     rows = collect(runs, workdir)
-    csv_path = write_csv(rows, sweep, workdir / "results.csv")
-    summaries = summarize(rows, sweep)
-    report = write_report(
-        summaries, sweep, workdir / "report.md", command=command, done=len(rows), total=len(runs)
-    )
-    png = plot(summaries, sweep, workdir / f"{sweep.name}.png") if summaries else None
-    return csv_path, report, png
-
-
-def read_csv(path: Path, sweep: Sweep) -> list[dict[str, Any]]:
-    """The rows of a ``results.csv`` as ``collect`` gives them: typed values, blanks dropped."""
-    settings = set(sweep.setting_keys())
-    rows = []
-    with Path(path).open(newline="") as f:
-        for raw in csv.DictReader(f):
-            row: dict[str, Any] = {}
-            for key, text in raw.items():
-                if text == "":
-                    if key in _TAIL:
-                        row[key] = None
-                elif key in ("run", "group", "task", "status"):
-                    row[key] = text
-                elif key == "seed":
-                    row[key] = int(text)
-                else:
-                    row[key] = parse_value(text) if key in settings else float(text)
-            rows.append(row)
-    return rows
+    csv_path = write_csv(rows, sweep, Path(workdir) / "results.csv")
+    return (csv_path, *_render(rows, sweep, Path(workdir), command=command, total=len(runs)))
 
 
 def render_from_csv(
     sweep: Sweep, workdir: Path, *, command: str, total: int | None = None
 ) -> tuple[Path, Path | None]:
-    """Re-draw ``report.md`` and ``<sweep>.png`` of ``workdir`` from its ``results.csv``.
+    """Redraw ``report.md`` and ``<sweep>.png`` of ``workdir`` from its ``results.csv``: for a
+    committed results directory, whose run directories are gone. ``command`` ran the sweep,
+    ``total`` is its number of planned runs (default: the rows)."""
+    rows = read_csv(Path(workdir) / "results.csv")
+    return _render(rows, sweep, Path(workdir), command=command, total=total or len(rows))
 
-    For a committed results directory, whose run directories are gone: ``command`` is the
-    command that ran the sweep and ``total`` its number of planned runs (default: the rows).
-    """
-    workdir = Path(workdir)
-    rows = read_csv(workdir / "results.csv", sweep)
+
+def _render(rows, sweep: Sweep, workdir: Path, *, command: str, total: int):
     summaries = summarize(rows, sweep)
     report = write_report(
-        summaries,
-        sweep,
-        workdir / "report.md",
-        command=command,
-        done=len(rows),
-        total=len(rows) if total is None else total,
+        summaries, sweep, workdir / "report.md", command=command, done=len(rows), total=total
     )
-    png = plot(summaries, sweep, workdir / f"{sweep.name}.png") if summaries else None
+    png = save(figure(summaries, sweep), workdir / f"{sweep.name}.png") if summaries else None
     return report, png
