@@ -86,11 +86,6 @@ def summarize(rows: Sequence[dict[str, Any]], sweep: Sweep) -> list[dict[str, An
             c: _mean_std([float(r[c]) for r in finished if r.get(c) is not None]) for c in columns
         }
         out.append(entry)
-    for task in dict.fromkeys(e["task"] for e in out):
-        note = _mark_best([e for e in out if e["task"] == task], sweep)
-        for e in out:
-            if e["task"] == task:
-                e["note"] = note
     return out
 
 
@@ -136,49 +131,6 @@ def _cell(mean: float, std: float, key: str) -> str:
         return f"{mean:,.0f}"
     text, spread = (pct(mean), 100 * std) if is_percent(key) else (f"{mean:.4g}", std)
     return text if math.isnan(std) else f"{text} ± {spread:.2g}"
-
-
-def write_report(
-    summaries: Sequence[dict[str, Any]],
-    sweep: Sweep,
-    path: Path,
-    *,
-    command: str,
-    done: int,
-    total: int,
-) -> Path:
-    """``report.md``: the question, the command, and a mean ± std table per task config."""
-    direction = "lower" if sweep.lower_is_better else "higher"
-    lines = [f"# Ablation: {sweep.name}", "", sweep.question, "", "Command:", "", "```"]
-    lines += [command, "```", ""]
-    lines.append(
-        f"{done} of {total} runs done. Each cell is the mean ± sample std (ddof=1) over the "
-        "seeds that finished; columns marked % are rates in percent. **best** marks the "
-        f"{direction} mean {sweep.metric} among settings with no diverged seed, only where it "
-        "is strictly better as printed (ties mark nothing). steps/s is the median over "
-        "logging windows."
-    )
-    for task in dict.fromkeys(s["task"] for s in summaries):
-        entries = [s for s in summaries if s["task"] == task]
-        keys = list(dict.fromkeys(k for s in entries for k in s["settings"]))
-        columns = list(entries[0]["stats"])
-        rows = []
-        for s in entries:
-            cells = [format_value(s["settings"].get(k, "")) for k in keys]
-            cells.append(
-                f"{s['finished']}" + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
-            )
-            stats = [_cell(*s["stats"][c], c) for c in columns]
-            if s.get("best"):
-                i = columns.index(sweep.metric)
-                stats[i] = f"**{stats[i]} best**"
-            rows.append([*cells, *stats])
-        heads = [f"{c} %" if is_percent(c) else c for c in columns]
-        lines += ["", f"## {task}", "", *table([*keys, "seeds", *heads], rows)]
-        if entries[0].get("note"):
-            lines += ["", entries[0]["note"]]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def _constant(entries: Sequence[dict[str, Any]], metric: str) -> bool:
@@ -244,15 +196,17 @@ def figure(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> Any:
                 if is_percent(metric) and lines:  # no empty band above 100%
                     ax.set_ylim(mean - 0.06, min(mean + 0.06, 1.005))
                 value = _cell(mean, math.nan, metric) + ("%" if is_percent(metric) else "")
+                note = f"{metric} is {value} in every setting:\nit does not separate the runs"
+                box = dict(facecolor="white", edgecolor="0.6", alpha=0.9)
                 ax.text(
                     0.5,
                     0.2,
-                    f"{metric} is {value} in every setting:\nit does not separate the runs",
+                    note,
                     transform=ax.transAxes,
                     ha="center",
                     va="center",
                     fontsize=8,
-                    bbox=dict(facecolor="white", edgecolor="0.6", alpha=0.9),
+                    bbox=box,
                 )
     width, height = fig.get_size_inches()
     caption = textwrap.wrap(
@@ -276,14 +230,8 @@ def _lines(ax: Any, entries: Sequence[dict[str, Any]], x_key: str, metric: str) 
     for label, points in series.items():
         points.sort()
         xs, means, stds = zip(*points, strict=True)
-        ax.errorbar(
-            xs,
-            means,
-            yerr=[0 if math.isnan(v) else v for v in stds],
-            marker="o",
-            capsize=3,
-            label=label,
-        )
+        yerr = [0 if math.isnan(v) else v for v in stds]
+        ax.errorbar(xs, means, yerr=yerr, marker="o", capsize=3, label=label)
     xs = sorted({s["settings"][x_key] for s in entries})
     if xs[0] > 0 and xs[-1] / xs[0] >= 8:
         ax.set_xscale("log", base=2)
@@ -325,9 +273,37 @@ def render_from_csv(
 
 
 def _render(rows, sweep: Sweep, workdir: Path, *, command: str, total: int):
+    """``report.md`` (the question, the command, a mean ± std table per task config) and the
+    plot."""
     summaries = summarize(rows, sweep)
-    report = write_report(
-        summaries, sweep, workdir / "report.md", command=command, done=len(rows), total=total
+    direction = "lower" if sweep.lower_is_better else "higher"
+    lines = [f"# Ablation: {sweep.name}", "", sweep.question, "", "Command:", "", "```"]
+    lines += [command, "```", ""]
+    lines.append(
+        f"{len(rows)} of {total} runs done. Each cell is the mean ± sample std (ddof=1) over the "
+        "seeds that finished; columns marked % are rates in percent. **best** marks the "
+        f"{direction} mean {sweep.metric} among settings with no diverged seed, only where it "
+        "is strictly better as printed (ties mark nothing). steps/s is the median over "
+        "logging windows."
     )
+    for task in dict.fromkeys(s["task"] for s in summaries):
+        entries = [s for s in summaries if s["task"] == task]
+        keys = list(dict.fromkeys(k for s in entries for k in s["settings"]))
+        columns = list(entries[0]["stats"])
+        note, cells_of = _mark_best(entries, sweep), []  # sets each entry's "best"
+        for s in entries:
+            cells = [format_value(s["settings"].get(k, "")) for k in keys]
+            cells.append(
+                f"{s['finished']}" + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
+            )
+            stats = [_cell(*s["stats"][c], c) for c in columns]
+            if s.get("best"):
+                i = columns.index(sweep.metric)
+                stats[i] = f"**{stats[i]} best**"
+            cells_of.append([*cells, *stats])
+        heads = [f"{c} %" if is_percent(c) else c for c in columns]
+        lines += ["", f"## {task}", "", *table([*keys, "seeds", *heads], cells_of)]
+        lines += ["", note] if note else []
+    (workdir / "report.md").write_text("\n".join(lines) + "\n")
     png = save(figure(summaries, sweep), workdir / f"{sweep.name}.png") if summaries else None
-    return report, png
+    return workdir / "report.md", png
