@@ -59,7 +59,6 @@ REVERSE_BUDGET = {
 }
 G2P = "g2p.py:at"
 REVERSE = "synthetic.py:at,reverse"
-_METRICS = ("eval_wer", "eval_per", "eval_accuracy", "eval_loss")
 
 # norm_batch: every run sees 128k examples (2000 steps at batch 64, one epoch), half the
 # common budget, so that the batch-4 runs (32000 steps) stay short
@@ -96,7 +95,6 @@ NORM_BATCH = Sweep(
             budget=NORM_BUDGET,
         ),
     ),
-    report_metrics=_METRICS,
     plot_x="batch_size",
     fixed_examples=True,
 )
@@ -111,7 +109,6 @@ ATTENTION_SCORES = Sweep(
         "worse; after Ramapuram et al. (2024): sigmoid needs the -log(length) bias."
     ),
     grids=(Grid("g2p", G2P, axes={"model.attention": _SCORES}, budget=G2P_BUDGET),),
-    report_metrics=_METRICS,
 )
 
 HEADS = Sweep(
@@ -122,7 +119,6 @@ HEADS = Sweep(
         "many heads worse again."
     ),
     grids=(Grid("g2p", G2P, axes={"model.num_heads": (1, 2, 4, 8)}, budget=G2P_BUDGET),),
-    report_metrics=_METRICS,
     plot_x="model.num_heads",
 )
 
@@ -139,7 +135,6 @@ POSITION = Sweep(
         Grid("g2p", G2P, axes={"model.position": _POSITIONS}, budget=G2P_BUDGET),
         Grid("reverse", REVERSE, axes={"model.position": _POSITIONS}, budget=REVERSE_BUDGET),
     ),
-    report_metrics=_METRICS,
 )
 
 ATTENTION_VS_CNN = Sweep(
@@ -162,7 +157,7 @@ ATTENTION_VS_CNN = Sweep(
             budget=G2P_BUDGET,
         ),
     ),
-    report_metrics=(*_METRICS, "steps_per_sec"),
+    report_metrics=("eval_wer", "eval_per", "eval_accuracy", "eval_loss", "steps_per_sec"),
     plot_metrics=("eval_wer", "steps_per_sec"),
 )
 
@@ -174,7 +169,6 @@ INPUT = Sweep(
         "expected: the same quality, with the embedding using fewer parameters because of tying."
     ),
     grids=(Grid("g2p", G2P, axes={"model.input": ("embedding", "one_hot")}, budget=G2P_BUDGET),),
-    report_metrics=_METRICS,
 )
 
 # The address tagger (cn_address, 1,243 input symbols with specials): 2 layers, d_model 64,

@@ -30,7 +30,7 @@ from flax import nnx
 
 from attnlab.sweeps.spec import Run
 from attnlab.train.models import build_model
-from attnlab.train.workdir import read_trained_config
+from attnlab.train.workdir import read_trained_config, write_text_atomic
 from attnlab.train.writers import TIMING_KEYS, read_metrics
 
 DONE, LAUNCH, LOG, ATTEMPT = "done.json", "launch.json", "train.log", "attempt.json"
@@ -44,8 +44,7 @@ class RunSpec:
     run_dir: str
     command: Sequence[str]  # train.py's command line, --workdir included
     identity: Sequence[str]  # Run.identity(): the task config and every override
-    record: dict[str, Any]  # run, seed and group, for done.json
-    settings: dict[str, Any]
+    record: dict[str, Any]  # run, seed, group and settings, for done.json
     total_steps: int
     cpus: Sequence[int] = ()  # pin the trainer to these CPUs (local launcher)
     env: dict[str, str] = dataclasses.field(default_factory=dict)  # added to the trainer's
@@ -59,8 +58,12 @@ class RunSpec:
             run_dir=str(run_dir),
             command=(*command, f"--workdir={run_dir}"),
             identity=tuple(run.identity()),
-            record={"run": run.name, "seed": run.seed, "group": run.group},
-            settings=dict(run.settings),
+            record={
+                "run": run.name,
+                "seed": run.seed,
+                "group": run.group,
+                "settings": run.settings,
+            },
             total_steps=steps,
         )
 
@@ -73,9 +76,7 @@ def read_json(path: Path) -> dict | None:
 
 
 def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def check_launches(runs: list[Run], sweep_dir: Path) -> None:
@@ -91,11 +92,8 @@ def check_launches(runs: list[Run], sweep_dir: Path) -> None:
 
 
 def final_metrics(run_dir: Path, total_steps: int) -> dict[str, Any] | None:
-    """The final train and eval metrics of a run that reached ``total_steps``, else None.
-
-    ``steps_per_sec`` and ``tokens_per_sec`` are medians over the run's logging windows, so
-    compilation and evaluation pauses do not skew them.
-    """
+    """The final train and eval metrics of a run that reached ``total_steps``, else None; its
+    rates are medians over the logging windows (compiling and evaluating do not skew them)."""
     records = read_metrics(run_dir)
     last = [r for r in records if r.get("step") == total_steps]
     train = [r for r in last if "loss" in r]
@@ -143,12 +141,6 @@ class _Trainer:
             cls.signalled = True
 
 
-def _ignore_usr2() -> None:
-    # SLURM may signal every process of the job: the trainer ignores submitit's time-limit
-    # warning (SIGUSR2 would kill it); the job answers it for both (SweepJob.checkpoint).
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-
-
 def run_spec(spec: RunSpec) -> dict[str, Any]:
     """Train the run of ``spec`` to its end, resuming its checkpoint; the record it wrote
     (``done.json``: finished or diverged; ``attempt.json``: stopped or failed)."""
@@ -168,12 +160,12 @@ def run_spec(spec: RunSpec) -> dict[str, Any]:
     started = time.monotonic()
     try:
         with (run_dir / LOG).open("a") as log:
+            # SLURM may signal every process of the job: the trainer ignores submitit's time-limit
+            # warning (SIGUSR2 would kill it); the job answers it for both (SweepJob.checkpoint).
+            usr2 = lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+            env = {**os.environ, **spec.env}
             _Trainer.process = subprocess.Popen(
-                spec.command,
-                env={**os.environ, **spec.env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_ignore_usr2,
+                spec.command, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=usr2
             )
             if _Trainer.requested:  # a signal came while it started
                 _Trainer.stop()
@@ -189,12 +181,7 @@ def run_spec(spec: RunSpec) -> dict[str, Any]:
 
 def _record(spec: RunSpec, code: int, seconds: float, *, stopped: bool) -> dict[str, Any]:
     run_dir = Path(spec.run_dir)
-    record = {
-        **spec.record,
-        "settings": spec.settings,
-        "command": shlex.join(spec.command[1:]),
-        "wall_seconds": seconds,
-    }
+    record = {**spec.record, "command": shlex.join(spec.command[1:]), "wall_seconds": seconds}
     metrics = final_metrics(run_dir, spec.total_steps) if code == 0 else None
     last = last_line(run_dir / LOG)
     if metrics is not None:

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import submitit
@@ -38,11 +39,8 @@ _SLURM_ACTIVE = set(
 
 
 def cpu_slots(parallel: int) -> list[frozenset[int]]:
-    """This process's CPUs cut into ``parallel`` disjoint, near-equal sets (lowest first).
-
-    Empty where the OS has no CPU affinity (macOS) or there are fewer CPUs than runs: the
-    runs then share every CPU.
-    """
+    """This process's CPUs cut into ``parallel`` disjoint, near-equal sets (lowest first); none
+    where the OS has no CPU affinity (macOS) or fewer CPUs than runs: they share every CPU."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if len(cpus) < parallel:
         return []
@@ -113,17 +111,9 @@ class SlurmLauncher:
 
     name, host = "slurm", None
 
-    def __init__(
-        self,
-        folder: Path,
-        *,
-        job_name: str,
-        partition: str | None = None,
-        time_min: int = 60,
-        cpus_per_task: int | None = None,
-        gpus_per_task: int | None = None,
-        max_parallel: int | None = None,
-    ) -> None:
+    def __init__(self, folder: Path, max_parallel: int | None = None, **params: Any) -> None:
+        """``params``: submitit's (``name``, ``timeout_min``, ``slurm_partition``,
+        ``cpus_per_task``, ``slurm_gpus_per_task``); one that is None is the cluster's default."""
         missing = [c for c in ("sbatch", "srun", "squeue") if shutil.which(c) is None]
         if missing:
             raise ValueError(
@@ -134,19 +124,9 @@ class SlurmLauncher:
         self.executor = submitit.AutoExecutor(
             folder / "%j", cluster="slurm", slurm_max_num_timeout=1000
         )
-        optional = {
-            "slurm_partition": partition,  # None: the cluster's default partition
-            "cpus_per_task": cpus_per_task,
-            "slurm_gpus_per_task": gpus_per_task,
-            "slurm_array_parallelism": max_parallel,
-        }
-        self.executor.update_parameters(
-            name=job_name,
-            timeout_min=time_min,
-            stderr_to_stdout=True,
-            slurm_additional_parameters={"requeue": True},
-            **{k: v for k, v in optional.items() if v},
-        )
+        params.update(stderr_to_stdout=True, slurm_array_parallelism=max_parallel)
+        params.update(slurm_additional_parameters={"requeue": True})
+        self.executor.update_parameters(**{k: v for k, v in params.items() if v})
         self.folder, self.parallel = folder, max_parallel or 0
         self.states: dict[str, str] = {}
 
@@ -187,10 +167,8 @@ class Outcome:
     seconds: list[float] = dataclasses.field(default_factory=list)  # each done run's wall time
 
     def line(self, left: int) -> str:
-        """Runs done out of ``total``, and an ETA: the mean wall time of the runs done so far
-        times the runs left, over ``parallel``. (Per run rather than per step: in a
-        fixed-examples sweep small batches take many cheap steps, large batches few costly ones.)
-        """
+        """``2/5 runs done | ETA 0:00:30``: the ETA is the mean wall time of the runs done times
+        the runs left, over ``parallel`` (per run, not per step: batch sizes differ in cost)."""
         done = len(self.finished) + len(self.skipped) + len(self.diverged)
         eta = left * statistics.fmean(self.seconds) / self.parallel if self.seconds else None
         extra = [
@@ -254,12 +232,11 @@ def _watch(specs, launcher, sweep_dir, outcome, on_done, poll_seconds) -> None:
     launcher.refresh()
     for relpath, spec in specs.items():
         done, job = read_json(Path(spec.run_dir) / DONE), jobs.get(relpath, {})
+        ours = (job.get("launcher"), job.get("host")) == (launcher.name, launcher.host)
         if done is not None:
             logging.info("skip %s (%s)", relpath, done["status"])
             outcome.count("skipped", relpath, done)
-        elif (job.get("launcher"), job.get("host")) == (launcher.name, launcher.host) and (
-            launcher.active(job["id"], spec.run_dir)
-        ):
+        elif ours and launcher.active(job["id"], spec.run_dir):
             logging.info("%s is still queued or running (job %s): watching it", relpath, job["id"])
             watched[relpath] = job["id"]
         else:
@@ -271,10 +248,11 @@ def _watch(specs, launcher, sweep_dir, outcome, on_done, poll_seconds) -> None:
     signalled = False
     while pending or watched:
         if outcome.stopped and launcher.name == "slurm":
+            left = ", ".join(sorted(watched.values())) or "none"
             logging.warning(
                 "the jobs stay on the cluster (still queued or running: %s); run the same "
                 "command to watch them again, or scancel them",
-                ", ".join(sorted(watched.values())) or "none",
+                left,
             )
             return
         if outcome.stopped and not signalled:  # each job gets one SIGTERM; queued runs wait

@@ -72,10 +72,7 @@ def summarize(rows: Sequence[dict[str, Any]], sweep: Sweep) -> list[dict[str, An
     by_setting: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         by_setting.setdefault((row["task"], row["run"]), []).append(row)
-    columns = [
-        *sweep.report_metrics,
-        *[c for c in ("steps_per_sec", "params") if c not in sweep.report_metrics],
-    ]
+    columns = list(dict.fromkeys([*sweep.report_metrics, "steps_per_sec", "params"]))
     out = []
     for (task, name), group in by_setting.items():
         finished = [r for r in group if r["status"] == "finished"]
@@ -97,8 +94,6 @@ def is_quick(task: str) -> bool:
 def _mark_best(entries: Sequence[dict[str, Any]], sweep: Sweep) -> str | None:
     """Set ``best`` on the one setting that is strictly best as printed; else say why not."""
     metric = sweep.metric
-    for e in entries:
-        e["best"] = False
     eligible = [e for e in entries if not e["diverged"] and not math.isnan(e["stats"][metric][0])]
     note, top = "", None
     if len(eligible) > 1:
@@ -159,11 +154,8 @@ def panel_metrics(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> list[str
 
 
 def figure(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> Any:
-    """One panel per (task, plot metric): lines over ``plot_x`` if set, else one bar per setting.
-
-    Rates are drawn in percent. A metric with the same mean in every setting is drawn with a
-    note saying it does not separate the runs, beside a metric that does (``panel_metrics``).
-    """
+    """One panel per (task, plot metric): lines over ``plot_x`` if set, else one bar per setting;
+    rates in percent; a metric flat over the settings says so (``panel_metrics`` adds another)."""
     import matplotlib.pyplot as plt  # the Agg backend: set by attnlab.analysis.plots
 
     tasks = list(dict.fromkeys(s["task"] for s in summaries))
@@ -185,29 +177,11 @@ def figure(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> Any:
             ax.set_ylabel(f"{axis_label(metric)}{better}")
             if is_percent(metric):
                 percent_axis(ax)
-            title = f"{sweep.name}: {task}"
-            if is_quick(task):
-                title += "\nquick run: tiny models, not a comparison"
-            ax.set_title(title, fontsize=9)
+            quick = "\nquick run: tiny models, not a comparison" if is_quick(task) else ""
+            ax.set_title(f"{sweep.name}: {task}{quick}", fontsize=9)
             ax.grid(alpha=0.3)
             if _constant(entries, metric):
-                means = [e["stats"][metric][0] for e in entries if e["finished"]]
-                mean = next(m for m in means if not math.isnan(m))
-                if is_percent(metric) and lines:  # no empty band above 100%
-                    ax.set_ylim(mean - 0.06, min(mean + 0.06, 1.005))
-                value = _cell(mean, math.nan, metric) + ("%" if is_percent(metric) else "")
-                note = f"{metric} is {value} in every setting:\nit does not separate the runs"
-                box = dict(facecolor="white", edgecolor="0.6", alpha=0.9)
-                ax.text(
-                    0.5,
-                    0.2,
-                    note,
-                    transform=ax.transAxes,
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    bbox=box,
-                )
+                _flat_note(ax, entries, metric, lines)
     width, height = fig.get_size_inches()
     caption = textwrap.wrap(
         "Bars and points: the mean over the seeds of each setting; error bars: one standard "
@@ -217,6 +191,17 @@ def figure(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> Any:
     fig.text(0.5, 0.01, "\n".join(caption), ha="center", va="bottom", fontsize=8)
     fig.tight_layout(rect=(0, (0.05 + 0.15 * len(caption)) / height, 1, 1))
     return fig
+
+
+def _flat_note(ax: Any, entries: Sequence[dict[str, Any]], metric: str, lines: bool) -> None:
+    """Say on the panel that ``metric`` is the same in every setting."""
+    mean = next(m for e in entries if e["finished"] and not math.isnan(m := e["stats"][metric][0]))
+    if is_percent(metric) and lines:  # no empty band above 100%
+        ax.set_ylim(mean - 0.06, min(mean + 0.06, 1.005))
+    value = _cell(mean, math.nan, metric) + ("%" if is_percent(metric) else "")
+    note = f"{metric} is {value} in every setting:\nit does not separate the runs"
+    box = dict(facecolor="white", edgecolor="0.6", alpha=0.9)
+    ax.text(0.5, 0.2, note, transform=ax.transAxes, ha="center", va="center", fontsize=8, bbox=box)
 
 
 def _lines(ax: Any, entries: Sequence[dict[str, Any]], x_key: str, metric: str) -> None:

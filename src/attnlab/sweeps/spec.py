@@ -32,12 +32,8 @@ STEP_KEYS = (
 
 @dataclasses.dataclass(frozen=True)
 class Grid:
-    """A block of runs on one task config: fixed settings times the axes.
-
-    ``budget`` holds the model size and training length of the full form; the quick form
-    drops it and uses the task's ``quick`` variant instead. ``fixed`` and ``axes`` apply to
-    both forms.
-    """
+    """A block of runs on one task config: fixed settings times the axes. ``budget`` (model
+    size, training length) is the full form's; the quick form uses the task's quick variant."""
 
     label: str
     config: str  # "<file in experiments/configs>:<variant>", e.g. "g2p.py:at"
@@ -64,15 +60,12 @@ class Sweep:
     grids: tuple[Grid, ...]
     metric: str = "eval_wer"  # the setting with the best mean is marked in report.md
     lower_is_better: bool = True
-    report_metrics: tuple[str, ...] = ("eval_wer", "eval_per", "eval_loss")
+    report_metrics: tuple[str, ...] = ("eval_wer", "eval_per", "eval_accuracy", "eval_loss")
     plot_metrics: tuple[str, ...] = ("eval_wer",)
     plot_x: str | None = None  # a numeric axis drawn as the x axis (else: one bar per setting)
     # Fixed number of examples seen: every run's STEP_KEYS are scaled by
     # base batch_size / run batch_size, where the base is the task config with its budget.
     fixed_examples: bool = False
-
-    def axis_keys(self) -> list[str]:
-        return list(dict.fromkeys(k for g in self.grids for k in g.axes))
 
     def setting_keys(self) -> list[str]:
         """The keys that tell runs apart: each grid's fixed settings and axes."""
@@ -109,9 +102,7 @@ class Run:
 
 def format_value(value: Any) -> str:
     """A value as ml_collections ``config_flags`` parses it back (tuples via literal_eval)."""
-    if isinstance(value, tuple | list):
-        return repr(tuple(value))
-    return str(value)
+    return repr(tuple(value)) if isinstance(value, tuple | list) else str(value)
 
 
 def parse_value(text: str) -> Any:
@@ -167,7 +158,8 @@ def expand(
     in every run, and ``groups`` keeps only the named grids. Every config is built and
     checked; the first problem raises a one-line ValueError.
     """
-    axes, sets, axis_keys = dict(axes or {}), dict(sets or {}), sweep.axis_keys()
+    axes, sets = dict(axes or {}), dict(sets or {})
+    axis_keys = list(dict.fromkeys(k for g in sweep.grids for k in g.axes))
     labels = [g.label for g in sweep.grids]
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
