@@ -169,12 +169,12 @@ def _launcher(workdir: Path, name: str):
             raise ValueError(f"--{flag} must be >= 1, got {value}")
     return SlurmLauncher(
         workdir / SLURM_DIR,
-        job_name=f"ablate-{name}",
-        partition=_PARTITION.value,
-        time_min=_TIME_MIN.value,
+        _MAX_PARALLEL.value,
+        name=f"ablate-{name}",
+        timeout_min=_TIME_MIN.value,
+        slurm_partition=_PARTITION.value,
         cpus_per_task=_CPUS.value,
-        gpus_per_task=_GPUS.value,
-        max_parallel=_MAX_PARALLEL.value,
+        slurm_gpus_per_task=_GPUS.value,
     )
 
 

@@ -8,7 +8,8 @@ from ml_collections import config_flags
 
 from attnlab.nn import config as nn_config
 from attnlab.sweeps.definitions import SWEEPS, get_sweep
-from attnlab.sweeps.spec import STEP_KEYS, build_config, expand, load_task_config
+from attnlab.sweeps.spec import STEP_KEYS, build_config, expand
+from attnlab.train.config import load_config_file
 
 CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "configs"
 CHOICES = {
@@ -76,7 +77,7 @@ def test_norm_batch_sees_a_fixed_number_of_examples(expanded):
     """batch_size * steps is the base config's, up to rounding the steps to an integer."""
     for quick in (False, True):
         configs = expanded["norm_batch", quick][1].values()
-        base = load_task_config(CONFIGS, "g2p.py:at,quick" if quick else "g2p.py:at")
+        base = load_config_file(CONFIGS / ("g2p.py:at,quick" if quick else "g2p.py:at"))
         if not quick:
             base.update(
                 {k: v for k, v in SWEEPS["norm_batch"].grids[0].budget.items() if "." not in k}
@@ -134,7 +135,7 @@ def test_command_line_flags_give_the_same_config_as_the_checks(expanded):
 def test_unknown_sweep_and_bad_overrides_raise_one_line():
     with pytest.raises(ValueError, match=r"^unknown sweep 'x'; valid: norm_batch, "):
         get_sweep("x")
-    base = load_task_config(CONFIGS, "g2p.py:at,quick")
+    base = load_config_file(CONFIGS / "g2p.py:at,quick")
     with pytest.raises(ValueError, match="config key 'batch_size' takes a int"):
         build_config(base, {"batch_size": "big"})
     with pytest.raises(ValueError, match="unknown model.norm 'group'; valid: layer, batch, rms"):

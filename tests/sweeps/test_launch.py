@@ -178,11 +178,10 @@ def test_a_killed_sweep_leaves_its_runs_going_and_a_new_one_watches_them(tmp_pat
 
 
 def test_progress_line_counts_runs_and_extrapolates_the_mean_run_time():
-    from attnlab.sweeps.launch import Outcome, Progress
+    from attnlab.sweeps.launch import Outcome
 
-    progress = Progress(5, parallel=2)
-    progress.done = 2
-    progress.record(seconds=10.0)
-    progress.record(seconds=30.0)
+    outcome = Outcome(total=5, parallel=2)
+    outcome.count("finished", "a", {"wall_seconds": 10.0})
+    outcome.count("finished", "b", {"wall_seconds": 30.0})
     # Three runs left at 20 s each, two at a time: 30 s.
-    assert progress.line(3, Outcome()) == "2/5 runs done | ETA 0:00:30"
+    assert outcome.line(3) == "2/5 runs done | ETA 0:00:30"

@@ -9,10 +9,7 @@ few minutes on a 2-core CPU; the synthetic reverse task (``REVERSE_BUDGET``) joi
 position is the whole point. ``--quick`` swaps the budget for each task's ``quick``
 variant (a tiny model, a 2000-example dataset, 40 steps) so a test can run a sweep.
 
-The measured wall time of every sweep is in its experiments/results/ablations/<sweep>/README.md. In
-norm_batch every run sees 128k examples, so a batch-4 run takes 32000 steps while a batch-128
-run takes 1000. (The first design, 256k examples and pre x post at every batch size, 108 runs,
-was estimated at 7-9.5 h: too long for this machine.)
+Each sweep's measured wall time is in experiments/results/ablations/<sweep>/README.md.
 """
 
 from __future__ import annotations
@@ -20,58 +17,56 @@ from __future__ import annotations
 from attnlab.choices import check_choice
 from attnlab.sweeps.spec import Grid, Sweep
 
-# The common G2P base: 2+2 layers, d_model 64, 4000 steps of 64 words (about two epochs of
-# the 121k training words), greedy decoding of the whole validation split. Length buckets
-# cut the padding of these short sequences (words of 1-32 letters, most under 12).
-G2P_BUDGET = {
+_SMALL = {
     "model.d_model": 64,
     "model.num_heads": 4,
     "model.d_ff": 256,
     "model.num_encoder_layers": 2,
+}
+
+
+def _schedule(steps: int) -> dict[str, int]:
+    """``steps`` steps of 64 sequences, a tenth of them warmup; logged every 100 steps,
+    evaluated every 1000, saved every 500."""
+    return {
+        "batch_size": 64,
+        "num_train_steps": steps,
+        "warmup_steps": steps // 10,
+        "log_every_steps": 100,
+        "eval_every_steps": 1000,
+        "checkpoint_every_steps": 500,
+    }
+
+
+# The common G2P base: 2+2 layers, d_model 64, 4000 steps of 64 words (about two epochs of
+# the 121k training words), greedy decoding of the whole validation split (2462 words).
+# Length buckets cut the padding of these short sequences (words of 1-32 letters, most under 12).
+G2P_BUDGET = {
+    **_SMALL,
     "model.num_decoder_layers": 2,
     "data.bucket_boundaries": (8, 12, 16),
-    "batch_size": 64,
-    "num_train_steps": 4000,
-    "warmup_steps": 400,
-    "log_every_steps": 100,
-    "eval_every_steps": 1000,
-    "checkpoint_every_steps": 500,
+    **_schedule(4000),
     "decode_method": "greedy",
-    "eval_decode_examples": 2500,  # all 2462 validation words
+    "eval_decode_examples": 2500,
 }
-
 # Reversing 1-16 symbols out of 16: the same model size; 3000 steps of 64 sequences.
 REVERSE_BUDGET = {
-    "model.d_model": 64,
-    "model.num_heads": 4,
-    "model.d_ff": 256,
-    "model.num_encoder_layers": 2,
+    **_SMALL,
     "model.num_decoder_layers": 2,
     "data.bucket_boundaries": (6, 11),
-    "batch_size": 64,
-    "num_train_steps": 3000,
-    "warmup_steps": 300,
-    "log_every_steps": 100,
-    "eval_every_steps": 1000,
-    "checkpoint_every_steps": 500,
+    **_schedule(3000),
     "eval_decode_examples": 1024,
 }
-
 G2P = "g2p.py:at"
 REVERSE = "synthetic.py:at,reverse"
-_METRICS = ("eval_wer", "eval_per", "eval_accuracy", "eval_loss")
 
 # norm_batch: every run sees 128k examples (2000 steps at batch 64, one epoch), half the
 # common budget, so that the batch-4 runs (32000 steps) stay short
 # (experiments/results/ablations/norm_batch/README.md has times).
-NORM_BUDGET = {
-    **G2P_BUDGET,
-    "num_train_steps": 2000,
-    "warmup_steps": 200,
-    "eval_every_steps": 1000,
-    "checkpoint_every_steps": 500,
-}
+NORM_BUDGET = {**G2P_BUDGET, "num_train_steps": 2000, "warmup_steps": 200}
 _NORMS = ("layer", "batch", "rms")
+_SCORES = ("softmax", "relu", "relu_over_length", "sigmoid", "sigmoid_minus_log_length", "linear")
+_POSITIONS = ("none", "sinusoidal", "learned", "rotary", "alibi")
 
 NORM_BATCH = Sweep(
     name="norm_batch",
@@ -86,21 +81,20 @@ NORM_BATCH = Sweep(
     ),
     grids=(
         Grid(
-            label="pre",
-            config=G2P,
+            "pre",
+            G2P,
             fixed={"model.norm_position": "pre"},
             axes={"model.norm": _NORMS, "batch_size": (4, 8, 16, 32, 64, 128)},
             budget=NORM_BUDGET,
         ),
         Grid(
-            label="post",
-            config=G2P,
+            "post",
+            G2P,
             fixed={"model.norm_position": "post"},
             axes={"model.norm": _NORMS, "batch_size": (64,)},
             budget=NORM_BUDGET,
         ),
     ),
-    report_metrics=_METRICS,
     plot_x="batch_size",
     fixed_examples=True,
 )
@@ -114,24 +108,7 @@ ATTENTION_SCORES = Sweep(
         "Wortsman et al. (2023): relu/length approaches softmax, while unnormalized relu is "
         "worse; after Ramapuram et al. (2024): sigmoid needs the -log(length) bias."
     ),
-    grids=(
-        Grid(
-            label="g2p",
-            config=G2P,
-            axes={
-                "model.attention": (
-                    "softmax",
-                    "relu",
-                    "relu_over_length",
-                    "sigmoid",
-                    "sigmoid_minus_log_length",
-                    "linear",
-                )
-            },
-            budget=G2P_BUDGET,
-        ),
-    ),
-    report_metrics=_METRICS,
+    grids=(Grid("g2p", G2P, axes={"model.attention": _SCORES}, budget=G2P_BUDGET),),
 )
 
 HEADS = Sweep(
@@ -141,15 +118,7 @@ HEADS = Sweep(
         "Vaswani et al. (2017, Table 3 A) found one head about 1 BLEU worse than 8, and too "
         "many heads worse again."
     ),
-    grids=(
-        Grid(
-            label="g2p",
-            config=G2P,
-            axes={"model.num_heads": (1, 2, 4, 8)},
-            budget=G2P_BUDGET,
-        ),
-    ),
-    report_metrics=_METRICS,
+    grids=(Grid("g2p", G2P, axes={"model.num_heads": (1, 2, 4, 8)}, budget=G2P_BUDGET),),
     plot_x="model.num_heads",
 )
 
@@ -163,20 +132,9 @@ POSITION = Sweep(
         "position signals end close to each other on these short sequences."
     ),
     grids=(
-        Grid(
-            label="g2p",
-            config=G2P,
-            axes={"model.position": ("none", "sinusoidal", "learned", "rotary", "alibi")},
-            budget=G2P_BUDGET,
-        ),
-        Grid(
-            label="reverse",
-            config=REVERSE,
-            axes={"model.position": ("none", "sinusoidal", "learned", "rotary", "alibi")},
-            budget=REVERSE_BUDGET,
-        ),
+        Grid("g2p", G2P, axes={"model.position": _POSITIONS}, budget=G2P_BUDGET),
+        Grid("reverse", REVERSE, axes={"model.position": _POSITIONS}, budget=REVERSE_BUDGET),
     ),
-    report_metrics=_METRICS,
 )
 
 ATTENTION_VS_CNN = Sweep(
@@ -190,18 +148,16 @@ ATTENTION_VS_CNN = Sweep(
         "it, a wide enough kernel comes close to attention."
     ),
     grids=(
+        Grid("attention", G2P, fixed={"model.attention": "softmax"}, budget=G2P_BUDGET),
         Grid(
-            label="attention", config=G2P, fixed={"model.attention": "softmax"}, budget=G2P_BUDGET
-        ),
-        Grid(
-            label="conv",
-            config=G2P,
+            "conv",
+            G2P,
             fixed={"model.attention": "conv"},
             axes={"model.conv_kernel": (3, 5, 9)},
             budget=G2P_BUDGET,
         ),
     ),
-    report_metrics=(*_METRICS, "steps_per_sec"),
+    report_metrics=("eval_wer", "eval_per", "eval_accuracy", "eval_loss", "steps_per_sec"),
     plot_metrics=("eval_wer", "steps_per_sec"),
 )
 
@@ -212,33 +168,14 @@ INPUT = Sweep(
         "sqrt(d_model), tied to the output projection). Both compute a per-token vector; "
         "expected: the same quality, with the embedding using fewer parameters because of tying."
     ),
-    grids=(
-        Grid(
-            label="g2p",
-            config=G2P,
-            axes={"model.input": ("embedding", "one_hot")},
-            budget=G2P_BUDGET,
-        ),
-    ),
-    report_metrics=_METRICS,
+    grids=(Grid("g2p", G2P, axes={"model.input": ("embedding", "one_hot")}, budget=G2P_BUDGET),),
 )
 
 # The address tagger (cn_address, 1,243 input symbols with specials): 2 layers, d_model 64,
 # 1000 steps of 64 addresses (2.5 epochs of the 25.6k training addresses), scored on the whole
 # validation split. Shorter than address.py's own 3000-step run
 # (experiments/results/ablations/address/README.md has times).
-ADDRESS_BUDGET = {
-    "model.d_model": 64,
-    "model.num_heads": 4,
-    "model.d_ff": 256,
-    "model.num_encoder_layers": 2,
-    "batch_size": 64,
-    "num_train_steps": 1000,
-    "warmup_steps": 100,
-    "log_every_steps": 100,
-    "eval_every_steps": 1000,
-    "checkpoint_every_steps": 500,
-}
+ADDRESS_BUDGET = {**_SMALL, **_schedule(1000)}
 ADDRESS = "address.py"
 
 ADDRESS_CHOICES = Sweep(
@@ -254,16 +191,10 @@ ADDRESS_CHOICES = Sweep(
         "and loss on the validation split, and training speed."
     ),
     grids=(
-        Grid(label="base", config=ADDRESS, budget=ADDRESS_BUDGET),
-        Grid(
-            label="one_hot", config=ADDRESS, fixed={"model.input": "one_hot"}, budget=ADDRESS_BUDGET
-        ),
-        Grid(
-            label="conv", config=ADDRESS, fixed={"model.attention": "conv"}, budget=ADDRESS_BUDGET
-        ),
-        Grid(
-            label="batchnorm", config=ADDRESS, fixed={"model.norm": "batch"}, budget=ADDRESS_BUDGET
-        ),
+        Grid("base", ADDRESS, budget=ADDRESS_BUDGET),
+        Grid("one_hot", ADDRESS, fixed={"model.input": "one_hot"}, budget=ADDRESS_BUDGET),
+        Grid("conv", ADDRESS, fixed={"model.attention": "conv"}, budget=ADDRESS_BUDGET),
+        Grid("batchnorm", ADDRESS, fixed={"model.norm": "batch"}, budget=ADDRESS_BUDGET),
     ),
     metric="eval_accuracy",
     lower_is_better=False,

@@ -1,16 +1,10 @@
 """A sweep's results: ``results.csv`` (one row per run), ``report.md`` and ``<sweep>.png``.
 
-The report groups runs by setting and gives the mean and the sample standard deviation
-(ddof=1) over the seeds that finished. Rates (WER, PER, accuracies) are printed and plotted in
-percent. Settings are compared within one task config, among the settings where no seed
-diverged. **best** marks a setting only when its mean of the sweep's metric, as printed, is
-strictly better than every other setting's: a tie (a metric that is the same for every run,
-such as a WER of 100% after a quick run) marks nothing and says so under the table, and the
-plot then adds a metric that does vary (``eval_loss``). Runs of a task's ``quick`` variant are
-never ranked: tiny models trained for a few dozen steps show that the code runs, not which
-setting is better.
-
-``render_from_csv`` re-draws ``report.md`` and the plot from a committed ``results.csv``.
+The report gives each setting's mean and sample std (ddof=1) over the seeds that finished, rates
+in percent. **best** marks a setting only where its mean is strictly better as printed than every
+other setting's of its task config with no diverged seed; never in a ``quick`` run (tiny models
+show that the code runs, not which setting is better). ``render_from_csv`` redraws both from a
+committed ``results.csv``.
 """
 
 from __future__ import annotations
@@ -23,12 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from attnlab.analysis.plots import axis_label, is_percent, percent_axis
+from attnlab.analysis.plots import axis_label, is_percent, percent_axis, save
+from attnlab.analysis.report import pct, table
 from attnlab.sweeps.jobs import DONE, read_json
 from attnlab.sweeps.spec import Run, Sweep, format_value, parse_value
 
-_RATES = ("steps_per_sec", "tokens_per_sec")
-_TAIL = (*_RATES, "params", "wall_seconds")
+_TAIL = ("steps_per_sec", "tokens_per_sec", "params", "wall_seconds")
 
 
 def collect(runs: Sequence[Run], workdir: Path) -> list[dict[str, Any]]:
@@ -36,16 +30,12 @@ def collect(runs: Sequence[Run], workdir: Path) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         done = read_json(Path(workdir) / run.relpath / DONE)
-        if done is None:
-            continue
-        row: dict[str, Any] = {"run": run.name, "group": run.group, "task": run.task}
-        row.update(seed=run.seed, status=done["status"])
-        row.update(run.settings)
-        metrics = done.get("metrics", {})
-        row.update({k: v for k, v in metrics.items() if k not in _RATES})
-        row.update({k: metrics.get(k) for k in _RATES})
-        row.update(params=done.get("params"), wall_seconds=done.get("wall_seconds"))
-        rows.append(row)
+        if done is not None:
+            row = {"run": run.name, "group": run.group, "task": run.task, "seed": run.seed}
+            row.update({"status": done["status"], **run.settings, **done.get("metrics", {})})
+            rows.append(
+                {**row, "params": done.get("params"), "wall_seconds": done.get("wall_seconds")}
+            )
     return rows
 
 
@@ -53,13 +43,21 @@ def write_csv(rows: Sequence[dict[str, Any]], sweep: Sweep, path: Path) -> Path:
     """``results.csv``: run, group, seed, status, the settings, the final metrics, then speed."""
     head = ["run", "group", "task", "seed", "status", *sweep.setting_keys()]
     metrics = sorted({k for r in rows for k in r} - set(head) - set(_TAIL) - {"step"})
-    columns = [*head, "step", *metrics, *_TAIL]
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer = csv.DictWriter(f, fieldnames=[*head, "step", *metrics, *_TAIL], restval="")
         writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        writer.writerows({k: v for k, v in row.items() if v is not None} for row in rows)
     return path
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``results.csv`` as ``collect`` gives them, blanks left out."""
+    with Path(path).open(newline="") as f:
+        text = ("run", "group", "task", "status")
+        return [
+            {k: v if k in text else parse_value(v) for k, v in row.items() if v != ""}
+            for row in csv.DictReader(f)
+        ]
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -74,10 +72,7 @@ def summarize(rows: Sequence[dict[str, Any]], sweep: Sweep) -> list[dict[str, An
     by_setting: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         by_setting.setdefault((row["task"], row["run"]), []).append(row)
-    columns = [
-        *sweep.report_metrics,
-        *[c for c in ("steps_per_sec", "params") if c not in sweep.report_metrics],
-    ]
+    columns = list(dict.fromkeys([*sweep.report_metrics, "steps_per_sec", "params"]))
     out = []
     for (task, name), group in by_setting.items():
         finished = [r for r in group if r["status"] == "finished"]
@@ -88,11 +83,6 @@ def summarize(rows: Sequence[dict[str, Any]], sweep: Sweep) -> list[dict[str, An
             c: _mean_std([float(r[c]) for r in finished if r.get(c) is not None]) for c in columns
         }
         out.append(entry)
-    for task in dict.fromkeys(e["task"] for e in out):
-        note = _mark_best([e for e in out if e["task"] == task], sweep)
-        for e in out:
-            if e["task"] == task:
-                e["note"] = note
     return out
 
 
@@ -104,8 +94,6 @@ def is_quick(task: str) -> bool:
 def _mark_best(entries: Sequence[dict[str, Any]], sweep: Sweep) -> str | None:
     """Set ``best`` on the one setting that is strictly best as printed; else say why not."""
     metric = sweep.metric
-    for e in entries:
-        e["best"] = False
     eligible = [e for e in entries if not e["diverged"] and not math.isnan(e["stats"][metric][0])]
     note, top = "", None
     if len(eligible) > 1:
@@ -136,52 +124,8 @@ def _cell(mean: float, std: float, key: str) -> str:
         return "-"
     if key == "params":
         return f"{mean:,.0f}"
-    if is_percent(key):
-        text = f"{100 * mean:.2f}"
-        return text if math.isnan(std) else f"{text} ± {100 * std:.2g}"
-    return f"{mean:.4g}" if math.isnan(std) else f"{mean:.4g} ± {std:.2g}"
-
-
-def write_report(
-    summaries: Sequence[dict[str, Any]],
-    sweep: Sweep,
-    path: Path,
-    *,
-    command: str,
-    done: int,
-    total: int,
-) -> Path:
-    """``report.md``: the question, the command, and a mean ± std table per task config."""
-    direction = "lower" if sweep.lower_is_better else "higher"
-    lines = [f"# Ablation: {sweep.name}", "", sweep.question, "", "Command:", "", "```"]
-    lines += [command, "```", ""]
-    lines.append(
-        f"{done} of {total} runs done. Each cell is the mean ± sample std (ddof=1) over the "
-        "seeds that finished; columns marked % are rates in percent. **best** marks the "
-        f"{direction} mean {sweep.metric} among settings with no diverged seed, only where it "
-        "is strictly better as printed (ties mark nothing). steps/s is the median over "
-        "logging windows."
-    )
-    for task in dict.fromkeys(s["task"] for s in summaries):
-        entries = [s for s in summaries if s["task"] == task]
-        keys = list(dict.fromkeys(k for s in entries for k in s["settings"]))
-        columns = list(entries[0]["stats"])
-        heads = [f"{c} %" if is_percent(c) else c for c in columns]
-        lines += ["", f"## {task}", ""]
-        lines.append("| " + " | ".join([*keys, "seeds", *heads]) + " |")
-        lines.append("|" + "---|" * (len(keys) + 1 + len(columns)))
-        for s in entries:
-            cells = [format_value(s["settings"].get(k, "")) for k in keys]
-            seeds = str(s["finished"]) + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
-            stats = [_cell(*s["stats"][c], c) for c in columns]
-            if s.get("best"):
-                i = columns.index(sweep.metric)
-                stats[i] = f"**{stats[i]} best**"
-            lines.append("| " + " | ".join([*cells, seeds, *stats]) + " |")
-        if entries[0].get("note"):
-            lines += ["", entries[0]["note"]]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    text, spread = (pct(mean), 100 * std) if is_percent(key) else (f"{mean:.4g}", std)
+    return text if math.isnan(std) else f"{text} ± {spread:.2g}"
 
 
 def _constant(entries: Sequence[dict[str, Any]], metric: str) -> bool:
@@ -209,22 +153,9 @@ def panel_metrics(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> list[str
     return metrics
 
 
-def plot(summaries: Sequence[dict[str, Any]], sweep: Sweep, path: Path) -> Path:
-    """Draw ``figure`` to ``path``."""
-    import matplotlib.pyplot as plt
-
-    fig = figure(summaries, sweep)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def figure(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> Any:
-    """One panel per (task, plot metric): lines over ``plot_x`` if set, else one bar per setting.
-
-    Rates are drawn in percent. A metric with the same mean in every setting is drawn with a
-    note saying it does not separate the runs, beside a metric that does (``panel_metrics``).
-    """
+    """One panel per (task, plot metric): lines over ``plot_x`` if set, else one bar per setting;
+    rates in percent; a metric flat over the settings says so (``panel_metrics`` adds another)."""
     import matplotlib.pyplot as plt  # the Agg backend: set by attnlab.analysis.plots
 
     tasks = list(dict.fromkeys(s["task"] for s in summaries))
@@ -246,27 +177,11 @@ def figure(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> Any:
             ax.set_ylabel(f"{axis_label(metric)}{better}")
             if is_percent(metric):
                 percent_axis(ax)
-            title = f"{sweep.name}: {task}"
-            if is_quick(task):
-                title += "\nquick run: tiny models, not a comparison"
-            ax.set_title(title, fontsize=9)
+            quick = "\nquick run: tiny models, not a comparison" if is_quick(task) else ""
+            ax.set_title(f"{sweep.name}: {task}{quick}", fontsize=9)
             ax.grid(alpha=0.3)
             if _constant(entries, metric):
-                means = [e["stats"][metric][0] for e in entries if e["finished"]]
-                mean = next(m for m in means if not math.isnan(m))
-                if is_percent(metric) and lines:  # no empty band above 100%
-                    ax.set_ylim(mean - 0.06, min(mean + 0.06, 1.005))
-                value = _cell(mean, math.nan, metric) + ("%" if is_percent(metric) else "")
-                ax.text(
-                    0.5,
-                    0.2,
-                    f"{metric} is {value} in every setting:\nit does not separate the runs",
-                    transform=ax.transAxes,
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    bbox=dict(facecolor="white", edgecolor="0.6", alpha=0.9),
-                )
+                _flat_note(ax, entries, metric, lines)
     width, height = fig.get_size_inches()
     caption = textwrap.wrap(
         "Bars and points: the mean over the seeds of each setting; error bars: one standard "
@@ -276,6 +191,17 @@ def figure(summaries: Sequence[dict[str, Any]], sweep: Sweep) -> Any:
     fig.text(0.5, 0.01, "\n".join(caption), ha="center", va="bottom", fontsize=8)
     fig.tight_layout(rect=(0, (0.05 + 0.15 * len(caption)) / height, 1, 1))
     return fig
+
+
+def _flat_note(ax: Any, entries: Sequence[dict[str, Any]], metric: str, lines: bool) -> None:
+    """Say on the panel that ``metric`` is the same in every setting."""
+    mean = next(m for e in entries if e["finished"] and not math.isnan(m := e["stats"][metric][0]))
+    if is_percent(metric) and lines:  # no empty band above 100%
+        ax.set_ylim(mean - 0.06, min(mean + 0.06, 1.005))
+    value = _cell(mean, math.nan, metric) + ("%" if is_percent(metric) else "")
+    note = f"{metric} is {value} in every setting:\nit does not separate the runs"
+    box = dict(facecolor="white", edgecolor="0.6", alpha=0.9)
+    ax.text(0.5, 0.2, note, transform=ax.transAxes, ha="center", va="center", fontsize=8, bbox=box)
 
 
 def _lines(ax: Any, entries: Sequence[dict[str, Any]], x_key: str, metric: str) -> None:
@@ -289,14 +215,8 @@ def _lines(ax: Any, entries: Sequence[dict[str, Any]], x_key: str, metric: str) 
     for label, points in series.items():
         points.sort()
         xs, means, stds = zip(*points, strict=True)
-        ax.errorbar(
-            xs,
-            means,
-            yerr=[0 if math.isnan(v) else v for v in stds],
-            marker="o",
-            capsize=3,
-            label=label,
-        )
+        yerr = [0 if math.isnan(v) else v for v in stds]
+        ax.errorbar(xs, means, yerr=yerr, marker="o", capsize=3, label=label)
     xs = sorted({s["settings"][x_key] for s in entries})
     if xs[0] > 0 and xs[-1] / xs[0] >= 8:
         ax.set_xscale("log", base=2)
@@ -322,56 +242,53 @@ def write_results(
     sweep: Sweep, runs: Sequence[Run], workdir: Path, *, command: str
 ) -> tuple[Path, Path, Path | None]:
     """Write ``results.csv``, ``report.md`` and (once a run is done) ``<sweep>.png``."""
-    workdir = Path(workdir)
     rows = collect(runs, workdir)
-    csv_path = write_csv(rows, sweep, workdir / "results.csv")
-    summaries = summarize(rows, sweep)
-    report = write_report(
-        summaries, sweep, workdir / "report.md", command=command, done=len(rows), total=len(runs)
-    )
-    png = plot(summaries, sweep, workdir / f"{sweep.name}.png") if summaries else None
-    return csv_path, report, png
-
-
-def read_csv(path: Path, sweep: Sweep) -> list[dict[str, Any]]:
-    """The rows of a ``results.csv`` as ``collect`` gives them: typed values, blanks dropped."""
-    settings = set(sweep.setting_keys())
-    rows = []
-    with Path(path).open(newline="") as f:
-        for raw in csv.DictReader(f):
-            row: dict[str, Any] = {}
-            for key, text in raw.items():
-                if text == "":
-                    if key in _TAIL:
-                        row[key] = None
-                elif key in ("run", "group", "task", "status"):
-                    row[key] = text
-                elif key == "seed":
-                    row[key] = int(text)
-                else:
-                    row[key] = parse_value(text) if key in settings else float(text)
-            rows.append(row)
-    return rows
+    csv_path = write_csv(rows, sweep, Path(workdir) / "results.csv")
+    return (csv_path, *_render(rows, sweep, Path(workdir), command=command, total=len(runs)))
 
 
 def render_from_csv(
     sweep: Sweep, workdir: Path, *, command: str, total: int | None = None
 ) -> tuple[Path, Path | None]:
-    """Re-draw ``report.md`` and ``<sweep>.png`` of ``workdir`` from its ``results.csv``.
+    """Redraw ``report.md`` and ``<sweep>.png`` of ``workdir`` from its ``results.csv``: for a
+    committed results directory, whose run directories are gone. ``command`` ran the sweep,
+    ``total`` is its number of planned runs (default: the rows)."""
+    rows = read_csv(Path(workdir) / "results.csv")
+    return _render(rows, sweep, Path(workdir), command=command, total=total or len(rows))
 
-    For a committed results directory, whose run directories are gone: ``command`` is the
-    command that ran the sweep and ``total`` its number of planned runs (default: the rows).
-    """
-    workdir = Path(workdir)
-    rows = read_csv(workdir / "results.csv", sweep)
+
+def _render(rows, sweep: Sweep, workdir: Path, *, command: str, total: int):
+    """``report.md`` (the question, the command, a mean ± std table per task config) and the
+    plot."""
     summaries = summarize(rows, sweep)
-    report = write_report(
-        summaries,
-        sweep,
-        workdir / "report.md",
-        command=command,
-        done=len(rows),
-        total=len(rows) if total is None else total,
+    direction = "lower" if sweep.lower_is_better else "higher"
+    lines = [f"# Ablation: {sweep.name}", "", sweep.question, "", "Command:", "", "```"]
+    lines += [command, "```", ""]
+    lines.append(
+        f"{len(rows)} of {total} runs done. Each cell is the mean ± sample std (ddof=1) over the "
+        "seeds that finished; columns marked % are rates in percent. **best** marks the "
+        f"{direction} mean {sweep.metric} among settings with no diverged seed, only where it "
+        "is strictly better as printed (ties mark nothing). steps/s is the median over "
+        "logging windows."
     )
-    png = plot(summaries, sweep, workdir / f"{sweep.name}.png") if summaries else None
-    return report, png
+    for task in dict.fromkeys(s["task"] for s in summaries):
+        entries = [s for s in summaries if s["task"] == task]
+        keys = list(dict.fromkeys(k for s in entries for k in s["settings"]))
+        columns = list(entries[0]["stats"])
+        note, cells_of = _mark_best(entries, sweep), []  # sets each entry's "best"
+        for s in entries:
+            cells = [format_value(s["settings"].get(k, "")) for k in keys]
+            cells.append(
+                f"{s['finished']}" + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
+            )
+            stats = [_cell(*s["stats"][c], c) for c in columns]
+            if s.get("best"):
+                i = columns.index(sweep.metric)
+                stats[i] = f"**{stats[i]} best**"
+            cells_of.append([*cells, *stats])
+        heads = [f"{c} %" if is_percent(c) else c for c in columns]
+        lines += ["", f"## {task}", "", *table([*keys, "seeds", *heads], cells_of)]
+        lines += ["", note] if note else []
+    (workdir / "report.md").write_text("\n".join(lines) + "\n")
+    png = save(figure(summaries, sweep), workdir / f"{sweep.name}.png") if summaries else None
+    return workdir / "report.md", png

@@ -1,12 +1,10 @@
-"""What a sweep is, and how it becomes a list of runs with validated configs.
+"""What a sweep is, and how it becomes runs with checked configs.
 
-A ``Sweep`` asks one question ("what happens if I change X?"). It is made of ``Grid``s: each
-grid names a task config (a file in ``experiments/configs`` and its variant), the settings it
-fixes, and the axes it varies (their product, or zipped). ``expand`` turns a sweep into
-``Run``s, one per setting and seed, each carrying every ``--config.key=value`` override that
-``experiments/train.py`` receives. ``build_config`` applies those overrides to the task
-config in-process, and the trainer's ``check_config`` makes every check that needs no data, so
-a bad value fails before any run starts.
+A ``Sweep`` asks one question ("what happens if I change X?") through ``Grid``s: a task config
+(a file of ``experiments/configs`` and its variant), the settings it fixes and the axes it
+varies. ``expand`` makes one ``Run`` per setting and seed, with the ``--config.key=value``
+overrides that ``experiments/train.py`` gets; it builds every run's config and makes the
+trainer's checks (``check_config``), so a bad value fails before any run starts.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ import ml_collections
 
 from attnlab.train.config import check_config, load_config_file
 
-# Keys counted in steps; a fixed-token sweep scales them by reference_batch / batch_size.
+# Keys counted in steps; a fixed-examples sweep scales them by reference_batch / batch_size.
 STEP_KEYS = (
     "num_train_steps",
     "warmup_steps",
@@ -34,12 +32,8 @@ STEP_KEYS = (
 
 @dataclasses.dataclass(frozen=True)
 class Grid:
-    """A block of runs on one task config: fixed settings times the axes.
-
-    ``budget`` holds the model size and training length of the full form; the quick form
-    drops it and uses the task's ``quick`` variant instead. ``fixed`` and ``axes`` apply to
-    both forms.
-    """
+    """A block of runs on one task config: fixed settings times the axes. ``budget`` (model
+    size, training length) is the full form's; the quick form uses the task's quick variant."""
 
     label: str
     config: str  # "<file in experiments/configs>:<variant>", e.g. "g2p.py:at"
@@ -50,14 +44,10 @@ class Grid:
 
     def settings(self) -> list[dict[str, Any]]:
         """Every combination of axis values: the product, or the axes zipped."""
-        keys = list(self.axes)
-        values = [list(self.axes[k]) for k in keys]
-        if self.zipped:
-            if len({len(v) for v in values}) > 1:
-                raise ValueError(f"grid {self.label!r}: zipped axes need equal lengths")
-            combos = zip(*values, strict=True)
-        else:
-            combos = itertools.product(*values)
+        keys, values = list(self.axes), [list(v) for v in self.axes.values()]
+        if self.zipped and len({len(v) for v in values}) > 1:
+            raise ValueError(f"grid {self.label!r}: zipped axes need equal lengths")
+        combos = zip(*values, strict=True) if self.zipped else itertools.product(*values)
         return [dict(zip(keys, combo, strict=True)) for combo in combos]
 
 
@@ -70,15 +60,12 @@ class Sweep:
     grids: tuple[Grid, ...]
     metric: str = "eval_wer"  # the setting with the best mean is marked in report.md
     lower_is_better: bool = True
-    report_metrics: tuple[str, ...] = ("eval_wer", "eval_per", "eval_loss")
+    report_metrics: tuple[str, ...] = ("eval_wer", "eval_per", "eval_accuracy", "eval_loss")
     plot_metrics: tuple[str, ...] = ("eval_wer",)
     plot_x: str | None = None  # a numeric axis drawn as the x axis (else: one bar per setting)
     # Fixed number of examples seen: every run's STEP_KEYS are scaled by
     # base batch_size / run batch_size, where the base is the task config with its budget.
     fixed_examples: bool = False
-
-    def axis_keys(self) -> list[str]:
-        return list(dict.fromkeys(k for g in self.grids for k in g.axes))
 
     def setting_keys(self) -> list[str]:
         """The keys that tell runs apart: each grid's fixed settings and axes."""
@@ -115,9 +102,7 @@ class Run:
 
 def format_value(value: Any) -> str:
     """A value as ml_collections ``config_flags`` parses it back (tuples via literal_eval)."""
-    if isinstance(value, tuple | list):
-        return repr(tuple(value))
-    return str(value)
+    return repr(tuple(value)) if isinstance(value, tuple | list) else str(value)
 
 
 def parse_value(text: str) -> Any:
@@ -129,11 +114,6 @@ def parse_value(text: str) -> Any:
     return value if isinstance(value, int | float | bool | tuple) else text
 
 
-def load_task_config(configs_dir: str | Path, task: str) -> ml_collections.ConfigDict:
-    """``get_config(variant)`` of ``<configs_dir>/<file>``, as ``--config=file:variant`` does."""
-    return load_config_file(Path(configs_dir) / task)
-
-
 def set_key(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
     """``config.<key> = value`` for an existing dotted key; unknown keys list the valid ones."""
     *path, last = key.split(".")
@@ -141,8 +121,7 @@ def set_key(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
     for depth, part in enumerate([*path, last]):
         keys = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
         if part not in keys:
-            where = ".".join(path[:depth])
-            scope = f"{where} keys" if where else "keys"
+            scope = f"{'.'.join(path[:depth])} keys" if depth else "keys"
             raise ValueError(f"unknown config key {key!r}; valid {scope}: {', '.join(keys)}")
         if depth < len(path):
             node = node[part]
@@ -163,32 +142,6 @@ def build_config(
     return config
 
 
-def quick_task(task: str) -> str:
-    """``g2p.py:at`` -> ``g2p.py:at,quick``; ``g2p.py`` -> ``g2p.py:quick``."""
-    file, _, variant = task.partition(":")
-    return f"{file}:{variant},quick" if variant else f"{file}:quick"
-
-
-def _short(key: str) -> str:
-    return key.rsplit(".", 1)[-1]
-
-
-def _run_name(sweep: Sweep, grid: Grid, setting: Mapping[str, Any]) -> str:
-    parts = [grid.label] if len(sweep.grids) > 1 or not setting else []
-    parts += [f"{_short(k)}={format_value(v)}" for k, v in setting.items()]
-    return ",".join(parts).replace("/", "_").replace(" ", "")
-
-
-def _scale_steps(
-    base: ml_collections.ConfigDict, overrides: dict[str, Any], reference: int
-) -> None:
-    """Fixed examples seen: step counts meant for batch ``reference``, scaled to the run's."""
-    batch = int(overrides.get("batch_size", base.batch_size))
-    for key in STEP_KEYS:
-        steps = int(overrides.get(key, base[key]))
-        overrides[key] = max(1, round(steps * reference / batch))
-
-
 def expand(
     sweep: Sweep,
     *,
@@ -206,62 +159,55 @@ def expand(
     checked; the first problem raises a one-line ValueError.
     """
     axes, sets = dict(axes or {}), dict(sets or {})
+    axis_keys = list(dict.fromkeys(k for g in sweep.grids for k in g.axes))
+    labels = [g.label for g in sweep.grids]
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
-    labels = [g.label for g in sweep.grids]
-    for label in groups or ():
-        if label not in labels:
-            raise ValueError(
-                f"unknown group {label!r} of sweep {sweep.name}; valid: {', '.join(labels)}"
-            )
-    for key in axes:
-        if key not in sweep.axis_keys():
-            valid = ", ".join(sweep.axis_keys()) or "(none)"
-            raise ValueError(f"sweep {sweep.name} has no axis {key!r}; valid: {valid}")
-    for key in sets:
-        if key in sweep.axis_keys() or key == "seed":
-            raise ValueError(
-                f"--set {key} is an axis of sweep {sweep.name} (or the seed); use --axis"
-            )
+    if unknown := [g for g in groups or () if g not in labels]:
+        raise ValueError(
+            f"unknown group {unknown[0]!r} of sweep {sweep.name}; valid: {', '.join(labels)}"
+        )
+    if unknown := [k for k in axes if k not in axis_keys]:
+        valid = ", ".join(axis_keys) or "(none)"
+        raise ValueError(f"sweep {sweep.name} has no axis {unknown[0]!r}; valid: {valid}")
+    if clash := [k for k in sets if k in axis_keys or k == "seed"]:
+        raise ValueError(
+            f"--set {clash[0]} is an axis of sweep {sweep.name} (or the seed); use --axis"
+        )
     grids = [g for g in sweep.grids if not groups or g.label in groups]
-    grids = [
-        dataclasses.replace(g, axes={**g.axes, **{k: v for k, v in axes.items() if k in g.axes}})
-        for g in grids
-    ]
     bases: dict[str, ml_collections.ConfigDict] = {}
     runs: list[Run] = []
     configs: dict[str, ml_collections.ConfigDict] = {}
-    for seed in range(seeds):
-        for grid in grids:
-            task = quick_task(grid.config) if quick else grid.config
-            if task not in bases:
-                bases[task] = load_task_config(configs_dir, task)
-            base = bases[task]
-            for setting in grid.settings():
-                overrides = {} if quick else dict(grid.budget)
-                overrides.update(grid.fixed)
-                reference = int(overrides.get("batch_size", base.batch_size))
-                overrides.update(setting)
-                overrides.update(sets)
-                if sweep.fixed_examples:
-                    _scale_steps(base, overrides, reference)
-                overrides["seed"] = seed
-                run = Run(
-                    sweep=sweep.name,
-                    group=grid.label,
-                    task=task,
-                    name=_run_name(sweep, grid, setting),
-                    seed=seed,
-                    settings={**grid.fixed, **setting},
-                    overrides=overrides,
-                )
-                if run.relpath in configs:
-                    raise ValueError(f"sweep {sweep.name}: two runs are named {run.relpath}")
-                try:
-                    config = build_config(base, overrides)
-                    check_config(config)
-                except ValueError as err:
-                    raise ValueError(f"run {run.relpath}: {err}") from err
-                configs[run.relpath] = config
-                runs.append(run)
+    for seed, grid in itertools.product(range(seeds), grids):
+        # The quick form: the task's quick variant, g2p.py:at -> g2p.py:at,quick, without budget.
+        task = (
+            grid.config + ("," if ":" in grid.config else ":") + "quick" if quick else grid.config
+        )
+        if task not in bases:
+            bases[task] = load_config_file(Path(configs_dir) / task)
+        base = bases[task]
+        grid_axes = {k: axes.get(k, v) for k, v in grid.axes.items()}
+        for setting in dataclasses.replace(grid, axes=grid_axes).settings():
+            overrides = {**({} if quick else grid.budget), **grid.fixed}
+            reference = int(overrides.get("batch_size", base.batch_size))
+            overrides.update({**setting, **sets})
+            if sweep.fixed_examples:  # step counts meant for batch `reference`, scaled
+                batch = int(overrides.get("batch_size", base.batch_size))
+                for key in STEP_KEYS:
+                    steps = int(overrides.get(key, base[key]))
+                    overrides[key] = max(1, round(steps * reference / batch))
+            overrides["seed"] = seed
+            parts = [grid.label] if len(sweep.grids) > 1 or not setting else []
+            parts += [f"{k.rsplit('.', 1)[-1]}={format_value(v)}" for k, v in setting.items()]
+            name = ",".join(parts).replace("/", "_").replace(" ", "")
+            settings = {**grid.fixed, **setting}
+            run = Run(sweep.name, grid.label, task, name, seed, settings, overrides)
+            if run.relpath in configs:
+                raise ValueError(f"sweep {sweep.name}: two runs are named {run.relpath}")
+            try:
+                configs[run.relpath] = build_config(base, overrides)
+                check_config(configs[run.relpath])
+            except ValueError as err:
+                raise ValueError(f"run {run.relpath}: {err}") from err
+            runs.append(run)
     return runs, configs
