@@ -23,13 +23,20 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from attnlab.analysis import plots, recorded
+from attnlab.analysis import plots, recorded, wfst_baseline
 from attnlab.analysis.dag_paths import dag_confidence
 from attnlab.analysis.distill import distilled_data_config
 from attnlab.analysis.latency import measure_latency_vs_length, search_steps
 from attnlab.analysis.report import render
 from attnlab.analysis.scoring import error_kinds, score
-from attnlab.analysis.systems import SYSTEMS, make_decoder, one_pass, run_system, valid_rows
+from attnlab.analysis.systems import (
+    BASELINES,
+    SYSTEMS,
+    make_decoder,
+    one_pass,
+    run_system,
+    valid_rows,
+)
 from attnlab.data import dataset_info, make_eval_batches
 from attnlab.decode.at import at_decode
 from attnlab.nat.dag import DAG
@@ -59,10 +66,11 @@ def _train(config: ml_collections.ConfigDict, workdir: Path) -> None:
 def parse_systems(spec: str) -> list[str]:
     """``"at_greedy,nat_length_pred"`` -> names, refusing unknown ones with the valid list."""
     names = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [s for s in names if s not in SYSTEMS]
+    valid = [*SYSTEMS, *BASELINES]
+    unknown = [s for s in names if s not in valid]
     if unknown or not names:
         raise ValueError(
-            f"unknown system {unknown[0] if unknown else spec!r}; valid: {', '.join(SYSTEMS)}"
+            f"unknown system {unknown[0] if unknown else spec!r}; valid: {', '.join(valid)}"
         )
     return names
 
@@ -182,7 +190,7 @@ def _check(config: ml_collections.ConfigDict, workdir: Path) -> list[str]:
         raise FileNotFoundError(f"writeup {writeup}: no such file (config.writeup; '' for none)")
     systems = parse_systems(config.systems)
     if not config.distill:
-        systems = [s for s in systems if not is_distilled(SYSTEMS[s].model)]
+        systems = [s for s in systems if s in BASELINES or not is_distilled(SYSTEMS[s].model)]
     write_config(workdir, config)  # each model's own workdir checks its training config
     return systems
 
@@ -394,30 +402,35 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     """Run the whole experiment; return the rows of ``results.json``."""
     workdir = Path(workdir)
     systems = _check(config, workdir)
+    neural = [s for s in systems if s not in BASELINES]  # the JAX models' systems
     if config.get("train_only", ""):
-        train_models(config, workdir, systems, only=config.train_only,
+        train_models(config, workdir, neural, only=config.train_only,
                      recorded_dir=str(config.get("recorded", "")))  # fmt: skip
         return []
     info = dataset_info(config.at.data)
     batches = _test_batches(config)
     refs = [[list(r) for r in options] for options in valid_rows(batches, "references")]
-    taken, fresh = recorded.take(config, workdir, systems, refs)
+    taken, fresh = recorded.take(config, workdir, neural, refs)
     if taken and config.get("latency_lengths", ()):
         raise ValueError(
             "latency_lengths times trained models: recorded systems "
             f"({', '.join(taken)}) cannot be timed against output length"
         )
-    models, steps = train_models(config, workdir, [s for s in systems if s not in taken],
+    models, steps = train_models(config, workdir, [s for s in neural if s not in taken],
                                  recorded_dir=str(config.get("recorded", "")))  # fmt: skip
     ctx = _Run(config, workdir, batches, refs, info.tgt_vocab, models, steps, taken, fresh)
     rows, outputs, curves = [], {}, {}
     for name in systems:
+        if name in BASELINES:  # phonetisaurus
+            row, outputs[name] = wfst_baseline.baseline_row(config, workdir, batches, refs, info)
+            rows.append(row)
+            continue
         row, outputs[name], got = _system(ctx, name)
         rows.append(row)
         curves.update({k: v for k, v in got.items() if k not in curves})
     results = _results(ctx, rows, outputs, curves, info)
     if config.get("latency_lengths", ()):
-        results["latency_vs_length"] = measure_latency_vs_length(config, models, systems, info)
+        results["latency_vs_length"] = measure_latency_vs_length(config, models, neural, info)
     attention = attention_figure(models, batches, info, workdir / "attention_maps.png", ctx.max_len)
     results["attention_maps"] = attention is not None
     (workdir / "results.json").write_text(json.dumps(results, indent=1) + "\n")

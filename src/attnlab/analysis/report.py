@@ -42,6 +42,12 @@ def _with_ci(key: str, scale: float) -> Callable[[Row], str]:
     return cell
 
 
+def _latency(row: Row) -> str:
+    """ms per sequence at batch 1, with the note of a system timed otherwise (not JAX)."""
+    note = row.get("timing_note")
+    return f"{row['latency_ms_b1']:.2f}" + (f" ({note})" if note else "")
+
+
 # (header, row key, format of the value) or (header, None, format of the row).
 _COLUMNS = (
     ("system", "system", str),
@@ -52,7 +58,7 @@ _COLUMNS = (
     ("exact %", "exact_match", _pct1),
     ("len acc %", "length_accuracy", _pct1),
     ("len MAE", "length_mae", "{:.2f}".format),
-    ("ms/seq b=1", "latency_ms_b1", "{:.2f}".format),
+    ("ms/seq b=1", None, _latency),
     ("seq/s b=64", "throughput_seq_s_b64", "{:.0f}".format),
     ("x greedy", "speedup_vs_at_greedy", "{:.1f}".format),
     ("x beam4", "speedup_vs_at_beam4", "{:.1f}".format),
@@ -297,6 +303,23 @@ def samples_lines(samples: Sequence[Mapping[str, str]]) -> list[str]:
     return ["## Where AT and NAT differ", "", *table(head, rows), ""]
 
 
+def baseline_lines(rows: Sequence[Row]) -> list[str]:
+    """How each system that is no model of ours (a row with ``timing_note``) was trained and
+    timed, and whether its outputs (and so its timing) come from its record."""
+    lines = []
+    for r in (r for r in rows if r.get("timing_note")):
+        q1, q3 = r["latency_ms_b1_quartiles"]
+        lines += [
+            f"`{r['system']}` ({r['timing_note']}): {r['budget']}, trained in "
+            f"{r['train_s']:.0f} s. Batch 1: median {r['latency_ms_b1']:.2f} ms (quartiles "
+            f"{q1:.2f}, {q3:.2f}), {r['timed']}; the whole split in one process: "
+            f"{r['throughput_seq_s_b64']:.0f} words/s. Timed when it was decoded; its outputs "
+            f"{'read from its record' if r['outputs'] == 'recorded' else 'decoded in this run'}.",
+            "",
+        ]
+    return lines
+
+
 def header_lines(results: Mapping[str, Any]) -> list[str]:
     scale, g2p = results["scale"], results["task"] in G2P_TASKS
     lines = [f"# AT versus NAT: {results['task']}", ""]
@@ -316,7 +339,8 @@ def header_lines(results: Mapping[str, Any]) -> list[str]:
         "whole split at the eval batch size.",
         "",
     ]
-    from_record = [r["system"] for r in results["systems"] if r.get("outputs") == "recorded"]
+    recorded = lambda r: r.get("outputs") == "recorded" and not r.get("timing_note")
+    from_record = [r["system"] for r in results["systems"] if recorded(r)]
     if from_record:
         lines += [
             f"Recorded systems ({', '.join(from_record)}): their outputs come from "
@@ -328,6 +352,7 @@ def header_lines(results: Mapping[str, Any]) -> list[str]:
             "(`attnlab.analysis.recorded`).",
             "",
         ]
+    lines += baseline_lines(results["systems"])
     if g2p:
         lines += [
             "Split note: our CMUdict split hashes each word into train/dev/test (90/2/8), so "

@@ -60,6 +60,10 @@ SYSTEMS: dict[str, System] = {
     "nat_ctc_kd": System("nat_ctc_kd", "ctc"),
 }
 
+# Systems that are no model of ours, each trained, decoded and timed by its own module:
+# ``phonetisaurus``, the joint-sequence WFST G2P (analysis.wfst_baseline).
+BASELINES = ("phonetisaurus",)
+
 # NAT methods that are not one pass: refinement iterations, or the reference length given.
 _NOT_ONE_PASS = ("mask_predict", "oracle_length")
 
