@@ -56,6 +56,7 @@ import numpy as np  # noqa: E402
 from benchmarks.against_revision import revision_package  # noqa: E402
 
 import attnlab  # noqa: E402
+from attnlab.train import workdir  # noqa: E402
 from benchmarks import common  # noqa: E402
 
 SECTION = "time_to_quality"
@@ -65,7 +66,10 @@ REFERENCE_STEPS = 4000
 # Validation WER at REFERENCE_STEPS of each model at revision 5556763 (seed 0), from
 # runs/ttq_ref/{at,ctc}/metrics.jsonl of the lead's reference runs. Entered only once
 # measured: a model missing here stops the full benchmark before it writes anything.
-THRESHOLD_WER: dict[str, float] = {}
+THRESHOLD_WER: dict[str, float] = {
+    # benchmarks/time_to_quality_reference/at_5556763.metrics.jsonl, step 4000
+    "at": 0.376953125,
+}
 TARGET_RATIO = 1.5
 TARGET_FRACTION = 0.50
 PEAK_SIZE = 2048
@@ -90,6 +94,21 @@ def eval_curve(workdir: str | Path) -> list[tuple[int, float]]:
 def steps_to(curve: list[tuple[int, float]], threshold: float) -> int | None:
     """The first evaluated step whose WER is at or below ``threshold`` (None: never)."""
     return next((step for step, wer in curve if wer <= threshold), None)
+
+
+def check_trained_config(run_dir: Path, variant: str) -> None:
+    """Refuse a run that did not train this tree's ``g2p.py:<variant>``: its steps would not
+    be this tree's steps. Keys a run may change on resume (the step count, how often it
+    evaluates, logs and saves) may differ."""
+    saved = workdir.saved_config(run_dir)
+    if saved is None:
+        raise SystemExit(f"no config.json in {run_dir}; give the workdir of a training run")
+    config = load_config(attnlab, variant, ROOT / "experiments" / "configs")
+    changes = workdir.config_changes(saved, config)
+    if changes:
+        raise SystemExit(
+            f"{run_dir} did not train this tree's g2p.py:{variant}: {'; '.join(changes)}"
+        )
 
 
 # --- one version's train step ---------------------------------------------------------------
@@ -184,7 +203,9 @@ def measure(args) -> dict[str, Any]:
                 rev_steps = steps_to(rev_curve, thresholds[name])
             else:
                 thresholds[name] = THRESHOLD_WER[name]
-                ours_curve = eval_curve(getattr(args, f"{name}_run"))
+                run_dir = Path(getattr(args, f"{name}_run"))
+                check_trained_config(run_dir, variant)
+                ours_curve = eval_curve(run_dir)
                 rev_steps = REFERENCE_STEPS
             ours_steps = steps_to(ours_curve, thresholds[name])
             if ours_steps is None:
