@@ -30,10 +30,11 @@ mix. Three measurements, each a median over repetitions:
   amortized over ``eval_every_steps``, interleaved with cheaper settings.
 
 ``--part=options`` times step-cost ratios (no quality claims) of the choices that change
-results: bfloat16 compute, batch 256 and 512 against 128 per example, the CTC canvas k=2
-against 3, and the step without buffer donation. ``--part=flags`` runs this script once per
-XLA_FLAGS setting in child processes, alternating A, B, A, B, and reports the ratio of each
-child's median step time to the adjacent default child's.
+results, each against ``g2p.py`` as it is: bfloat16 compute, batch 256 and 512 against 128
+per example, the earlier length buckets 8/12/16 against ``g2p.py``'s 2-letter buckets, the
+CTC canvas k=3 against g2p.py's 2, and the step without buffer donation. ``--part=flags``
+runs this script once per XLA_FLAGS setting in child processes, alternating A, B, A, B, and
+reports the ratio of each child's median step time to the adjacent default child's.
 
 The tables are in docs/training_profile.md.
 """
@@ -108,8 +109,10 @@ def resolved(variant: str, **overrides: Any) -> ml_collections.ConfigDict:
     """``g2p.py:<variant>`` resolved against the built dataset, with ``overrides``."""
     config = common.load_config_file(f"{common.G2P_CONFIG}:{variant}")
     model = overrides.pop("model", {})
+    data = overrides.pop("data", {})
     config.update(overrides)
     config.model.update(model)
+    config.data.update(data)
     return resolve_config(config)[0]
 
 
@@ -480,9 +483,10 @@ def run_options(args) -> dict[str, Any]:
             "bfloat16": resolved(MODELS[name], compute_dtype="bfloat16"),
             "batch 256": resolved(MODELS[name], batch_size=256),
             "batch 512": resolved(MODELS[name], batch_size=512),
+            "buckets 8/12/16": resolved(MODELS[name], data={"bucket_boundaries": (8, 12, 16)}),
         }
         if name == "ctc":
-            variants["k=2"] = resolved(MODELS[name], model={"upsample": 2})
+            variants["k=3"] = resolved(MODELS[name], model={"upsample": 3})
         steppers = {k: Stepper(v) for k, v in variants.items()}
         steppers["no donation"] = Stepper(base, donate=False)
         batches = {}
