@@ -36,7 +36,7 @@ OVERRIDES = {
     "num_train_steps": STEPS,
     "log_every_steps": 4,
     "eval_every_steps": STEPS,
-    "checkpoint_every_steps": 4,  # few saves: in a tiny run, saving is most of the time
+    "checkpoint_every_steps": 6,  # few saves: in a tiny run, saving is most of the time
     "max_to_keep": 20,
     "eval_batch_size": 32,
     "eval_decode_examples": 40,  # two evaluation batches, the second one in part

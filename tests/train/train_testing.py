@@ -33,6 +33,17 @@ RESUME = {
 }
 
 
+# The AT runs that test_cli.py and test_first_hour.py SIGKILL, SIGTERM or Ctrl-C and resume:
+# long enough that each interruption lands well before the end. The uninterrupted reference
+# (conftest's ``at_interrupted_reference``) saves once, at the end.
+INTERRUPTED_STEPS = {
+    "num_train_steps": 100,
+    "log_every_steps": 5,
+    "eval_every_steps": 50,
+    "checkpoint_every_steps": 100,
+}
+
+
 def load_config(spec: str):
     """``get_config`` of ``experiments/configs/<file>`` with its variant, as the CLI does."""
     return load_config_file(CONFIGS / spec)
