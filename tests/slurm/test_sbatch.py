@@ -15,9 +15,7 @@ from attnlab.train.writers import read_metrics
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 ROOT = Path(__file__).resolve().parents[2]
-# The USR1 goes out once the first save (step 20) is on disk, 100 steps before the end; a save
-# every 20 steps, not 10: saving is most of a tiny run's time.
-STEPS = 120
+STEPS = 200
 
 
 def _scontrol(*args: str) -> str:
@@ -40,8 +38,8 @@ def test_train_sbatch_saves_requeues_and_resumes_near_its_time_limit(tmp_path, s
         "CONFIG": f"{ROOT / 'experiments/configs/synthetic.py'}:at,quick",
         "WORKDIR": str(workdir),
         "PYTHON": sys.executable,
-        "EXTRA": f"--config.num_train_steps={STEPS} --config.checkpoint_every_steps=20 "
-        f"--config.log_every_steps=20 --config.eval_every_steps={STEPS}",
+        "EXTRA": f"--config.num_train_steps={STEPS} --config.checkpoint_every_steps=10 "
+        f"--config.log_every_steps=10 --config.eval_every_steps={STEPS}",
     }
     sbatch = ["sbatch", "--parsable", f"--chdir={ROOT}", f"--output={log}", "--time=10"]
     sbatch += ["--cpus-per-task=1", str(ROOT / "experiments/slurm/train.sbatch")]
