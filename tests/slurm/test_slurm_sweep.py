@@ -1,8 +1,8 @@
 """Sweeps on SLURM through submitit: the same results as on this machine, and a job requeued
 mid-run resumes from its checkpoint to the same parameters.
 
-Two tiny reverse-task runs of the ``position`` sweep in quick form (position none and rotary,
-one seed, 60 steps), once with ``--launcher=local`` and once with ``--launcher=slurm``, two
+The tiny sweep of ``tests/sweeps/sweep_testing.py`` (two reverse-task runs, position none and
+rotary), 60 steps, once with ``--launcher=local`` and once with ``--launcher=slurm``, two
 jobs at a time in both. While the SLURM sweep runs, each job is interrupted once its first
 checkpoint is on disk: the rotary run's requeued (``scontrol requeue``: SLURM stops it with
 SIGTERM, the trainer saves, and the job is queued again), the other's warned of its time
@@ -25,43 +25,28 @@ from flax import nnx
 
 from attnlab.train import restore_model
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sweeps"))
+from sweep_testing import NONE, ROTARY, checkpoint_steps, position_sweep_args, sweep_command  # noqa: E402
+
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
-ABLATE = Path(__file__).resolve().parents[2] / "experiments" / "ablate.py"
 STEPS = 60
-ARGS = [
-    "--sweep=position",
-    "--quick",
-    "--seeds=1",
-    "--groups=reverse",
-    "--axis=model.position=none,rotary",
-    f"--set=num_train_steps={STEPS}",
-    f"--set=eval_every_steps={STEPS}",
-    "--set=checkpoint_every_steps=10",
-    "--set=log_every_steps=10",
-    "--set=eval_decode_examples=16",
-]
+# A save every 20 steps (three in a run: saving is most of a tiny run's time); each job is
+# interrupted once it has saved at 20, 40 steps before its end.
+ARGS = position_sweep_args(STEPS, eval_every=STEPS, checkpoint_every=20)
 # XLA:CPU's results depend on how many CPUs a run may use (its thread pool splits the work);
 # the test cluster binds no CPUs (TaskPlugin=task/none), so here the local runs share all CPUs
 # too. (On a cluster that binds them, --slurm_cpus_per_task=1 matches --parallel=N pinned.)
 LOCAL = ["--parallel=2", "--nopin_cpus"]
 SLURM = ["--launcher=slurm", "--slurm_cpus_per_task=1", "--slurm_max_parallel=2"]
 TIMING = ("steps_per_sec", "tokens_per_sec", "wall_seconds")
-REQUEUED = "reverse,position=rotary/seed0"
-TIME_LIMIT = "reverse,position=none/seed0"
-
-
-def _checkpoints(run_dir: Path) -> list[int]:
-    folder = run_dir / "checkpoints"
-    return (
-        sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.exists() else []
-    )
+REQUEUED, TIME_LIMIT = ROTARY, NONE
 
 
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory, slurm_env):
     workdir = tmp_path_factory.mktemp("local") / "position"
-    command = [sys.executable, str(ABLATE), f"--workdir={workdir}", *ARGS, *LOCAL]
+    command = sweep_command(workdir, ARGS, *LOCAL)
     done = subprocess.run(command, env=slurm_env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir
@@ -74,7 +59,7 @@ def slurm_sweep(tmp_path_factory, slurm_env, local_sweep):
     warned of its time limit (submitit's SIGUSR2: save, then submitit requeues the job)."""
     del local_sweep  # first: it builds the dataset and fills the compilation cache
     workdir = tmp_path_factory.mktemp("slurm") / "position"
-    command = [sys.executable, str(ABLATE), f"--workdir={workdir}", *ARGS, *SLURM]
+    command = sweep_command(workdir, ARGS, *SLURM)
     sweep = subprocess.Popen(
         command, env=slurm_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -86,7 +71,7 @@ def slurm_sweep(tmp_path_factory, slurm_env, local_sweep):
             assert sweep.poll() is None, sweep.communicate()[0][-3000:]
             assert time.monotonic() < deadline, "no checkpoint in time"
             for relpath, action in actions.items():
-                if relpath not in jobs and _checkpoints(workdir / relpath):
+                if relpath not in jobs and checkpoint_steps(workdir / relpath):
                     job = json.loads((workdir / "jobs.json").read_text())[relpath]["id"]
                     done = subprocess.run([*action, job], capture_output=True, text=True)
                     assert done.returncode == 0, done.stderr

@@ -1,9 +1,9 @@
 """``srun -n 2 train.py``: two tasks find each other through JAX's cluster detection, with no
 coordinator flags, and train what one process with all four devices trains.
 
-Each task has 2 CPU devices (XLA_FLAGS); the reference is one plain process with 4. Length
-buckets are on, so global batches of different shapes follow one another: tasks that chose
-their batches apart would disagree on shapes (and hang) or on the parameters.
+Each task has 2 CPU devices (XLA_FLAGS); the reference is one plain process with 4, the one
+tests/train/test_multiprocess.py compares with (``train_testing.four_device_reference``, with
+length buckets on).
 """
 
 import subprocess
@@ -21,17 +21,19 @@ from attnlab.train.writers import read_metrics
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
-ROOT = Path(__file__).resolve().parents[2]
-STEPS = 16
-FLAGS = [
-    f"--config={ROOT / 'experiments/configs/synthetic.py'}:at,quick",
-    f"--config.num_train_steps={STEPS}",
-    "--config.log_every_steps=4",
-    f"--config.eval_every_steps={STEPS}",
-    f"--config.checkpoint_every_steps={STEPS}",
-    "--config.eval_decode_examples=16",
-    "--config.data.bucket_boundaries=(9,)",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+from train_testing import (  # noqa: E402
+    FOUR_DEVICE_OVERRIDES,
+    FOUR_DEVICE_SPEC,
+    FOUR_DEVICE_STEPS,
+    cli_command,
+    four_device_reference,
+)
+
+STEPS = FOUR_DEVICE_STEPS
+# The reference's config; one save, at the end, and a smaller evaluation: neither changes
+# the parameters.
+OVERRIDES = {**FOUR_DEVICE_OVERRIDES, "checkpoint_every_steps": STEPS, "eval_decode_examples": 16}
 
 
 def _env(base, devices: int) -> dict:
@@ -45,23 +47,17 @@ def _params(workdir) -> dict[str, np.ndarray]:
     return {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
 
 
-def test_srun_two_tasks_train_what_one_process_with_four_devices_trains(tmp_path, slurm_env):
-    train = [sys.executable, str(ROOT / "experiments/train.py"), *FLAGS]
-    reference = tmp_path / "reference"
-    one = subprocess.run(
-        [*train, f"--workdir={reference}"],
-        env=_env(slurm_env, 4),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert one.returncode == 0, one.stderr[-3000:]
+def test_srun_two_tasks_train_what_one_process_with_four_devices_trains(
+    tmp_path, tmp_path_factory, slurm_env
+):
+    data_dir, reference = four_device_reference(tmp_path_factory, slurm_env)
 
     together = tmp_path / "srun"
     env = _env(slurm_env, 2)
     assert not any(k in env for k in ("SLURM_JOB_ID", "SLURM_PROCID"))  # srun sets them
+    train = cli_command(FOUR_DEVICE_SPEC, together, data_dir, **OVERRIDES)
     two = subprocess.run(
-        ["srun", "-n", "2", "--kill-on-bad-exit=1", *train, f"--workdir={together}"],
+        ["srun", "-n", "2", "--kill-on-bad-exit=1", *train],
         env=env,
         capture_output=True,
         text=True,
@@ -70,7 +66,7 @@ def test_srun_two_tasks_train_what_one_process_with_four_devices_trains(tmp_path
     assert two.returncode == 0, two.stderr[-3000:]
     # One run of two processes (process 0 holds the workdir's lock), not two runs of one.
     assert (together / LOCK_FILE).read_text().endswith(", 2 processes")
-    assert two.stderr.count("final: step 16") == 2  # both tasks trained to the end
+    assert two.stderr.count(f"final: step {STEPS}") == 2  # both tasks trained to the end
 
     got, want = _params(together), _params(reference)
     assert got.keys() == want.keys() and len(got) > 10

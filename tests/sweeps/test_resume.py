@@ -1,10 +1,10 @@
 """A stopped sweep resumes: finished runs are skipped, the unfinished one continues from its
 checkpoint, and results.csv holds one correct row per run.
 
-Two tiny reverse-task runs of the ``position`` sweep in quick form (position none and rotary,
-one seed, 24 steps), on the local launcher. The sweep gets SIGTERM once the first run is done
-and the second has saved a checkpoint; the running job passes it on, its trainer saves and
-exits, the sweep exits 1, and the same command is run again.
+The tiny sweep of ``sweep_testing.py`` (two reverse-task runs, position none and rotary), 24
+steps, on the local launcher. The sweep gets SIGTERM once the first run is done and the second
+has saved a checkpoint; the running job passes it on, its trainer saves and exits, the sweep
+exits 1, and the same command is run again.
 """
 
 import csv
@@ -13,35 +13,21 @@ import math
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import jax
 from flax import nnx
+from sweep_testing import NONE, ROTARY, checkpoint_steps, position_sweep_args, sweep_command
 
 from attnlab.train import restore_model
 
-ABLATE = Path(__file__).resolve().parents[2] / "experiments" / "ablate.py"
 STEPS = 24
-ARGS = [
-    "--sweep=position",
-    "--quick",
-    "--seeds=1",
-    "--groups=reverse",
-    "--axis=model.position=none,rotary",
-    f"--set=num_train_steps={STEPS}",
-    "--set=eval_every_steps=12",
-    "--set=checkpoint_every_steps=3",
-    "--set=log_every_steps=3",
-    "--set=eval_decode_examples=16",
-]
+
+# A save every 6 steps: four in a run (saving is most of a tiny run's time), and the stop,
+# sent once the second run has saved at 6, still lands 18 steps before its end.
+ARGS = position_sweep_args(STEPS, eval_every=12, checkpoint_every=6)
 TIMING = ("steps_per_sec", "tokens_per_sec", "eval_seconds")
-
-
-def has_checkpoint(run_dir: Path) -> bool:
-    folder = run_dir / "checkpoints"
-    return folder.exists() and any(p.name.isdigit() for p in folder.iterdir())
 
 
 def final_records(run_dir: Path) -> tuple[dict, dict, list[dict]]:
@@ -60,15 +46,14 @@ def param_count(run_dir: Path) -> int:
 
 def test_stopped_sweep_skips_finished_runs_and_resumes_the_rest(tmp_path, sweep_env):
     workdir = tmp_path / "position"
-    command = [sys.executable, str(ABLATE), f"--workdir={workdir}", *ARGS]
-    first = workdir / "reverse,position=none" / "seed0"
-    second = workdir / "reverse,position=rotary" / "seed0"
+    command = sweep_command(workdir, ARGS)
+    first, second = workdir / NONE, workdir / ROTARY
 
     sweep = subprocess.Popen(
         command, env=sweep_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     deadline = time.monotonic() + 180
-    while not ((first / "done.json").exists() and has_checkpoint(second)):
+    while not ((first / "done.json").exists() and checkpoint_steps(second)):
         assert sweep.poll() is None, sweep.communicate()[0][-3000:]
         assert time.monotonic() < deadline, "the first run did not finish in time"
         time.sleep(0.05)
@@ -80,7 +65,7 @@ def test_stopped_sweep_skips_finished_runs_and_resumes_the_rest(tmp_path, sweep_
 
     rerun = subprocess.run(command, env=sweep_env, capture_output=True, text=True, timeout=240)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "skip reverse,position=none/seed0 (finished)" in rerun.stderr
+    assert f"skip {NONE} (finished)" in rerun.stderr
     assert (first / "done.json").stat().st_mtime_ns == first_done
     assert (first / "train.log").read_text().count("final:") == 1  # trained once
     second_log = (second / "train.log").read_text()

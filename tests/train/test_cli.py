@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from train_testing import (
     CONFIGS,
+    INTERRUPTED_STEPS,
     assert_same_state,
     cli_command,
     forced_devices_flags,
     model_metrics,
-    quick_config,
 )
 
-from attnlab.train import restore_model, train_and_evaluate
+from attnlab.train import restore_model
 from attnlab.train.writers import read_metrics
 
 SPEC = "synthetic.py:at,quick"
@@ -108,14 +108,15 @@ def test_four_devices_follow_the_one_device_loss_curve(at_quick_run, data_dir, t
     assert not np.array_equal(want[0], want[-1])  # the curve moves, so the match means something
 
 
-def test_sigkill_anytime_then_sigterm_then_resume_equals_an_uninterrupted_run(data_dir, tmp_path):
-    steps = {"num_train_steps": 100, "log_every_steps": 5, "eval_every_steps": 50}
-    reference = tmp_path / "reference"
-    train_and_evaluate(quick_config(SPEC, data_dir, **steps, checkpoint_every_steps=100), reference)
+def test_sigkill_anytime_then_sigterm_then_resume_equals_an_uninterrupted_run(
+    data_dir, tmp_path, at_interrupted_reference
+):
+    reference, last = at_interrupted_reference, INTERRUPTED_STEPS["num_train_steps"]
     workdir = tmp_path / "run"
     # A tiny model saving every 5 steps spends most of its time saving, so a kill at a random
     # moment most likely lands inside a save.
-    command = cli_command(SPEC, workdir, data_dir, **steps, checkpoint_every_steps=5, max_to_keep=2)
+    steps = {**INTERRUPTED_STEPS, "checkpoint_every_steps": 5, "max_to_keep": 2}
+    command = cli_command(SPEC, workdir, data_dir, **steps)
     log = open(tmp_path / "log.txt", "w+")  # noqa: SIM115
 
     first = subprocess.Popen(command, stderr=log, stdout=log, env=_env())
@@ -134,7 +135,7 @@ def test_sigkill_anytime_then_sigterm_then_resume_equals_an_uninterrupted_run(da
         # From the second run's log lines: metrics.jsonl may still hold the killed run's steps
         # past its last complete checkpoint until the second run's writer drops them.
         after = (tmp_path / "log.txt").read_text().split("resumed from step ", 1)[1]
-        return any(int(s) >= resumed + 10 for s in re.findall(r"step (\d+)/100", after))
+        return any(int(s) >= resumed + 10 for s in re.findall(rf"step (\d+)/{last}", after))
 
     _wait_until(progressed, second, what="progress after resuming")
     second.send_signal(signal.SIGTERM)
@@ -143,7 +144,7 @@ def test_sigkill_anytime_then_sigterm_then_resume_equals_an_uninterrupted_run(da
     assert time.monotonic() - sent < 30  # seconds, on two shared cores
     text = (tmp_path / "log.txt").read_text()
     stopped = int(text.split("stopped at step ")[1].split()[0])
-    assert resumed < stopped < 100 and _steps(workdir)[-1] == stopped
+    assert resumed < stopped < last and _steps(workdir)[-1] == stopped
 
     third = subprocess.run(command, stderr=log, stdout=log, env=_env(), timeout=300)
     assert third.returncode == 0

@@ -11,7 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from train_testing import assert_same_state, cli_command, model_metrics, quick_config
+from train_testing import (
+    INTERRUPTED_STEPS,
+    assert_same_state,
+    cli_command,
+    model_metrics,
+    quick_config,
+)
 
 from attnlab.inference import restore
 from attnlab.train import restore_model, train_and_evaluate
@@ -26,7 +32,6 @@ from attnlab.train.workdir import (
 from attnlab.train.writers import read_metrics
 
 SPEC = "synthetic.py:at,quick"
-STEPS = {"num_train_steps": 60, "log_every_steps": 5, "eval_every_steps": 30}
 
 
 def _env():
@@ -72,11 +77,11 @@ def finished_copy(small_run):
     return copy
 
 
-def test_ctrl_c_twice_saves_once_exits_0_and_the_resume_is_exact(data_dir, tmp_path):
-    reference = tmp_path / "reference"
-    train_and_evaluate(quick_config(SPEC, data_dir, **STEPS), reference)
+def test_ctrl_c_twice_saves_once_exits_0_and_the_resume_is_exact(
+    data_dir, tmp_path, at_interrupted_reference
+):
     workdir = tmp_path / "run"
-    command = cli_command(SPEC, workdir, data_dir, **STEPS)
+    command = cli_command(SPEC, workdir, data_dir, **INTERRUPTED_STEPS)  # saves at the end only
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
     )
@@ -93,11 +98,12 @@ def test_ctrl_c_twice_saves_once_exits_0_and_the_resume_is_exact(data_dir, tmp_p
     last = err.strip().splitlines()[-1]
     assert last.startswith("train.py: stopped at step ") and "on Ctrl-C; checkpoint saved" in last
     stopped = int(last.split("stopped at step ")[1].split()[0])
-    assert 10 <= stopped < 60
+    assert 10 <= stopped < INTERRUPTED_STEPS["num_train_steps"]
     saved = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
     assert saved[-1] == stopped and not list((workdir / "checkpoints").glob("*tmp*"))
 
     assert _run(command).returncode == 0
+    reference = at_interrupted_reference
     assert_same_state(restore_model(workdir)[0], restore_model(reference)[0])
     assert model_metrics(workdir) == model_metrics(reference)
 
@@ -107,7 +113,7 @@ def test_sigterm_during_set_up_exits_0_with_one_line_and_writes_no_checkpoint(
 ):
     # small_run built the dataset: set-up is the model's alone
     workdir = tmp_path / "run"
-    command = cli_command(SPEC, workdir, data_dir, **STEPS)
+    command = cli_command(SPEC, workdir, data_dir, **SMALL)
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
     )

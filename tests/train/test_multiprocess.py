@@ -1,16 +1,16 @@
 """Two processes joined by ``jax.distributed`` on localhost, 2 CPU devices each (gloo).
 
 One module fixture makes every run once (each launch costs a JAX start-up and compile):
-- ``reference``: 1 process with 4 devices;
+- ``reference``: 1 process with 4 devices (``train_testing.four_device_reference``, shared
+  with tests/slurm/test_srun_train.py);
 - ``together``: 2 processes x 2 devices, uninterrupted;
 - ``resumed``: 2 processes, SIGKILLed both mid-run, then (same command) SIGTERMed on process
   1 alone, then run to the end.
-Five launches, because each check needs its own; the persistent compilation cache serves
-process 0 only (its keys hash the device topology, which differs between the processes, and
-only process 0 writes), so every 2-process launch compiles in full (BUILD_NOTES.md, "Why the
-compilation cache cannot help the second process").
-Length buckets are on, so global batches of different shapes follow one another: processes
-that chose their batches apart would disagree on shapes (and hang) or on the parameters.
+Five launches, because each check needs its own (the reference is shared); the persistent
+compilation cache serves process 0 only (its keys hash the device topology, which differs
+between the processes, and only process 0 writes), so every 2-process launch compiles in full
+(BUILD_NOTES.md, "Why the compilation cache cannot help the second process").
+Length buckets are on (``FOUR_DEVICE_OVERRIDES``).
 """
 
 import os
@@ -22,26 +22,19 @@ import time
 import numpy as np
 import pytest
 from train_testing import (
+    FOUR_DEVICE_OVERRIDES,
+    FOUR_DEVICE_SPEC,
+    FOUR_DEVICE_STEPS,
     assert_close_arrays,
     checkpoint_arrays,
     cli_command,
     forced_devices_flags,
+    four_device_reference,
 )
 
 from attnlab.train.writers import read_metrics
 
-SPEC = "synthetic.py:at,quick"
-STEPS = 24
-OVERRIDES = {
-    "num_train_steps": STEPS,
-    "log_every_steps": 4,
-    "eval_every_steps": STEPS,
-    "checkpoint_every_steps": 4,  # few saves: in a tiny run, saving is most of the time
-    "max_to_keep": 20,
-    "eval_batch_size": 32,
-    "eval_decode_examples": 40,  # two evaluation batches, the second one in part
-    "data.bucket_boundaries": "(9,)",
-}
+SPEC, STEPS, OVERRIDES = FOUR_DEVICE_SPEC, FOUR_DEVICE_STEPS, FOUR_DEVICE_OVERRIDES
 EVAL_KEYS = ("eval_loss", "eval_accuracy", "eval_wer", "eval_per")
 
 
@@ -93,16 +86,11 @@ def _finish(procs, timeout=240) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def runs(data_dir, tmp_path_factory):
+def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("multiprocess")
-    out = {"root": root}
-    # One process first: it builds the dataset, which the 2-process runs then share.
-    ref = root / "reference"
-    env = _env({"JAX_PLATFORMS": "cpu", "XLA_FLAGS": forced_devices_flags(4)})
-    command = cli_command(SPEC, ref, data_dir, **OVERRIDES)
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out["reference"] = ref
+    # The reference built the dataset, which the 2-process runs then share.
+    data_dir, reference = four_device_reference(tmp_path_factory, dict(os.environ))
+    out = {"root": root, "reference": reference}
 
     together = root / "together"
     assert _finish(_launch(together, data_dir, root / "together")) == [0, 0]

@@ -1,6 +1,9 @@
 """Helpers for the train tests: tiny configs on small real datasets, exact state comparison."""
 
+import fcntl
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +33,17 @@ RESUME = {
     "checkpoint_every_steps": 3,
     "max_to_keep": 10,
     "eval_decode_examples": 16,
+}
+
+
+# The AT runs that test_cli.py and test_first_hour.py SIGKILL, SIGTERM or Ctrl-C and resume:
+# long enough that each interruption lands well before the end. The uninterrupted reference
+# (conftest's ``at_interrupted_reference``) saves once, at the end.
+INTERRUPTED_STEPS = {
+    "num_train_steps": 100,
+    "log_every_steps": 5,
+    "eval_every_steps": 50,
+    "checkpoint_every_steps": 100,
 }
 
 
@@ -142,3 +156,44 @@ def forced_devices_flags(devices: int) -> str:
     """``XLA_FLAGS`` for a subprocess: the suite's flags (tests/conftest.py) and ``devices``
     forced CPU devices."""
     return f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+
+
+# One process with 4 CPU devices trains what test_multiprocess.py's 2-process runs and
+# tests/slurm/test_srun_train.py's 2 srun tasks (2 devices each) must match. Length buckets are
+# on, so global batches of different shapes follow one another: processes that chose their
+# batches apart would disagree on shapes (and hang) or on the parameters.
+FOUR_DEVICE_SPEC = "synthetic.py:at,quick"
+FOUR_DEVICE_STEPS = 24
+FOUR_DEVICE_OVERRIDES = {
+    "num_train_steps": FOUR_DEVICE_STEPS,
+    "log_every_steps": 4,
+    "eval_every_steps": FOUR_DEVICE_STEPS,
+    "checkpoint_every_steps": 6,  # few saves: in a tiny run, saving is most of the time
+    "max_to_keep": 20,
+    "eval_batch_size": 32,
+    "eval_decode_examples": 40,  # two evaluation batches, the second one in part
+    "data.bucket_boundaries": "(9,)",
+}
+
+
+def four_device_reference(tmp_path_factory, env: dict) -> tuple[str, Path]:
+    """``(data_dir, workdir)``: ``FOUR_DEVICE_SPEC`` with ``FOUR_DEVICE_OVERRIDES`` trained
+    by one process with 4 CPU devices, in ``env``; once in the session, also across xdist
+    workers (a file lock in the directory they share). The multi-process runs read their data
+    from ``data_dir``, which this run built: processes that start together then never build
+    a dataset at the same time."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-N/, above each worker's popen-gwK/
+    shared = root / "four_device_reference"
+    data_dir, workdir = str(shared / "tfds"), shared / "run"
+    with open(root / "four_device_reference.lock", "w") as lock:  # unlocked when closed
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "done").exists():
+            shutil.rmtree(shared, ignore_errors=True)  # a run that failed part-way
+            command = cli_command(FOUR_DEVICE_SPEC, workdir, data_dir, **FOUR_DEVICE_OVERRIDES)
+            env = {**env, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": forced_devices_flags(4)}
+            done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+            assert done.returncode == 0, done.stderr[-3000:]
+            (shared / "done").touch()
+    return data_dir, workdir
