@@ -25,15 +25,20 @@ setup: $(STAMP)
 
 # The suite is CPU-only, also on a GPU host; the slowest 15 tests are listed (CI keeps under
 # 20 minutes on 2 cores). Slowest modules first: tests/conftest.py, SLOWEST_FIRST.
+# Every test process (both xdist workers and the trainers they launch) shares one JAX
+# compilation cache: most of a small test's time is XLA compiling the same programs again.
+# A size limit makes JAX write its entries under a file lock (filelock, in `dev`).
+TEST_ENV := JAX_PLATFORMS=cpu JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.cache/jax-tests \
+	JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_COMPILATION_CACHE_MAX_SIZE=4000000000
 test: $(STAMP)
-	JAX_PLATFORMS=cpu $(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
+	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 # The tests marked `slurm` against a one-node SLURM cluster that this target brings up on this
 # machine (experiments/slurm/local_cluster.sh: installs slurm-wlm and munge where missing, as
 # root or through sudo) and stops afterwards. docs/cluster.md has their cost.
 test-slurm: $(STAMP)
 	bash experiments/slurm/local_cluster.sh up
-	JAX_PLATFORMS=cpu $(PY) -m pytest -m slurm --durations=5 tests/slurm; \
+	$(TEST_ENV) $(PY) -m pytest -m slurm --durations=5 tests/slurm; \
 	status=$$?; bash experiments/slurm/local_cluster.sh down; exit $$status
 
 DEMO_DIR ?= runs/demo

@@ -63,8 +63,12 @@ def compilation_cache_dir(tmp_path_factory):
 
     For tests that compile the same programs many times (``tests/train`` uses it for every
     test). It changes no result: a cache hit runs the executable a fresh compile would have
-    produced.
+    produced. Under ``make test`` every process already shares one cache (the Makefile's
+    ``TEST_ENV``): that one is kept.
     """
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        yield os.environ["JAX_COMPILATION_CACHE_DIR"]
+        return
     path = str(tmp_path_factory.mktemp("jax_cache"))
     before = (
         jax.config.jax_compilation_cache_dir,
