@@ -18,19 +18,19 @@ the frontier NATs (`nat_glat`, `nat_ctc`, `nat_ctc_glat`, `nat_dag`, `nat_ctc_kd
 and NPD are models and systems too, but not in its committed table. The models take more
 machine time than one session has, and a session's machine may not keep the last one's
 checkpoints, so each finished model records what it produced in
-experiments/results/g2p/recorded (`config.recorded`, analysis.recorded): the test outputs of
+experiments/results/g2p/second_edition/recorded (`config.recorded`, analysis.recorded): the test outputs of
 each of its systems, and the AT teacher's outputs on the training split. A student trains on
 the recorded teacher outputs without the teacher; the last run reads every system from the
 record and times them all side by side:
 
-    C="python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/g2p2 --config.recorded=experiments/results/g2p/recorded"
+    C="python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/g2p2 --config.recorded=experiments/results/g2p/second_edition/recorded"
     $C --config.systems=at_greedy,at_beam4       # trains (or resumes) the AT, records it
     $C --config.systems=nat_ctc_kd               # records the AT's training-split outputs, trains the student
     $C --config.systems=<a model's systems>      # trains (or resumes) that model, records it
-    $C --config.systems=<every recorded system> --config.writeup=experiments/results/g2p/writeup.md
+    $C --config.systems=<every recorded system> --config.writeup=experiments/results/g2p/second_edition/writeup.md
 
 Measured training wall times (8000 steps for a NAT, 20000 for an AT; machines differ by up to
-2x; experiments/results/g2p/README.md, "How each model was trained", has the logs' figures):
+2x; experiments/results/g2p/second_edition/README.md, "How each model was trained", has the logs' figures):
 
 | model | wall time | where |
 |---|---|---|
@@ -52,7 +52,7 @@ issue's 90 minutes by 2-22% even alone on both cores (the AT took 58.7 min on th
 edition's machine, about twice as fast); the NATs whose canvases are wider than the target
 (CTC, eos_canvas) fit only alone on both cores.
 
-Expected result (full `g2p`, 2 CPU cores): experiments/results/g2p/report.md (the first
+Expected result (full `g2p`, 2 CPU cores): experiments/results/g2p/second_edition/report.md (the first
 edition's: experiments/results/g2p/first_edition/report.md). The target is AT at WER <= 27%
 and PER <= 7% on the cmudict_g2p test split. The `demo` form (`make demo`) trains the AT and
 the NAT at a small scale; measured on 2 cores (README.md, "How long the full configs take"): test WER 63.3% (AT
@@ -352,11 +352,11 @@ def get_config(arg: str | None = None):
     # checkpoint in the workdir is taken from there (and timed on a fresh model at the recorded
     # lengths), and a student whose teacher has none trains on the recorded teacher outputs.
     # The full g2p run's models train over several sessions, on machines that do not keep
-    # each other's checkpoints: experiments/results/g2p/recorded. "" = none.
+    # each other's checkpoints: experiments/results/g2p/second_edition/recorded. "" = none.
     config.recorded = ""
     # A Markdown file the report includes after its measured findings: the written verdict on
     # each (agrees with its source or not, and why), kept apart so that a rerun keeps it. The
-    # full g2p run's: experiments/results/g2p/writeup.md. "" = none.
+    # full g2p run's: experiments/results/g2p/second_edition/writeup.md. "" = none.
     config.writeup = ""
     # The models whose validation WER the report draws against training steps and training
     # time (`learning_curves.png`): the AT, the deep-shallow AT and the best two NATs (the

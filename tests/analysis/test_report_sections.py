@@ -12,7 +12,7 @@ from attnlab.analysis.report import against, error_lines, render
 from attnlab.analysis.scoring import error_kinds
 from attnlab.analysis.systems import SYSTEMS, one_pass
 
-G2P = Path(__file__).resolve().parents[2] / "experiments" / "results" / "g2p"
+G2P = Path(__file__).resolve().parents[2] / "experiments" / "results" / "g2p" / "second_edition"
 
 
 def test_one_pass_excludes_at_rescoring_refinement_and_the_oracle_length():
@@ -31,6 +31,17 @@ def test_one_pass_excludes_at_rescoring_refinement_and_the_oracle_length():
         "nat_dag_viterbi",
         "nat_dag_lookahead_kd",
         "nat_ctc_kd",
+        "nat_ctc_8k",
+        "nat_ctc_glat_linear",
+        "nat_ctc_glat_anneal",
+        "nat_vanilla_8k",
+        "nat_glat_linear",
+        "nat_glat_anneal",
+        "nat_dag_x2",
+        "nat_dag_x4",
+        "nat_dag_x8",
+        "nat_ctc_x2",
+        "nat_ctc_x3",
     }
 
 
@@ -138,15 +149,15 @@ def test_the_errors_table_prints_percent_without_the_sign_and_marks_an_absent_fi
 
 
 def test_the_committed_full_run_is_rendered_again_from_its_results_json(tmp_path):
-    """The report of experiments/results/g2p, from its results.json alone: the tables, the
-    writeup and the figures it had (the bytes of the report may change with the code, not
-    its figures)."""
+    """The second edition's report, from its results.json alone: the tables (each row with
+    its recorded step), the writeup and the figures it had (the bytes of the report may
+    change with the code, not its figures)."""
     shutil.copy(G2P / "results.json", tmp_path)
     report = render(tmp_path).read_text()
     results = json.loads((G2P / "results.json").read_text())
     for row in results["systems"]:
         wer = f"{100 * row['wer']:.1f} [{100 * row['wer_ci95'][0]:.1f}, "
-        assert f"| {row['system']} | {wer}" in report
+        assert f"| {row['system']} | {row['step']:,} | {wer}" in report  # its recorded step
         assert f"| {100 * row['per']:.2f} |" in report  # PER in percent, no sign in the cell
     heads = [line for line in report.splitlines() if line.startswith("## ")]
     assert heads == [
@@ -163,7 +174,8 @@ def test_the_committed_full_run_is_rendered_again_from_its_results_json(tmp_path
     assert "| nat_ctc_kd | +5.0 | 2.1 | 4.5 | yes | no |" in report
     assert "- `at` (at_greedy, at_beam4): the same output for 98.0% of the examples." in report
     assert (G2P / "writeup.md").read_text().strip() in report
-    assert "Columns: `len acc` and `len MAE`" in report and "`x greedy` and `x beam4`" in report
+    assert "Columns: `step`, the training step" in report and "`len acc` and `len MAE`" in report
+    assert "`x greedy` and `x beam4`" in report
     assert "| at_greedy / at_beam4 | 43.8 | 36.6 |" in report  # curves by system names
     assert "| decapitated | D IY K AE P AH T EY T IH D |" in report
     for png in ("length_errors.png", "quality_vs_latency.png", "validation_curves.png"):
