@@ -335,3 +335,27 @@ def test_axis_labels_carry_units():
     assert plots.axis_label("eval_wer") == "validation WER (%)"
     assert plots.axis_label("eval_per") == "eval per (%)"  # an unknown rate: its unit
     assert plots.axis_label("model.dropout") == "dropout"
+
+
+def test_learning_curves_against_steps_and_time_name_their_axes_and_systems():
+    """The committed second edition's curves, with training times: two panels, the same
+    points in each, axes titled with units, a legend of system names, no overprinted ticks."""
+    results = json.loads((RESULTS / "g2p" / "second_edition" / "results.json").read_text())
+    curves = {k: results["validation_curves"][k] for k in ("at", "at_ds", "nat_ctc_kd")}
+    times = {k: [[s, 0.4 * s] for s, _ in points] for k, points in curves.items()}
+    labels = {"at": "at_greedy / at_beam4", "at_ds": "at_deep_shallow_beam4"}
+    fig = plots.learning_curves_time_figure(curves, times, labels)
+    by_step, by_time = fig.axes
+    assert by_step.get_xlabel() == "training step (batches)"
+    assert by_time.get_xlabel() == "training time (hours, evaluations excluded)"
+    assert by_step.get_ylabel() == "validation WER (%)"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["at_greedy / at_beam4", "at_deep_shallow_beam4", "nat_ctc_kd"]
+    for line, points in zip(by_time.get_lines(), curves.values(), strict=True):
+        hours = [0.4 * s / 3600 for s, _ in sorted(points)]
+        np.testing.assert_allclose(line.get_xdata(), hours)
+        np.testing.assert_allclose(line.get_ydata(), [v for _, v in sorted(points)])
+    for axis in (by_step.xaxis, by_time.xaxis, by_step.yaxis):
+        boxes = [box for _, box in visible_tick_labels(axis)]
+        assert len(boxes) >= 3 and overlapping_pairs(boxes) == []
+    plt.close(fig)

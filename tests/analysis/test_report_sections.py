@@ -205,3 +205,54 @@ def test_the_writeup_is_included_verbatim_under_its_heading_and_none_adds_nothin
     assert lines[0] == "## Against the literature: verdicts"
     assert "| source | agrees? |\n|---|---|\n| Kasai et al. 2021 | no |" in lines
     assert str(path) in lines[2]
+
+
+def test_ablations_steps_and_learning_curves_have_their_sections(tmp_path):
+    """A third-edition results.json: ablation rows go to their own table (against the AT of
+    their budget), a system decoded at two steps gets a row per step, and the learning curves
+    are drawn against steps and training time for the chosen models only."""
+    results = json.loads((G2P / "results.json").read_text())
+    by = {r["system"]: r for r in results["systems"]}
+    early = {**by["at_beam4"], "system": "at_beam4@8000", "step": 8000, "wer": 0.291}
+    early["wer_ci95"] = [0.283, 0.299]
+    ablation = lambda name, model, wer: {**by["nat_ctc"], "system": name, "model": model,
+                                         "wer": wer, "ablation": True, "train_seconds": 5400.0}  # fmt: skip
+    at_8k = {**ablation("at_8k_beam4", "at_8k", 0.30), "one_pass": False}
+    results["systems"] += [early, at_8k, ablation("nat_dag_x4", "nat_dag_x4", 0.325)]
+    results["training_time"] = {"at": [[2000, 1800.0], [4000, 3600.0]],
+                                "nat_ctc": [[2000, 900.0], [4000, 2000.0]]}  # fmt: skip
+    results["curve_models"] = ["at", "nat_ctc"]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    report = render(tmp_path).read_text()
+    main = report.split("## Results")[1].split("## Reading")[0]
+    ablations = report.split("## Ablations")[1].split("## ")[0]
+    assert "| at_beam4@8000 | 8,000 | 29.1 [28.3, 29.9] |" in main
+    assert "| nat_dag_x4 |" not in main and "| at_8k_beam4 |" not in main  # not in the main table
+    assert "| at_8k_beam4 | 8,000 | 1.50 | 30.0 [" in ablations
+    assert "| nat_dag_x4 | 8,000 | 1.50 | 32.5 [" in ablations and "| +2.5 |" in ablations
+    assert "| at_beam4 | 29.1 [28.3, 29.9] | 25.5 [24.7, 26.3] |" in report  # steps 8k, 20k
+    assert "| system | step 8,000 | step 20,000 |" in report
+    assert "![Validation WER against training steps and training time](learning_curves.png)" in (
+        report
+    )
+    assert (tmp_path / "learning_curves.png").stat().st_size > 1000
+    assert "| at_greedy / at_beam4 | 43.8 | 36.6 |" in report  # labels: the last checkpoint's
+    assert "- `at` (at_greedy, at_beam4): the same output" in report
+
+
+def test_training_time_adds_each_logged_interval_at_its_rate():
+    from attnlab.analysis.at_vs_nat import training_seconds
+
+    metrics = [
+        {"step": 100, "steps_per_sec": 2.0, "loss": 1.0},  # 50 s, compiling included
+        {"step": 200, "steps_per_sec": 4.0},  # 25 s
+        {"step": 200, "eval_wer": 0.5, "eval_seconds": 99.0},  # not counted
+        {"step": 300, "steps_per_sec": 5.0},  # 20 s
+        {"step": 340, "steps_per_sec": 8.0},  # the last step: 5 s
+    ]
+    assert training_seconds(metrics, [200, 250, 340, 400]) == [
+        [200, 75.0],
+        [250, 85.0],  # half of the next interval, at its rate
+        [340, 100.0],
+    ]  # 400: past the last log line
+    assert training_seconds([], [100]) == []
