@@ -215,8 +215,11 @@ def test_ablations_steps_and_learning_curves_have_their_sections(tmp_path):
     by = {r["system"]: r for r in results["systems"]}
     early = {**by["at_beam4"], "system": "at_beam4@8000", "step": 8000, "wer": 0.291}
     early["wer_ci95"] = [0.283, 0.299]
-    ablation = lambda name, model, wer: {**by["nat_ctc"], "system": name, "model": model,
-                                         "wer": wer, "ablation": True, "train_seconds": 5400.0}  # fmt: skip
+
+    def ablation(name, model, wer):
+        row = {**by["nat_ctc"], "system": name, "model": model, "wer": wer}
+        return {**row, "ablation": True, "train_seconds": 5400.0}
+
     at_8k = {**ablation("at_8k_beam4", "at_8k", 0.30), "one_pass": False}
     results["systems"] += [early, at_8k, ablation("nat_dag_x4", "nat_dag_x4", 0.325)]
     results["training_time"] = {"at": [[2000, 1800.0], [4000, 3600.0]],
