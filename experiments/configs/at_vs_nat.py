@@ -12,8 +12,8 @@ models as separate processes (the last command resumes them all and decodes):
     $C --config.train_only=nat_kd    # needs the finished AT model (its teacher)
     $C --config.systems=at_greedy,at_beam4,nat_length_pred,...   # the first edition's 11
 
-The second edition (issue 17), committed in experiments/results/g2p/ (report.md, results.json,
-plots; the README there says which edition is which), adds the deep-shallow AT (`at_ds`) and
+The second edition (issue 17), committed in experiments/results/g2p/second_edition/ (report.md,
+results.json, plots; the README there says which edition is which), adds the deep-shallow AT (`at_ds`) and
 the frontier NATs (`nat_glat`, `nat_ctc`, `nat_ctc_glat`, `nat_dag`, `nat_ctc_kd`); `nat_dag_kd`
 and NPD are models and systems too, but not in its committed table. The models take more
 machine time than one session has, and a session's machine may not keep the last one's
@@ -21,7 +21,8 @@ checkpoints, so each finished model records what it produced in
 experiments/results/g2p/second_edition/recorded (`config.recorded`, analysis.recorded): the test outputs of
 each of its systems, and the AT teacher's outputs on the training split. A student trains on
 the recorded teacher outputs without the teacher; the last run reads every system from the
-record and times them all side by side:
+record and times them all side by side (the commands of that edition's code; its NATs trained
+8000 steps, so this file's configs no longer match its records):
 
     C="python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/g2p2 --config.recorded=experiments/results/g2p/second_edition/recorded"
     $C --config.systems=at_greedy,at_beam4       # trains (or resumes) the AT, records it
@@ -29,8 +30,8 @@ record and times them all side by side:
     $C --config.systems=<a model's systems>      # trains (or resumes) that model, records it
     $C --config.systems=<every recorded system> --config.writeup=experiments/results/g2p/second_edition/writeup.md
 
-Measured training wall times (8000 steps for a NAT, 20000 for an AT; machines differ by up to
-2x; experiments/results/g2p/second_edition/README.md, "How each model was trained", has the logs' figures):
+The second edition's measured training wall times (8000 steps for a NAT, 20000 for an AT;
+machines differ by up to 2x; experiments/results/g2p/second_edition/README.md, "How each model was trained", has the logs' figures):
 
 | model | wall time | where |
 |---|---|---|
@@ -52,14 +53,90 @@ issue's 90 minutes by 2-22% even alone on both cores (the AT took 58.7 min on th
 edition's machine, about twice as fast); the NATs whose canvases are wider than the target
 (CTC, eos_canvas) fit only alone on both cores.
 
-Expected result (full `g2p`, 2 CPU cores): experiments/results/g2p/second_edition/report.md (the first
-edition's: experiments/results/g2p/first_edition/report.md). The target is AT at WER <= 27%
+The third edition (issue 37) lands in experiments/results/g2p/ (its README will give each
+model's command, step count and wall time). Every model of the main table
+(analysis.at_vs_nat.MAIN_MODELS) trains the AT's budget, 20000 steps of 128 words, and keeps
+its checkpoints of steps 6000-8000 (`keep_checkpoint_steps`), so that its test split can also
+be decoded at step 8000 (system `<name>@8000`). The ablations (ABLATION_MODELS) train
+ABLATION_STEPS = 8000 steps each at the base AT's size, whichever AT the main table takes. Each
+model records its outputs when it finishes (`config.recorded`), as in the second edition, so no
+finished training is lost when a machine is replaced. Two models train side by side, one per
+core, while other work goes on. Training times: to be measured (the time-to-quality issue is
+changing the learning rate, warm-up and maybe the CTC canvas; run after it lands).
+
+    R=experiments/results/g2p/recorded
+    C="python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/g2p3 --config.recorded=$R"
+    pair() { taskset -c 0 $C $1 & taskset -c 1 $C $2 & wait; }
+
+1. The AT tuning grid (AT_TUNING: wide, deep, dropout, smoothing, lr, warmup) beside the base
+   AT at 8000 steps. Compared on validation only: `train_only` trains one model and prints its
+   last validation WER (beam 4, the first 1024 validation words) and the time of its training
+   steps; nothing is decoded on the test split.
+
+    pair --config.train_only=at_8k --config.train_only=at_tune_wide
+    pair --config.train_only=at_tune_deep --config.train_only=at_tune_dropout
+    pair --config.train_only=at_tune_smoothing --config.train_only=at_tune_lr
+    $C --config.train_only=at_tune_warmup
+
+   The best names the main table's AT in every later command, as the variant `at=<name>`
+   (`--config=experiments/configs/at_vs_nat.py:g2p,at=<name>`; `at=base` changes nothing): the
+   AT, the deep-shallow AT and every main-table NAT take its size. The ablations keep the base.
+2. The ablations, each decoded on the test split and recorded (the report's ablation table,
+   against `at_8k` at the same budget):
+
+    pair --config.systems=at_8k_greedy,at_8k_beam4 --config.systems=nat_ctc_8k
+    pair --config.systems=nat_ctc_glat_linear --config.systems=nat_ctc_glat_anneal
+    pair --config.systems=nat_dag_x2 --config.systems=nat_dag_x4
+    pair --config.systems=nat_dag_x8 --config.systems=nat_ctc_x2
+    pair --config.systems=nat_glat_linear --config.systems=nat_glat_anneal  # if time allows,
+    $C --config.systems=nat_vanilla_8k                                     # with these two
+
+   `nat_ctc_x3` has `nat_ctc_8k`'s config while the CTC canvas's default is 3: train it only if
+   that default changes. Then set MAIN_GLANCING (the schedule of nat_glat, nat_ctc_glat and
+   nat_dag) and MAIN_DAG_UPSAMPLE (the DAG's graph size) above from the ablation table, and
+   commit them before the main table trains.
+3. The main table, with `C` given the variant `at=<name>` of step 1
+   (`C="${C/:g2p /:g2p,at=<name> }"`). The AT first, alone on both cores: it is the teacher.
+   The first distilled student records the teacher's outputs on the training split; the others
+   train on them. NPD (`nat_length_beam5_at_rescore`) needs the
+   AT's and the NAT's checkpoints in one workdir, so it is decoded where both trained.
+
+    $C --config.systems=at_greedy,at_beam4,at_beam4@8000
+    $C --config.systems=nat_ctc_kd,nat_ctc_kd@8000
+    pair "--config.systems=at_deep_shallow_greedy,at_deep_shallow_beam4" "--config.systems=nat_ctc,nat_ctc_beam4,nat_ctc@8000"
+    pair "--config.systems=nat_length_pred,nat_length_beam3,nat_length_beam5,nat_length_beam5_at_rescore,nat_oracle_length,nat_mask_predict4,nat_mask_predict10" --config.systems=nat_kd_length_pred
+    pair --config.systems=nat_eos_cut --config.systems=nat_glat
+    pair --config.systems=nat_ctc_glat "--config.systems=nat_dag_greedy,nat_dag_lookahead,nat_dag_viterbi"
+    $C --config.systems=nat_dag_lookahead_kd   # if distilling helped the DAG at 8000 steps
+
+   (`@8000`: the checkpoints of steps 6000-8000 averaged, decoded for the AT and the NATs
+   that may turn out best; the report shows test WER at both steps for each.)
+4. Every recorded system side by side, on a machine with nothing else running, then the
+   hand-written verdicts (`writeup.md`, issue 37 item 5) and a re-run to include them:
+
+    $C --config.systems=<the main table's systems>,<the ablations'>,at_beam4@8000,<best NAT>@8000 \
+        --config.curve_models=at,at_ds,<the best two NATs> --config.writeup=experiments/results/g2p/writeup.md
+
+   Copy `runs/g2p3/{report.md,results.json,*.png,config.json}` to experiments/results/g2p/, and
+   point analysis.report.FULL_REPORT (`make demo`'s closing pointer) at its report.md.
+
+Parameter counts (issue 37: the main table within 5% of the AT), on shapes alone:
+
+    python -c "from attnlab.analysis.at_vs_nat import size_table as t; from attnlab.train.config import load_config_file as f; print(t(f('experiments/configs/at_vs_nat.py:g2p')))"
+
+With this revision's g2p configs (at=base): the AT 3,128,832; the deep-shallow AT +4.7%, the
+DAGs +2.4%, the vanilla and cmlm NATs +0.4%, the CTC NATs +0.1%, eos_canvas +0.0%.
+
+Expected result (full `g2p`, 2 CPU cores): the third edition's experiments/results/g2p/report.md
+when it lands (until then the second edition's, experiments/results/g2p/second_edition/report.md;
+the first edition's: experiments/results/g2p/first_edition/report.md). The target is AT at WER <= 27%
 and PER <= 7% on the cmudict_g2p test split. The `demo` form (`make demo`) trains the AT and
 the NAT at a small scale; measured on 2 cores (README.md, "How long the full configs take"): test WER 63.3% (AT
 greedy) and 83.8% (NAT length_pred) on 512 test words of a 10000-word build, in 4 min 34 s
 from a fresh clone. The `quick` form checks the plumbing (tests), not the quality.
 
 Variants (comma-separated after the colon):
+- `at=<name>`: the main table's AT, `base` (default) or one of AT_TUNING's (g2p).
 - `g2p` (default) | `synthetic` (reverse; copy with `long`) | `tfds` (a translation dataset from the TFDS
   catalog, `--config.data_name=tfds:ted_hrlr_translate/pt_to_en` by default) | `gpu` (g2p
   sized for one GPU: d_model 512, d_ff 2048, batch 512, 30000 steps, bfloat16 matmuls;
