@@ -235,6 +235,7 @@ def test_ablations_steps_and_learning_curves_have_their_sections(tmp_path):
     assert "| nat_dag_x4 | 8,000 | 1.50 | 32.5 [" in ablations and "| +2.5 |" in ablations
     assert "| at_beam4 | 29.1 [28.3, 29.9] | 25.5 [24.7, 26.3] |" in report  # steps 8k, 20k
     assert "| system | step 8,000 | step 20,000 |" in report
+    assert "| at_beam4@8000 |" not in report.split("## Against at_beam4")[1].split("## ")[0]
     assert "![Validation WER against training steps and training time](learning_curves.png)" in (
         report
     )

@@ -464,7 +464,7 @@ def render(run_dir: str | Path) -> Path:
     lines += ablation_lines(rows)
     lines += by_step_lines(rows)
     if scale not in QUICK_SCALES and quality_metric(results["task"]) == "wer":
-        comparison = against(main)
+        comparison = against([r for r in main if "@" not in r["system"]])  # equal budgets
         lines += ["## Against at_beam4", "", *comparison, ""] if comparison else []
         lines += error_lines(results)
     if scale not in QUICK_SCALES:
