@@ -48,7 +48,10 @@ def main(argv: Sequence[str]) -> None:
             "every trained model is saved, and the same command resumes (decoding starts over)",
         )
     if not rows:  # --config.train_only: one model trained, nothing decoded
+        from attnlab.analysis.at_vs_nat import training_summary
+
         print(f"trained {_CONFIG.value.train_only} in {_WORKDIR.value}/{_CONFIG.value.train_only}")
+        print(training_summary(_WORKDIR.value, _CONFIG.value.train_only))
         return
     scale = _CONFIG.value.get("scale", "full")
     print(results_table(rows, scale=scale))

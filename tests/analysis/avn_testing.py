@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from attnlab.analysis import recorded
-from attnlab.analysis.at_vs_nat import MODELS, is_distilled, run
+from attnlab.analysis.at_vs_nat import ABLATION_MODELS, MODELS, is_distilled, run
 from attnlab.analysis.systems import SYSTEMS
 from attnlab.train.config import load_config_file
 
@@ -23,6 +23,10 @@ SECOND_EDITION = [
     if SYSTEMS[s].model
     in ("at_ds", "nat_glat", "nat_ctc", "nat_ctc_glat", "nat_dag", "nat_dag_kd", "nat_ctc_kd")
 ]
+
+# The rows the third edition (issue 37) added: the ablations' systems, checked by config in
+# test_at_vs_nat_configs.py; test_at_vs_nat_frontier.py runs one of them end to end.
+THIRD_EDITION = [s for s in SYSTEMS if SYSTEMS[s].model in ABLATION_MODELS]
 
 REQUIRED = (
     "system",
@@ -100,7 +104,8 @@ def quick_run_with_shared_teacher(
     one trains its models that need no teacher. The copies resume as finished runs
     (``data.data_dir`` and ``data.distill_dir`` may change on resume); the recorded teacher
     outputs come along."""
-    needed = {key for s in systems for key in (SYSTEMS[s].model, SYSTEMS[s].rescorer) if key}
+    bases = [s.partition("@")[0] for s in systems]
+    needed = {key for s in bases for key in (SYSTEMS[s].model, SYSTEMS[s].rescorer) if key}
 
     def train_the_others():
         for key in MODELS:

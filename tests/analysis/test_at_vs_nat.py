@@ -9,6 +9,7 @@ import ml_collections
 import pytest
 from avn_testing import (
     SECOND_EDITION,
+    THIRD_EDITION,
     check_rows,
     quick_config,
     quick_run_with_shared_teacher,
@@ -23,7 +24,9 @@ from attnlab.analysis.systems import SYSTEMS
 from attnlab.data import dataset_info
 from attnlab.train.config import load_config_file
 
-FIRST_EDITION = [s for s in SYSTEMS if s not in SECOND_EDITION]
+FIRST_EDITION = [s for s in SYSTEMS if s not in SECOND_EDITION + THIRD_EDITION]
+# The teacher decoded from its checkpoint of step 200 too (at_vs_nat.py:g2p,quick keeps it).
+EARLY = "at_greedy@200"
 
 # Fresh models re-time recorded systems with the programs the run compiled: the cache serves them.
 pytestmark = pytest.mark.usefixtures("compilation_cache_dir")
@@ -36,15 +39,29 @@ def quick_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("avn")
     data_dir = tmp_path_factory.mktemp("data")
     rows = quick_run_with_shared_teacher(
-        list(FIRST_EDITION), data_dir, workdir, tmp_path_factory, recorded=str(workdir / "recorded")
+        [*FIRST_EDITION, EARLY],
+        data_dir,
+        workdir,
+        tmp_path_factory,
+        recorded=str(workdir / "recorded"),
     )
     return rows, workdir
 
 
 def test_results_have_every_system_and_key_with_finite_values(quick_run):
     rows, workdir = quick_run
-    check_rows(rows, list(FIRST_EDITION), workdir)
-    assert set(FIRST_EDITION) | set(SECOND_EDITION) == set(SYSTEMS)
+    check_rows(rows, [*FIRST_EDITION, EARLY], workdir)
+    assert set(FIRST_EDITION) | set(SECOND_EDITION) | set(THIRD_EDITION) == set(SYSTEMS)
+    by = {r["system"]: r for r in rows}
+    assert by["at_greedy"]["step"] == 400 and by[EARLY]["step"] == 200
+    early, last = (recorded_outputs(workdir, s) for s in (EARLY, "at_greedy"))
+    assert early.step == 200 and early.hyps != last.hyps  # another checkpoint's outputs
+    assert not any(r["ablation"] for r in rows)
+    # every model's training time at its evaluations, and each row's at its step
+    times = json.loads((workdir / "results.json").read_text())["training_time"]
+    assert [s for s, _ in times["at"]] == [400] and times["at"][0][1] > 0
+    assert by["at_greedy"]["train_seconds"] == times["at"][0][1]
+    assert "train_seconds" not in by[EARLY]  # the AT was not evaluated at step 200
     oracle = next(r for r in rows if r["system"] == "nat_oracle_length")
     assert oracle["length_accuracy"] == 1.0 and oracle["length_mae"] == 0.0
 
@@ -118,7 +135,7 @@ def test_recorded_systems_are_reported_again_without_their_checkpoints(quick_run
     # lengths as oracle_length, length_beam's candidate lengths (rescored by a fresh AT in
     # NPD), and a student (the fixed canvases are in the frontier's test)
     systems = ["at_greedy", "at_beam4", "nat_length_pred", "nat_mask_predict4"]
-    systems += ["nat_length_beam3", "nat_length_beam5_at_rescore", "nat_kd_length_pred"]
+    systems += ["nat_length_beam3", "nat_length_beam5_at_rescore", "nat_kd_length_pred", EARLY]
     rows = rerun_from_records(systems, workdir, tmp_path / "again")
     assert rows[0]["speedup_vs_at_greedy"] == 1.0
     for name, k in (("nat_length_beam3", 3), ("nat_length_beam5_at_rescore", 5)):

@@ -14,8 +14,9 @@ from avn_testing import (
 
 from attnlab.train.config import load_config_file
 
-# The AT rows give the speed-up columns their baseline.
-SYSTEMS = ["at_greedy", "at_beam4", *SECOND_EDITION]
+# The AT rows give the speed-up columns their baseline; one ablation (issue 37) runs too.
+ABLATION = "nat_ctc_glat_anneal"
+SYSTEMS = ["at_greedy", "at_beam4", *SECOND_EDITION, ABLATION]
 
 # Fresh models re-time recorded systems with the programs the run compiled: the cache serves them.
 pytestmark = pytest.mark.usefixtures("compilation_cache_dir")
@@ -46,6 +47,12 @@ def test_second_edition_rows_are_all_there_with_finite_values(frontier_run):
     assert by["at_deep_shallow_greedy"]["model"] == "at_ds"
     assert (workdir / "nat_dag_kd").is_dir() and (workdir / "distilled").is_dir()
     assert (workdir / "nat_ctc_kd").is_dir()
+    # the ablation: its own model, with the annealed glancing schedule, in its own table
+    assert by[ABLATION]["ablation"] and not by["nat_ctc_glat"]["ablation"]
+    trained = json.loads((workdir / "nat_ctc_glat_anneal" / "config.json").read_text())
+    assert (trained["glancing"], trained["glancing_end"]) == (True, 0.1)
+    report = (workdir / "report.md").read_text()
+    assert f"| {ABLATION} | 20 |" in report.split("## Ablations")[1]
 
 
 def test_every_system_is_timed_against_output_length(frontier_run):

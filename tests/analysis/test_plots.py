@@ -17,10 +17,13 @@ import pytest  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from attnlab.analysis import plots  # noqa: E402
+from attnlab.analysis.at_vs_nat import MAIN_MODELS  # noqa: E402
 from attnlab.analysis.systems import SYSTEMS as ALL_SYSTEMS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "results"
-SYSTEMS = tuple(ALL_SYSTEMS)  # the 21 AT and NAT systems of the experiment
+# The AT and NAT systems of the main table, which the quality-versus-latency figure draws (the
+# ablations have a table of their own).
+SYSTEMS = tuple(s for s, system in ALL_SYSTEMS.items() if system.model in MAIN_MODELS)
 N = len(SYSTEMS)
 
 
@@ -79,7 +82,7 @@ def test_labels_of_systems_with_equal_wer_do_not_overlap(latencies):
     plt.close(fig)
 
 
-@pytest.mark.parametrize("edition", ["first_edition", "."])
+@pytest.mark.parametrize("edition", ["first_edition", "second_edition"])
 def test_labels_of_the_committed_g2p_results_do_not_overlap(edition):
     rows = json.loads((RESULTS / "g2p" / edition / "results.json").read_text())
     rows = rows["systems"] if isinstance(rows, dict) else rows  # the first edition: a list
@@ -332,3 +335,27 @@ def test_axis_labels_carry_units():
     assert plots.axis_label("eval_wer") == "validation WER (%)"
     assert plots.axis_label("eval_per") == "eval per (%)"  # an unknown rate: its unit
     assert plots.axis_label("model.dropout") == "dropout"
+
+
+def test_learning_curves_against_steps_and_time_name_their_axes_and_systems():
+    """The committed second edition's curves, with training times: two panels, the same
+    points in each, axes titled with units, a legend of system names, no overprinted ticks."""
+    results = json.loads((RESULTS / "g2p" / "second_edition" / "results.json").read_text())
+    curves = {k: results["validation_curves"][k] for k in ("at", "at_ds", "nat_ctc_kd")}
+    times = {k: [[s, 0.4 * s] for s, _ in points] for k, points in curves.items()}
+    labels = {"at": "at_greedy / at_beam4", "at_ds": "at_deep_shallow_beam4"}
+    fig = plots.learning_curves_time_figure(curves, times, labels)
+    by_step, by_time = fig.axes
+    assert by_step.get_xlabel() == "training step (batches)"
+    assert by_time.get_xlabel() == "training time (hours, evaluations excluded)"
+    assert by_step.get_ylabel() == "validation WER (%)"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["at_greedy / at_beam4", "at_deep_shallow_beam4", "nat_ctc_kd"]
+    for line, points in zip(by_time.get_lines(), curves.values(), strict=True):
+        hours = [0.4 * s / 3600 for s, _ in sorted(points)]
+        np.testing.assert_allclose(line.get_xdata(), hours)
+        np.testing.assert_allclose(line.get_ydata(), [v for _, v in sorted(points)])
+    for axis in (by_step.xaxis, by_time.xaxis, by_step.yaxis):
+        boxes = [box for _, box in visible_tick_labels(axis)]
+        assert len(boxes) >= 3 and overlapping_pairs(boxes) == []
+    plt.close(fig)

@@ -12,7 +12,7 @@ from attnlab.analysis.report import against, error_lines, render
 from attnlab.analysis.scoring import error_kinds
 from attnlab.analysis.systems import SYSTEMS, one_pass
 
-G2P = Path(__file__).resolve().parents[2] / "experiments" / "results" / "g2p"
+G2P = Path(__file__).resolve().parents[2] / "experiments" / "results" / "g2p" / "second_edition"
 
 
 def test_one_pass_excludes_at_rescoring_refinement_and_the_oracle_length():
@@ -31,6 +31,17 @@ def test_one_pass_excludes_at_rescoring_refinement_and_the_oracle_length():
         "nat_dag_viterbi",
         "nat_dag_lookahead_kd",
         "nat_ctc_kd",
+        "nat_ctc_8k",
+        "nat_ctc_glat_linear",
+        "nat_ctc_glat_anneal",
+        "nat_vanilla_8k",
+        "nat_glat_linear",
+        "nat_glat_anneal",
+        "nat_dag_x2",
+        "nat_dag_x4",
+        "nat_dag_x8",
+        "nat_ctc_x2",
+        "nat_ctc_x3",
     }
 
 
@@ -138,15 +149,15 @@ def test_the_errors_table_prints_percent_without_the_sign_and_marks_an_absent_fi
 
 
 def test_the_committed_full_run_is_rendered_again_from_its_results_json(tmp_path):
-    """The report of experiments/results/g2p, from its results.json alone: the tables, the
-    writeup and the figures it had (the bytes of the report may change with the code, not
-    its figures)."""
+    """The second edition's report, from its results.json alone: the tables (each row with
+    its recorded step), the writeup and the figures it had (the bytes of the report may
+    change with the code, not its figures)."""
     shutil.copy(G2P / "results.json", tmp_path)
     report = render(tmp_path).read_text()
     results = json.loads((G2P / "results.json").read_text())
     for row in results["systems"]:
         wer = f"{100 * row['wer']:.1f} [{100 * row['wer_ci95'][0]:.1f}, "
-        assert f"| {row['system']} | {wer}" in report
+        assert f"| {row['system']} | {row['step']:,} | {wer}" in report  # its recorded step
         assert f"| {100 * row['per']:.2f} |" in report  # PER in percent, no sign in the cell
     heads = [line for line in report.splitlines() if line.startswith("## ")]
     assert heads == [
@@ -163,7 +174,8 @@ def test_the_committed_full_run_is_rendered_again_from_its_results_json(tmp_path
     assert "| nat_ctc_kd | +5.0 | 2.1 | 4.5 | yes | no |" in report
     assert "- `at` (at_greedy, at_beam4): the same output for 98.0% of the examples." in report
     assert (G2P / "writeup.md").read_text().strip() in report
-    assert "Columns: `len acc` and `len MAE`" in report and "`x greedy` and `x beam4`" in report
+    assert "Columns: `step`, the training step" in report and "`len acc` and `len MAE`" in report
+    assert "`x greedy` and `x beam4`" in report
     assert "| at_greedy / at_beam4 | 43.8 | 36.6 |" in report  # curves by system names
     assert "| decapitated | D IY K AE P AH T EY T IH D |" in report
     for png in ("length_errors.png", "quality_vs_latency.png", "validation_curves.png"):
@@ -193,3 +205,58 @@ def test_the_writeup_is_included_verbatim_under_its_heading_and_none_adds_nothin
     assert lines[0] == "## Against the literature: verdicts"
     assert "| source | agrees? |\n|---|---|\n| Kasai et al. 2021 | no |" in lines
     assert str(path) in lines[2]
+
+
+def test_ablations_steps_and_learning_curves_have_their_sections(tmp_path):
+    """A third-edition results.json: ablation rows go to their own table (against the AT of
+    their budget), a system decoded at two steps gets a row per step, and the learning curves
+    are drawn against steps and training time for the chosen models only."""
+    results = json.loads((G2P / "results.json").read_text())
+    by = {r["system"]: r for r in results["systems"]}
+    early = {**by["at_beam4"], "system": "at_beam4@8000", "step": 8000, "wer": 0.291}
+    early["wer_ci95"] = [0.283, 0.299]
+
+    def ablation(name, model, wer):
+        row = {**by["nat_ctc"], "system": name, "model": model, "wer": wer}
+        return {**row, "ablation": True, "train_seconds": 5400.0}
+
+    at_8k = {**ablation("at_8k_beam4", "at_8k", 0.30), "one_pass": False}
+    results["systems"] += [early, at_8k, ablation("nat_dag_x4", "nat_dag_x4", 0.325)]
+    results["training_time"] = {"at": [[2000, 1800.0], [4000, 3600.0]],
+                                "nat_ctc": [[2000, 900.0], [4000, 2000.0]]}  # fmt: skip
+    results["curve_models"] = ["at", "nat_ctc"]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    report = render(tmp_path).read_text()
+    main = report.split("## Results")[1].split("## Reading")[0]
+    ablations = report.split("## Ablations")[1].split("## ")[0]
+    assert "| at_beam4@8000 | 8,000 | 29.1 [28.3, 29.9] |" in main
+    assert "| nat_dag_x4 |" not in main and "| at_8k_beam4 |" not in main  # not in the main table
+    assert "| at_8k_beam4 | 8,000 | 1.50 | 30.0 [" in ablations
+    assert "| nat_dag_x4 | 8,000 | 1.50 | 32.5 [" in ablations and "| +2.5 |" in ablations
+    assert "| at_beam4 | 29.1 [28.3, 29.9] | 25.5 [24.7, 26.3] |" in report  # steps 8k, 20k
+    assert "| system | step 8,000 | step 20,000 |" in report
+    assert "| at_beam4@8000 |" not in report.split("## Against at_beam4")[1].split("## ")[0]
+    assert "![Validation WER against training steps and training time](learning_curves.png)" in (
+        report
+    )
+    assert (tmp_path / "learning_curves.png").stat().st_size > 1000
+    assert "| at_greedy / at_beam4 | 43.8 | 36.6 |" in report  # labels: the last checkpoint's
+    assert "- `at` (at_greedy, at_beam4): the same output" in report
+
+
+def test_training_time_adds_each_logged_interval_at_its_rate():
+    from attnlab.analysis.at_vs_nat import training_seconds
+
+    metrics = [
+        {"step": 100, "steps_per_sec": 2.0, "loss": 1.0},  # 50 s, compiling included
+        {"step": 200, "steps_per_sec": 4.0},  # 25 s
+        {"step": 200, "eval_wer": 0.5, "eval_seconds": 99.0},  # not counted
+        {"step": 300, "steps_per_sec": 5.0},  # 20 s
+        {"step": 340, "steps_per_sec": 8.0},  # the last step: 5 s
+    ]
+    assert training_seconds(metrics, [200, 250, 340, 400]) == [
+        [200, 75.0],
+        [250, 85.0],  # half of the next interval, at its rate
+        [340, 100.0],
+    ]  # 400: past the last log line
+    assert training_seconds([], [100]) == []

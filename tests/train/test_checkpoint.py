@@ -82,6 +82,29 @@ def test_max_to_keep_and_unfinished_saves_are_removed(tmp_path):
     ckpt.close()
 
 
+def test_kept_steps_outlive_max_to_keep_also_after_a_reopen(tmp_path):
+    """``keep_steps`` (config ``keep_checkpoint_steps``): kept besides the last ``max_to_keep``,
+    also by a manager opened later (a resumed run), and never kept where not asked."""
+    _, state = _state()
+    ckpt = Checkpointer(tmp_path, max_to_keep=2, keep_steps=(2, 4))
+    for step in (1, 2, 3, 4, 5, 6):
+        ckpt.save(step, state, {"step": step})
+    ckpt.wait()
+    ckpt.close()
+    assert sorted(int(p.name) for p in tmp_path.iterdir()) == [2, 4, 5, 6]
+    ckpt = Checkpointer(tmp_path, max_to_keep=2, keep_steps=(2, 4))
+    for step in (7, 8):
+        ckpt.save(step, state, {"step": step})
+    ckpt.wait()
+    assert ckpt.all_steps() == [2, 4, 7, 8]
+    ckpt.close()
+    ckpt = Checkpointer(tmp_path, max_to_keep=2)  # no kept steps: only the last two stay
+    ckpt.save(9, state, {"step": 9})
+    ckpt.wait()
+    assert ckpt.all_steps() == [8, 9]
+    ckpt.close()
+
+
 # tensorstore reports the failed read once more from a closed event loop; harmless.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_corrupt_latest_step_falls_back_to_previous_with_warning(tmp_path, caplog):

@@ -184,3 +184,15 @@ def test_a_checkpoint_of_another_shape_is_a_one_line_error(data_dir, tmp_path):
     assert "\n" not in message
     assert "does not match the config: parameter params/" in message
     assert "model.d_model is 32 in the checkpoint, 48 now" in message
+
+
+def test_kept_checkpoint_steps_are_saved_off_the_grid_and_kept(data_dir, tmp_path):
+    """``keep_checkpoint_steps``: step 3 is saved though checkpoints fall every 4 steps, and
+    stays beside the last ``max_to_keep`` (the AT-vs-NAT report decodes a model there again)."""
+    steps = {"num_train_steps": 9, "checkpoint_every_steps": 4, "eval_every_steps": 100}
+    steps.update(max_to_keep=1, keep_checkpoint_steps=(3,))
+    train_and_evaluate(quick_config("synthetic.py:at,quick", data_dir, **steps), tmp_path)
+    assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints")) == [3, 9]
+    with pytest.raises(ValueError, match="keep_checkpoint_steps must be steps in"):
+        bad = {**steps, "keep_checkpoint_steps": (0,)}
+        train_and_evaluate(quick_config("synthetic.py:at,quick", data_dir, **bad), tmp_path / "b")

@@ -27,7 +27,7 @@ from attnlab.analysis import plots, recorded, wfst_baseline
 from attnlab.analysis.dag_paths import dag_confidence
 from attnlab.analysis.distill import distilled_data_config
 from attnlab.analysis.latency import measure_latency_vs_length, search_steps
-from attnlab.analysis.report import render
+from attnlab.analysis.report import render, table
 from attnlab.analysis.scoring import error_kinds, score
 from attnlab.analysis.systems import (
     BASELINES,
@@ -45,6 +45,8 @@ from attnlab.nn.attention import capture_cross_attention
 from attnlab.specials import BOS, EOS, MASK, PAD
 from attnlab.train import train_and_evaluate
 from attnlab.train.checkpoint import Checkpointer
+from attnlab.train.models import build_model
+from attnlab.train.resolve import resolve_config
 from attnlab.train.restore import restore
 from attnlab.train.workdir import check_writable, has_history, read_trained_config, write_config
 from attnlab.train.writers import read_metrics
@@ -64,15 +66,25 @@ def _train(config: ml_collections.ConfigDict, workdir: Path) -> None:
 
 
 def parse_systems(spec: str) -> list[str]:
-    """``"at_greedy,nat_length_pred"`` -> names, refusing unknown ones with the valid list."""
+    """``"at_greedy,nat_length_pred,at_beam4@8000"`` -> names, refusing unknown ones with the
+    valid list. ``<system>@<step>`` decodes the model's checkpoint of that step
+    (``recorded.split_step``), one its training config keeps (``keep_checkpoint_steps``)."""
     names = [s.strip() for s in spec.split(",") if s.strip()]
     valid = [*SYSTEMS, *BASELINES]
-    unknown = [s for s in names if s not in valid]
-    if unknown or not names:
-        raise ValueError(
-            f"unknown system {unknown[0] if unknown else spec!r}; valid: {', '.join(valid)}"
-        )
+    for name in names:
+        base, _, step = name.partition("@")
+        if base not in valid or (base in BASELINES and "@" in name):
+            raise ValueError(f"unknown system {name!r}; valid: {', '.join(valid)}")
+        if "@" in name and not (step.isdigit() and int(step) > 0):
+            raise ValueError(f"system {name!r}: the step after '@' must be a positive integer")
+    if not names:
+        raise ValueError(f"unknown system {spec!r}; valid: {', '.join(valid)}")
     return names
+
+
+def _system_of(name: str):
+    """The ``System`` of a name of ``parse_systems``."""
+    return SYSTEMS[recorded.split_step(name)[0]]
 
 
 def count_params(model: nnx.Module) -> int:
@@ -82,7 +94,7 @@ def count_params(model: nnx.Module) -> int:
 # Every model the systems can use, in training order. Each is ``config.<key>``, an ordinary
 # training config. A ``*_kd`` model trains on the AT model's beam outputs of the training
 # split (sequence-level distillation, Kim & Rush 2016), so the AT model comes first.
-MODELS = (
+MAIN_MODELS = (  # the main table: one budget for all (issue 37), the AT's
     "at",  # the AT Seq2Seq
     "at_ds",  # the deep-encoder, shallow-decoder AT (Kasai et al. 2021)
     "nat",  # the task's default NAT recipe (g2p: cmlm)
@@ -93,12 +105,72 @@ MODELS = (
     "nat_dag",  # DA-Transformer with glancing (Huang et al. 2022)
     "nat_kd",  # nat, distilled
     "nat_dag_kd",  # nat_dag, distilled
-    "nat_ctc_kd",  # nat_ctc, distilled (the best one-pass NAT of the full g2p run)
+    "nat_ctc_kd",  # nat_ctc, distilled (the best one-pass NAT of the second edition)
 )
+# The ablations (issue 37), each trained for the ablation budget (the config's ABLATION_STEPS)
+# at the base AT's size: the AT and its tuning grid (compared on validation, never decoded on
+# the test split), glancing schedules on CTC and vanilla, the DAG's graph size, the CTC canvas.
+ABLATION_MODELS = (
+    "at_8k",  # the base AT
+    "at_tune_wide",
+    "at_tune_deep",
+    "at_tune_dropout",
+    "at_tune_smoothing",
+    "at_tune_lr",
+    "at_tune_warmup",
+    "nat_ctc_8k",  # CTC without glancing
+    "nat_ctc_glat_linear",  # glancing 0.5 -> 0.3 over all of training (the second edition's)
+    "nat_ctc_glat_anneal",  # glancing 0.5 -> 0.1 over two thirds of training, then held
+    "nat_vanilla_8k",  # the same three on the vanilla NAT
+    "nat_glat_linear",
+    "nat_glat_anneal",
+    "nat_dag_x2",  # the DAG with 2, 4 and 8 vertices per source token
+    "nat_dag_x4",
+    "nat_dag_x8",
+    "nat_ctc_x2",  # the CTC canvas, 2 and 3 positions per source token
+    "nat_ctc_x3",
+)
+MODELS = MAIN_MODELS + ABLATION_MODELS
+
+
+def _names(spec: str) -> list[str]:
+    return [s.strip() for s in str(spec).split(",") if s.strip()]
 
 
 def is_distilled(key: str) -> bool:
     return key.endswith("_kd")
+
+
+def parameter_counts(config: ml_collections.ConfigDict, keys) -> dict[str, int]:
+    """Each model's parameters, from its config resolved on the dataset (its vocabularies), on
+    shapes alone (``nnx.eval_shape``): nothing is allocated or initialized."""
+    counts = {}
+    for key in keys:
+        resolved = resolve_config(config[key])[0]
+        shapes = nnx.eval_shape(lambda c=resolved: build_model(c.model, rngs=nnx.Rngs(0)))
+        counts[key] = count_params(shapes)
+    return counts
+
+
+def size_table(config: ml_collections.ConfigDict, keys=MAIN_MODELS) -> str:
+    """The models' parameters against the AT's, as Markdown (issue 37: the main table's
+    models within 5% of the AT)."""
+    counts = parameter_counts(config, dict.fromkeys(("at", *keys)))
+    rows = [[k, f"{n:,}", f"{100 * (n / counts['at'] - 1):+.1f}%"] for k, n in counts.items()]
+    return "\n".join(table(["model", "parameters", "against at"], rows))
+
+
+def training_summary(run_dir: Path, key: str) -> str:
+    """One line on a trained model: its last validation WER (``eval_wer``, the config's
+    decoding of the first ``eval_decode_examples`` words) and the time of its training steps."""
+    metrics = read_metrics(Path(run_dir) / key)
+    evals = [r for r in metrics if "eval_wer" in r]
+    if not evals:
+        return f"{key}: no evaluation in {Path(run_dir) / key}"
+    step = int(evals[-1]["step"])
+    took = training_seconds(metrics, [step])
+    took = f"; {took[0][1] / 60:.1f} min of training steps" if took else ""
+    return f"{key}: validation WER {100 * evals[-1]['eval_wer']:.2f}% at step {step}{took}"
 
 
 def train_models(
@@ -113,7 +185,7 @@ def train_models(
     model needs the finished AT teacher; the first to need the distilled data writes it). With
     ``recorded_dir`` the teacher's outputs are recorded there, and read from there when the
     teacher has no checkpoint in the workdir (``analysis.recorded``)."""
-    needed = {key for s in systems for key in (SYSTEMS[s].model, SYSTEMS[s].rescorer) if key}
+    needed = {key for s in systems for key in _system_of(s)[::2] if key}
     if only:
         if only not in MODELS:
             raise ValueError(f"unknown train_only model {only!r}; valid: {', '.join(MODELS)}")
@@ -190,7 +262,7 @@ def _check(config: ml_collections.ConfigDict, workdir: Path) -> list[str]:
         raise FileNotFoundError(f"writeup {writeup}: no such file (config.writeup; '' for none)")
     systems = parse_systems(config.systems)
     if not config.distill:
-        systems = [s for s in systems if s in BASELINES or not is_distilled(SYSTEMS[s].model)]
+        systems = [s for s in systems if s in BASELINES or not is_distilled(_system_of(s).model)]
     write_config(workdir, config)  # each model's own workdir checks its training config
     return systems
 
@@ -225,11 +297,51 @@ def validation_curves(run_dir: Path, keys, metric: str = "eval_wer") -> dict[str
     return curves
 
 
-def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict[str, list]]:
-    """The system's row of the results table, its outputs and its models' validation curves:
-    decoded here (recorded where ``config.recorded`` is set), or read from its record and timed
-    on a fresh model."""
-    key, method, rescorer = SYSTEMS[name]
+def training_seconds(metrics: list[dict], steps) -> list[list[float]]:
+    """``[[step, seconds], ...]``: for each of ``steps``, the time the training steps up to it
+    took, from ``metrics.jsonl``'s logged intervals: each log line's ``steps_per_sec`` covers
+    the steps since the line before (evaluations excluded, compiling included; steps trained
+    before a stop and never logged are counted at the rate after the resume). A step past the
+    last log line is left out."""
+    logged = sorted((int(r["step"]), float(r["steps_per_sec"])) for r in metrics
+                    if r.get("steps_per_sec"))  # fmt: skip
+    out, seconds, before, i = [], 0.0, 0, 0
+    for step in sorted(int(s) for s in steps):
+        while i < len(logged) and logged[i][0] <= step:
+            seconds += (logged[i][0] - before) / logged[i][1]
+            before, i = logged[i][0], i + 1
+        if before == step or i < len(logged):  # between two log lines: at the later one's rate
+            extra = (step - before) / logged[i][1] if before < step else 0.0
+            out.append([step, seconds + extra])
+    return out
+
+
+def training_time(run_dir: Path, keys, metric: str = "eval_wer") -> dict[str, list]:
+    """``{model: [[step, seconds], ...]}`` at each evaluation of ``metric`` (the points of
+    ``validation_curves``), by ``training_seconds``."""
+    times = {}
+    for key in keys:
+        metrics = read_metrics(run_dir / key)
+        points = training_seconds(metrics, [r["step"] for r in metrics if metric in r])
+        if points:
+            times[key] = points
+    return times
+
+
+def _checkpoint(ctx: _Run, key: str, step: int | None) -> tuple[nnx.Module, int]:
+    """Model ``key`` and its step: the run's (the last checkpoints), or those of ``step``."""
+    if step is None:
+        return ctx.models[key], ctx.steps[key]
+    average = int(ctx.config.get("average_checkpoints", 1))
+    model, _, got = restore(ctx.workdir / key, step=step, average_last=average)
+    return model, got
+
+
+def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict, dict]:
+    """The system's row of the results table, its outputs, and its models' validation curves
+    and training times: decoded here (recorded where ``config.recorded`` is set), or read from
+    its record and timed on a fresh model."""
+    key, method, rescorer = _system_of(name)
     config, record = ctx.config, ctx.taken.get(name)
     settings = dict(max_len=ctx.max_len, length_penalty=config.at.length_penalty)
     if record:
@@ -239,16 +351,19 @@ def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict
         timed = recorded.timed(record, ctx.fresh[key], ctx.batches, **timing, **settings)
         hyps, lengths, step, params = record.hyps, record.lengths, record.step, record.params
         curves = {key: record.curve} if record.curve else {}
+        times = {key: record.training_time} if record.training_time else {}
     else:
         logging.info("decoding the %s split with %s", config.test_split, name)
-        model, rescore = ctx.models[key], ctx.models[rescorer] if rescorer else None
+        at_step = recorded.split_step(name)[1]
+        model, step = _checkpoint(ctx, key, at_step)
+        rescore = _checkpoint(ctx, rescorer, at_step)[0] if rescorer else None
         decode = make_decoder(model, method, rescorer=rescore, **settings)
         timed = run_system(name, decode, ctx.batches, latency_examples=config.latency_examples)
         hyps, lengths = [ctx.vocab.decode(h) for h in timed.hyps], timed.lengths
-        step = ctx.steps[key]
         # A rescored system runs two models: it holds both models' weights.
         params = count_params(model) + (count_params(rescore) if rescore else 0)
         curves = validation_curves(ctx.workdir, [k for k in (key, rescorer) if k])
+        times = training_time(ctx.workdir, [k for k in (key, rescorer) if k])
     if not record and config.get("recorded", ""):
         trained_config = lambda k: read_trained_config(ctx.workdir / k).to_dict()
         made = recorded.Record(
@@ -269,6 +384,7 @@ def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict
                 model, method, ctx.batches, max_len=ctx.max_len, chosen=lengths
             ),
             rescorer_config=trained_config(rescorer) if rescorer else None,
+            training_time=times.get(key),
         )
         recorded.save(config.recorded, made)
     row = {"system": name, "model": key, "decoding": method}
@@ -282,19 +398,22 @@ def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict
         params=params,
         step=step,
         outputs="recorded" if record else "decoded",
-        one_pass=one_pass(name),
+        one_pass=one_pass(recorded.split_step(name)[0]),
+        ablation=key in ABLATION_MODELS,
     )
-    return row, hyps, curves
+    seconds = {int(s): t for s, t in times.get(key, [])}
+    row.update({"train_seconds": seconds[step]} if step in seconds else {})
+    return row, hyps, curves, times
 
 
 def agreement(outputs: dict[str, list], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each model decoded more than one way: the share of examples where all its
-    decodings give the same output."""
-    by_model: dict[str, list[str]] = {}
+    """For each model decoded more than one way at one step: the share of examples where all
+    its decodings give the same output."""
+    by_model: dict[tuple[str, Any], list[str]] = {}
     for r in rows:
-        by_model.setdefault(r["model"], []).append(r["system"])
+        by_model.setdefault((r["model"], r.get("step")), []).append(r["system"])
     out = []
-    for model, names in ((m, n) for m, n in by_model.items() if len(n) > 1):
+    for (model, _), names in ((m, n) for m, n in by_model.items() if len(n) > 1):
         same = [len({tuple(o) for o in outs}) == 1 for outs in zip(*(outputs[n] for n in names))]
         out.append({"model": model, "systems": names, "same": sum(same) / len(same)})
     return out
@@ -359,7 +478,7 @@ def attention_figure(models, batches, info, path: Path, max_len: int) -> Path | 
     return plots.save(plots.attention_maps_figure(maps), path)
 
 
-def _results(ctx: _Run, rows, outputs, curves, info) -> dict[str, Any]:
+def _results(ctx: _Run, rows, outputs, curves, times, info) -> dict[str, Any]:
     """``results.json``: the rows, and what the report draws besides them."""
     config, by_name = ctx.config, {r["system"]: r for r in rows}
     for base in ("at_greedy", "at_beam4"):  # batch-1 speed-ups
@@ -392,6 +511,9 @@ def _results(ctx: _Run, rows, outputs, curves, info) -> dict[str, Any]:
         "dag_paths": dag_paths(ctx.models, ctx.batches, rows),
         "samples": samples(outputs, ctx.refs, ctx.batches, info),
         "validation_curves": curves,
+        "training_time": times,
+        # the models of the learning-curve figure: those of config.curve_models in the table
+        "curve_models": [k for k in _names(config.get("curve_models", "")) if k in curves],
         "length_errors": {
             s: {str(e): n for e, n in sorted(Counter(v).items())} for s, v in errors.items()
         },
@@ -419,18 +541,20 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     models, steps = train_models(config, workdir, [s for s in neural if s not in taken],
                                  recorded_dir=str(config.get("recorded", "")))  # fmt: skip
     ctx = _Run(config, workdir, batches, refs, info.tgt_vocab, models, steps, taken, fresh)
-    rows, outputs, curves = [], {}, {}
+    rows, outputs, curves, times = [], {}, {}, {}
     for name in systems:
         if name in BASELINES:  # phonetisaurus
             row, outputs[name] = wfst_baseline.baseline_row(config, workdir, batches, refs, info)
             rows.append(row)
             continue
-        row, outputs[name], got = _system(ctx, name)
+        row, outputs[name], got, took = _system(ctx, name)
         rows.append(row)
         curves.update({k: v for k, v in got.items() if k not in curves})
-    results = _results(ctx, rows, outputs, curves, info)
+        times.update({k: v for k, v in took.items() if k not in times})
+    results = _results(ctx, rows, outputs, curves, times, info)
     if config.get("latency_lengths", ()):
-        results["latency_vs_length"] = measure_latency_vs_length(config, models, neural, info)
+        last = [s for s in neural if "@" not in s]  # the models' last checkpoints only
+        results["latency_vs_length"] = measure_latency_vs_length(config, models, last, info)
     attention = attention_figure(models, batches, info, workdir / "attention_maps.png", ctx.max_len)
     results["attention_maps"] = attention is not None
     (workdir / "results.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -245,3 +245,36 @@ def learning_curves_figure(curves: Mapping[str, Sequence], metric: str, labels: 
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     return fig
+
+
+def learning_curves_time_figure(
+    curves: Mapping[str, Sequence], times: Mapping[str, Sequence], labels: Mapping
+) -> Figure:
+    """Validation WER (``curves``: ``{model: [[step, wer], ...]}``) against the training step
+    (left) and against the hours of training up to it (right; ``times``: ``{model: [[step,
+    seconds], ...]}``, the points of the same steps), one line per model named by
+    ``labels[model]`` (the report's system names): ATs solid with circles, NATs dashed with
+    squares; one legend under both panels."""
+    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11.5, 4.8), sharey=True)
+    for i, (name, points) in enumerate(curves.items()):
+        wer = dict((int(s), v) for s, v in points)
+        hours = {int(s): t / 3600 for s, t in times[name] if int(s) in wer}
+        style = dict(color=f"C{i % 10}", markersize=4, label=labels.get(name, name))
+        fmt = "-o" if name.startswith("at") else "--s"
+        steps = sorted(wer)
+        by_step.plot(steps, [wer[s] for s in steps], fmt, **style)
+        timed = sorted(hours)
+        by_time.plot([hours[s] for s in timed], [wer[s] for s in timed], fmt, **style)
+    by_step.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    by_step.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    by_step.set_xlabel("training step (batches)")
+    by_time.xaxis.set_major_locator(MaxNLocator(nbins=6))
+    by_time.set_xlabel("training time (hours, evaluations excluded)")
+    by_step.set_ylabel(axis_label("eval_wer"))
+    for ax in (by_step, by_time):
+        percent_axis(ax)
+        ax.grid(True, alpha=0.3)
+    handles, names = by_step.get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 4), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * ((len(names) - 1) // 4), 1, 1))
+    return fig

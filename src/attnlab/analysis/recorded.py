@@ -56,6 +56,16 @@ class Record:
     # length_beam:K: the K lengths decoded for each example (candidate_lengths)
     candidates: list[list[int]] | None = None
     rescorer_config: dict[str, Any] | None = None  # the rescoring AT's config, where one rescored
+    # [[step, seconds of training up to it], ...] at the curve's steps (analysis.training_time)
+    training_time: list[list[float]] | None = None
+
+
+def split_step(name: str) -> tuple[str, int | None]:
+    """``at_beam4@8000`` -> ``("at_beam4", 8000)``: the system decoded from its model's
+    checkpoint of that step (kept by ``keep_checkpoint_steps``); ``at_beam4`` ->
+    ``("at_beam4", None)``, the model's last checkpoint."""
+    base, sep, step = name.partition("@")
+    return base, (int(step) if sep else None)
 
 
 def references_digest(refs: Sequence[Any]) -> str:
@@ -143,8 +153,9 @@ def take(
     if not directory:
         return {}, {}
     taken, resolved_config = {}, functools.cache(lambda key: resolve_config(config[key])[0])
+    system = lambda name: SYSTEMS[split_step(name)[0]]
     for name in systems:
-        key, method, rescorer = SYSTEMS[name]
+        key, method, rescorer = system(name)
         if has_history(workdir / key) or (rescorer and has_history(workdir / rescorer)):
             continue
         record = load(
@@ -152,6 +163,9 @@ def take(
         )
         if record is None:
             continue
+        step = split_step(name)[1]
+        if step is not None and record.step != step:
+            raise ValueError(f"recorded outputs of {name} are of step {record.step}, not {step}")
         timing_method(method)  # refuse what cannot be timed, before anything trains
         if _length_beam(method) and record.candidates is None:
             raise ValueError(
@@ -162,9 +176,9 @@ def take(
             what = f"recorded outputs of {name} were rescored by an AT"
             _check_config(what, record.rescorer_config or {}, resolved_config(rescorer))
         taken[name] = record
-    trained = {k for s in systems if s not in taken for k in SYSTEMS[s][::2] if k}
+    trained = {k for s in systems if s not in taken for k in system(s)[::2] if k}
     taken = {name: r for name, r in taken.items() if r.model not in trained}
-    needed = {k for name in taken for k in SYSTEMS[name][::2] if k}
+    needed = {k for name in taken for k in system(name)[::2] if k}
     fresh = {k: build(resolved_config(k))[0] for k in sorted(needed)}
     return taken, fresh
 

@@ -51,6 +51,8 @@ def _latency(row: Row) -> str:
 # (header, row key, format of the value) or (header, None, format of the row).
 _COLUMNS = (
     ("system", "system", str),
+    ("step", "step", "{:,}".format),
+    ("train h", "train_seconds", lambda s: f"{s / 3600:.2f}"),
     ("WER % [95% CI]", None, _with_ci("wer", 100.0)),
     ("PER %", "per", pct),
     ("BLEU [95% CI]", None, _with_ci("bleu", 1.0)),
@@ -65,7 +67,9 @@ _COLUMNS = (
     ("params", "params", "{:,}".format),
 )
 LEGEND = (
-    "Columns: `len acc` and `len MAE`, how often a NAT's output length is a reference's and "
+    "Columns: `step`, the training step of the checkpoint decoded (the newest of those "
+    "averaged); `train h`, the hours its training steps took (evaluations excluded); "
+    "`len acc` and `len MAE`, how often a NAT's output length is a reference's and "
     "its mean absolute error in tokens; `ms/seq b=1`, the median time to decode one sequence "
     "alone; `seq/s b=64`, sequences decoded per second at the eval batch size; `x greedy` "
     "and `x beam4`, the batch-1 speed-up over `at_greedy` and `at_beam4` (their ms/seq over "
@@ -83,7 +87,7 @@ _ERROR_COLUMNS = (
 )
 # Runs too small for conclusions: their report says so at the top and draws no comparison.
 QUICK_SCALES = ("quick", "demo")
-FULL_REPORT = "experiments/results/g2p/report.md"  # the committed full run (second edition)
+FULL_REPORT = "experiments/results/g2p/second_edition/report.md"  # the newest committed full run
 G2P_TASKS = ("g2p", "gpu")  # the at_vs_nat.py tasks that train on cmudict_g2p
 # Issue 17's bar for a one-pass NAT against at_beam4: WER points behind at most, speed at
 # batch 1 and throughput at batch 64 at least.
@@ -99,9 +103,69 @@ def markdown_table(rows: Sequence[Row], columns) -> str:
 
 def results_table(rows: Sequence[Row], *, scale: str = "full") -> str:
     """The results table. A quick run's throughput, timed over a handful of batches, is not
-    stable from run to run, so its column is left out (results.json still has it)."""
-    quick = scale in QUICK_SCALES
-    return markdown_table(rows, [c for c in _COLUMNS if not (quick and c[0] == "seq/s b=64")])
+    stable from run to run, so its column is left out (results.json still has it); so is the
+    training time where no row has one (runs before it was recorded)."""
+    quick, timed = scale in QUICK_SCALES, any("train_seconds" in r for r in rows)
+    left_out = {"seq/s b=64"} if quick else set()
+    left_out |= set() if timed else {"train h"}
+    return markdown_table(rows, [c for c in _COLUMNS if c[0] not in left_out])
+
+
+def main_rows(rows: Sequence[Row]) -> list[Row]:
+    """The main table's rows: every model trained for the same budget (not the ablations)."""
+    return [r for r in rows if not r.get("ablation")]
+
+
+def ablation_lines(rows: Sequence[Row]) -> list[str]:
+    """The ablations' table (issue 37: glancing schedule, graph size, canvas, the AT), each
+    row with its step and training time, and WER points against the AT of the same budget."""
+    ablations = [r for r in rows if r.get("ablation")]
+    if not ablations:
+        return []
+    base = next((r for r in ablations if r["system"] == "at_8k_beam4"), None)
+    if base is not None:
+        ablations = [{**r, "vs_at": 100 * (r["wer"] - base["wer"])} for r in ablations]
+    names = ("system", "step", "train h", "WER % [95% CI]", "PER %", "len acc %", "ms/seq b=1")
+    columns = [c for c in _COLUMNS if c[0] in names + ("params",)]
+    columns.insert(4, ("WER points vs at_8k_beam4", "vs_at", "{:+.1f}".format))
+    if not any("train_seconds" in r for r in ablations):
+        columns = [c for c in columns if c[0] != "train h"]
+    steps = sorted({int(r["step"]) for r in ablations})
+    return [
+        "## Ablations",
+        "",
+        f"Each model trained {' or '.join(f'{s:,}' for s in steps)} steps (`step`), the "
+        "ablation budget: glancing schedules, the DAG's graph size and the CTC canvas, against "
+        "the AT trained as long (`at_8k`). Columns as in the results table.",
+        "",
+        markdown_table(ablations, columns),
+        "",
+    ]
+
+
+def by_step_lines(rows: Sequence[Row]) -> list[str]:
+    """Test WER of the systems decoded at several steps (``<system>@<step>`` rows beside the
+    system's own), one column per step."""
+    steps_of: dict[str, dict[int, Row]] = {}
+    for r in rows:
+        steps_of.setdefault(r["system"].partition("@")[0], {})[int(r["step"])] = r
+    several = {name: at for name, at in steps_of.items() if len(at) > 1}
+    if not several:
+        return []
+    steps = sorted({s for at in several.values() for s in at})
+    wer = _with_ci("wer", 100.0)
+    cells = [
+        [name, *(wer(at[s]) if s in at else "-" for s in steps)] for name, at in several.items()
+    ]
+    return [
+        "## Test WER against training steps",
+        "",
+        "The same models decoded from their checkpoints of each step (the checkpoint average "
+        "ending there), WER % [95% CI] on the test split.",
+        "",
+        *table(["system", *(f"step {s:,}" for s in steps)], cells),
+        "",
+    ]
 
 
 def quality_metric(task: str) -> str:
@@ -208,7 +272,7 @@ def model_labels(rows: Sequence[Row]) -> dict[str, str]:
     """Each model named by the systems of the table that decode it: ``at_greedy / at_beam4``,
     ``nat_length_pred & 5 more`` where there are more than two."""
     by_model: dict[str, list[str]] = {}
-    for r in rows:
+    for r in (r for r in rows if "@" not in r["system"]):  # a model's last checkpoint's rows
         for key in filter(None, (r["model"], r.get("rescored_by", ""))):
             by_model.setdefault(key, []).append(r["system"])
     return {
@@ -247,6 +311,7 @@ def curves_lines(results: Mapping[str, Any], run_dir: Path) -> list[str]:
             "Each model was evaluated once: a curve needs two evaluations, so none is drawn.",
             "",
         ]
+    lines += learning_curve_lines(results, labels, run_dir)
     return lines + [
         f"Each model's decoding during training ({results['eval_decoding']} for the ATs, the "
         "recipe's default for the NATs) of the first validation examples "
@@ -255,6 +320,28 @@ def curves_lines(results: Mapping[str, Any], run_dir: Path) -> list[str]:
         "last checkpoints.",
         "",
         curves_table(curves, labels),
+        "",
+    ]
+
+
+def learning_curve_lines(results: Mapping[str, Any], labels, run_dir: Path) -> list[str]:
+    """Validation WER of ``curve_models`` against training steps and against training time
+    (``learning_curves.png``), where ``results.json`` has their training times."""
+    times, curves = results.get("training_time", {}), results.get("validation_curves", {})
+    keys = [k for k in results.get("curve_models", []) if k in times and len(curves.get(k, [])) > 1]
+    if not keys:
+        return []
+    fig = plots.learning_curves_time_figure(
+        {k: curves[k] for k in keys}, {k: times[k] for k in keys}, labels
+    )
+    plots.save(fig, run_dir / "learning_curves.png")
+    title = "Validation WER against training steps and training time"
+    return [
+        f"![{title}](learning_curves.png)",
+        "",
+        "Training time: the time of each model's training steps up to the evaluation, from "
+        "its logged step rates (evaluations excluded, compiling included); the models trained "
+        "on different machines and cores, so compare times loosely.",
         "",
     ]
 
@@ -378,7 +465,7 @@ def figure_lines(results: Mapping[str, Any], run_dir: Path) -> list[str]:
         counts = {s: {int(e): n for e, n in c.items()} for s, c in results["length_errors"].items()}
         fig = plots.length_error_figure(counts)
         figure("Length prediction: predicted minus true length", fig, "length_errors.png")
-    fig = plots.quality_vs_latency_figure(results["systems"], quality=metric)
+    fig = plots.quality_vs_latency_figure(main_rows(results["systems"]), quality=metric)
     figure("Quality versus latency", fig, "quality_vs_latency.png")
     lines += curves_lines(results, run_dir)
     if results.get("latency_vs_length"):
@@ -396,10 +483,13 @@ def render(run_dir: str | Path) -> Path:
     results = json.loads((run_dir / "results.json").read_text())
     rows, scale = results["systems"], results["scale"]
     lines = header_lines(results)
-    lines += ["## Results", "", results_table(rows, scale=scale), "", LEGEND, ""]
-    lines += ["## Reading", "", reading(rows, scale=scale, task=results["task"]), ""]
+    main = main_rows(rows)
+    lines += ["## Results", "", results_table(main, scale=scale), "", LEGEND, ""]
+    lines += ["## Reading", "", reading(main, scale=scale, task=results["task"]), ""]
+    lines += ablation_lines(rows)
+    lines += by_step_lines(rows)
     if scale not in QUICK_SCALES and quality_metric(results["task"]) == "wer":
-        comparison = against(rows)
+        comparison = against([r for r in main if "@" not in r["system"]])  # equal budgets
         lines += ["## Against at_beam4", "", *comparison, ""] if comparison else []
         lines += error_lines(results)
     if scale not in QUICK_SCALES:

@@ -58,6 +58,20 @@ SYSTEMS: dict[str, System] = {
     "nat_dag_viterbi": System("nat_dag", "dag_viterbi"),
     "nat_dag_lookahead_kd": System("nat_dag_kd", "dag_lookahead"),
     "nat_ctc_kd": System("nat_ctc_kd", "ctc"),
+    # The third edition's ablations (issue 37), each model trained for the ablation budget.
+    "at_8k_greedy": System("at_8k", "greedy"),
+    "at_8k_beam4": System("at_8k", "beam:4"),
+    "nat_ctc_8k": System("nat_ctc_8k", "ctc"),
+    "nat_ctc_glat_linear": System("nat_ctc_glat_linear", "ctc"),
+    "nat_ctc_glat_anneal": System("nat_ctc_glat_anneal", "ctc"),
+    "nat_vanilla_8k": System("nat_vanilla_8k", "length_pred"),
+    "nat_glat_linear": System("nat_glat_linear", "length_pred"),
+    "nat_glat_anneal": System("nat_glat_anneal", "length_pred"),
+    "nat_dag_x2": System("nat_dag_x2", "dag_lookahead"),
+    "nat_dag_x4": System("nat_dag_x4", "dag_lookahead"),
+    "nat_dag_x8": System("nat_dag_x8", "dag_lookahead"),
+    "nat_ctc_x2": System("nat_ctc_x2", "ctc"),
+    "nat_ctc_x3": System("nat_ctc_x3", "ctc"),
 }
 
 # Systems that are no model of ours, each trained, decoded and timed by its own module:

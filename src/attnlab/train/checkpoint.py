@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +137,14 @@ class Checkpointer:
     """Save and restore ``(train state, meta)`` pairs by step."""
 
     def __init__(
-        self, directory: str | os.PathLike, *, max_to_keep: int, read_only: bool = False
+        self,
+        directory: str | os.PathLike,
+        *,
+        max_to_keep: int,
+        keep_steps: Sequence[int] = (),
+        read_only: bool = False,
     ) -> None:
+        """``max_to_keep`` latest steps are kept, and every step of ``keep_steps`` besides."""
         self.directory = Path(directory).absolute()
         self.read_only = read_only
         if not read_only and jax.process_index() == 0 and self.directory.exists():
@@ -147,8 +153,13 @@ class Checkpointer:
                 shutil.rmtree(tmp, ignore_errors=True)
         if not read_only and jax.process_count() > 1:  # the others wait for that clean-up
             multihost_utils.sync_global_devices("attnlab:checkpoints-cleaned")
+        # orbax's preservation policies: any step that one of them keeps stays.
+        keep = ocp.checkpoint_managers
+        policy = keep.AnyPreservationPolicy(
+            [keep.LatestN(n=max_to_keep), keep.CustomSteps(steps=[int(s) for s in keep_steps])]
+        )
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=None if read_only else max_to_keep,
+            preservation_policy=None if read_only else policy,
             save_interval_steps=0 if read_only else 1,
             create=not read_only,
             cleanup_tmp_directories=not read_only,

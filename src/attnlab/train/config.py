@@ -44,6 +44,7 @@ RESUMABLE_KEYS = (
     "eval_every_steps",
     "checkpoint_every_steps",
     "max_to_keep",
+    "keep_checkpoint_steps",
     "eval_split",
     "eval_batch_size",
     "eval_decode_examples",
@@ -84,6 +85,9 @@ def base_config() -> ml_collections.ConfigDict:
             "eval_every_steps": 500,
             "checkpoint_every_steps": 500,
             "max_to_keep": 3,
+            # Steps whose checkpoints are kept besides the last `max_to_keep` (saved there even
+            # off the `checkpoint_every_steps` grid), e.g. to decode a model again at that step.
+            "keep_checkpoint_steps": (),
             # With every checkpoint of the workdir unreadable, the run refuses to start over
             # from step 0 unless this is True.
             "restart_if_unreadable": False,
@@ -212,6 +216,9 @@ def check_training(config: ml_collections.ConfigDict) -> None:
     for key in positive:
         if not 1 <= int(config[key]) <= INT32_MAX:
             raise ValueError(f"{key} must be in [1, {INT32_MAX}], got {config[key]}")
+    for step in config.keep_checkpoint_steps:
+        if not 1 <= int(step) <= INT32_MAX:
+            raise ValueError(f"keep_checkpoint_steps must be steps in [1, {INT32_MAX}], got {step}")
     lr = float(config.learning_rate)
     if not (math.isfinite(lr) and lr > 0.0):
         raise ValueError(f"learning_rate must be finite and > 0, got {config.learning_rate}")

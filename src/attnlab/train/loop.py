@@ -7,8 +7,9 @@ One run, step by step:
 3. Restore the latest readable checkpoint, if any: state, data position, metric window.
 4. Loop: fetch a batch, take a jitted step, check the previous step's loss on the host
    (one step behind, so the device never waits), log, evaluate, save.
-5. Save at every ``checkpoint_every_steps``, at the last step, and on SIGTERM. A non-finite
-   loss, gradient or parameter norm raises ``NonFiniteLossError`` before anything is saved.
+5. Save at every ``checkpoint_every_steps``, at each of ``keep_checkpoint_steps`` (kept besides
+   the last ``max_to_keep``), at the last step, and on SIGTERM. A non-finite loss, gradient or
+   parameter norm raises ``NonFiniteLossError`` before anything is saved.
 """
 
 from __future__ import annotations
@@ -114,7 +115,11 @@ class _Run:
         )
         self.eval_step = make_eval_step(self.graphdef, config)
         self.schedule = learning_rate_schedule(config)
-        self.ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=config.max_to_keep)
+        self.ckpt = Checkpointer(
+            workdir / "checkpoints",
+            max_to_keep=config.max_to_keep,
+            keep_steps=config.keep_checkpoint_steps,
+        )
 
         try:  # the checkpointer's threads must not outlive a failed set-up (nor a signal)
             started = time.perf_counter()
@@ -261,6 +266,7 @@ class _Run:
                 eval_now = step % config.eval_every_steps == 0 or last
                 stop = self._stop_requested(guard)
                 save_now = step % config.checkpoint_every_steps == 0 or last or stop
+                save_now = save_now or step in config.keep_checkpoint_steps
                 if not (log_now or eval_now or save_now):
                     continue
                 self._absorb(*pending)
