@@ -148,7 +148,8 @@ def by_step_lines(rows: Sequence[Row]) -> list[str]:
     system's own), one column per step."""
     steps_of: dict[str, dict[int, Row]] = {}
     for r in rows:
-        steps_of.setdefault(r["system"].partition("@")[0], {})[int(r["step"])] = r
+        if "step" in r:  # a baseline that trains no steps (phonetisaurus) has none
+            steps_of.setdefault(r["system"].partition("@")[0], {})[int(r["step"])] = r
     several = {name: at for name, at in steps_of.items() if len(at) > 1}
     if not several:
         return []
