@@ -191,12 +191,13 @@ LONG_SYSTEMS = (
     "nat_ctc",
     "nat_dag_lookahead",
 )
+# `demo`: the two models `make demo` trains side by side, `at` and `nat` (the vanilla NAT).
 DEMO_SYSTEMS = (
     "at_greedy",
     "at_beam4",
     "nat_length_pred",
     "nat_oracle_length",
-    "nat_mask_predict4",
+    "nat_length_beam5_at_rescore",
 )
 
 
@@ -381,6 +382,11 @@ def get_config(arg: str | None = None):
     at = _tuned(at, variant["at"].removeprefix("at="))
     nat.update(num_train_steps=at.num_train_steps)
     _match_size(nat, at)
+    # `nat` is the vanilla NAT with length prediction (Gu et al. 2018), the main table's plain
+    # NAT and NPD's candidate generator; the task's default recipe (g2p: cmlm) would mask its
+    # decoder input in training. The cmlm recipe is `nat_cmlm`, the mask-predict model.
+    nat_cmlm = use_nat_recipe(_copy(nat), "cmlm")
+    nat = use_nat_recipe(nat, "vanilla")
     # The deep-shallow AT (Kasai et al. 2021): the AT's layers moved to the encoder, one
     # decoder layer (g2p: 6+1 against 3+3, as g2p.py:deep_shallow; +4.7% parameters).
     at_ds = _copy(at)
@@ -403,6 +409,7 @@ def get_config(arg: str | None = None):
     config.at = at
     config.at_ds = at_ds
     config.nat = nat
+    config.nat_cmlm = nat_cmlm
     config.nat_eos = nat_eos
     config.nat_glat = nat_glat
     config.nat_ctc = nat_ctc

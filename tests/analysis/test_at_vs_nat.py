@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,6 +57,9 @@ def test_results_have_every_system_and_key_with_finite_values(quick_run):
     assert by["at_greedy"]["step"] == 400 and by[EARLY]["step"] == 200
     early, last = (recorded_outputs(workdir, s) for s in (EARLY, "at_greedy"))
     assert early.step == 200 and early.hyps != last.hyps  # another checkpoint's outputs
+    # each record names the commit of the code that made it
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    assert last.revision.partition("+")[0] == head.stdout.strip()
     assert not any(r["ablation"] for r in rows)
     # every model's training time at its evaluations, and each row's at its step
     times = json.loads((workdir / "results.json").read_text())["training_time"]

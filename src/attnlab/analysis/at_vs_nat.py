@@ -97,13 +97,14 @@ def count_params(model: nnx.Module) -> int:
 MAIN_MODELS = (  # the main table: one budget for all (issue 37), the AT's
     "at",  # the AT Seq2Seq
     "at_ds",  # the deep-encoder, shallow-decoder AT (Kasai et al. 2021)
-    "nat",  # the task's default NAT recipe (g2p: cmlm)
+    "nat",  # the vanilla NAT with length prediction (Gu et al. 2018)
+    "nat_cmlm",  # the cmlm recipe: mask-predict (Ghazvininejad et al. 2019)
     "nat_eos",  # eos_canvas: no length head, decoded by eos_cut
     "nat_glat",  # vanilla with glancing (Qian et al. 2021)
     "nat_ctc",  # ctc (Libovicky & Helcl 2018)
     "nat_ctc_glat",  # ctc with glancing (Gu & Kong 2021)
     "nat_dag",  # DA-Transformer with glancing (Huang et al. 2022)
-    "nat_kd",  # nat, distilled
+    "nat_kd",  # nat (vanilla), distilled
     "nat_dag_kd",  # nat_dag, distilled
     "nat_ctc_kd",  # nat_ctc, distilled (the best one-pass NAT of the second edition)
 )
@@ -385,6 +386,7 @@ def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict
             ),
             rescorer_config=trained_config(rescorer) if rescorer else None,
             training_time=times.get(key),
+            revision=recorded.code_revision(),
         )
         recorded.save(config.recorded, made)
     row = {"system": name, "model": key, "decoding": method}
@@ -524,6 +526,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     """Run the whole experiment; return the rows of ``results.json``."""
     workdir = Path(workdir)
     systems = _check(config, workdir)
+    recorded.code_revision()  # the code this process runs, before any commit made meanwhile
     neural = [s for s in systems if s not in BASELINES]  # the JAX models' systems
     if config.get("train_only", ""):
         train_models(config, workdir, neural, only=config.train_only,

@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import json
 import os
+import subprocess
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -58,6 +59,26 @@ class Record:
     rescorer_config: dict[str, Any] | None = None  # the rescoring AT's config, where one rescored
     # [[step, seconds of training up to it], ...] at the curve's steps (analysis.training_time)
     training_time: list[list[float]] | None = None
+    # the git commit of the code that recorded it (``code_revision``), ``+changes`` when src/ or
+    # experiments/ differed from it; None where that was unknown (or for older records)
+    revision: str | None = None
+
+
+@functools.cache
+def code_revision() -> str | None:
+    """The git commit of this checkout, read once per process (``run`` asks at its start, so a
+    commit made while a model trains does not relabel it), with ``+changes`` when ``src/`` or
+    ``experiments/`` have uncommitted changes; None outside a git checkout."""
+    root = Path(__file__).resolve().parents[3]
+    git = lambda *args: subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", "src", "experiments")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+changes" if changed else "")
 
 
 def split_step(name: str) -> tuple[str, int | None]:

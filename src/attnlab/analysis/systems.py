@@ -42,8 +42,8 @@ SYSTEMS: dict[str, System] = {
     "nat_length_beam5_at_rescore": System("nat", "length_beam:5", rescorer="at"),
     "nat_eos_cut": System("nat_eos", "eos_cut"),
     "nat_oracle_length": System("nat", "oracle_length"),
-    "nat_mask_predict4": System("nat", "mask_predict:4"),
-    "nat_mask_predict10": System("nat", "mask_predict:10"),
+    "nat_mask_predict4": System("nat_cmlm", "mask_predict:4"),
+    "nat_mask_predict10": System("nat_cmlm", "mask_predict:10"),
     "nat_kd_length_pred": System("nat_kd", "length_pred"),
     # The second edition (issue 17): a fair AT baseline and the one-pass NATs that closed the
     # gap in the literature, each its own model (analysis.at_vs_nat.MODELS).

@@ -205,6 +205,7 @@ def make_record(config, trained: Trained, words, vocab, refs, settings) -> WfstR
     fields = dict(system=SYSTEM, model=SYSTEM, decoding="wfst 1-best", split=config.test_split)
     fields.update(references_digest=recorded.references_digest(refs), step=0, params=trained.params)
     fields.update(config=settings, curve=[], hyps=hyps, lengths=None, steps=None)
+    fields.update(revision=recorded.code_revision())
     return WfstRecord(**fields, output_lengths=[len(h) + 1 for h in hyps], timing=timing)
 
 
