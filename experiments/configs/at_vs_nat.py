@@ -94,8 +94,9 @@ and the other recipes' step costs come on top and are to be measured.
     pair --config.systems=nat_glat_linear --config.systems=nat_glat_anneal  # if time allows,
     $C --config.systems=nat_vanilla_8k                                     # with these two
 
-   `nat_ctc_x2` has `nat_ctc_8k`'s config (CTC_UPSAMPLE is 2), so the canvas ablation trains
-   only `nat_ctc_x3`. Then set MAIN_GLANCING (the schedule of nat_glat, nat_ctc_glat and
+   `nat_ctc_x2` has `nat_ctc_8k`'s config (CTC_UPSAMPLE is 2): one training, which
+   `runs/g2p3/nat_ctc_x2` links to (analysis.at_vs_nat.aliases), so the canvas ablation trains
+   only `nat_ctc_x3` and decodes `--config.systems=nat_ctc_x2` once `nat_ctc_8k` is done. Then set MAIN_GLANCING (the schedule of nat_glat, nat_ctc_glat and
    nat_dag) and MAIN_DAG_UPSAMPLE (the DAG's graph size) above from the ablation table, and
    commit them before the main table trains.
 3. The main table, with `C` given the variant `at=<name>` of step 1
@@ -114,7 +115,8 @@ and the other recipes' step costs come on top and are to be measured.
 
    (`@8000`: the checkpoints of steps 6000-8000 averaged, decoded for the AT and the NATs
    that may turn out best; the report shows test WER at both steps for each.)
-4. Every recorded system side by side, on a machine with nothing else running, then the
+4. Every recorded system timed side by side (`timing_passes` passes, each system in turn in
+   each), on a machine with nothing else running, then the
    hand-written verdicts (`writeup.md`, issue 37 item 5) and a re-run to include them:
 
     $C --config.systems=<the main table's systems>,<the ablations'>,at_beam4@8000,<best NAT>@8000 \
@@ -435,6 +437,9 @@ def get_config(arg: str | None = None):
     config.max_test_examples = 0  # 0: the whole split
     config.eval_batch_size = 64  # also the batch of the throughput figure
     config.latency_examples = 200  # sequences timed one by one at batch 1
+    # Every system is timed in the same passes, side by side (analysis.latency.side_by_side):
+    # each figure and speed ratio is the median over the passes, with the range.
+    config.timing_passes = 3
     # Latency against output length (report plot `latency_vs_length.png`): random sources of
     # each of these lengths, decoded at each batch size, every system side by side. () = off.
     config.latency_lengths = ()

@@ -9,6 +9,8 @@ from attnlab.analysis.at_vs_nat import (
     ABLATION_MODELS,
     MAIN_MODELS,
     MODELS,
+    aliases,
+    is_distilled,
     parameter_counts,
     parse_systems,
 )
@@ -163,3 +165,22 @@ def test_systems_at_a_step_are_parsed_and_bad_ones_refused():
     for bad in ("at_beam4@", "at_beam4@0", "at_beam4@8k"):
         with pytest.raises(ValueError, match="the step after '@' must be a positive integer"):
             parse_systems(bad)
+
+
+@pytest.mark.parametrize("variant", ["g2p", "g2p,quick"])
+def test_models_of_one_config_are_aliased_and_no_others(variant):
+    """``aliases`` against every pair of models compared by hand: an alias's config equals its
+    target's, which comes earlier in MODELS; any two other models differ (distilled ones aside,
+    their data is set at run time)."""
+    config = load_config_file(f"{CONFIG}:{variant}")
+    same_as = aliases(config)
+    keys = [k for k in MODELS if not is_distilled(k)]
+    for key, target in same_as.items():
+        assert config[key].to_dict() == config[target].to_dict()
+        assert MODELS.index(target) < MODELS.index(key) and target not in same_as
+    own = [k for k in keys if k not in same_as]
+    for i, a in enumerate(own):
+        for b in own[i + 1 :]:
+            assert config[a].to_dict() != config[b].to_dict(), (a, b)
+    if variant == "g2p":  # CTC_UPSAMPLE is 2: the canvas ablation's 2x is nat_ctc_8k
+        assert same_as == {"nat_ctc_x2": "nat_ctc_8k"}

@@ -10,7 +10,7 @@ import pytest
 
 from attnlab.analysis import latency
 from attnlab.analysis.latency import crossover, latency_vs_length, random_sources
-from attnlab.analysis.systems import make_decoder, strip
+from attnlab.analysis.systems import Timing, make_decoder, strip
 from attnlab.decode.compiled import jit_model, trim_source
 from attnlab.specials import EOS, NUM_SPECIALS, PAD
 
@@ -47,6 +47,53 @@ def test_rows_time_each_system_and_check_its_outputs():
     # The NAT-like decoder (6 ms whatever the length) overtakes the AT-like one (1 ms per
     # token) between 2 and 16 tokens.
     assert crossover(rows, "nat_like", "at_like", batch=1) == 16
+
+
+def test_side_by_side_times_every_system_in_each_pass_in_alternating_order():
+    """The call order, brute-forced: warm-ups (one per source width, batch 1 and the batches),
+    then per pass each system's batch-1 calls and batches, forward in even passes and
+    reversed in odd ones; the figures are per pass, and a sleeping decoder's are its sleep."""
+    calls = []
+
+    def decoder(name, seconds):
+        def decode(src, given):
+            calls.append((name, src.shape))
+            time.sleep(seconds * len(src))
+            return src, None
+
+        return decode
+
+    singles = [(np.full((1, 3), 5), np.array([4])), (np.full((1, 3), 6), np.array([4]))]
+    batches = [(np.full((4, 3), 5), np.full(4, 4), 3), (np.full((4, 5), 5), np.full(4, 6), 4)]
+    timings = {
+        name: Timing(decoder(name, seconds), singles, batches, "trained model")
+        for name, seconds in (("slow", 0.004), ("fast", 0.001))
+    }
+    out = latency.side_by_side(timings, passes=3)
+    warm = [(name, shape) for name in ("slow", "fast") for shape in [(1, 3), (4, 3), (4, 5)]]
+    one = lambda name: [(name, (1, 3))] * 2 + [(name, (4, 3)), (name, (4, 5))]
+    assert calls == warm + one("slow") + one("fast") + one("fast") + one("slow") + one(
+        "slow"
+    ) + one("fast")
+    for name, seconds in (("slow", 0.004), ("fast", 0.001)):
+        assert len(out[name]["latency_ms_b1"]) == len(out[name]["throughput_seq_s"]) == 3
+        assert all(1000 * seconds <= ms < 1000 * seconds + 15 for ms in out[name]["latency_ms_b1"])
+        # 7 valid rows over 8 rows of sleep
+        assert all(t <= 7 / (8 * seconds) for t in out[name]["throughput_seq_s"])
+    with pytest.raises(ValueError, match="timing_passes must be >= 1"):
+        latency.side_by_side(timings, passes=0)
+
+
+def test_speed_ratios_are_taken_pass_by_pass():
+    passes = {
+        "at": {"latency_ms_b1": [10.0, 12.0, 30.0], "throughput_seq_s": [100.0, 90.0, 50.0]},
+        "nat": {"latency_ms_b1": [2.0, 3.0, 5.0], "throughput_seq_s": [800.0, 900.0, 200.0]},
+    }
+    got = latency.speed_ratios(passes, "nat", "at")
+    assert got["b1"] == 5.0 and got["b1_range"] == [4.0, 6.0]  # 10/2, 12/3, 30/5
+    assert got["b64"] == 8.0 and got["b64_range"] == [4.0, 10.0]  # 800/100, 900/90, 200/50
+    # not the ratio of the medians (12 / 3 = 4 and 800 / 90)
+    assert got["b1"] != 12.0 / 3.0
 
 
 def test_exact_counts_wrong_outputs():

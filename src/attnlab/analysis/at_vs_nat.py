@@ -26,15 +26,23 @@ from flax import nnx
 from attnlab.analysis import plots, recorded, wfst_baseline
 from attnlab.analysis.dag_paths import dag_confidence
 from attnlab.analysis.distill import distilled_data_config
-from attnlab.analysis.latency import measure_latency_vs_length, search_steps
+from attnlab.analysis.latency import (
+    measure_latency_vs_length,
+    search_steps,
+    side_by_side,
+    speed_ratios,
+)
 from attnlab.analysis.report import render, table
 from attnlab.analysis.scoring import error_kinds, score
 from attnlab.analysis.systems import (
     BASELINES,
+    SPEED_BASES,
     SYSTEMS,
+    Timing,
     make_decoder,
     one_pass,
     run_system,
+    timing_of,
     valid_rows,
 )
 from attnlab.data import dataset_info, make_eval_batches
@@ -142,6 +150,29 @@ def is_distilled(key: str) -> bool:
     return key.endswith("_kd")
 
 
+def aliases(config: ml_collections.ConfigDict) -> dict[str, str]:
+    """``{model: earlier model}`` for each model whose training config equals an earlier one's
+    in MODELS (distilled models, whose data is set at run time, excepted): they are one
+    training. ``train_models`` trains the earlier and links ``DIR/<model>`` to it. Full
+    ``g2p``: the canvas ablation's ``nat_ctc_x2`` is ``nat_ctc_8k`` (CTC_UPSAMPLE is 2)."""
+    seen: dict[str, str] = {}
+    out = {}
+    for key in (k for k in MODELS if k in config and not is_distilled(k)):
+        same = seen.setdefault(json.dumps(config[key].to_dict(), sort_keys=True, default=str), key)
+        if same != key:
+            out[key] = same
+    return out
+
+
+def _link(workdir: Path, key: str, same: str) -> None:
+    """``DIR/<key>`` -> ``DIR/<same>`` (relative), unless ``DIR/<key>`` is there already (a
+    model trained on its own before its config matched another's keeps its training)."""
+    path = workdir / key
+    if not path.exists() and not path.is_symlink():
+        workdir.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(same, target_is_directory=True)
+
+
 def parameter_counts(config: ml_collections.ConfigDict, keys) -> dict[str, int]:
     """Each model's parameters, from its config resolved on the dataset (its vocabularies), on
     shapes alone (``nnx.eval_shape``): nothing is allocated or initialized."""
@@ -202,7 +233,13 @@ def train_models(
     models: dict[str, nnx.Module] = {}
     steps: dict[str, int] = {}
     distilled = None
+    same_as = aliases(config)
     for key in (k for k in MODELS if k in needed):
+        if key in same_as:
+            _link(workdir, key, same_as[key])
+            if same_as[key] in models:  # trained above: one model
+                models[key], steps[key] = models[same_as[key]], steps[same_as[key]]
+                continue
         train_config = config[key]
         if is_distilled(key):
             if distilled is None:
@@ -338,18 +375,18 @@ def _checkpoint(ctx: _Run, key: str, step: int | None) -> tuple[nnx.Module, int]
     return model, got
 
 
-def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict, dict]:
-    """The system's row of the results table, its outputs, and its models' validation curves
-    and training times: decoded here (recorded where ``config.recorded`` is set), or read from
-    its record and timed on a fresh model."""
+def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict, dict, Timing]:
+    """The system's row of the results table (but its timing), its outputs, its models'
+    validation curves and training times, and the calls that time it: decoded here (recorded
+    where ``config.recorded`` is set), or read from its record and timed on a fresh model."""
     key, method, rescorer = _system_of(name)
     config, record = ctx.config, ctx.taken.get(name)
     settings = dict(max_len=ctx.max_len, length_penalty=config.at.length_penalty)
     if record:
         logging.info("%s: outputs recorded; timing a fresh model on their decode", name)
         rescore = ctx.fresh[rescorer] if rescorer else None
-        timing = dict(latency_examples=config.latency_examples, rescorer=rescore)
-        timed = recorded.timed(record, ctx.fresh[key], ctx.batches, **timing, **settings)
+        how = dict(latency_examples=config.latency_examples, rescorer=rescore)
+        timing = recorded.timed(record, ctx.fresh[key], ctx.batches, **how, **settings)
         hyps, lengths, step, params = record.hyps, record.lengths, record.step, record.params
         curves = {key: record.curve} if record.curve else {}
         times = {key: record.training_time} if record.training_time else {}
@@ -359,8 +396,10 @@ def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict
         model, step = _checkpoint(ctx, key, at_step)
         rescore = _checkpoint(ctx, rescorer, at_step)[0] if rescorer else None
         decode = make_decoder(model, method, rescorer=rescore, **settings)
-        timed = run_system(name, decode, ctx.batches, latency_examples=config.latency_examples)
-        hyps, lengths = [ctx.vocab.decode(h) for h in timed.hyps], timed.lengths
+        done = run_system(name, decode, ctx.batches)
+        hyps, lengths = [ctx.vocab.decode(h) for h in done.hyps], done.lengths
+        timing = timing_of(decode, ctx.batches, latency_examples=config.latency_examples,
+                           how="trained model")  # fmt: skip
         # A rescored system runs two models: it holds both models' weights.
         params = count_params(model) + (count_params(rescore) if rescore else 0)
         curves = validation_curves(ctx.workdir, [k for k in (key, rescorer) if k])
@@ -379,8 +418,8 @@ def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict
             curve=curves.get(key, []),
             hyps=hyps,
             lengths=lengths,
-            output_lengths=[len(h) + 1 for h in timed.hyps],
-            steps=search_steps(model, method, ctx.batches, timed.hyps, **settings),
+            output_lengths=[len(h) + 1 for h in done.hyps],
+            steps=search_steps(model, method, ctx.batches, done.hyps, **settings),
             candidates=recorded.candidate_lengths(
                 model, method, ctx.batches, max_len=ctx.max_len, chosen=lengths
             ),
@@ -395,8 +434,6 @@ def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict
                      bootstrap_samples=config.bootstrap_samples, seed=config.seed))  # fmt: skip
     row.update(error_kinds(hyps, ctx.refs))
     row.update(
-        latency_ms_b1=timed.latency_ms_b1,
-        throughput_seq_s_b64=timed.throughput_seq_s,
         params=params,
         step=step,
         outputs="recorded" if record else "decoded",
@@ -405,7 +442,7 @@ def _system(ctx: _Run, name: str) -> tuple[dict[str, Any], list[list[str]], dict
     )
     seconds = {int(s): t for s, t in times.get(key, [])}
     row.update({"train_seconds": seconds[step]} if step in seconds else {})
-    return row, hyps, curves, times
+    return row, hyps, curves, times, timing
 
 
 def agreement(outputs: dict[str, list], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -480,12 +517,32 @@ def attention_figure(models, batches, info, path: Path, max_len: int) -> Path | 
     return plots.save(plots.attention_maps_figure(maps), path)
 
 
-def _results(ctx: _Run, rows, outputs, curves, times, info) -> dict[str, Any]:
+def _timing_row(row: dict[str, Any], passes: dict[str, list[float]], how: str) -> None:
+    """A row's timing from ``side_by_side``: each figure the median over the passes, with
+    its smallest and largest (``*_range``)."""
+    columns = {"latency_ms_b1": "latency_ms_b1", "throughput_seq_s": "throughput_seq_s_b64"}
+    for key, column in columns.items():
+        row[column] = float(np.median(passes[key]))
+        row[f"{column}_range"] = [min(passes[key]), max(passes[key])]
+    row.update(timing_passes=len(passes["latency_ms_b1"]), timed=how)
+
+
+def _results(ctx: _Run, rows, outputs, curves, times, info, passes) -> dict[str, Any]:
     """``results.json``: the rows, and what the report draws besides them."""
     config, by_name = ctx.config, {r["system"]: r for r in rows}
-    for base in ("at_greedy", "at_beam4"):  # batch-1 speed-ups
-        for row in rows if base in by_name else []:
-            row[f"speedup_vs_{base}"] = by_name[base]["latency_ms_b1"] / row["latency_ms_b1"]
+    # Speed ratios pass by pass (side_by_side), the median and the range; for a baseline timed
+    # by its own module (no passes), the ratio of the medians.
+    for base in (b for b in SPEED_BASES if b in by_name):
+        for row in rows:
+            if row["system"] in passes and base in passes:
+                got = speed_ratios(passes, row["system"], base)
+                for key, column in (("b1", "speedup_vs"), ("b64", "throughput_vs")):
+                    row[f"{column}_{base}"] = got[key]
+                    row[f"{column}_{base}_range"] = got[f"{key}_range"]
+            else:
+                row[f"speedup_vs_{base}"] = by_name[base]["latency_ms_b1"] / row["latency_ms_b1"]
+                ratio = row["throughput_seq_s_b64"] / by_name[base]["throughput_seq_s_b64"]
+                row[f"throughput_vs_{base}"] = ratio
     if "at_beam4" in outputs:
         for row in rows:
             same = zip(outputs[row["system"]], outputs["at_beam4"], strict=True)
@@ -544,17 +601,21 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict[str
     models, steps = train_models(config, workdir, [s for s in neural if s not in taken],
                                  recorded_dir=str(config.get("recorded", "")))  # fmt: skip
     ctx = _Run(config, workdir, batches, refs, info.tgt_vocab, models, steps, taken, fresh)
-    rows, outputs, curves, times = [], {}, {}, {}
+    rows, outputs, curves, times, timings = [], {}, {}, {}, {}
     for name in systems:
-        if name in BASELINES:  # phonetisaurus
+        if name in BASELINES:  # phonetisaurus, timed by its module
             row, outputs[name] = wfst_baseline.baseline_row(config, workdir, batches, refs, info)
             rows.append(row)
             continue
-        row, outputs[name], got, took = _system(ctx, name)
+        row, outputs[name], got, took, timings[name] = _system(ctx, name)
         rows.append(row)
         curves.update({k: v for k, v in got.items() if k not in curves})
         times.update({k: v for k, v in took.items() if k not in times})
-    results = _results(ctx, rows, outputs, curves, times, info)
+    logging.info("timing %d systems side by side, %d passes", len(timings), config.timing_passes)
+    passes = side_by_side(timings, int(config.timing_passes))
+    for row in (r for r in rows if r["system"] in passes):
+        _timing_row(row, passes[row["system"]], timings[row["system"]].how)
+    results = _results(ctx, rows, outputs, curves, times, info, passes)
     if config.get("latency_lengths", ()):
         last = [s for s in neural if "@" not in s]  # the models' last checkpoints only
         results["latency_vs_length"] = measure_latency_vs_length(config, models, last, info)

@@ -22,10 +22,12 @@ from attnlab.analysis.systems import (
     SYSTEMS,
     Decoded,
     Decoder,
+    Timing,
     at_beam,
     make_decoder,
     strip,
     valid_rows,
+    warm_up,
 )
 from attnlab.data.builders.synthetic_seq2seq import target_of
 from attnlab.decode.at import at_scorer, cached_step, uncached_step
@@ -147,6 +149,50 @@ def interleaved_times(
             times[name].append(time.perf_counter() - start)
         rep += 1
     return times
+
+
+def side_by_side(timings: dict[str, Timing], passes: int) -> dict[str, dict[str, list[float]]]:
+    """Every system timed in the same ``passes``: in each pass, each system in turn (in order
+    in even passes, reversed in odd ones) decodes its batch-1 examples one at a time, then its
+    batches. Per system and pass: ``latency_ms_b1``, the median milliseconds of the batch-1
+    calls, and ``throughput_seq_s``, valid sequences over the seconds of the batches. A warm-up
+    call per source width and batch size comes first (compilation excluded)."""
+    if passes < 1:
+        raise ValueError(f"timing_passes must be >= 1; got {passes}")
+    for t in timings.values():
+        warm_up(t.decode, t.singles)
+        warm_up(t.decode, [(src, given) for src, given, _ in t.batches])
+    names = list(timings)
+    out = {name: {"latency_ms_b1": [], "throughput_seq_s": []} for name in names}
+    for i in range(passes):
+        for name in names if i % 2 == 0 else names[::-1]:
+            t, ms = timings[name], []
+            for src, given in t.singles:
+                start = time.perf_counter()
+                t.decode(src, given)
+                ms.append(1000.0 * (time.perf_counter() - start))
+            start = time.perf_counter()
+            for src, given, _ in t.batches:
+                t.decode(src, given)
+            seconds = time.perf_counter() - start
+            out[name]["latency_ms_b1"].append(float(np.median(ms)))
+            out[name]["throughput_seq_s"].append(sum(n for *_, n in t.batches) / seconds)
+    return out
+
+
+def speed_ratios(
+    passes: dict[str, dict[str, list[float]]], system: str, base: str
+) -> dict[str, float | list[float]]:
+    """``system`` against ``base`` pass by pass: ``b1``, base's batch-1 latency over the
+    system's, and ``b64``, the system's throughput over base's; each the median over the
+    passes, with ``*_range``, their smallest and largest."""
+    mine, theirs = passes[system], passes[base]
+    b1 = [b / s for b, s in zip(theirs["latency_ms_b1"], mine["latency_ms_b1"], strict=True)]
+    tp = [s / b for b, s in zip(theirs["throughput_seq_s"], mine["throughput_seq_s"], strict=True)]
+    out: dict[str, float | list[float]] = {}
+    for key, ratios in (("b1", b1), ("b64", tp)):
+        out[key], out[f"{key}_range"] = float(np.median(ratios)), [min(ratios), max(ratios)]
+    return out
 
 
 def random_sources(vocab_size: int, length: int, count: int, seed: int = 0) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 from flax import nnx
 
 from attnlab.analysis.latency import timing_decoder
-from attnlab.analysis.systems import SYSTEMS, SystemRun, at_beam, run_system
+from attnlab.analysis.systems import SYSTEMS, Timing, at_beam, timing_of
 from attnlab.decode.compiled import jit_model, trim_source
 from attnlab.nat import parse_strategy
 from attnlab.nat.vanilla import top_lengths
@@ -206,15 +206,21 @@ def take(
 
 def timed(
     record: Record, model: nnx.Module, batches, *, latency_examples: int, **settings
-) -> SystemRun:
-    """``run_system`` of ``record``'s system on ``model``, a fresh model of its config, made to
+) -> Timing:
+    """The ``Timing`` of ``record``'s system on ``model``, a fresh model of its config, made to
     run the recorded decode; ``settings``: ``max_len``, ``length_penalty`` and, where an AT
     rescored the system, ``rescorer``, a fresh AT."""
-    decode = timing_decoder(model, timing_method(record.decoding), forced=True, **settings)
+    method = timing_method(record.decoding)
+    decode = timing_decoder(model, method, forced=True, **settings)
     given = next(n for n in (record.steps, record.candidates, record.lengths) if n is not None)
-    return run_system(
-        record.system, decode, batches, latency_examples=latency_examples, lengths=given
-    )
+    what = (
+        "decoder steps" if record.steps is not None
+        else "candidate lengths" if record.candidates is not None
+        else "output lengths" if method.startswith("oracle_length")
+        else ""  # a canvas fixed by the source: nothing to force
+    )  # fmt: skip
+    how = f"fresh model, forced to the recorded {what}" if what else "fresh model"
+    return timing_of(decode, batches, latency_examples=latency_examples, how=how, lengths=given)
 
 
 def _length_beam(method: str) -> int:

@@ -64,7 +64,11 @@ _COLUMNS = (
     ("seq/s b=64", "throughput_seq_s_b64", "{:.0f}".format),
     ("x greedy", "speedup_vs_at_greedy", "{:.1f}".format),
     ("x beam4", "speedup_vs_at_beam4", "{:.1f}".format),
-    ("params", "params", "{:,}".format),
+    (
+        "params",
+        None,
+        lambda r: f"{r['params']:,}" + (f" {r['params_note']}" if "params_note" in r else ""),
+    ),
 )
 LEGEND = (
     "Columns: `step`, the training step of the checkpoint decoded (the newest of those "
@@ -206,20 +210,74 @@ def against(rows: Sequence[Row], reference: str = "at_beam4") -> list[str]:
     cells = []
     for r in sorted((r for r in rows if r is not ref), key=lambda r: r["wer"]):
         gap = 100 * (r["wer"] - ref["wer"])
-        b1 = ref["latency_ms_b1"] / r["latency_ms_b1"]
-        b64 = r["throughput_seq_s_b64"] / ref["throughput_seq_s_b64"]
+        b1_key, b64_key = f"speedup_vs_{reference}", f"throughput_vs_{reference}"
+        b1 = r.get(b1_key, ref["latency_ms_b1"] / r["latency_ms_b1"])
+        b64 = r.get(b64_key, r["throughput_seq_s_b64"] / ref["throughput_seq_s_b64"])
         ok = gap <= bar["gap_points"] and b1 >= bar["speed_b1"] and b64 >= bar["speed_b64"]
         one, yes = bool(r.get("one_pass")), lambda b: "yes" if b else "no"
-        cells.append([r["system"], f"{gap:+.1f}", f"{b1:.1f}", f"{b64:.1f}", yes(one)])
+        speeds = [_ratio(r, k) if k in r else f"{v:.1f}" for k, v in ((b1_key, b1), (b64_key, b64))]
+        cells.append([r["system"], f"{gap:+.1f}", *speeds, yes(one)])
         cells[-1].append(yes(ok) if one else "-")
     head = ["system", "WER points behind", "x speed b=1", "x throughput b=64", "one pass"]
     return [
         f"Against {reference}. Issue 17's bar for a one-pass NAT (one parallel decoder call, "
         f"its own length, no AT rescoring, no refinement): at most {bar['gap_points']:g} WER "
         f"points behind, at least {bar['speed_b1']:g}x the speed at batch 1 and "
-        f"{bar['speed_b64']:g}x the throughput at batch 64.",
+        f"{bar['speed_b64']:g}x the throughput at batch 64."
+        + (
+            " Speeds: the median over the timing passes (their range in brackets); the bar is "
+            "judged on the median."
+            if ref.get("timing_passes")
+            else ""
+        ),
         "",
         *table([*head, "meets the bar"], cells),
+    ]
+
+
+def _ratio(row: Row, key: str) -> str:
+    """``row[key]``, a speed ratio, with its range over the timing passes where measured."""
+    if key not in row:
+        return "-"
+    lo_hi = row.get(f"{key}_range")
+    return f"{row[key]:.1f}" + (f" ({lo_hi[0]:.1f}-{lo_hi[1]:.1f})" if lo_hi else "")
+
+
+def _spread(row: Row, key: str, digits: int) -> str:
+    lo_hi = row.get(f"{key}_range")
+    text = f"{row[key]:.{digits}f}"
+    return text + (f" ({lo_hi[0]:.{digits}f}-{lo_hi[1]:.{digits}f})" if lo_hi else "")
+
+
+def speed_lines(rows: Sequence[Row]) -> list[str]:
+    """Every system's timing with its spread, and its speed against each AT baseline."""
+    timed = [r for r in rows if r.get("timing_passes")]
+    if not timed:
+        return []
+    bases = [b for b in ("at_greedy", "at_beam4", "at_deep_shallow_greedy")
+             if f"speedup_vs_{b}" in timed[0]]  # fmt: skip
+    head = ["system", "ms/seq b=1", "seq/s b=64"]
+    head += [f"x {b} b=1" for b in bases] + [f"x {b} b=64" for b in bases] + ["timed on"]
+    cells = [
+        [r["system"], _spread(r, "latency_ms_b1", 2), _spread(r, "throughput_seq_s_b64", 0)]
+        + [_ratio(r, f"speedup_vs_{b}") for b in bases]
+        + [_ratio(r, f"throughput_vs_{b}") for b in bases]
+        + [r.get("timed", "-")]
+        for r in timed
+    ]
+    return [
+        "## Speed, side by side",
+        "",
+        f"Every system below was timed in the same {timed[0]['timing_passes']} passes: in each, "
+        "each system in turn (the order reversed every other pass) decodes the batch-1 "
+        "examples one at a time, then the split at the eval batch size. Each figure is the "
+        "median over the passes, with the smallest and largest in brackets; a speed ratio is "
+        "taken pass by pass (the baseline's ms/seq over the system's at batch 1, the system's "
+        "seq/s over the baseline's at batch 64). `timed on`: the trained model, or a fresh "
+        "model of its config made to run the recorded decode.",
+        "",
+        *table(head, cells),
+        "",
     ]
 
 
@@ -424,7 +482,13 @@ def header_lines(results: Mapping[str, Any]) -> list[str]:
         f"Machine: {results['machine']}. Test split `{results['split']}`, "
         f"{results['systems'][0]['examples']} examples. Latency is the median over single "
         "sequences at batch 1 after warm-up (compilation excluded); throughput is over the "
-        "whole split at the eval batch size.",
+        "whole split at the eval batch size."
+        + (
+            ' Both are medians over passes that time every system side by side ("Speed, '
+            'side by side").'
+            if any(r.get("timing_passes") for r in results["systems"])
+            else ""
+        ),
         "",
     ]
     recorded = lambda r: r.get("outputs") == "recorded" and not r.get("timing_note")
@@ -489,6 +553,7 @@ def render(run_dir: str | Path) -> Path:
     lines += ["## Reading", "", reading(main, scale=scale, task=results["task"]), ""]
     lines += ablation_lines(rows)
     lines += by_step_lines(rows)
+    lines += speed_lines(rows)
     if scale not in QUICK_SCALES and quality_metric(results["task"]) == "wer":
         comparison = against([r for r in main if "@" not in r["system"]])  # equal budgets
         lines += ["## Against at_beam4", "", *comparison, ""] if comparison else []

@@ -1,14 +1,15 @@
 """Decoding systems of the AT-versus-NAT comparison (``SYSTEMS``), and how each is timed.
 
 A system is a trained model plus a way of decoding it. ``run_system`` decodes a split in
-fixed-shape batches and times it: sequences per second at the eval batch size and the median
-batch-1 latency, each after a warm-up call per source width (compilation excluded), every call
-ending in ``jax.block_until_ready``. How and why: docs/decoding_cost.md.
+fixed-shape batches; ``timing_of`` gives the calls that time it, which
+``analysis.latency.side_by_side`` makes for every system in the same passes: sequences per
+second at the eval batch size and batch-1 latency, after a warm-up call per source width
+(compilation excluded), every call ending in ``jax.block_until_ready``. How and why:
+docs/decoding_cost.md.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -73,6 +74,11 @@ SYSTEMS: dict[str, System] = {
     "nat_ctc_x2": System("nat_ctc_x2", "ctc"),
     "nat_ctc_x3": System("nat_ctc_x3", "ctc"),
 }
+
+# The ATs every speed ratio is taken against: greedy and beam 4, and the deep-shallow AT's
+# greedy search, the fastest AT and the baseline Kasai et al. (2021) and Helcl et al. (2022)
+# call realistic.
+SPEED_BASES = ("at_greedy", "at_beam4", "at_deep_shallow_greedy")
 
 # Systems that are no model of ours, each trained, decoded and timed by its own module:
 # ``phonetisaurus``, the joint-sequence WFST G2P (analysis.wfst_baseline).
@@ -144,8 +150,15 @@ class SystemRun:
     name: str
     hyps: list[list[int]]  # token ids after BOS up to (not including) EOS, one per example
     lengths: list[int] | None  # NAT: chosen length, counting the EOS
-    throughput_seq_s: float
-    latency_ms_b1: float
+
+
+class Timing(NamedTuple):
+    """The calls that time a system (``analysis.latency.side_by_side``)."""
+
+    decode: Decoder
+    singles: list[tuple[np.ndarray, np.ndarray]]  # (src [1, S], given [1] or [1, K]): batch 1
+    batches: list[tuple[np.ndarray, np.ndarray, int]]  # (src, given, valid rows): eval batch
+    how: str  # what ran: the trained model, or a fresh one forced to the recorded decode
 
 
 def strip(tokens: Sequence[int], eos_id: int = 2, pad_id: int = 0) -> list[int]:
@@ -192,34 +205,41 @@ def run_system(
     decode: Decoder,
     batches: Sequence[dict[str, Any]],
     *,
-    latency_examples: int,
     lengths: Sequence[int] | None = None,
 ) -> SystemRun:
-    """Decode every valid example of ``batches``; measure throughput and batch-1 latency.
-    ``lengths`` (one per valid example, or K for a ``length_beam:K``) replace the reference
-    lengths ``decode`` is given: the recorded lengths or steps a fresh model is timed at."""
+    """Decode every valid example of ``batches``; ``lengths`` (one per valid example, or K
+    for a ``length_beam:K``) replace the reference lengths ``decode`` is given."""
     if not batches:
         raise ValueError("no evaluation batches to decode")
-    given = _given_lengths(batches, lengths)
-    warm_up(decode, [(b["inputs"], n) for b, n in zip(batches, given, strict=True)])  # compile
     hyps: list[list[int]] = []
     chosen: list[int] = []
-    start = time.perf_counter()
-    for batch, ref in zip(batches, given, strict=True):
+    for batch, ref in zip(batches, _given_lengths(batches, lengths), strict=True):
         out = decode(batch["inputs"], ref)
         valid = np.asarray(batch["valid"], bool)
         hyps.extend(strip(row) for row in np.asarray(out.tokens)[valid])
         if out.lengths is not None:
             chosen.extend(int(n) for n in np.asarray(out.lengths)[valid])
-    throughput = len(hyps) / (time.perf_counter() - start)
+    return SystemRun(name, hyps, chosen or None)
 
+
+def timing_of(
+    decode: Decoder,
+    batches: Sequence[dict[str, Any]],
+    *,
+    latency_examples: int,
+    how: str,
+    lengths: Sequence[int] | None = None,
+) -> Timing:
+    """What times ``decode``: every batch of ``batches`` (throughput), and the first
+    ``latency_examples`` valid examples one at a time (batch-1 latency), each given its
+    reference length or, with ``lengths``, the recorded lengths or steps a fresh model is
+    timed at."""
+    if not batches:
+        raise ValueError("no evaluation batches to time")
+    given = _given_lengths(batches, lengths)
     sources = valid_rows(batches, "inputs")[: max(latency_examples, 1)]
     refs = valid_rows([{**b, "given": n} for b, n in zip(batches, given, strict=True)], "given")
     singles = [(np.asarray(s)[None], np.asarray([n], np.int32)) for s, n in zip(sources, refs)]
-    warm_up(decode, singles)  # compile at batch 1
-    samples = []
-    for src, ref in singles:
-        t0 = time.perf_counter()
-        decode(src, ref)
-        samples.append((time.perf_counter() - t0) * 1000.0)
-    return SystemRun(name, hyps, chosen or None, throughput, float(np.median(samples)))
+    counts = [int(np.sum(np.asarray(b["valid"], bool))) for b in batches]
+    whole = list(zip((b["inputs"] for b in batches), given, counts, strict=True))
+    return Timing(decode, singles, whole, how)

@@ -241,6 +241,7 @@ def baseline_row(config, workdir: Path, batches, refs, info) -> tuple[dict[str, 
     timing = record.timing
     row.update({k: timing[k] for k in ("latency_ms_b1", "latency_ms_b1_quartiles", "train_s")})
     row.update(throughput_seq_s_b64=timing["throughput_seq_s"], params=record.params)  # one call
+    row.update(params_note="n-gram weights")  # the joint n-gram model's, not a network's
     row.update(budget=record.budget, timing_note=NOTE, timed=timing["how"], outputs=source)
     row.update(one_pass=False)
     return row, record.hyps
