@@ -101,18 +101,23 @@ and the other recipes' step costs come on top and are to be measured.
    commit them before the main table trains.
 3. The main table, with `C` given the variant `at=<name>` of step 1
    (`C="${C/:g2p /:g2p,at=<name> }"`). The AT first, alone on both cores: it is the teacher.
-   The first distilled student records the teacher's outputs on the training split; the others
-   train on them. NPD (`nat_length_beam5_at_rescore`) needs the
-   AT's and the NAT's checkpoints in one workdir, so it is decoded where both trained.
+   The first distilled student records the teacher's outputs on the training split (the
+   others wait for it and train on them); `nat_dag_8k_kd`, the ablation DAG distilled, says
+   whether the main table's DAG is distilled (issue 37: "distilled if that helps at 8,000
+   steps"). NPD (`nat_length_beam5_at_rescore`) needs the AT's and the NAT's checkpoints in
+   one workdir, so it is decoded where both trained.
 
     $C --config.systems=at_greedy,at_beam4,at_beam4@8000
-    $C --config.systems=nat_ctc_kd,nat_ctc_kd@8000
+    pair "--config.systems=nat_ctc_kd,nat_ctc_kd@8000" --config.systems=nat_dag_8k_kd
     pair "--config.systems=at_deep_shallow_greedy,at_deep_shallow_beam4" "--config.systems=nat_ctc,nat_ctc_beam4,nat_ctc@8000"
-    pair "--config.systems=nat_length_pred,nat_length_beam3,nat_length_beam5,nat_length_beam5_at_rescore,nat_oracle_length,nat_mask_predict4,nat_mask_predict10" --config.systems=nat_kd_length_pred
-    pair --config.systems=nat_eos_cut --config.systems=nat_glat
-    pair --config.systems=nat_ctc_glat "--config.systems=nat_dag_greedy,nat_dag_lookahead,nat_dag_viterbi"
-    $C --config.systems=nat_dag_lookahead_kd   # if distilling helped the DAG at 8000 steps
+    pair "--config.systems=nat_length_pred,nat_length_beam3,nat_length_beam5,nat_length_beam5_at_rescore,nat_oracle_length" --config.systems=nat_kd_length_pred
+    pair --config.systems=<nat_glat or nat_ctc_glat: the ablations' best> "--config.systems=nat_dag_greedy,nat_dag_lookahead,nat_dag_viterbi"
+    $C --config.systems=nat_dag_lookahead_kd   # if nat_dag_8k_kd beat its undistilled twin
 
+   `nat` is the vanilla NAT. The second edition's `nat_eos` (eos_canvas) and the mask-predict
+   model `nat_cmlm` are left out of the third edition's main table: the issue does not ask
+   for them, and eos_canvas took about 155 min for 8000 steps on one core in the second
+   edition, so about 6.5 h at this budget.
    (`@8000`: the checkpoints of steps 6000-8000 averaged, decoded for the AT and the NATs
    that may turn out best; the report shows test WER at both steps for each.)
 4. Every recorded system timed side by side (`timing_passes` passes, each system in turn in
@@ -307,6 +312,9 @@ def _ablation_models(at, nat, *, steps: int | None) -> dict[str, ml_collections.
     for factor in (2, 4, 8):  # the DAG's vertices per source token (model.upsample)
         models[f"nat_dag_x{factor}"] = glat("dag", "linear")
         models[f"nat_dag_x{factor}"].model.upsample = factor
+    # The DAG of the graph size the main table takes, distilled: whether the main table's DAG
+    # is distilled (issue 37: "distilled if that helps at 8,000 steps").
+    models["nat_dag_8k_kd"] = _copy(models[f"nat_dag_x{MAIN_DAG_UPSAMPLE or 2}"])
     for factor in (2, 3):  # the CTC canvas, in positions per source token
         models[f"nat_ctc_x{factor}"] = ctc()
         models[f"nat_ctc_x{factor}"].model.upsample = factor

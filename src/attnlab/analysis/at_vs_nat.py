@@ -136,6 +136,7 @@ ABLATION_MODELS = (
     "nat_dag_x2",  # the DAG with 2, 4 and 8 vertices per source token
     "nat_dag_x4",
     "nat_dag_x8",
+    "nat_dag_8k_kd",  # the DAG of MAIN_DAG_UPSAMPLE, distilled: is the main table's distilled?
     "nat_ctc_x2",  # the CTC canvas, 2 and 3 positions per source token
     "nat_ctc_x3",
 )

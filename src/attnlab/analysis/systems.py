@@ -71,6 +71,7 @@ SYSTEMS: dict[str, System] = {
     "nat_dag_x2": System("nat_dag_x2", "dag_lookahead"),
     "nat_dag_x4": System("nat_dag_x4", "dag_lookahead"),
     "nat_dag_x8": System("nat_dag_x8", "dag_lookahead"),
+    "nat_dag_8k_kd": System("nat_dag_8k_kd", "dag_lookahead"),
     "nat_ctc_x2": System("nat_ctc_x2", "ctc"),
     "nat_ctc_x3": System("nat_ctc_x3", "ctc"),
 }
