@@ -32,9 +32,11 @@ mix. Three measurements, each a median over repetitions:
 ``--part=options`` times step-cost ratios (no quality claims) of the choices that change
 results, each against ``g2p.py`` as it is: bfloat16 compute, batch 256 and 512 against 128
 per example, the earlier length buckets 8/12/16 against ``g2p.py``'s 2-letter buckets, the
-CTC canvas k=3 against g2p.py's 2, and the step without buffer donation. ``--part=flags``
-runs this script once per XLA_FLAGS setting in child processes, alternating A, B, A, B, and
-reports the ratio of each child's median step time to the adjacent default child's.
+CTC canvas k=3 against g2p.py's 2, the step without buffer donation, and (AT) the wider and
+deeper ATs of at_vs_nat.py's tuning grid (``at=wide``, ``at=deep``; issue 37 allows 1.5x).
+``--part=flags`` runs this script once per XLA_FLAGS setting in child processes, alternating
+A, B, A, B, and reports the ratio of each child's median step time to the adjacent default
+child's.
 
 The tables are in docs/training_profile.md.
 """
@@ -105,6 +107,9 @@ FLAG_SETTINGS = {
 
 
 # --- configs and real batches ---------------------------------------------------------------
+AT_VS_NAT_CONFIG = common.ROOT / "experiments" / "configs" / "at_vs_nat.py"
+
+
 def resolved(variant: str, **overrides: Any) -> ml_collections.ConfigDict:
     """``g2p.py:<variant>`` resolved against the built dataset, with ``overrides``."""
     config = common.load_config_file(f"{common.G2P_CONFIG}:{variant}")
@@ -487,6 +492,10 @@ def run_options(args) -> dict[str, Any]:
         }
         if name == "ctc":
             variants["k=3"] = resolved(MODELS[name], model={"upsample": 3})
+        if name == "at":  # issue 37's bigger ATs (at_vs_nat.py's AT_TUNING; bar: at most 1.5x)
+            for size in ("wide", "deep"):
+                tuned = common.load_config_file(f"{AT_VS_NAT_CONFIG}:g2p,at={size}").at
+                variants[f"at={size}"] = resolve_config(tuned)[0]
         steppers = {k: Stepper(v) for k, v in variants.items()}
         steppers["no donation"] = Stepper(base, donate=False)
         batches = {}
