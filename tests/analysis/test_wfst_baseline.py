@@ -1,6 +1,7 @@
-"""The Phonetisaurus baseline (analysis.wfst_baseline) on a 400-word build: what it outputs, that
-it learns, that it is deterministic, that its row is reported again from its record, and its
-one-line errors. Seconds: the WFST trains on about 390 pronunciations in about a second."""
+"""The Phonetisaurus baseline (baselines.phonetisaurus, its row analysis.wfst_baseline) on a
+400-word build: what it outputs, that it learns, that it is deterministic, that its row is
+reported again from its record, and its one-line errors. Seconds: the WFST trains on about 390
+pronunciations in about a second."""
 
 import json
 from pathlib import Path
@@ -12,6 +13,7 @@ pytest.importorskip("phonetisaurus")
 from avn_testing import quick_run  # noqa: E402
 
 from attnlab.analysis import wfst_baseline  # noqa: E402
+from attnlab.baselines import phonetisaurus as wfst  # noqa: E402
 from attnlab.data import data_config, dataset_info  # noqa: E402
 from attnlab.data.datasets import prepare  # noqa: E402
 from attnlab.data.sources import iter_records, text  # noqa: E402
@@ -22,8 +24,8 @@ from attnlab.metrics import wer  # noqa: E402
 def built(tmp_path_factory):
     """The data, its training lexicon, and the WFST trained on it."""
     data = data_config(data_dir=str(tmp_path_factory.mktemp("data")), max_source_examples=400)
-    lexicon = wfst_baseline.training_lexicon(data)
-    trained = wfst_baseline.train(lexicon, tmp_path_factory.mktemp("wfst"))
+    lexicon = wfst.training_lexicon(data)
+    trained = wfst.train(lexicon, tmp_path_factory.mktemp("wfst"))
     return data, lexicon, trained
 
 
@@ -46,7 +48,7 @@ def test_every_output_phoneme_is_in_our_phoneme_vocabulary(built):
     data, _, trained = built
     info = dataset_info(data)
     words = ["attention", "phonetisaurus", "xylophone", "o'brien", "well-known", "q"]
-    outputs = wfst_baseline.decode(trained.model, words)
+    outputs = wfst.decode(trained.model, words)
     assert all(outputs[:5]), outputs  # a phoneme for each real word
     assert {p for o in outputs for p in o} <= set(info.tgt_vocab.tokens[5:])
 
@@ -56,7 +58,7 @@ def test_it_learns_its_training_words_far_better_than_a_trivial_baseline(built):
     prons = _by_word(lexicon)
     words = sorted(prons)
     refs = [prons[w] for w in words]
-    own = wer(wfst_baseline.decode(trained.model, words), refs)
+    own = wer(wfst.decode(trained.model, words), refs)
     # trivial: the commonest pronunciation length, filled with the commonest phoneme
     phonemes = [p for _, pron in lexicon for p in pron]
     commonest = max(set(phonemes), key=phonemes.count)
@@ -69,28 +71,28 @@ def test_it_learns_its_training_words_far_better_than_a_trivial_baseline(built):
 def test_decoding_the_same_words_twice_gives_the_same_outputs(built):
     _, lexicon, trained = built
     words = sorted({w for w, _ in lexicon})[:100]
-    first = wfst_baseline.decode(trained.model, words)
-    assert wfst_baseline.decode(trained.model, words) == first
-    assert [wfst_baseline.decode(trained.model, [w])[0] for w in words[:5]] == first[:5]
+    first = wfst.decode(trained.model, words)
+    assert wfst.decode(trained.model, words) == first
+    assert [wfst.decode(trained.model, [w])[0] for w in words[:5]] == first[:5]
 
 
 def test_a_trained_directory_is_reused_on_its_lexicon_and_refused_on_another(built, tmp_path):
     _, lexicon, trained = built
-    again = wfst_baseline.train(lexicon, trained.model.parent)
+    again = wfst.train(lexicon, trained.model.parent)
     assert again == trained  # read from trained.json, not trained again
     with pytest.raises(ValueError, match="trained on another lexicon; remove it"):
-        wfst_baseline.train(lexicon[1:], trained.model.parent)
+        wfst.train(lexicon[1:], trained.model.parent)
 
 
 def test_a_missing_binary_or_an_empty_lexicon_is_one_clear_line(built, tmp_path, monkeypatch):
     _, lexicon, _ = built
     with pytest.raises(ValueError, match="the training lexicon is empty") as empty:
-        wfst_baseline.train([], tmp_path / "empty")
-    import phonetisaurus
+        wfst.train([], tmp_path / "empty")
+    import phonetisaurus as package  # the pip package, whose binaries ours runs
 
-    monkeypatch.setattr(phonetisaurus, "guess_environment", lambda: {"PATH": str(tmp_path)})
+    monkeypatch.setattr(package, "guess_environment", lambda: {"PATH": str(tmp_path)})
     with pytest.raises(ValueError, match="binary phonetisaurus-train not found on") as missing:
-        wfst_baseline.train(lexicon, tmp_path / "none")
+        wfst.train(lexicon, tmp_path / "none")
     assert "\n" not in str(empty.value) + str(missing.value)
     assert not (tmp_path / "none").exists()
 

@@ -28,6 +28,7 @@ FLOORS = {
     "decode": 5,
     "nat": 6,
     "train": 7,
+    "baselines": 7,
     "analysis": 8,
     "sweeps": 8,
     "inference": 8,

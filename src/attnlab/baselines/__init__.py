@@ -1,0 +1,1 @@
+"""Systems that are no model of ours, the yardsticks of the reports: ``phonetisaurus``."""
