@@ -63,9 +63,10 @@ from benchmarks.decoding_parts import steps_at  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from attnlab.analysis.latency import forced_at_decoder, timing_decoder  # noqa: E402
-from attnlab.analysis.systems import make_decoder, strip, valid_rows, warm_up  # noqa: E402
+from attnlab.analysis.systems import make_decoder, valid_rows, warm_up  # noqa: E402
 from attnlab.data import make_eval_batches  # noqa: E402
 from attnlab.decode.compiled import jit_model  # noqa: E402
+from attnlab.specials import strip  # noqa: E402
 from attnlab.train.config import load_config_file  # noqa: E402
 from attnlab.train.models import build_model  # noqa: E402
 from benchmarks import common, decoding_length, decoding_parts  # noqa: E402

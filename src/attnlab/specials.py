@@ -18,3 +18,10 @@ MASK_TOKEN = "<mask>"
 
 SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN, MASK_TOKEN)
 NUM_SPECIALS = len(SPECIAL_TOKENS)
+
+
+def strip(tokens, eos_id: int = EOS, pad_id: int = PAD) -> list[int]:
+    """Output ids up to the first EOS, without PAD: a decoded sequence as its tokens."""
+    ids = [int(t) for t in tokens]
+    ids = ids[: ids.index(eos_id)] if eos_id in ids else ids
+    return [t for t in ids if t != pad_id]

@@ -14,6 +14,7 @@ from attnlab.analysis import recorded
 from attnlab.analysis.at_vs_nat import ABLATION_MODELS, MODELS, aliases, is_distilled, run
 from attnlab.analysis.systems import SYSTEMS
 from attnlab.train.config import load_config_file
+from attnlab.train.distill import PAIRS_FILE
 
 # The rows the second edition (issue 17) added: every system of the deep-shallow AT or a
 # frontier NAT; test_at_vs_nat.py runs the others, test_at_vs_nat_frontier.py these.
@@ -121,7 +122,7 @@ def quick_run_with_shared_teacher(
         shutil.copytree(teacher / name, workdir / name)
     if overrides.get("recorded"):
         Path(overrides["recorded"]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(teacher / "recorded" / recorded.PAIRS_FILE, overrides["recorded"])
+        shutil.copy(teacher / "recorded" / PAIRS_FILE, overrides["recorded"])
     return quick_run(systems, data_dir, workdir, **overrides)
 
 

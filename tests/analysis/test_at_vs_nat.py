@@ -24,6 +24,7 @@ from attnlab.analysis.at_vs_nat import MODELS, parse_systems, run
 from attnlab.analysis.systems import SYSTEMS
 from attnlab.data import dataset_info
 from attnlab.train.config import load_config_file
+from attnlab.train.distill import load_pairs
 
 FIRST_EDITION = [s for s in SYSTEMS if s not in SECOND_EDITION + THIRD_EDITION]
 # The teacher decoded from its checkpoint of step 200 too (at_vs_nat.py:g2p,quick keeps it).
@@ -166,7 +167,7 @@ def test_a_record_of_another_config_or_split_is_refused(quick_run, tmp_path):
 
 def test_a_student_trains_on_the_recorded_teacher_outputs_without_the_teacher(quick_run, tmp_path):
     _, workdir = quick_run
-    pairs = recorded.load_pairs(workdir / "recorded")
+    pairs = load_pairs(workdir / "recorded")
     data_dir = json.loads((workdir / "at" / "config.json").read_text())["data"]["data_dir"]
     config = quick_config()
     for key in MODELS:

@@ -10,9 +10,9 @@ import pytest
 
 from attnlab.analysis import latency
 from attnlab.analysis.latency import crossover, latency_vs_length, random_sources
-from attnlab.analysis.systems import Timing, make_decoder, strip
+from attnlab.analysis.systems import Timing, make_decoder
 from attnlab.decode.compiled import jit_model, trim_source
-from attnlab.specials import EOS, NUM_SPECIALS, PAD
+from attnlab.specials import EOS, NUM_SPECIALS, PAD, strip
 
 
 def _reverser(per_token_s: float, fixed_s: float):

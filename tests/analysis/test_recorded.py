@@ -10,6 +10,7 @@ import pytest
 from attnlab.analysis import recorded
 from attnlab.analysis.systems import SYSTEMS
 from attnlab.nat import parse_strategy
+from attnlab.train.distill import PAIRS_FILE, load_pairs, save_pairs
 
 
 def test_a_fresh_model_is_timed_with_the_recorded_lengths_where_its_own_would_choose():
@@ -72,9 +73,9 @@ def test_a_record_reads_back_as_written_and_the_same_record_gives_the_same_bytes
 
 def test_teacher_outputs_read_back_and_a_bad_line_is_named(tmp_path):
     pairs = [(["C", "A", "T"], ["K", "AE1", "T"]), (["A"], ["AH0"])]
-    recorded.save_pairs(tmp_path, pairs)
-    assert recorded.load_pairs(tmp_path) == pairs
-    assert recorded.load_pairs(tmp_path / "none") is None
-    (tmp_path / recorded.PAIRS_FILE).write_bytes(gzip.compress(b"C A T\tK AE1 T\nA\n"))
+    save_pairs(tmp_path, pairs)
+    assert load_pairs(tmp_path) == pairs
+    assert load_pairs(tmp_path / "none") is None
+    (tmp_path / PAIRS_FILE).write_bytes(gzip.compress(b"C A T\tK AE1 T\nA\n"))
     with pytest.raises(ValueError, match="line 2: expected 'source<TAB>output', got 'A'"):
-        recorded.load_pairs(tmp_path)
+        load_pairs(tmp_path)

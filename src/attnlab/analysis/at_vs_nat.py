@@ -25,7 +25,6 @@ from flax import nnx
 
 from attnlab.analysis import plots, recorded, wfst_baseline
 from attnlab.analysis.dag_paths import dag_confidence
-from attnlab.analysis.distill import distilled_data_config
 from attnlab.analysis.latency import (
     measure_latency_vs_length,
     search_steps,
@@ -53,6 +52,7 @@ from attnlab.nn.attention import capture_cross_attention
 from attnlab.specials import BOS, EOS, MASK, PAD
 from attnlab.train import train_and_evaluate
 from attnlab.train.checkpoint import Checkpointer
+from attnlab.train.distill import PAIRS_FILE, distilled_data_config
 from attnlab.train.models import build_model
 from attnlab.train.resolve import resolve_config
 from attnlab.train.restore import restore
@@ -226,7 +226,7 @@ def train_models(
     recorded_teacher = (
         bool(recorded_dir)
         and not has_history(workdir / "at")
-        and (Path(recorded_dir) / recorded.PAIRS_FILE).exists()
+        and (Path(recorded_dir) / PAIRS_FILE).exists()
     )
     if any(is_distilled(key) for key in needed) and not recorded_teacher:
         needed.add("at")  # the teacher

@@ -25,7 +25,6 @@ from attnlab.analysis.systems import (
     Timing,
     at_beam,
     make_decoder,
-    strip,
     valid_rows,
     warm_up,
 )
@@ -35,7 +34,7 @@ from attnlab.decode.compiled import jit_model, trim_source
 from attnlab.decode.search import beam_search, greedy_search
 from attnlab.nat.decoding import pick
 from attnlab.nat.vanilla import lengths_decoder
-from attnlab.specials import EOS, NUM_SPECIALS
+from attnlab.specials import EOS, NUM_SPECIALS, strip
 
 
 def forced_eos(tokens_to_logits: Callable) -> Callable:

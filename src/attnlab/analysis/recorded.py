@@ -3,9 +3,9 @@ report them without the checkpoints (docs/recorded_outputs.md).
 
 Given ``config.recorded = DIR``, a run writes each decoded system's test outputs and how they
 were made (``DIR/<system>.json.gz``, ``save``) and a distilling teacher's training outputs
-(``save_pairs``). A later run takes a system from DIR when its model has no checkpoint (``take``,
-which checks config, split and references), and times it on a fresh model of the same config
-made to run the recorded decode (``timed``).
+(``train.distill.save_pairs``). A later run takes a system from DIR when its model has no
+checkpoint (``take``, which checks config, split and references), and times it on a fresh
+model of the same config made to run the recorded decode (``timed``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 import os
 import subprocess
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +31,9 @@ from attnlab.analysis.systems import SYSTEMS, Timing, at_beam, timing_of
 from attnlab.decode.compiled import jit_model, trim_source
 from attnlab.nat import parse_strategy
 from attnlab.nat.vanilla import top_lengths
+from attnlab.train.distill import write_gzip_atomic
 from attnlab.train.resolve import build, resolve_config
 from attnlab.train.workdir import config_changes, has_history
-
-PAIRS_FILE = "distilled.tsv.gz"
 
 
 @dataclass
@@ -93,18 +92,9 @@ def references_digest(refs: Sequence[Any]) -> str:
     return hashlib.sha1(json.dumps(refs).encode()).hexdigest()
 
 
-def _write_gzip_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    # no name and mtime=0 in the header: the same outputs give the same bytes, so a re-run
-    # changes no committed file
-    tmp.write_bytes(gzip.compress(data, mtime=0))
-    os.replace(tmp, path)
-
-
 def save(directory: str | os.PathLike, record: Record) -> Path:
     path = Path(directory) / f"{record.system}.json.gz"
-    _write_gzip_atomic(path, (json.dumps(asdict(record), separators=(",", ":")) + "\n").encode())
+    write_gzip_atomic(path, (json.dumps(asdict(record), separators=(",", ":")) + "\n").encode())
     return path
 
 
@@ -256,29 +246,3 @@ def candidate_lengths(
     if chosen is None or any(n not in c for n, c in zip(chosen, out, strict=True)):
         raise ValueError(f"{method}: a chosen length is not among its candidate lengths")
     return out
-
-
-def save_pairs(directory: str | os.PathLike, pairs: Iterable[tuple[list[str], list[str]]]) -> Path:
-    """The teacher's outputs on the training split: ``source tokens<TAB>output tokens``."""
-    lines = [" ".join(src) + "\t" + " ".join(tgt) + "\n" for src, tgt in pairs]
-    path = Path(directory) / PAIRS_FILE
-    _write_gzip_atomic(path, "".join(lines).encode())
-    return path
-
-
-def load_pairs(directory: str | os.PathLike) -> list[tuple[list[str], list[str]]] | None:
-    """What ``save_pairs`` wrote, or None where DIR has none."""
-    path = Path(directory) / PAIRS_FILE
-    if not path.exists():
-        return None
-    try:
-        text = gzip.decompress(path.read_bytes()).decode()
-    except (OSError, EOFError, zlib.error, ValueError) as err:
-        raise ValueError(f"recorded teacher outputs {path} are unreadable ({err})") from None
-    pairs = []
-    for number, line in enumerate(text.splitlines(), 1):
-        src, sep, tgt = line.partition("\t")
-        if not sep or not src or not tgt:
-            raise ValueError(f"{path}, line {number}: expected 'source<TAB>output', got {line!r}")
-        pairs.append((src.split(" "), tgt.split(" ")))
-    return pairs

@@ -21,6 +21,7 @@ from flax import nnx
 from attnlab.decode.at import at_scorer, at_searcher
 from attnlab.decode.compiled import source_width
 from attnlab.nat.decoding import nat_decoder
+from attnlab.specials import strip
 
 
 class System(NamedTuple):
@@ -160,13 +161,6 @@ class Timing(NamedTuple):
     singles: list[tuple[np.ndarray, np.ndarray]]  # (src [1, S], given [1] or [1, K]): batch 1
     batches: list[tuple[np.ndarray, np.ndarray, int]]  # (src, given, valid rows): eval batch
     how: str  # what ran: the trained model, or a fresh one forced to the recorded decode
-
-
-def strip(tokens: Sequence[int], eos_id: int = 2, pad_id: int = 0) -> list[int]:
-    """Tokens up to the first EOS, without PAD."""
-    ids = [int(t) for t in tokens]
-    ids = ids[: ids.index(eos_id)] if eos_id in ids else ids
-    return [t for t in ids if t != pad_id]
 
 
 def valid_rows(batches: Sequence[dict[str, Any]], key: str) -> list[Any]:
