@@ -40,6 +40,7 @@ def test_one_pass_excludes_at_rescoring_refinement_and_the_oracle_length():
         "nat_dag_x2",
         "nat_dag_x4",
         "nat_dag_x8",
+        "nat_dag_8k_kd",
         "nat_ctc_x2",
         "nat_ctc_x3",
     }
