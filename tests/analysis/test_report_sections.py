@@ -7,8 +7,10 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from attnlab.analysis.at_vs_nat import agreement
-from attnlab.analysis.report import against, error_lines, render
+from attnlab.analysis.report import against, error_lines, render, speed_lines, yardstick_lines
 from attnlab.analysis.scoring import error_kinds
 from attnlab.analysis.systems import SYSTEMS, one_pass
 
@@ -78,6 +80,36 @@ def test_every_system_is_measured_against_at_beam4_and_only_one_pass_nats_meet_t
         "| nat_ctc | +4.5 | 5.0 | 7.0 | yes | no |",
     ]
     assert against(rows[1:]) == []  # no reference
+
+
+def test_speeds_timed_in_passes_show_their_range_and_the_bar_takes_the_median():
+    ref = {**BEAM, "timing_passes": 3, "latency_ms_b1_range": [9.0, 11.0]}
+    ctc = {**_row("nat_ctc", 0.27, 2.0, 700.0), "timing_passes": 3, "timed": "trained model"}
+    ctc.update(speedup_vs_at_beam4=4.0, speedup_vs_at_beam4_range=[1.5, 5.0])  # not 10 / 2
+    ctc.update(throughput_vs_at_beam4=5.2, throughput_vs_at_beam4_range=[4.1, 6.0])
+    ctc.update(latency_ms_b1_range=[1.8, 2.5], throughput_seq_s_b64_range=[650.0, 720.0])
+    lines = against([ref, ctc])
+    assert "Speeds: the median over the timing passes" in lines[0]
+    assert lines[-1] == "| nat_ctc | +1.5 | 4.0 (1.5-5.0) | 5.2 (4.1-6.0) | yes | yes |"
+    speed = "\n".join(speed_lines([ref, ctc]))
+    assert (
+        "| system | ms/seq b=1 | seq/s b=64 | x at_beam4 b=1 | x at_beam4 b=64 | timed on |"
+        in speed
+    )
+    assert "| nat_ctc | 2.00 (1.80-2.50) | 700 (650-720) |" in speed and "trained model |" in speed
+    assert speed_lines([BEAM]) == []  # nothing timed in passes
+
+
+@pytest.mark.parametrize(
+    ("at_ci", "wfst_ci", "verdict"),
+    [((0.22, 0.24), (0.242, 0.258), "do not overlap"), ((0.22, 0.245), (0.242, 0.258), "overlap")],
+)
+def test_the_yardstick_says_whether_the_intervals_are_apart(at_ci, wfst_ci, verdict):
+    at = {"system": "at_beam4", "wer": 0.23, "wer_ci95": list(at_ci)}
+    wfst = {"system": "phonetisaurus", "wer": 0.25, "wer_ci95": list(wfst_ci)}
+    text = " ".join(yardstick_lines([at, wfst]))
+    assert f"the intervals {verdict}." in text and "+2.00 points in `at_beam4`'s favour" in text
+    assert yardstick_lines([at]) == []
 
 
 def test_error_kinds_sorts_each_wrong_output_once():
