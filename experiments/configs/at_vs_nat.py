@@ -141,9 +141,9 @@ Expected result (full `g2p`, 2 CPU cores): the third edition's experiments/resul
 when it lands (until then the second edition's, experiments/results/g2p/second_edition/report.md;
 the first edition's: experiments/results/g2p/first_edition/report.md). The target is AT at WER <= 27%
 and PER <= 7% on the cmudict_g2p test split. The `demo` form (`make demo`) trains the AT and
-the NAT at a small scale; measured on 2 cores (README.md, "How long the full configs take"): test WER 63.3% (AT
-greedy) and 83.8% (NAT length_pred) on 512 test words of a 10000-word build, in 4 min 34 s
-from a fresh clone. The `quick` form checks the plumbing (tests), not the quality.
+the vanilla NAT at a small scale; measured on 2 cores (BUILD_NOTES.md, "make demo"): test WER
+61.9% (AT greedy) and 77.0% (NAT length_pred) on 512 test words of a 10000-word build, in
+6 min 45 s from a fresh clone on a machine running at about half its usual speed. The `quick` form checks the plumbing (tests), not the quality.
 
 Variants (comma-separated after the colon):
 - `at=<name>`: the main table's AT, `base` (default) or one of AT_TUNING's (g2p).
