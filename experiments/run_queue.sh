@@ -8,7 +8,9 @@
 # output appended to LIST.logs/<line number>.log. What ended is listed in LIST.done (`ok` or
 # `failed`; remove a `failed` line to run it again), so starting the queue again (on the same
 # machine, after a session ends) goes on where it stopped; a trainer resumes from its
-# checkpoints. A command killed by a signal (the session ended) is not marked. LIST is read again after every command, so
+# checkpoints. A command killed by a signal (the session ended) is not marked, nor is a trainer
+# that SIGTERM or Ctrl-C stopped: it saves, exits 0 and ends its output with "run the same
+# command to resume", and the queue then ends. LIST is read again after every command, so
 # lines can be added while it runs. While LIST.hold exists the queue waits before its next
 # command; when LIST.stop exists it ends after the current one. With WAIT_PID it first waits
 # for that process to end. After each command it runs $AFTER_EACH, if set (the third edition:
@@ -33,10 +35,14 @@ while [ ! -e "$list.stop" ]; do
   [ -z "$next" ] && break
   while [ -e "$list.hold" ]; do sleep 20; done
   echo "$(date -Is) start: $next" >> "$list.logs/queue.log"
-  nice -n 5 "${pin[@]}" bash -c "$next" < /dev/null >> "$list.logs/$number.log" 2>&1
+  log=$list.logs/$number.log && touch "$log" && before=$(wc -c < "$log")
+  nice -n 5 "${pin[@]}" bash -c "$next" < /dev/null >> "$log" 2>&1
   rc=$?
   echo "$(date -Is) exit $rc: $next" >> "$list.logs/queue.log"
-  if [ $rc = 0 ]; then
+  if [ $rc = 0 ] && tail -c +$((before + 1)) "$log" | tail -n 1 | grep -q "run the same command to resume"; then
+    echo "$(date -Is) stopped, not done: $next" >> "$list.logs/queue.log"
+    break  # stopped on request (SIGTERM, Ctrl-C), its checkpoint saved: resumed next time
+  elif [ $rc = 0 ]; then
     echo "ok $next" >> "$list.done"
   elif [ $rc -lt 128 ]; then
     echo "failed $next" >> "$list.done"

@@ -293,3 +293,17 @@ def test_training_time_adds_each_logged_interval_at_its_rate():
         [340, 100.0],
     ]  # 400: past the last log line
     assert training_seconds([], [100]) == []
+
+
+def test_a_run_of_ablations_only_renders_their_table_and_no_main_table(tmp_path):
+    """A queue line that decodes one ablation writes a results.json with no main-table row:
+    its report has the ablations' table, and no Results or Reading section to fill."""
+    results = json.loads((G2P / "results.json").read_text())
+    row = next(r for r in results["systems"] if r["system"] == "nat_ctc")
+    row = {**row, "system": "nat_dag_x4", "model": "nat_dag_x4", "ablation": True}
+    results.update(systems=[{**row, "train_seconds": 5400.0}], writeup="")
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    report = render(tmp_path).read_text()
+    heads = [line for line in report.splitlines() if line.startswith("## ")]
+    assert "## Results" not in heads and "## Reading" not in heads and "## Ablations" in heads
+    assert "| nat_dag_x4 | 8,000 | 1.50 |" in report.split("## Ablations")[1]

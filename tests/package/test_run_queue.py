@@ -33,3 +33,19 @@ def test_the_queue_runs_each_command_once_and_marks_what_failed(tmp_path):
     run_queue(listing, AFTER_EACH="echo after >> hooks")  # again: nothing left, failed or not
     assert (tmp_path / "out").read_text() == "a\nb\nc\n"
     assert (tmp_path / "hooks").read_text() == "after\n" * 4
+
+
+def test_a_trainer_stopped_by_sigterm_is_not_marked_done_and_runs_again(tmp_path):
+    """A trainer that SIGTERM stops saves and exits 0 with its resume line last: the queue
+    ends without marking it, so the next start resumes it."""
+    listing = tmp_path / "list.txt"
+    stopped = "echo step 10; echo 'stopped; run the same command to resume'; touch stopped"
+    listing.write_text(
+        f"[ -e stopped ] && echo resumed >> out || {{ {stopped}; }}\necho next >> out\n"
+    )
+    run_queue(listing)
+    assert not (tmp_path / "out").exists() and (tmp_path / "list.txt.done").read_text() == ""
+    assert "stopped, not done" in (tmp_path / "list.txt.logs" / "queue.log").read_text()
+    run_queue(listing)
+    assert (tmp_path / "out").read_text() == "resumed\nnext\n"
+    assert (tmp_path / "list.txt.done").read_text().count("ok ") == 2

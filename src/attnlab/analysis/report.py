@@ -15,6 +15,7 @@ from typing import Any
 
 from attnlab.analysis import plots
 from attnlab.analysis.latency import crossover
+from attnlab.analysis.systems import SPEED_BASES
 
 Row = Mapping[str, Any]
 
@@ -215,7 +216,8 @@ def against(rows: Sequence[Row], reference: str = "at_beam4") -> list[str]:
         b64 = r.get(b64_key, r["throughput_seq_s_b64"] / ref["throughput_seq_s_b64"])
         ok = gap <= bar["gap_points"] and b1 >= bar["speed_b1"] and b64 >= bar["speed_b64"]
         one, yes = bool(r.get("one_pass")), lambda b: "yes" if b else "no"
-        speeds = [_ratio(r, k) if k in r else f"{v:.1f}" for k, v in ((b1_key, b1), (b64_key, b64))]
+        pairs = ((b1_key, b1), (b64_key, b64))
+        speeds = [_spread(r, k) if k in r else f"{v:.1f}" for k, v in pairs]
         cells.append([r["system"], f"{gap:+.1f}", *speeds, yes(one)])
         cells[-1].append(yes(ok) if one else "-")
     head = ["system", "WER points behind", "x speed b=1", "x throughput b=64", "one pass"]
@@ -235,15 +237,10 @@ def against(rows: Sequence[Row], reference: str = "at_beam4") -> list[str]:
     ]
 
 
-def _ratio(row: Row, key: str) -> str:
-    """``row[key]``, a speed ratio, with its range over the timing passes where measured."""
+def _spread(row: Row, key: str, digits: int = 1) -> str:
+    """``row[key]`` with its range over the timing passes where measured; ``-`` if absent."""
     if key not in row:
         return "-"
-    lo_hi = row.get(f"{key}_range")
-    return f"{row[key]:.1f}" + (f" ({lo_hi[0]:.1f}-{lo_hi[1]:.1f})" if lo_hi else "")
-
-
-def _spread(row: Row, key: str, digits: int) -> str:
     lo_hi = row.get(f"{key}_range")
     text = f"{row[key]:.{digits}f}"
     return text + (f" ({lo_hi[0]:.{digits}f}-{lo_hi[1]:.{digits}f})" if lo_hi else "")
@@ -254,14 +251,13 @@ def speed_lines(rows: Sequence[Row]) -> list[str]:
     timed = [r for r in rows if r.get("timing_passes")]
     if not timed:
         return []
-    bases = [b for b in ("at_greedy", "at_beam4", "at_deep_shallow_greedy")
-             if any(f"speedup_vs_{b}" in r for r in timed)]  # fmt: skip
+    bases = [b for b in SPEED_BASES if any(f"speedup_vs_{b}" in r for r in timed)]
     head = ["system", "ms/seq b=1", "seq/s b=64"]
     head += [f"x {b} b=1" for b in bases] + [f"x {b} b=64" for b in bases] + ["timed on"]
     cells = [
         [r["system"], _spread(r, "latency_ms_b1", 2), _spread(r, "throughput_seq_s_b64", 0)]
-        + [_ratio(r, f"speedup_vs_{b}") for b in bases]
-        + [_ratio(r, f"throughput_vs_{b}") for b in bases]
+        + [_spread(r, f"speedup_vs_{b}") for b in bases]
+        + [_spread(r, f"throughput_vs_{b}") for b in bases]
         + [r.get("timed", "-")]
         for r in timed
     ]
@@ -568,9 +564,10 @@ def render(run_dir: str | Path) -> Path:
     results = json.loads((run_dir / "results.json").read_text())
     rows, scale = results["systems"], results["scale"]
     lines = header_lines(results)
-    main = main_rows(rows)
-    lines += ["## Results", "", results_table(main, scale=scale), "", LEGEND, ""]
-    lines += ["## Reading", "", reading(main, scale=scale, task=results["task"]), ""]
+    main = main_rows(rows)  # none in a run of ablations only
+    if main:
+        lines += ["## Results", "", results_table(main, scale=scale), "", LEGEND, ""]
+        lines += ["## Reading", "", reading(main, scale=scale, task=results["task"]), ""]
     lines += ablation_lines(rows)
     lines += by_step_lines(rows)
     lines += speed_lines(rows)
