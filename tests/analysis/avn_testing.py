@@ -59,7 +59,10 @@ def quick_run(systems: list[str], data_dir: Path, workdir: Path, **overrides) ->
         config[key].data.max_source_examples = 1000
     config.systems = ",".join(systems)
     config.max_test_examples = 24
-    config.latency_examples = 3
+    # One batch-1 example: one source width, so one batch-1 program per system to compile
+    # (three examples spanned two widths); two timing passes still give a spread.
+    config.latency_examples = 1
+    config.timing_passes = 2
     config.bootstrap_samples = 50
     config.update(overrides)
     return run(config, workdir)

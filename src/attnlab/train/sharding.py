@@ -87,12 +87,6 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
-def local_batch_size(global_batch_size: int, mesh: Mesh) -> int:
-    """Examples this process loads per step; the global batch must split evenly over devices."""
-    rows = process_rows(global_batch_size, mesh)
-    return rows.stop - rows.start
-
-
 def process_rows(global_batch_size: int, mesh: Mesh) -> slice:
     """The rows of a global batch that this process's devices hold (one contiguous block)."""
     if global_batch_size % mesh.size:
@@ -156,13 +150,3 @@ def shard_batch(batch: Mapping[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
         for key, value in batch.items()
         if isinstance(value, np.ndarray) and value.dtype != object
     }
-
-
-def shard_global_batch(batch: Mapping[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
-    """Shard a batch that every process holds in full (evaluation batches)."""
-    sharding = batch_sharding(mesh)
-    out = {}
-    for key, value in batch.items():
-        if isinstance(value, np.ndarray) and value.dtype != object:
-            out[key] = jax.make_array_from_callback(value.shape, sharding, lambda i, v=value: v[i])
-    return out

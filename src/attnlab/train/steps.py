@@ -18,7 +18,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from flax import nnx
 
@@ -155,8 +154,3 @@ def add_stats(total: dict[str, list[float]] | None, stats: Stats) -> dict[str, l
 def stat_means(total: Mapping[str, list[float]]) -> dict[str, float]:
     """``sum / count`` of every accumulated statistic."""
     return {name: s / max(c, 1.0) for name, (s, c) in total.items()}
-
-
-def is_finite(value: Any) -> bool:
-    """True if every element of ``value`` is finite."""
-    return bool(np.all(np.isfinite(np.asarray(value))))
