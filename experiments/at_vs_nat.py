@@ -56,7 +56,8 @@ def main(argv: Sequence[str]) -> None:
     scale = _CONFIG.value.get("scale", "full")
     print(results_table(rows, scale=scale))
     print(f"\n{LEGEND}")
-    print(f"\n{reading(rows, scale=scale, task=_CONFIG.value.task)}")
+    split = _CONFIG.value.test_split
+    print(f"\n{reading(rows, scale=scale, task=_CONFIG.value.task, split=split)}")
     print(f"\nThis run's report: {_WORKDIR.value}/report.md")
 
 

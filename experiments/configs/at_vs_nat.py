@@ -81,6 +81,15 @@ and the other recipes' step costs come on top and are to be measured.
     pair --config.train_only=at_tune_smoothing --config.train_only=at_tune_lr
     $C --config.train_only=at_tune_warmup
 
+   Then every one of them decodes the whole validation split (2,462 words; 1,024 give a 95%
+   interval of about +-2.8 points at 30% WER, wider than the differences looked for), each
+   row with its WER points against `at_8k_beam4` and their paired bootstrap interval (the
+   report's ablation table), recorded apart from the test outputs:
+
+    T=at_8k_beam4,at_tune_wide_beam4,at_tune_deep_beam4,at_tune_dropout_beam4,at_tune_smoothing_beam4,at_tune_lr_beam4,at_tune_warmup_beam4
+    python experiments/at_vs_nat.py --config=experiments/configs/at_vs_nat.py:g2p --workdir=runs/g2p3 \
+        --config.recorded=${R}_validation --config.test_split=validation --config.systems=$T --config.timing_passes=1
+
    The best names the main table's AT in every later command, as the variant `at=<name>`
    (`--config=experiments/configs/at_vs_nat.py:g2p,at=<name>`; `at=base` changes nothing): the
    AT, the deep-shallow AT and every main-table NAT take its size. The ablations keep the base.

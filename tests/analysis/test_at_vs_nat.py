@@ -69,6 +69,11 @@ def test_results_have_every_system_and_key_with_finite_values(quick_run):
     assert "train_seconds" not in by[EARLY]  # the AT was not evaluated at step 200
     oracle = next(r for r in rows if r["system"] == "nat_oracle_length")
     assert oracle["length_accuracy"] == 1.0 and oracle["length_mae"] == 0.0
+    # every other row's WER points against at_beam4, with the paired interval around them
+    for row in (r for r in rows if r["system"] != "at_beam4"):
+        diff, (low, high) = row["wer_vs_at_beam4"], row["wer_vs_at_beam4_ci95"]
+        assert diff == pytest.approx(row["wer"] - by["at_beam4"]["wer"]) and low <= diff <= high
+    assert "wer_vs_at_beam4" not in by["at_beam4"]
 
 
 def test_report_and_plots_are_written(quick_run):

@@ -71,12 +71,9 @@ def test_every_main_model_trains_the_ats_budget_and_every_ablation_8000_steps():
         assert (config[key].num_train_steps, config[key].batch_size) == (8000, 128), key
         assert config[key].keep_checkpoint_steps == (), key
         check_config(config[key])  # a valid training config
-    # the systems of every model are known names; every ablation model has at least one,
-    # but the tuning grid, compared on validation only
-    decoded = {SYSTEMS[s].model for s in SYSTEMS}
-    assert {k for k in ABLATION_MODELS if k not in decoded} == {
-        k for k in ABLATION_MODELS if k.startswith("at_tune_")
-    }
+    # the systems of every model are known names, and every ablation model has one (the
+    # tuning grid's are decoded on the validation split: at_tune_<name>_beam4)
+    assert set(ABLATION_MODELS) <= {SYSTEMS[s].model for s in SYSTEMS}
 
 
 def test_the_ablations_change_one_setting_each():

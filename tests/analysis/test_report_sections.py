@@ -254,7 +254,8 @@ def test_ablations_steps_and_learning_curves_have_their_sections(tmp_path):
         return {**row, "ablation": True, "train_seconds": 5400.0}
 
     at_8k = {**ablation("at_8k_beam4", "at_8k", 0.30), "one_pass": False}
-    results["systems"] += [early, at_8k, ablation("nat_dag_x4", "nat_dag_x4", 0.325)]
+    dag = {**ablation("nat_dag_x4", "nat_dag_x4", 0.325), "wer_vs_at_8k_beam4_ci95": [0.01, 0.04]}
+    results["systems"] += [early, at_8k, dag]
     results["training_time"] = {"at": [[2000, 1800.0], [4000, 3600.0]],
                                 "nat_ctc": [[2000, 900.0], [4000, 2000.0]]}  # fmt: skip
     results["curve_models"] = ["at", "nat_ctc"]
@@ -265,7 +266,10 @@ def test_ablations_steps_and_learning_curves_have_their_sections(tmp_path):
     assert "| at_beam4@8000 | 8,000 | 29.1 [28.3, 29.9] |" in main
     assert "| nat_dag_x4 |" not in main and "| at_8k_beam4 |" not in main  # not in the main table
     assert "| at_8k_beam4 | 8,000 | 1.50 | 30.0 [" in ablations
-    assert "| nat_dag_x4 | 8,000 | 1.50 | 32.5 [" in ablations and "| +2.5 |" in ablations
+    assert "| nat_dag_x4 | 8,000 | 1.50 | 32.5 [" in ablations
+    assert "| +2.5 [+1.0, +4.0] |" in ablations  # with its paired interval
+    base = next(line for line in ablations.splitlines() if line.startswith("| at_8k_beam4 |"))
+    assert base.split(" | ")[4] == "-"  # the base itself: no points against itself
     assert "| at_beam4 | 29.1 [28.3, 29.9] | 25.5 [24.7, 26.3] |" in report  # steps 8k, 20k
     assert "| system | step 8,000 | step 20,000 |" in report
     assert "| at_beam4@8000 |" not in report.split("## Against at_beam4")[1].split("## ")[0]

@@ -32,11 +32,12 @@ from attnlab.analysis.latency import (
     speed_ratios,
 )
 from attnlab.analysis.report import render, table
-from attnlab.analysis.scoring import error_kinds, score
+from attnlab.analysis.scoring import error_kinds, paired_wer_difference, score
 from attnlab.analysis.systems import (
     BASELINES,
     SPEED_BASES,
     SYSTEMS,
+    TUNING_MODELS,
     Timing,
     make_decoder,
     one_pass,
@@ -121,12 +122,7 @@ MAIN_MODELS = (  # the main table: one budget for all (issue 37), the AT's
 # the test split), glancing schedules on CTC and vanilla, the DAG's graph size, the CTC canvas.
 ABLATION_MODELS = (
     "at_8k",  # the base AT
-    "at_tune_wide",
-    "at_tune_deep",
-    "at_tune_dropout",
-    "at_tune_smoothing",
-    "at_tune_lr",
-    "at_tune_warmup",
+    *TUNING_MODELS,  # and its tuning grid
     "nat_ctc_8k",  # CTC without glancing
     "nat_ctc_glat_linear",  # glancing 0.5 -> 0.3 over all of training (the second edition's)
     "nat_ctc_glat_anneal",  # glancing 0.5 -> 0.1 over two thirds of training, then held
@@ -548,6 +544,15 @@ def _results(ctx: _Run, rows, outputs, curves, times, info, passes) -> dict[str,
         for row in rows:
             same = zip(outputs[row["system"]], outputs["at_beam4"], strict=True)
             row["same_as_at_beam4"] = float(np.mean([h == b for h, b in same]))
+    # WER points against the AT of the row's budget, example by example (a paired bootstrap)
+    for row in rows:
+        base = "at_8k_beam4" if row.get("ablation") else "at_beam4"
+        if base in outputs and row["system"] != base:
+            diff, ci = paired_wer_difference(
+                outputs[row["system"]], outputs[base], ctx.refs,
+                bootstrap_samples=config.bootstrap_samples, seed=config.seed,
+            )  # fmt: skip
+            row[f"wer_vs_{base}"], row[f"wer_vs_{base}_ci95"] = diff, list(ci)
     errors = {r["system"]: r.pop("length_errors") for r in rows if "length_errors" in r}
     for row in rows:
         for k, v in row.items():

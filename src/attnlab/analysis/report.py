@@ -132,7 +132,7 @@ def ablation_lines(rows: Sequence[Row]) -> list[str]:
         ablations = [{**r, "vs_at": 100 * (r["wer"] - base["wer"])} for r in ablations]
     names = ("system", "step", "train h", "WER % [95% CI]", "PER %", "len acc %", "ms/seq b=1")
     columns = [c for c in _COLUMNS if c[0] in names + ("params",)]
-    columns.insert(4, ("WER points vs at_8k_beam4", "vs_at", "{:+.1f}".format))
+    columns.insert(4, ("WER points vs at_8k_beam4", None, lambda r: _points_vs(r, "at_8k_beam4")))
     if not any("train_seconds" in r for r in ablations):
         columns = [c for c in columns if c[0] != "train h"]
     steps = sorted({int(r["step"]) for r in ablations})
@@ -140,8 +140,11 @@ def ablation_lines(rows: Sequence[Row]) -> list[str]:
         "## Ablations",
         "",
         f"Each model trained {' or '.join(f'{s:,}' for s in steps)} steps (`step`), the "
-        "ablation budget: glancing schedules, the DAG's graph size and the CTC canvas, against "
-        "the AT trained as long (`at_8k`). Columns as in the results table.",
+        "ablation budget: the AT's tuning grid, glancing schedules, the DAG's graph size and the "
+        "CTC canvas, against the AT trained as long (`at_8k`). Columns as in the results "
+        "table; WER points against `at_8k_beam4` carry, where measured, the 95% paired "
+        "bootstrap interval of the difference (both systems' errors on the same resampled "
+        "words).",
         "",
         markdown_table(ablations, columns),
         "",
@@ -179,14 +182,14 @@ def quality_metric(task: str) -> str:
     return "bleu" if task == "tfds" else "wer"
 
 
-def reading(rows: Sequence[Row], *, scale: str, task: str = "g2p") -> str:
+def reading(rows: Sequence[Row], *, scale: str, task: str = "g2p", split: str = "test") -> str:
     """What the table shows, and no more than its scale supports."""
     metric = quality_metric(task)
     show = lambda r: f"{100 * r[metric]:.1f}% WER" if metric == "wer" else f"{r[metric]:.1f} BLEU"
     best = (min if metric == "wer" else max)(rows, key=lambda r: r[metric])
     fastest = min(rows, key=lambda r: r["latency_ms_b1"])
     text = (
-        f"On {rows[0]['examples']} test examples the best system is {best['system']} at "
+        f"On {rows[0]['examples']} {split} examples the best system is {best['system']} at "
         f"{show(best)}; the fastest at batch 1 is {fastest['system']} "
         f"({fastest['latency_ms_b1']:.2f} ms, {show(fastest)})."
     )
@@ -218,7 +221,11 @@ def against(rows: Sequence[Row], reference: str = "at_beam4") -> list[str]:
         one, yes = bool(r.get("one_pass")), lambda b: "yes" if b else "no"
         pairs = ((b1_key, b1), (b64_key, b64))
         speeds = [_spread(r, k) if k in r else f"{v:.1f}" for k, v in pairs]
-        cells.append([r["system"], f"{gap:+.1f}", *speeds, yes(one)])
+        paired = r.get(f"wer_vs_{reference}_ci95")
+        points = f"{gap:+.1f}" + (
+            f" [{100 * paired[0]:+.1f}, {100 * paired[1]:+.1f}]" if paired else ""
+        )
+        cells.append([r["system"], points, *speeds, yes(one)])
         cells[-1].append(yes(ok) if one else "-")
     head = ["system", "WER points behind", "x speed b=1", "x throughput b=64", "one pass"]
     return [
@@ -231,10 +238,25 @@ def against(rows: Sequence[Row], reference: str = "at_beam4") -> list[str]:
             "judged on the median."
             if ref.get("timing_passes")
             else ""
+        )
+        + (
+            " WER points: in brackets the 95% paired bootstrap interval of the difference "
+            "(both systems' errors on the same resampled words)."
+            if any(f"wer_vs_{reference}_ci95" in r for r in rows)
+            else ""
         ),
         "",
         *table([*head, "meets the bar"], cells),
     ]
+
+
+def _points_vs(row: Row, base: str) -> str:
+    """WER points against ``base`` (``vs_at``), with the paired bootstrap interval of the
+    difference where the run measured it (``wer_vs_<base>_ci95``); ``-`` for the base."""
+    if row["system"] == base or "vs_at" not in row:
+        return "-"
+    ci = row.get(f"wer_vs_{base}_ci95")
+    return f"{row['vs_at']:+.1f}" + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "")
 
 
 def _spread(row: Row, key: str, digits: int = 1) -> str:
@@ -567,7 +589,12 @@ def render(run_dir: str | Path) -> Path:
     main = main_rows(rows)  # none in a run of ablations only
     if main:
         lines += ["## Results", "", results_table(main, scale=scale), "", LEGEND, ""]
-        lines += ["## Reading", "", reading(main, scale=scale, task=results["task"]), ""]
+        lines += [
+            "## Reading",
+            "",
+            reading(main, scale=scale, task=results["task"], split=results.get("split", "test")),
+            "",
+        ]
     lines += ablation_lines(rows)
     lines += by_step_lines(rows)
     lines += speed_lines(rows)

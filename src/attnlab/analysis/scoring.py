@@ -50,8 +50,7 @@ def score(
         "chrf": corpus_chrf(hyp_text, ref_text),
     }
     if bootstrap_samples > 0:
-        # WER is 1 - exact match; the same rule per example gives the resampled statistic.
-        wrong = [1.0 - exact_match([h], [options]) for h, options in zip(hyps, refs, strict=True)]
+        wrong = wrong_words(hyps, refs)
         row["wer_ci95"] = bootstrap_ci(
             rate_stats(wrong, np.ones(len(wrong))), rate, num_samples=bootstrap_samples, seed=seed
         )
@@ -89,3 +88,27 @@ def error_kinds(
         if group.any():
             row[key] = float(np.mean(wrong[group]))
     return row
+
+
+def wrong_words(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[Sequence[str]]]):
+    """1.0 for each example whose hypothesis matches none of its references, else 0.0: WER is
+    their mean (1 - exact match, example by example)."""
+    return [1.0 - exact_match([h], [options]) for h, options in zip(hyps, refs, strict=True)]
+
+
+def paired_wer_difference(
+    hyps: Sequence[Sequence[str]],
+    base: Sequence[Sequence[str]],
+    refs: Sequence[Sequence[Sequence[str]]],
+    *,
+    bootstrap_samples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, tuple[float, float]]:
+    """WER of ``hyps`` minus WER of ``base`` on the same examples, and its 95% paired
+    bootstrap interval: each resample draws examples and takes both systems' errors on them,
+    so what the two share (the hard words) cancels, and the interval is narrower than the
+    two WER intervals side by side."""
+    diff = np.subtract(wrong_words(hyps, refs), wrong_words(base, refs))
+    ones = np.ones(len(diff))
+    ci = bootstrap_ci(rate_stats(diff, ones), rate, num_samples=bootstrap_samples, seed=seed)
+    return float(diff.mean()), ci

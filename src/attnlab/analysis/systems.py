@@ -32,7 +32,14 @@ class System(NamedTuple):
     rescorer: str = ""  # key of an AT model that picks among length_beam candidates
 
 
+# The AT tuning grid's models (issue 37; experiments/configs/at_vs_nat.py, AT_TUNING): one
+# thing of the base AT changed in each.
+TUNING_MODELS = tuple(
+    f"at_tune_{n}" for n in ("wide", "deep", "dropout", "smoothing", "lr", "warmup")
+)
+
 # name -> System, in the order of the report's table.
+
 SYSTEMS: dict[str, System] = {
     "at_greedy": System("at", "greedy"),
     "at_beam4": System("at", "beam:4"),
@@ -63,6 +70,8 @@ SYSTEMS: dict[str, System] = {
     # The third edition's ablations (issue 37), each model trained for the ablation budget.
     "at_8k_greedy": System("at_8k", "greedy"),
     "at_8k_beam4": System("at_8k", "beam:4"),
+    # the AT tuning grid, decoded on the validation split to pick the main table's AT
+    **{f"{m}_beam4": System(m, "beam:4") for m in TUNING_MODELS},
     "nat_ctc_8k": System("nat_ctc_8k", "ctc"),
     "nat_ctc_glat_linear": System("nat_ctc_glat_linear", "ctc"),
     "nat_ctc_glat_anneal": System("nat_ctc_glat_anneal", "ctc"),
