@@ -3,8 +3,8 @@ r"""Run an ablation sweep: every setting and seed as its own resumable training 
     python experiments/ablate.py --sweep=norm_batch --workdir=runs/ablations/norm_batch
     python experiments/ablate.py --sweep=position --workdir=/tmp/position --quick --seeds=1
 
-Sweeps (src/attnlab/sweeps/definitions.py): norm_batch, attention_scores, heads, position,
-attention_vs_cnn, input, address. Each run is a job that trains ``experiments/train.py`` in
+Sweeps (experiments/configs/ablations.py; ``--sweeps_file`` names another file that defines
+``SWEEPS``): norm_batch, attention_scores, heads, position, attention_vs_cnn, input, address. Each run is a job that trains ``experiments/train.py`` in
 ``DIR/<run-name>/seed<k>``; running the same command again skips finished runs, watches the
 jobs still queued or running, and resumes the others from their checkpoints. Results:
 ``DIR/results.csv``, ``DIR/report.md``, ``DIR/<sweep>.png``. docs/cluster.md has more.
@@ -36,6 +36,9 @@ from pathlib import Path
 from absl import app, flags, logging
 
 _SWEEP = flags.DEFINE_string("sweep", None, "Sweep name, e.g. norm_batch.")
+_SWEEPS_FILE = flags.DEFINE_string(
+    "sweeps_file", None, "File defining SWEEPS (default: experiments/configs/ablations.py)."
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep directory: one subdirectory per run.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per setting (0, 1, ...).")
 _QUICK = flags.DEFINE_boolean("quick", False, "Tiny configs (each task's quick variant).")
@@ -79,11 +82,11 @@ def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
 
 def main(argv: Sequence[str]) -> None:
     del argv
-    from attnlab.sweeps.definitions import get_sweep
-    from attnlab.sweeps.spec import parse_value
+    from attnlab.sweeps.spec import get_sweep, load_sweeps, parse_value
 
     try:
-        sweep = get_sweep(_SWEEP.value)
+        sweeps = load_sweeps(_SWEEPS_FILE.value or _HERE / "configs" / "ablations.py")
+        sweep = get_sweep(sweeps, _SWEEP.value)
     except ValueError as err:
         _fail(str(err))
     axes = {

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from attnlab.nn.config import ATTENTIONS
-from attnlab.sweeps.definitions import SWEEPS
+from attnlab.sweeps.spec import load_sweeps
 
-ABLATE = Path(__file__).resolve().parents[2] / "experiments" / "ablate.py"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+ABLATE = EXPERIMENTS / "ablate.py"
+SWEEPS = load_sweeps(EXPERIMENTS / "configs" / "ablations.py")
 
 
 def ablate(tmp_path, env, *args):
@@ -26,6 +28,21 @@ def test_unknown_sweep_lists_every_sweep(tmp_path, sweep_env):
     assert code == 2 and len(lines) == 1
     assert lines[0] == f"ablate.py: error: unknown sweep 'norm'; valid: {', '.join(SWEEPS)}"
     assert not workdir.exists()
+
+
+def test_a_sweeps_file_without_sweeps_is_refused_in_one_line(tmp_path, sweep_env):
+    empty = tmp_path / "mine.py"
+    empty.write_text("X = 1\n")
+    broken = tmp_path / "broken.py"
+    broken.write_text("SWEEPS = {\n")
+    for path, why in (
+        (empty, "defines no SWEEPS dict of Sweep"),
+        (tmp_path / "no.py", "no such file"),
+        (broken, "SyntaxError: '{' was never closed (broken.py, line 1)"),
+    ):
+        code, lines, workdir = ablate(tmp_path, sweep_env, "--sweep=norm", f"--sweeps_file={path}")
+        assert code == 2 and lines == [f"ablate.py: error: sweeps file {path}: {why}"]
+        assert not workdir.exists()
 
 
 def test_axis_value_the_model_rejects_fails_before_any_run(tmp_path, sweep_env):

@@ -7,11 +7,11 @@ from absl import flags
 from ml_collections import config_flags
 
 from attnlab.nn import config as nn_config
-from attnlab.sweeps.definitions import SWEEPS, get_sweep
-from attnlab.sweeps.spec import STEP_KEYS, build_config, expand
+from attnlab.sweeps.spec import STEP_KEYS, build_config, expand, get_sweep, load_sweeps
 from attnlab.train.config import load_config_file
 
 CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+SWEEPS = load_sweeps(CONFIGS / "ablations.py")
 CHOICES = {
     "model.attention": nn_config.ATTENTIONS,
     "model.norm": nn_config.NORMS,
@@ -134,7 +134,7 @@ def test_command_line_flags_give_the_same_config_as_the_checks(expanded):
 
 def test_unknown_sweep_and_bad_overrides_raise_one_line():
     with pytest.raises(ValueError, match=r"^unknown sweep 'x'; valid: norm_batch, "):
-        get_sweep("x")
+        get_sweep(SWEEPS, "x")
     base = load_config_file(CONFIGS / "g2p.py:at,quick")
     with pytest.raises(ValueError, match="config key 'batch_size' takes a int"):
         build_config(base, {"batch_size": "big"})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib.util
 import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import ml_collections
 
+from attnlab.choices import check_choice
 from attnlab.train.config import check_config, load_config_file
 
 # Keys counted in steps; a fixed-examples sweep scales them by reference_batch / batch_size.
@@ -211,3 +213,26 @@ def expand(
                 raise ValueError(f"run {run.relpath}: {err}") from err
             runs.append(run)
     return runs, configs
+
+
+def load_sweeps(path: str | Path) -> dict[str, Sweep]:
+    """The named sweeps of a definitions file (its ``SWEEPS``, name -> ``Sweep``), such as
+    experiments/configs/ablations.py."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"sweeps file {path}: no such file")
+    spec = importlib.util.spec_from_file_location(f"_attnlab_sweeps_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # the file is the user's: its error, in one line
+        raise ValueError(f"sweeps file {path}: {type(err).__name__}: {err}") from None
+    sweeps = getattr(module, "SWEEPS", None)
+    if not isinstance(sweeps, dict) or not all(isinstance(s, Sweep) for s in sweeps.values()):
+        raise ValueError(f"sweeps file {path}: defines no SWEEPS dict of Sweep")
+    return sweeps
+
+
+def get_sweep(sweeps: Mapping[str, Sweep], name: str) -> Sweep:
+    """The sweep called ``name``; an unknown name raises a ValueError listing the valid ones."""
+    return sweeps[check_choice("sweep", name, list(sweeps))]

@@ -9,12 +9,14 @@ few minutes on a 2-core CPU; the synthetic reverse task (``REVERSE_BUDGET``) joi
 position is the whole point. ``--quick`` swaps the budget for each task's ``quick``
 variant (a tiny model, a 2000-example dataset, 40 steps) so a test can run a sweep.
 
-Each sweep's measured wall time is in experiments/results/ablations/<sweep>/README.md.
+Each sweep's measured wall time is in experiments/results/ablations/<sweep>/README.md. A sweep
+is declared here, as an experiment's config is beside it; ``ablate.py`` reads ``SWEEPS``
+(``attnlab.sweeps.spec.load_sweeps``), and ``--sweeps_file`` names another file of the same
+form.
 """
 
 from __future__ import annotations
 
-from attnlab.choices import check_choice
 from attnlab.sweeps.spec import Grid, Sweep
 
 _SMALL = {
@@ -214,8 +216,3 @@ SWEEPS: dict[str, Sweep] = {
         ADDRESS_CHOICES,
     )
 }
-
-
-def get_sweep(name: str) -> Sweep:
-    """The sweep called ``name``; an unknown name raises a ValueError listing the valid ones."""
-    return SWEEPS[check_choice("sweep", name, list(SWEEPS))]
