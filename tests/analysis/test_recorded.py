@@ -79,3 +79,27 @@ def test_teacher_outputs_read_back_and_a_bad_line_is_named(tmp_path):
     (tmp_path / PAIRS_FILE).write_bytes(gzip.compress(b"C A T\tK AE1 T\nA\n"))
     with pytest.raises(ValueError, match="line 2: expected 'source<TAB>output', got 'A'"):
         load_pairs(tmp_path)
+
+
+def test_the_revision_marks_changed_code_and_not_changed_results(tmp_path):
+    """``+changes`` for an uncommitted edit of src/ or experiments/, none for one of
+    experiments/results/ (what runs write while they train) or of an untracked file."""
+    import subprocess
+
+    git = lambda *args: subprocess.run(["git", "-C", str(tmp_path), *args], check=True,
+                                       capture_output=True, text=True).stdout.strip()  # fmt: skip
+    for path in ("src/m.py", "experiments/e.py", "experiments/results/log.txt"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    head = git("rev-parse", "HEAD")
+    (tmp_path / "experiments/results/log.txt").write_text("2\n")
+    (tmp_path / "src/new.py").write_text("untracked\n")
+    assert recorded.revision_of(tmp_path) == head
+    for path in ("experiments/e.py", "src/m.py"):
+        (tmp_path / path).write_text("2\n")
+        assert recorded.revision_of(tmp_path) == head + "+changes"
+        git("checkout", "-q", "--", path)
+    assert recorded.revision_of(tmp_path / "nowhere") is None

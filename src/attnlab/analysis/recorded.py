@@ -59,22 +59,28 @@ class Record:
     # [[step, seconds of training up to it], ...] at the curve's steps (analysis.training_time)
     training_time: list[list[float]] | None = None
     # the git commit of the code that recorded it (``code_revision``), ``+changes`` when src/ or
-    # experiments/ differed from it; None where that was unknown (or for older records)
+    # experiments/ (but its results) differed from it; None where unknown (or older records)
     revision: str | None = None
 
 
 @functools.cache
 def code_revision() -> str | None:
-    """The git commit of this checkout, read once per process (``run`` asks at its start, so a
-    commit made while a model trains does not relabel it), with ``+changes`` when ``src/`` or
-    ``experiments/`` have uncommitted changes; None outside a git checkout."""
-    root = Path(__file__).resolve().parents[3]
+    """``revision_of`` this checkout, read once per process (``run`` asks at its start, so a
+    commit made while a model trains does not relabel it)."""
+    return revision_of(Path(__file__).resolve().parents[3])
+
+
+def revision_of(root: Path) -> str | None:
+    """The git commit of the checkout at ``root``, with ``+changes`` when ``src/`` or
+    ``experiments/`` (its results, which runs write, excepted) have uncommitted changes; None
+    outside a git checkout."""
     git = lambda *args: subprocess.run(
         ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
     ).stdout.strip()
+    code = ("src", "experiments", ":(exclude)experiments/results")
     try:
         commit = git("rev-parse", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", "src", "experiments")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", *code)
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("+changes" if changed else "")
