@@ -98,6 +98,10 @@ def test_speeds_timed_in_passes_show_their_range_and_the_bar_takes_the_median():
     )
     assert "| nat_ctc | 2.00 (1.80-2.50) | 700 (650-720) |" in speed and "trained model |" in speed
     assert speed_lines([BEAM]) == []  # nothing timed in passes
+    # the WER points with their paired interval, where the run measured one
+    lines = against([ref, {**ctc, "wer_vs_at_beam4_ci95": [0.004, 0.026]}])
+    assert "in brackets the 95% paired bootstrap interval" in lines[0]
+    assert lines[-1].startswith("| nat_ctc | +1.5 [+0.4, +2.6] | 4.0 (1.5-5.0) |")
 
 
 @pytest.mark.parametrize(

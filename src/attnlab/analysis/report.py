@@ -221,11 +221,7 @@ def against(rows: Sequence[Row], reference: str = "at_beam4") -> list[str]:
         one, yes = bool(r.get("one_pass")), lambda b: "yes" if b else "no"
         pairs = ((b1_key, b1), (b64_key, b64))
         speeds = [_spread(r, k) if k in r else f"{v:.1f}" for k, v in pairs]
-        paired = r.get(f"wer_vs_{reference}_ci95")
-        points = f"{gap:+.1f}" + (
-            f" [{100 * paired[0]:+.1f}, {100 * paired[1]:+.1f}]" if paired else ""
-        )
-        cells.append([r["system"], points, *speeds, yes(one)])
+        cells.append([r["system"], f"{gap:+.1f}" + _paired(r, reference), *speeds, yes(one)])
         cells[-1].append(yes(ok) if one else "-")
     head = ["system", "WER points behind", "x speed b=1", "x throughput b=64", "one pass"]
     return [
@@ -250,13 +246,18 @@ def against(rows: Sequence[Row], reference: str = "at_beam4") -> list[str]:
     ]
 
 
+def _paired(row: Row, base: str) -> str:
+    """`` [low, high]``: the paired bootstrap interval of the row's WER points against ``base``
+    (``wer_vs_<base>_ci95``), where the run measured it; else ``""``."""
+    ci = row.get(f"wer_vs_{base}_ci95")
+    return f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else ""
+
+
 def _points_vs(row: Row, base: str) -> str:
-    """WER points against ``base`` (``vs_at``), with the paired bootstrap interval of the
-    difference where the run measured it (``wer_vs_<base>_ci95``); ``-`` for the base."""
+    """WER points against ``base`` (``vs_at``) with their paired interval; ``-`` for the base."""
     if row["system"] == base or "vs_at" not in row:
         return "-"
-    ci = row.get(f"wer_vs_{base}_ci95")
-    return f"{row['vs_at']:+.1f}" + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "")
+    return f"{row['vs_at']:+.1f}" + _paired(row, base)
 
 
 def _spread(row: Row, key: str, digits: int = 1) -> str:
