@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import importlib.util
 import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import ml_collections
 
 from attnlab.choices import check_choice
-from attnlab.train.config import check_config, load_config_file
+from attnlab.train.config import check_config, load_config_file, load_module
 
 # Keys counted in steps; a fixed-examples sweep scales them by reference_batch / batch_size.
 STEP_KEYS = (
@@ -221,10 +220,8 @@ def load_sweeps(path: str | Path) -> dict[str, Sweep]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"sweeps file {path}: no such file")
-    spec = importlib.util.spec_from_file_location(f"_attnlab_sweeps_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        module = load_module(path)
     except Exception as err:  # the file is the user's: its error, in one line
         raise ValueError(f"sweeps file {path}: {type(err).__name__}: {err}") from None
     sweeps = getattr(module, "SWEEPS", None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -183,10 +184,17 @@ def load_config_file(spec: str | os.PathLike) -> ml_collections.ConfigDict:
     if not path.is_file():
         valid = sorted(p.name for p in path.parent.glob("*.py"))
         raise ValueError(f"config file {file!r} not found; valid: {', '.join(valid)}")
-    module_spec = importlib.util.spec_from_file_location(f"_attnlab_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(variant or None)
+    return load_module(path).get_config(variant or None)
+
+
+def load_module(path: str | os.PathLike) -> types.ModuleType:
+    """The Python file at ``path`` run as a module of its own (a config or sweeps file that
+    is no package's), named after the file; its errors propagate."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"_attnlab_file_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def check_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
