@@ -16,11 +16,13 @@ STAMP := $(VENV)/.installed-$(ACCEL)-$(shell cat pyproject.toml requirements.loc
 .PHONY: setup test test-slurm demo lint format bench gpu-check clean
 
 # pip installs uv (pinned), and uv the package with the pinned set that pip would install: from
-# empty caches the set-up took 19 s instead of 69 s (BUILD_NOTES.md, "Tests and CI time").
+# empty caches the set-up took 20 s instead of 69 s (BUILD_NOTES.md, "Tests and CI time").
+# --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set, nothing else writes the
+# .pyc files, and every launch of Python would compile jax, flax and the rest again (2 s).
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c requirements.lock uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -c requirements.lock -e '.[$(EXTRAS)]'
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -c requirements.lock -e '.[$(EXTRAS)]'
 	rm -f $(VENV)/.installed-* && echo $(ACCEL) > $(VENV)/.accel && touch $@
 
 setup: $(STAMP)
