@@ -1,6 +1,7 @@
 """Checkpoints: exact round trips, unfinished and corrupt steps, shape mismatches."""
 
 import shutil
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -103,6 +104,33 @@ def test_kept_steps_outlive_max_to_keep_also_after_a_reopen(tmp_path):
     ckpt.wait()
     assert ckpt.all_steps() == [8, 9]
     ckpt.close()
+
+
+def _kept(saves, **schedule):
+    """The steps left after ``saves``, each a save and a close (a stop and a resume)."""
+    _, state = _state()
+    with tempfile.TemporaryDirectory() as path:
+        for step in saves:
+            ckpt = Checkpointer(path, max_to_keep=3, **schedule)
+            ckpt.save(step, state, {"step": step})
+            ckpt.wait()
+            ckpt.close()
+        return Checkpointer(path, max_to_keep=3, read_only=True).all_steps()
+
+
+def test_a_save_off_the_schedule_is_kept_only_while_it_is_the_newest():
+    """A run stopped at step 72 (saving every 10, 3 kept, 100 steps) and resumed ends with the
+    checkpoints of the same run uninterrupted, so the last-3 average is the same too; without
+    the schedule, the stop's save displaces step 60 (LatestN)."""
+    schedule = dict(every_steps=10, last_step=100)
+    uninterrupted = _kept(range(10, 101, 10), **schedule)
+    assert uninterrupted == [80, 90, 100]
+    assert _kept([10, 20, 30, 40, 50, 60, 70, 72, 80], **schedule) == [60, 70, 80]
+    assert _kept([10, 20, 30, 40, 50, 60, 70, 72], **schedule) == [50, 60, 70, 72]  # resume
+    stopped = [*range(10, 71, 10), 72, *range(80, 101, 10)]
+    assert _kept(stopped, **schedule) == uninterrupted
+    assert _kept([10, 20, 25], every_steps=10, last_step=25) == [10, 20, 25]  # the last step
+    assert _kept([10, 20, 30, 40, 50, 60, 70, 72, 80]) == [70, 72, 80]  # no schedule: LatestN
 
 
 # tensorstore reports the failed read once more from a closed event loop; harmless.

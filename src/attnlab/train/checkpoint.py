@@ -10,10 +10,16 @@ Orbax writes a step into ``<step>.orbax-checkpoint-tmp-*`` and renames it when c
 run killed during a save leaves only a temporary directory, which is removed on start. A
 latest step that cannot be read is moved to ``DIR/corrupt_checkpoints/`` with a warning and the
 previous step is used. A step whose shapes differ from the model is a config error.
+
+Given the run's saving schedule (``every_steps``), ``max_to_keep`` counts the saves on it; a
+save off it (a preemption's) is kept only while it is the newest, as the point to resume from.
+So a run stopped and resumed ends with the checkpoints of the same run uninterrupted, and
+``restore(average_last=N)`` averages the same ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging as std_logging
 import os
@@ -32,6 +38,23 @@ from jax.experimental import multihost_utils
 from attnlab.train import hooks
 
 _TMP_MARK = ".orbax-checkpoint-tmp"
+
+
+@dataclasses.dataclass
+class _LatestOnSchedule:
+    """An orbax preservation policy: the latest ``n`` steps of the schedule (multiples of
+    ``every``, and ``last``), and the newest step whatever it is."""
+
+    n: int
+    every: int
+    last: int = 0
+
+    def should_preserve(self, checkpoints, *, context) -> list[bool]:
+        del context
+        steps = [int(c.step) for c in checkpoints]
+        scheduled = [s for s in steps if s % self.every == 0 or s == self.last]
+        kept = set(sorted(scheduled)[-self.n :]) | ({max(steps)} if steps else set())
+        return [s in kept for s in steps]
 
 
 def _name(path: tuple) -> str:
@@ -142,9 +165,13 @@ class Checkpointer:
         *,
         max_to_keep: int,
         keep_steps: Sequence[int] = (),
+        every_steps: int = 0,
+        last_step: int = 0,
         read_only: bool = False,
     ) -> None:
-        """``max_to_keep`` latest steps are kept, and every step of ``keep_steps`` besides."""
+        """``max_to_keep`` latest steps are kept, and every step of ``keep_steps`` besides. With
+        ``every_steps``, the latest ``max_to_keep`` of the schedule (its multiples, and
+        ``last_step``) and the newest step (module doc)."""
         self.directory = Path(directory).absolute()
         self.read_only = read_only
         if not read_only and jax.process_index() == 0 and self.directory.exists():
@@ -155,8 +182,13 @@ class Checkpointer:
             multihost_utils.sync_global_devices("attnlab:checkpoints-cleaned")
         # orbax's preservation policies: any step that one of them keeps stays.
         keep = ocp.checkpoint_managers
+        latest = (
+            _LatestOnSchedule(n=max_to_keep, every=every_steps, last=last_step)
+            if every_steps > 0
+            else keep.LatestN(n=max_to_keep)
+        )
         policy = keep.AnyPreservationPolicy(
-            [keep.LatestN(n=max_to_keep), keep.CustomSteps(steps=[int(s) for s in keep_steps])]
+            [latest, keep.CustomSteps(steps=[int(s) for s in keep_steps])]
         )
         options = ocp.CheckpointManagerOptions(
             preservation_policy=None if read_only else policy,

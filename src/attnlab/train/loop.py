@@ -8,8 +8,9 @@ One run, step by step:
 4. Loop: fetch a batch, take a jitted step, check the previous step's loss on the host
    (one step behind, so the device never waits), log, evaluate, save.
 5. Save at every ``checkpoint_every_steps``, at each of ``keep_checkpoint_steps`` (kept besides
-   the last ``max_to_keep``), at the last step, and on SIGTERM. A non-finite loss, gradient or
-   parameter norm raises ``NonFiniteLossError`` before anything is saved.
+   the last ``max_to_keep``), at the last step, and on SIGTERM (kept while it is the newest:
+   ``max_to_keep`` counts the scheduled saves). A non-finite loss, gradient or parameter norm
+   raises ``NonFiniteLossError`` before anything is saved.
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ class _Run:
             workdir / "checkpoints",
             max_to_keep=config.max_to_keep,
             keep_steps=config.keep_checkpoint_steps,
+            every_steps=config.checkpoint_every_steps,
+            last_step=config.num_train_steps,
         )
 
         try:  # the checkpointer's threads must not outlive a failed set-up (nor a signal)
